@@ -1,0 +1,105 @@
+-- What the service clients share: errors, argument checks, and turning an
+-- endpoint's answer into a decoded value or an error.
+local core = require "csvup.core"
+local csv = require "csvup.csv"
+local json = require "csvup.json"
+
+local format, type, tonumber, tostring, select, pairs = string.format, type, tonumber, tostring, select, pairs
+
+local client = {}
+
+function client.fail(code, message, fields)
+  local err = fields or {}
+  err.code, err.message = code, message
+  return nil, core.error(err)
+end
+
+function client.invalid(fmt, ...)
+  return client.fail("invalid_argument", format(fmt, ...))
+end
+
+-- Characters, not bytes: UTF-8 continuation bytes are not counted.
+function client.length(s)
+  return select(2, s:gsub("[^\128-\191]", ""))
+end
+
+-- The checks below return an error, or nil when the value is fine.
+
+function client.check_text(name, value, max_chars)
+  if value ~= nil and (type(value) ~= "string" or client.length(value) > max_chars) then
+    return select(2, client.invalid("%s must be a string of at most %d characters", name, max_chars))
+  end
+end
+
+function client.check_enum(name, value, allowed, required)
+  if value == nil and not required then
+    return nil
+  end
+  if not allowed[value] then
+    local names = {}
+    for k in pairs(allowed) do
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    return select(2, client.invalid("%s %s is not one of: %s", name,
+      value == nil and "is missing and" or string.format("%q", tostring(value)), table.concat(names, ", ")))
+  end
+end
+
+-- The id of an uploading, given the uploading itself or its id.
+function client.id(id_or_uploading)
+  if type(id_or_uploading) == "table" then
+    return id_or_uploading.id
+  end
+  return id_or_uploading
+end
+
+-- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records).
+function client.body(args, opts, delimiter)
+  if (opts.file == nil) == (opts.rows == nil) then
+    return client.invalid("give exactly one of file (a path) or rows (an array of records)")
+  end
+  if opts.file ~= nil then
+    args.file, args.filename = opts.file, opts.filename
+    return args
+  end
+  if type(opts.rows) ~= "table" then
+    return client.invalid("rows must be an array of records")
+  end
+  local data, err = csv.encode(opts.rows, { columns = opts.columns, delimiter = delimiter })
+  if not data then
+    return nil, err
+  end
+  args.data, args.filename = data, opts.filename or "rows.csv"
+  return args
+end
+
+-- An answer that is not JSON: its first line of text, without markup.
+local function excerpt(body)
+  local text = body:gsub("<[^>]*>", " "):gsub("[%c%s]+", " "):gsub("^ ", "")
+  return #text > 160 and text:sub(1, 160) .. "..." or text
+end
+
+-- Calls core[name]; returns the decoded answer or nil, err. read_error(status,
+-- decoded) gives the service's error fields, or nil when the answer is a success.
+function client.call(conn, name, args, read_error)
+  local status, body, headers = core[name](conn, args)
+  if not status then
+    return nil, body
+  end
+  local decoded = json.decode(body)
+  local fields = read_error(status, decoded)
+  if not fields and decoded == nil then
+    fields = { code = "bad_response", message = "the answer is not JSON: " .. excerpt(body) }
+  elseif not fields then
+    return decoded, headers
+  elseif not fields.code then
+    fields.code = "http_" .. status
+    fields.message = fields.message or excerpt(body)
+  end
+  fields.status = fields.status or status
+  fields.retry_after = tonumber(headers["retry-after"])
+  return nil, core.error(fields)
+end
+
+return client

@@ -1,0 +1,10 @@
+-- csvup: upload CSV data to Yandex Metrica and Carrot quest.
+local core = require "csvup.core"
+
+return {
+  VERSION = core.VERSION,
+  core = core,
+  csv = require "csvup.csv",
+  metrika = require "csvup.metrika",
+  carrotquest = require "csvup.carrotquest",
+}

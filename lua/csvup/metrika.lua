@@ -1,0 +1,256 @@
+-- Yandex Metrica: offline conversions, calls, expenses, user parameters, CRM.
+local client = require "csvup.client"
+local core = require "csvup.core"
+local json = require "csvup.json"
+
+local type, error, setmetatable = type, error, setmetatable
+local check_enum, check_text = client.check_enum, client.check_text
+
+local metrika = {}
+
+local Client = {}
+Client.__index = Client
+
+-- Allowed values, from the API reference; comments longer than this are refused.
+local COMMENT_MAX = 255
+local CONVERSION_TYPES = { BASIC = true, CALLS = true, CHATS = true }
+local CLIENT_ID_TYPES = { USER_ID = true, CLIENT_ID = true, YCLID = true }
+local USER_PARAMS_ACTIONS = { update = true, delete_keys = true }
+local CONTENT_ID_TYPES = { client_id = true, user_id = true }
+local MERGE_MODES = { SAVE = true, UPDATE = true, APPEND = true }
+local DELIMITER_TYPES = { COMMA = ",", SEMICOLON = ";" }
+local CRM_ENDPOINTS = {
+  simple_orders = "upload_crm_simple_orders",
+  contacts = "upload_crm_contacts",
+  orders = "upload_crm_orders",
+}
+local TRAFFIC_SOURCES = {}
+for s in ("internal direct referral organic ad saved undefined email social messenger qrcode recommend"):gmatch("%S+") do
+  TRAFFIC_SOURCES[s] = true
+end
+-- delete_expense_line's options and the query parameters they become.
+local EXPENSE_LINE_QUERY = {
+  date = "date", utm_source = "UTMSource", utm_medium = "UTMMedium", utm_campaign = "UTMCampaign",
+  utm_term = "UTMTerm", utm_content = "UTMContent", traffic_source = "trafficSource",
+  traffic_source_detail = "trafficSourceDetail", provider = "provider", comment = "comment",
+}
+
+-- {"errors":[{"error_type":..., "message":...}], "code":..., "message":...}
+local function read_error(status, body)
+  if status >= 200 and status < 300 then
+    return nil
+  end
+  local fields = {}
+  if type(body) == "table" and type(body.errors) == "table" then
+    local first = type(body.errors[1]) == "table" and body.errors[1] or {}
+    fields.code = first.error_type
+    fields.message = body.message or first.message
+    fields.errors = body.errors
+  end
+  return fields
+end
+
+local function options(opts, method)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("metrika: %s expects a table of options"):format(method), 3)
+  end
+  return opts or {}
+end
+
+-- metrika.new{ token, counter, ulogin?, base_url?, timeout?, connect_timeout?,
+--              user_agent?, ca_file?, insecure?, verbose? } -> client | nil, err
+function metrika.new(opts)
+  opts = options(opts, "new")
+  local conn, err = core.connection {
+    service = "metrika", token = opts.token, base_url = opts.base_url, timeout = opts.timeout,
+    connect_timeout = opts.connect_timeout, user_agent = opts.user_agent, ca_file = opts.ca_file,
+    insecure = opts.insecure, verbose = opts.verbose,
+  }
+  if not conn then
+    return nil, err
+  end
+  return setmetatable({ conn = conn, counter = opts.counter, ulogin = opts.ulogin }, Client)
+end
+
+function Client:close()
+  self.conn:close()
+end
+Client.__close = Client.close
+
+function Client:call(name, args)
+  args.counter = self.counter
+  args.query = args.query or {}
+  args.query.ulogin = self.ulogin
+  return client.call(self.conn, name, args, read_error)
+end
+
+local function field(answer, err, name)
+  if not answer then
+    return nil, err
+  end
+  return answer[name]
+end
+
+local function upload(self, name, opts, query, delimiter)
+  local err = check_text("comment", opts.comment, COMMENT_MAX)
+  if err then
+    return nil, err
+  end
+  local args
+  args, err = client.body({ query = query, progress = opts.progress }, opts, delimiter)
+  if not args then
+    return nil, err
+  end
+  local answer
+  answer, err = self:call(name, args)
+  if not answer then
+    return nil, err
+  end
+  return answer.uploading or answer
+end
+
+local function getter(name)
+  return function(self, id_or_uploading)
+    return field(self:call(name, { id = client.id(id_or_uploading) }), "uploading")
+  end
+end
+
+local function lister(name, keys)
+  return function(self, opts)
+    opts = options(opts, name)
+    local query = {}
+    for _, k in ipairs(keys) do
+      query[k] = opts[k]
+    end
+    local answer, err = self:call(name, { query = query })
+    if not answer then
+      return nil, err
+    end
+    return answer.uploadings or answer
+  end
+end
+
+local function plain(name)
+  return function(self)
+    return self:call(name, {})
+  end
+end
+
+local PAGE = { "limit", "offset" }
+
+-- Offline conversions ----------------------------------------------------------
+
+function Client:upload_offline_conversions(opts)
+  opts = options(opts, "upload_offline_conversions")
+  local err = check_enum("type", opts.type, CONVERSION_TYPES)
+    or check_enum("client_id_type", opts.client_id_type, CLIENT_ID_TYPES)
+  if err then
+    return nil, err
+  end
+  return upload(self, "upload_offline_conversions", opts,
+    { comment = opts.comment, type = opts.type, client_id_type = opts.client_id_type })
+end
+
+function Client:upload_calls(opts)
+  opts = options(opts, "upload_calls")
+  local err = check_text("new_goal_name", opts.new_goal_name, COMMENT_MAX)
+  if err then
+    return nil, err
+  end
+  return upload(self, "upload_calls", opts, { comment = opts.comment, new_goal_name = opts.new_goal_name })
+end
+
+Client.offline_conversion_uploadings = lister("offline_conversion_uploadings", PAGE)
+Client.offline_conversion_uploading = getter("offline_conversion_uploading")
+Client.calls_uploadings = lister("calls_uploadings", PAGE)
+Client.calls_uploading = getter("calls_uploading")
+Client.visit_join_threshold = plain("visit_join_threshold")
+Client.calls_visit_join_threshold = plain("calls_visit_join_threshold")
+Client.enable_extended_threshold = plain("enable_extended_threshold")
+Client.disable_extended_threshold = plain("disable_extended_threshold")
+Client.enable_calls_extended_threshold = plain("enable_calls_extended_threshold")
+Client.disable_calls_extended_threshold = plain("disable_calls_extended_threshold")
+
+-- Expenses ---------------------------------------------------------------------
+
+function Client:upload_expenses(opts)
+  opts = options(opts, "upload_expenses")
+  return upload(self, "upload_expenses", opts, { comment = opts.comment, provider = opts.provider })
+end
+
+function Client:delete_expenses(opts)
+  opts = options(opts, "delete_expenses")
+  return upload(self, "delete_expenses", opts, { comment = opts.comment, provider = opts.provider })
+end
+
+function Client:delete_expense_line(opts)
+  opts = options(opts, "delete_expense_line")
+  if type(opts.date) ~= "string" or not opts.date:find("^%d%d%d%d%-%d%d%-%d%d$") then
+    return client.invalid("delete_expense_line: date must be YYYY-MM-DD")
+  end
+  local err = check_text("comment", opts.comment, COMMENT_MAX)
+    or check_enum("traffic_source", opts.traffic_source, TRAFFIC_SOURCES)
+  if err then
+    return nil, err
+  end
+  local query = {}
+  for option, parameter in pairs(EXPENSE_LINE_QUERY) do
+    query[parameter] = opts[option]
+  end
+  return field(self:call("delete_expense_line", { query = query }), "uploading")
+end
+
+Client.expense_uploadings = lister("expense_uploadings", PAGE)
+Client.expense_uploading = getter("expense_uploading")
+
+-- User parameters: nothing is applied until the uploading is confirmed ---------
+
+function Client:upload_user_params(opts)
+  opts = options(opts, "upload_user_params")
+  local err = check_enum("action", opts.action, USER_PARAMS_ACTIONS, true)
+    or check_enum("content_id_type", opts.content_id_type, CONTENT_ID_TYPES)
+  if err then
+    return nil, err
+  end
+  return upload(self, "upload_user_params", opts,
+    { action = opts.action, content_id_type = opts.content_id_type, comment = opts.comment })
+end
+
+-- Sends back the uploading (or just its id) as {"uploading": {...}}, the id exact.
+function Client:confirm_user_params(id_or_uploading)
+  local id = client.id(id_or_uploading)
+  local uploading = {}
+  if type(id_or_uploading) == "table" then
+    for k, v in pairs(id_or_uploading) do
+      uploading[k] = v
+    end
+  end
+  uploading.id = type(id) == "string" and id:find("^%d+$") and json.raw_number(id) or id
+  return field(self:call("confirm_user_params", { id = id, body = json.encode { uploading = uploading } }),
+    "uploading")
+end
+
+Client.user_params_uploadings = lister("user_params_uploadings", PAGE)
+Client.user_params_uploading = getter("user_params_uploading")
+
+-- CRM --------------------------------------------------------------------------
+
+function Client:upload_crm(opts)
+  opts = options(opts, "upload_crm")
+  local err = check_enum("entity", opts.entity, CRM_ENDPOINTS, true)
+    or check_enum("merge_mode", opts.merge_mode, MERGE_MODES, true)
+    or check_enum("delimiter_type", opts.delimiter_type, DELIMITER_TYPES)
+  if err then
+    return nil, err
+  end
+  if opts.delimiter_type and opts.entity ~= "simple_orders" then
+    return client.invalid("upload_crm: delimiter_type applies to simple_orders only")
+  end
+  return upload(self, CRM_ENDPOINTS[opts.entity], opts, {
+    merge_mode = opts.merge_mode, delimiter_type = opts.delimiter_type, columns_mapping = opts.columns_mapping,
+  }, DELIMITER_TYPES[opts.delimiter_type])
+end
+
+Client.crm_uploadings = lister("crm_uploadings", { "limit" })
+
+return metrika

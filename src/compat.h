@@ -1,0 +1,38 @@
+/* One source for Lua 5.4 and LuaJIT 2.1 (the Lua 5.1 ABI). */
+#ifndef CSVUP_COMPAT_H
+#define CSVUP_COMPAT_H
+
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 502
+#define lua_rawlen lua_objlen
+#endif
+
+/* Doubles hold every integer up to 2^53 exactly. */
+#define CSVUP_EXACT_DOUBLE_MAX 9007199254740992.0
+
+/* An integer argument: a Lua integer on 5.3+, an integral number within 2^53
+ * on LuaJIT. Floats never count: 5.0 is rejected on 5.4. */
+static inline int csvup_tointeger(lua_State *L, int idx, int64_t *out)
+{
+#if LUA_VERSION_NUM >= 503
+    if (!lua_isinteger(L, idx))
+        return 0;
+    *out = (int64_t)lua_tointeger(L, idx);
+    return 1;
+#else
+    lua_Number n;
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return 0;
+    n = lua_tonumber(L, idx);
+    if (n > CSVUP_EXACT_DOUBLE_MAX || n < -CSVUP_EXACT_DOUBLE_MAX || n != (lua_Number)(int64_t)n)
+        return 0;
+    *out = (int64_t)n;
+    return 1;
+#endif
+}
+
+#endif

@@ -1,0 +1,53 @@
+/* csvup.core: connections, one function per API endpoint, and the helpers
+ * the Lua modules need from C. */
+#include <pthread.h>
+
+#include <curl/curl.h>
+
+#include "compat.h"
+#include "connection.h"
+#include "endpoints.h"
+#include "error.h"
+#include "json.h"
+#include "request.h"
+#include "version.h"
+
+#define CSVUP_EXPORT __attribute__((visibility("default")))
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result; /* written once, under curl_once */
+
+static void curl_init(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
+{
+    static const luaL_Reg functions[] = {
+        { "connection", connection_new },
+        { "error", csvup_error_new },
+        { "json_protect_bigints", json_protect_bigints },
+        { NULL, NULL }
+    };
+    size_t i;
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_result != CURLE_OK)
+        return luaL_error(L, "curl_global_init failed: %s", curl_easy_strerror(curl_init_result));
+    csvup_error_init(L);
+    connection_init(L);
+    request_init(L);
+
+    lua_newtable(L);
+    luaL_setfuncs(L, functions, 0);
+    for (i = 0; i < csvup_endpoint_count; i++) {
+        lua_pushinteger(L, (lua_Integer)i);
+        lua_pushcclosure(L, request_call, 1);
+        lua_setfield(L, -2, csvup_endpoints[i].name);
+    }
+    lua_pushliteral(L, CSVUP_VERSION);
+    lua_setfield(L, -2, "VERSION");
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    lua_setfield(L, -2, "CURL_VERSION");
+    return 1;
+}

@@ -1,0 +1,568 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "connection.h"
+#include "endpoints.h"
+#include "error.h"
+#include "request.h"
+
+#define REQUEST_MT "csvup.request"
+#define URL_LIMIT (64u << 10)
+#define HEADERS_LIMIT (64u << 10)
+#define RESPONSE_LIMIT (16u << 20) /* an answer larger than this is an error, not an out-of-memory */
+
+/* The state of one call. A userdata, so that a Lua error anywhere frees it. */
+struct request {
+    lua_State *L;
+    curl_mime *mime;
+    struct curl_slist *headers;
+    struct buffer url, body, head;
+    const char *data;       /* args.data, anchored on the stack */
+    size_t data_len, data_pos;
+    int progress;           /* stack index of args.progress, or 0 */
+    int failed;             /* stack index of the callback's error, or 0 */
+    int too_large;          /* the answer passed RESPONSE_LIMIT */
+    curl_off_t reported;    /* bytes sent at the last progress call, -1 before it */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+#define ARGS 2
+
+static void request_free(struct request *req)
+{
+    curl_mime_free(req->mime);
+    curl_slist_free_all(req->headers);
+    req->mime = NULL;
+    req->headers = NULL;
+    buffer_free(&req->url);
+    buffer_free(&req->body);
+    buffer_free(&req->head);
+}
+
+static int request_gc(lua_State *L)
+{
+    request_free(luaL_checkudata(L, 1, REQUEST_MT));
+    return 0;
+}
+
+static struct request *request_new(lua_State *L)
+{
+    struct request *req = lua_newuserdata(L, sizeof *req);
+    memset(req, 0, sizeof *req);
+    req->L = L;
+    req->url.limit = URL_LIMIT;
+    req->body.limit = RESPONSE_LIMIT;
+    req->head.limit = HEADERS_LIMIT;
+    req->reported = -1;
+    luaL_getmetatable(L, REQUEST_MT);
+    lua_setmetatable(L, -2);
+    return req;
+}
+
+static const char *describe(lua_State *L, int idx)
+{
+    int t = lua_type(L, idx);
+    return t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, idx) : lua_typename(L, t);
+}
+
+static int is_one_line(const char *s, size_t len)
+{
+    return strlen(s) == len && !strpbrk(s, "\r\n");
+}
+
+/* A string argument of one line (it reaches a URL, a header or a form field). */
+static const char *one_line(lua_State *L, int idx)
+{
+    size_t len;
+    const char *s;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return NULL;
+    s = lua_tolstring(L, idx, &len);
+    return is_one_line(s, len) ? s : NULL;
+}
+
+/* A positive int64 path parameter: a Lua integer or a string of digits, so
+ * that ids above 2^53 keep every digit. Writes its decimal text to out. */
+static int path_integer(lua_State *L, int idx, char out[24])
+{
+    int64_t v;
+    size_t len, i;
+    const char *s;
+    if (csvup_tointeger(L, idx, &v)) {
+        if (v < 1)
+            return 0;
+        snprintf(out, 24, "%lld", (long long)v);
+        return 1;
+    }
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return 0;
+    s = lua_tolstring(L, idx, &len);
+    if (len == 0 || len > 19 || s[0] == '0')
+        return 0;
+    for (i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    if (len == 19 && strcmp(s, "9223372036854775807") > 0)
+        return 0;
+    memcpy(out, s, len + 1);
+    return 1;
+}
+
+static int append_path(lua_State *L, struct request *req, const struct endpoint *ep)
+{
+    const char *p = ep->path, *open;
+    char name[16], digits[24];
+    while ((open = strchr(p, '{'))) {
+        const char *close = strchr(open, '}');
+        size_t n = (size_t)(close - open - 1);
+        memcpy(name, open + 1, n);
+        name[n] = '\0';
+        buffer_append(&req->url, p, (size_t)(open - p));
+        lua_getfield(L, ARGS, name);
+        if (!path_integer(L, -1, digits))
+            return csvup_fail(L, "invalid_argument",
+                              "%s: %s must be a positive integer (a Lua integer or a string of digits), got %s",
+                              ep->name, name, describe(L, -1));
+        lua_pop(L, 1);
+        buffer_puts(&req->url, digits);
+        p = close + 1;
+    }
+    buffer_puts(&req->url, p);
+    return 0;
+}
+
+/* Whether name is one of the comma-separated names in list. */
+static int listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    while (*list) {
+        const char *end = strchr(list, ',');
+        size_t len = end ? (size_t)(end - list) : strlen(list);
+        if (len == n && strncmp(list, name, n) == 0)
+            return 1;
+        list += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+/* The text of a query value, or NULL when it is not a one-line string, an integer or a boolean. */
+static const char *query_text(lua_State *L, int idx, char num[24])
+{
+    int64_t v;
+    if (lua_type(L, idx) == LUA_TBOOLEAN)
+        return lua_toboolean(L, idx) ? "true" : "false";
+    if (csvup_tointeger(L, idx, &v)) {
+        snprintf(num, 24, "%lld", (long long)v);
+        return num;
+    }
+    return one_line(L, idx);
+}
+
+static int append_query_list(lua_State *L, struct request *req, CURL *easy, const struct endpoint *ep,
+                             int query, const char *list, int *first)
+{
+    char name[64], num[24];
+    while (*list) {
+        const char *end = strchr(list, ','), *text;
+        size_t len = end ? (size_t)(end - list) : strlen(list);
+        char *escaped;
+        memcpy(name, list, len);
+        name[len] = '\0';
+        list += len + (end ? 1 : 0);
+        lua_getfield(L, query, name);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (!(text = query_text(L, -1, num)))
+            return csvup_fail(L, "invalid_argument",
+                              "%s: query parameter '%s' must be one line of text, an integer or a boolean",
+                              ep->name, name);
+        escaped = curl_easy_escape(easy, text, (int)strlen(text));
+        if (!escaped)
+            return luaL_error(L, "out of memory");
+        buffer_puts(&req->url, *first ? "?" : "&");
+        buffer_puts(&req->url, name);
+        buffer_puts(&req->url, "=");
+        buffer_puts(&req->url, escaped);
+        curl_free(escaped);
+        *first = 0;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* Query parameters in the order the descriptor lists them; an unknown one is an error. */
+static int append_query(lua_State *L, struct request *req, const struct connection *conn,
+                        const struct endpoint *ep)
+{
+    const char *common = csvup_services[ep->service].common_query;
+    int query, first = 1, rc;
+    lua_getfield(L, ARGS, "query");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    luaL_argcheck(L, lua_istable(L, -1), ARGS, "args.query must be a table");
+    query = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, query)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || !(listed(ep->query, lua_tostring(L, -1))
+                                                || listed(common, lua_tostring(L, -1))))
+            return csvup_fail(L, "invalid_argument", "%s: unknown query parameter '%s' (known: %s%s%s)",
+                              ep->name, describe(L, -1), ep->query, *ep->query && *common ? "," : "", common);
+    }
+    if ((rc = append_query_list(L, req, conn->easy, ep, query, ep->query, &first))
+        || (rc = append_query_list(L, req, conn->easy, ep, query, common, &first)))
+        return rc;
+    lua_pop(L, 1);
+    return 0;
+}
+
+static size_t data_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct request *req = arg;
+    size_t n = size * nitems, left = req->data_len - req->data_pos;
+    if (n > left)
+        n = left;
+    memcpy(buf, req->data + req->data_pos, n);
+    req->data_pos += n;
+    return n;
+}
+
+static int data_seek(void *arg, curl_off_t offset, int origin)
+{
+    struct request *req = arg;
+    if (origin != SEEK_SET || offset < 0 || (size_t)offset > req->data_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    req->data_pos = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+static int too_large(lua_State *L, const struct endpoint *ep, const char *what, int64_t size)
+{
+    char text[160];
+    snprintf(text, sizeof text, "%.1f MB (%lld bytes), over the %lld MB limit of ", (double)size / (1 << 20),
+             (long long)size, (long long)(ep->max_file_size >> 20));
+    return csvup_fail(L, "file_too_large", "%s is %s%s", what, text, ep->name);
+}
+
+/* Checks a file before anything is sent: it exists, is a readable regular file, fits the limit. */
+static int check_file(lua_State *L, const struct endpoint *ep, const char *path)
+{
+    struct stat st;
+    int fd;
+    if (stat(path, &st) != 0)
+        return csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
+                          strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return csvup_fail(L, "file_unreadable", "%s: not a regular file", path);
+    if ((fd = open(path, O_RDONLY)) < 0)
+        return csvup_fail(L, "file_unreadable", "%s: %s", path, strerror(errno));
+    close(fd);
+    if (ep->max_file_size && st.st_size > ep->max_file_size)
+        return too_large(L, ep, path, (int64_t)st.st_size);
+    return 0;
+}
+
+static int add_field(lua_State *L, struct request *req, const struct endpoint *ep, const char *name, int idx)
+{
+    const char *value = one_line(L, idx);
+    curl_mimepart *part;
+    if (!value)
+        return csvup_fail(L, "invalid_argument", "%s: form field '%s' must be one line of text", ep->name, name);
+    part = curl_mime_addpart(req->mime);
+    if (!part || curl_mime_name(part, name) != CURLE_OK || curl_mime_data(part, value, CURL_ZERO_TERMINATED) != CURLE_OK)
+        return luaL_error(L, "out of memory");
+    return 0;
+}
+
+/* args.fields: name = "value" or name = { "value", ... } for a repeated field. */
+static int add_fields(lua_State *L, struct request *req, const struct endpoint *ep)
+{
+    int fields, rc;
+    lua_getfield(L, ARGS, "fields");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    luaL_argcheck(L, lua_istable(L, -1), ARGS, "args.fields must be a table");
+    fields = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, fields)) {
+        const char *name = one_line(L, -2);
+        if (!name || !strcmp(name, "file"))
+            return csvup_fail(L, "invalid_argument", "%s: bad form field name '%s'", ep->name, describe(L, -2));
+        if (lua_istable(L, -1)) {
+            size_t i, n = lua_rawlen(L, -1);
+            for (i = 1; i <= n; i++) {
+                lua_rawgeti(L, -1, (int)i);
+                if ((rc = add_field(L, req, ep, name, -1)))
+                    return rc;
+                lua_pop(L, 1);
+            }
+        } else if ((rc = add_field(L, req, ep, name, -1))) {
+            return rc;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* The CSV goes in the part "file": args.file is streamed from disk by libcurl,
+ * args.data is read from the Lua string in place. Values stay on the stack. */
+static int build_multipart(lua_State *L, struct request *req, const struct connection *conn,
+                           const struct endpoint *ep)
+{
+    const char *file, *filename;
+    curl_mimepart *part;
+    int rc;
+    lua_getfield(L, ARGS, "file");
+    lua_getfield(L, ARGS, "data");
+    lua_getfield(L, ARGS, "filename");
+    file = lua_tostring(L, -3);
+    req->data = lua_tolstring(L, -2, &req->data_len);
+    if (!lua_isnil(L, -3) && lua_type(L, -3) != LUA_TSTRING)
+        return luaL_argerror(L, ARGS, "args.file must be a path");
+    if (!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TSTRING)
+        return luaL_argerror(L, ARGS, "args.data must be a string");
+    if (!file == !req->data)
+        return csvup_fail(L, "invalid_argument", "%s: give exactly one of file (a path) or data (CSV text)", ep->name);
+    if (lua_isnil(L, -1)) {
+        const char *slash = file ? strrchr(file, '/') : NULL;
+        filename = slash ? slash + 1 : file ? file : "data.csv";
+    } else if (!(filename = one_line(L, -1))) {
+        return csvup_fail(L, "invalid_argument", "%s: filename must be one line of text", ep->name);
+    }
+    if (file && (rc = check_file(L, ep, file)))
+        return rc;
+    if (req->data && ep->max_file_size && (int64_t)req->data_len > ep->max_file_size)
+        return too_large(L, ep, "data", (int64_t)req->data_len);
+
+    if (!(req->mime = curl_mime_init(conn->easy)))
+        return luaL_error(L, "out of memory");
+    if ((rc = add_fields(L, req, ep)))
+        return rc;
+    if (!(part = curl_mime_addpart(req->mime)) || curl_mime_name(part, "file") != CURLE_OK
+        || (file ? curl_mime_filedata(part, file)
+                 : curl_mime_data_cb(part, (curl_off_t)req->data_len, data_read, data_seek, NULL, req)) != CURLE_OK
+        || curl_mime_filename(part, filename) != CURLE_OK || curl_mime_type(part, "text/csv") != CURLE_OK)
+        return csvup_fail(L, "file_unreadable", "%s: cannot attach %s", ep->name, file ? file : "data");
+    curl_easy_setopt(conn->easy, CURLOPT_MIMEPOST, req->mime);
+    return 0;
+}
+
+static int build_json(lua_State *L, struct request *req, const struct connection *conn, const struct endpoint *ep)
+{
+    size_t len;
+    const char *body;
+    lua_getfield(L, ARGS, "body"); /* stays on the stack while libcurl reads it */
+    if (!(body = lua_tolstring(L, -1, &len)) || lua_type(L, -1) != LUA_TSTRING)
+        return csvup_fail(L, "invalid_argument", "%s: args.body must be a JSON string", ep->name);
+    req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
+    curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDS, body);
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct request *req = arg;
+    if (buffer_append(&req->body, data, size * nmemb) == 0)
+        return size * nmemb;
+    req->too_large = size * nmemb > req->body.limit - req->body.len;
+    return 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct request *req = arg;
+    if (size * nmemb >= 5 && strncmp(data, "HTTP/", 5) == 0)
+        req->head.len = 0; /* a new response (after "100 Continue", say) */
+    return buffer_append(&req->head, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+/* Calls args.progress(sent, total) under lua_pcall; an error stops the transfer. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    struct request *req = arg;
+    lua_State *L = req->L;
+    (void)dltotal;
+    (void)dlnow;
+    if (ultotal == 0 || ulnow == req->reported)
+        return 0;
+    req->reported = ulnow;
+    lua_pushvalue(L, req->progress);
+    lua_pushnumber(L, (lua_Number)ulnow);
+    lua_pushnumber(L, (lua_Number)ultotal);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+        req->failed = lua_gettop(L);
+        return 1;
+    }
+    return 0;
+}
+
+static const char *curl_code_name(CURLcode rc)
+{
+#define CURL_CODES(X) X(UNSUPPORTED_PROTOCOL) X(URL_MALFORMAT) X(COULDNT_RESOLVE_PROXY) \
+    X(COULDNT_RESOLVE_HOST) X(COULDNT_CONNECT) X(WEIRD_SERVER_REPLY) X(PARTIAL_FILE) X(HTTP_RETURNED_ERROR) \
+    X(WRITE_ERROR) X(UPLOAD_FAILED) X(READ_ERROR) X(OUT_OF_MEMORY) X(OPERATION_TIMEDOUT) X(HTTP_POST_ERROR) \
+    X(SSL_CONNECT_ERROR) X(ABORTED_BY_CALLBACK) X(TOO_MANY_REDIRECTS) X(GOT_NOTHING) X(SEND_ERROR) \
+    X(RECV_ERROR) X(SSL_CERTPROBLEM) X(SSL_CIPHER) X(PEER_FAILED_VERIFICATION) X(BAD_CONTENT_ENCODING) \
+    X(FILESIZE_EXCEEDED) X(SEND_FAIL_REWIND) X(SSL_CACERT_BADFILE) X(SSL_SHUTDOWN_FAILED) X(AGAIN) \
+    X(SSL_CRL_BADFILE) X(SSL_ISSUER_ERROR) X(HTTP2) X(HTTP2_STREAM) X(RECURSIVE_API_CALL) X(AUTH_ERROR) \
+    X(HTTP3) X(QUIC_CONNECT_ERROR) X(PROXY) X(SSL_CLIENTCERT) X(UNRECOVERABLE_POLL)
+#define CURL_CODE_CASE(name) case CURLE_##name: return #name;
+    switch (rc) {
+        CURL_CODES(CURL_CODE_CASE)
+    default:
+        return "CURL_ERROR";
+    }
+#undef CURL_CODE_CASE
+#undef CURL_CODES
+}
+
+/* The response headers as a table of lower-case names; repeated ones joined by ", ". */
+static void push_headers(lua_State *L, const struct buffer *head)
+{
+    const char *p = head->data, *end = head->data + head->len;
+    char name[128];
+    lua_newtable(L);
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon, *v, *ve;
+        size_t n, i;
+        if (!eol)
+            eol = end;
+        colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon && (n = (size_t)(colon - p)) < sizeof name) {
+            for (i = 0; i < n; i++)
+                name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+            for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+                ;
+            for (ve = eol; ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+                ;
+            lua_pushlstring(L, name, n);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, -3);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(ve - v));
+            } else {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, v, (size_t)(ve - v));
+                lua_concat(L, 3);
+            }
+            lua_rawset(L, -3);
+        }
+        p = eol + 1;
+    }
+}
+
+static int perform(lua_State *L, struct request *req, struct connection *conn)
+{
+    CURL *e = conn->easy;
+    CURLcode rc;
+    long status = 0;
+    req->headers = curl_slist_append(req->headers, conn->authorization);
+    req->headers = curl_slist_append(req->headers, "Accept: application/json");
+    if (!req->headers || buffer_append(&req->url, "", 1) != 0)
+        return csvup_fail(L, "invalid_argument", "the request URL is too long");
+    curl_easy_setopt(e, CURLOPT_URL, req->url.data);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    if (req->progress) {
+        luaL_checkstack(L, 4, "progress callback");
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, req);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
+    rc = curl_easy_perform(e);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_reset(e); /* drops the handle's pointers into req; live connections stay */
+
+    if (req->failed) {
+        lua_pushnil(L);
+        csvup_push_error(L, "callback_error", describe(L, req->failed));
+        lua_pushvalue(L, req->failed);
+        lua_setfield(L, -2, "cause");
+        return 2;
+    }
+    if (rc != CURLE_OK) {
+        if (req->too_large)
+            return csvup_fail(L, "response_too_large", "the answer is larger than %d MB", RESPONSE_LIMIT >> 20);
+        return csvup_fail(L, curl_code_name(rc), "%s", *req->errbuf ? req->errbuf : curl_easy_strerror(rc));
+    }
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
+    push_headers(L, &req->head);
+    request_free(req);
+    return 3;
+}
+
+/* endpoint(conn, args) -> status, body, headers | nil, err */
+int request_call(lua_State *L)
+{
+    const struct endpoint *ep = &csvup_endpoints[lua_tointeger(L, lua_upvalueindex(1))];
+    struct connection *conn = connection_check(L, 1);
+    struct request *req;
+    int rc;
+    if (lua_isnoneornil(L, ARGS)) {
+        lua_settop(L, 1);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, ARGS, LUA_TTABLE);
+    lua_settop(L, ARGS);
+    if (ep->service != conn->service)
+        return luaL_error(L, "%s is a %s endpoint, called with a %s connection", ep->name,
+                          csvup_services[ep->service].name, csvup_services[conn->service].name);
+    if (!conn->easy)
+        return csvup_fail(L, "closed", "%s: the connection is closed", ep->name);
+    lua_getfield(L, ARGS, "progress");
+    luaL_argcheck(L, lua_isnil(L, -1) || lua_isfunction(L, -1), ARGS, "args.progress must be a function");
+    req = request_new(L);
+    if (lua_isfunction(L, -2))
+        req->progress = lua_gettop(L) - 1;
+
+    connection_prepare(conn);
+    buffer_puts(&req->url, conn->base_url);
+    if ((rc = append_path(L, req, ep)) || (rc = append_query(L, req, conn, ep)))
+        return rc;
+    if (strcmp(ep->method, "DELETE") == 0)
+        curl_easy_setopt(conn->easy, CURLOPT_CUSTOMREQUEST, ep->method);
+    switch (ep->body) {
+    case BODY_MULTIPART:
+        rc = build_multipart(L, req, conn, ep);
+        break;
+    case BODY_JSON:
+        rc = build_json(L, req, conn, ep);
+        break;
+    case BODY_NONE:
+        if (strcmp(ep->method, "POST") == 0) {
+            curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDSIZE, 0L);
+            curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDS, "");
+        }
+        rc = 0;
+        break;
+    }
+    return rc ? rc : perform(L, req, conn);
+}
+
+void request_init(lua_State *L)
+{
+    if (luaL_newmetatable(L, REQUEST_MT)) {
+        lua_pushcfunction(L, request_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+}
