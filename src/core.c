@@ -27,7 +27,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "connection", connection_new },
         { "error", csvup_error_new },
-        { "json_protect_bigints", json_protect_bigints },
+        { "json_mark_integers", json_mark_integers },
         { NULL, NULL }
     };
     size_t i;

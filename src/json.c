@@ -1,22 +1,23 @@
 /* Debian's lua-cjson 2.1.0 reads every number as a double, so an int64 id
- * such as 133591247640966458 would lose digits. Before decoding, integers of
- * 16 or more digits are rewritten as strings marked by a leading NUL
+ * such as 133591247640966458 would lose digits, and on Lua 5.4 a count of 1
+ * would come back as the float 1.0. Before decoding, integer literals of at
+ * least min_digits digits are rewritten as strings marked by a leading NUL
  * ("\u0000<digits>"); csvup.json turns them back into exact integers. */
 #include "json.h"
 
 #define MARK "\"\\u0000"
-#define WIDE_DIGITS 16 /* 2^53 has 16 digits: anything shorter is exact as a double */
 
 static int is_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
 
-/* core.json_protect_bigints(text) -> text, count of integers rewritten */
-int json_protect_bigints(lua_State *L)
+/* core.json_mark_integers(text, min_digits) -> text, count of integers marked */
+int json_mark_integers(lua_State *L)
 {
     size_t n, i = 0, copied = 0;
     const char *s = luaL_checklstring(L, 1, &n);
+    size_t min_digits = (size_t)luaL_checkinteger(L, 2);
     int count = 0;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -42,7 +43,7 @@ int json_protect_bigints(lua_State *L)
                 i++;
             continue;
         }
-        if (digits >= WIDE_DIGITS) {
+        if (digits >= min_digits) {
             luaL_addlstring(&b, s + copied, start - copied);
             luaL_addstring(&b, MARK);
             luaL_addlstring(&b, s + start, i - start);

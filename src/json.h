@@ -3,6 +3,6 @@
 
 #include "compat.h"
 
-int json_protect_bigints(lua_State *L);
+int json_mark_integers(lua_State *L);
 
 #endif

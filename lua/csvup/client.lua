@@ -92,7 +92,7 @@ function client.call(conn, name, args, read_error)
   if not fields and decoded == nil then
     fields = { code = "bad_response", message = "the answer is not JSON: " .. excerpt(body) }
   elseif not fields then
-    return decoded, headers
+    return decoded
   elseif not fields.code then
     fields.code = "http_" .. status
     fields.message = fields.message or excerpt(body)

@@ -227,8 +227,8 @@ function Reader:next()
   return record
 end
 
--- csv.rows(path_or_file, opts) -> iterator of records | nil, err. A malformed
--- record raises an error value naming file, line and column.
+-- csv.rows(path_or_file, opts) -> iterator of records, header names | nil, err.
+-- A malformed record raises an error value naming file, line and column.
 function csv.rows(source, opts)
   opts = opts or {}
   local reader = setmetatable({ line = 0, delimiter = opts.delimiter or "," }, Reader)
@@ -248,7 +248,7 @@ function csv.rows(source, opts)
   reader.header = header or {}
   return function()
     return reader:next()
-  end
+  end, reader.header
 end
 
 return csv

@@ -7,11 +7,15 @@ local concat, format, sort = table.concat, string.format, table.sort
 local ipairs, pairs, type, tonumber, tostring, setmetatable, getmetatable = ipairs, pairs, type, tonumber, tostring, setmetatable, getmetatable
 local math_type = math.type -- nil on LuaJIT, where ids above 2^53 stay strings
 
+-- Integers to read exactly: all on Lua 5.4; on LuaJIT those a double cannot
+-- hold (2^53 has 16 digits), which stay strings of digits there.
+local MIN_MARKED_DIGITS = math_type and 1 or 16
+
 local json = { null = cjson.null }
 
 local RAW = {}
 
--- core.json_protect_bigints marked wide integers as "\0<digits>".
+-- core.json_mark_integers wrote integers as "\0<digits>".
 local function restore(value)
   for k, v in pairs(value) do
     if type(v) == "table" then
@@ -25,8 +29,8 @@ local function restore(value)
 end
 
 function json.decode(text)
-  local protected, count = core.json_protect_bigints(text)
-  local value, err = cjson.decode(protected)
+  local marked, count = core.json_mark_integers(text, MIN_MARKED_DIGITS)
+  local value, err = cjson.decode(marked)
   if value == nil then
     return nil, err
   end

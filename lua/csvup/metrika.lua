@@ -84,7 +84,7 @@ function Client:call(name, args)
   return client.call(self.conn, name, args, read_error)
 end
 
-local function field(answer, err, name)
+local function field(name, answer, err)
   if not answer then
     return nil, err
   end
@@ -111,7 +111,7 @@ end
 
 local function getter(name)
   return function(self, id_or_uploading)
-    return field(self:call(name, { id = client.id(id_or_uploading) }), "uploading")
+    return field("uploading", self:call(name, { id = client.id(id_or_uploading) }))
   end
 end
 
@@ -197,7 +197,7 @@ function Client:delete_expense_line(opts)
   for option, parameter in pairs(EXPENSE_LINE_QUERY) do
     query[parameter] = opts[option]
   end
-  return field(self:call("delete_expense_line", { query = query }), "uploading")
+  return field("uploading", self:call("delete_expense_line", { query = query }))
 end
 
 Client.expense_uploadings = lister("expense_uploadings", PAGE)
@@ -226,8 +226,7 @@ function Client:confirm_user_params(id_or_uploading)
     end
   end
   uploading.id = type(id) == "string" and id:find("^%d+$") and json.raw_number(id) or id
-  return field(self:call("confirm_user_params", { id = id, body = json.encode { uploading = uploading } }),
-    "uploading")
+  return field("uploading", self:call("confirm_user_params", { id = id, body = json.encode { uploading = uploading } }))
 end
 
 Client.user_params_uploadings = lister("user_params_uploadings", PAGE)

@@ -1,0 +1,174 @@
+-- The sandbox: a local HTTP/1.1 server on 127.0.0.1 that emulates the Yandex
+-- Metrica and Carrot quest endpoints csvup calls, so that a job can be
+-- rehearsed end to end. Many connections at once, each in a coroutine.
+--
+--   local server = assert(require("csvup.sandbox").new{ port = 0 })
+--   print(server.url); server:run()
+--
+-- Options: host ("127.0.0.1"), port (0: any free one), process_delay (seconds
+-- until an uploading is final, 0.5), answer_delay (seconds before each answer,
+-- 0), tokens ({ metrika = ..., carrotquest = ... }, both "sandbox-token").
+-- Besides the APIs it answers GET /_sandbox/requests (what it received, as
+-- JSON) and POST /_sandbox/reset (forget uploadings and requests).
+local socket = require "socket"
+local json = require "csvup.json"
+local http = require "csvup.sandbox.http"
+local state = require "csvup.sandbox.state"
+local metrika = require "csvup.sandbox.metrika"
+local carrotquest = require "csvup.sandbox.carrotquest"
+
+local create, resume, status, yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+local gettime, select, huge = socket.gettime, socket.select, math.huge
+local pairs, ipairs, setmetatable, tostring = pairs, ipairs, setmetatable, tostring
+
+local sandbox = { TOKEN = "sandbox-token" }
+
+local Server = {}
+Server.__index = Server
+
+local SERVICES = { metrika, carrotquest }
+
+local function route(self, req)
+  if req.reject then
+    return req.reject[1], json.encode { message = req.reject[2] }
+  end
+  if req.path == "/_sandbox/requests" and req.method == "GET" then
+    return 200, json.encode { requests = self.state.log }
+  elseif req.path == "/_sandbox/reset" and req.method == "POST" then
+    self.state:reset()
+    return 200, json.encode { reset = true }
+  end
+  for _, service in ipairs(SERVICES) do
+    local code, body, headers = service.handle(self.state, req)
+    if code then
+      return code, body, headers
+    end
+  end
+  return 404, json.encode { message = "no such endpoint: " .. req.method .. " " .. req.path }
+end
+
+local function serve(self, sock)
+  while true do
+    local req = http.read_request(sock)
+    if not req then
+      break
+    end
+    local code, body, headers = route(self, req)
+    headers = headers or {}
+    headers["Content-Type"] = headers["Content-Type"] or "application/json; charset=utf-8"
+    if self.answer_delay > 0 then
+      yield("sleep", gettime() + self.answer_delay)
+    end
+    local close = (req.headers.connection or ""):lower() == "close" or req.reject ~= nil
+    if close then
+      headers.Connection = "close"
+    end
+    if not http.write(sock, http.response(code, body, headers)) or close then
+      break
+    end
+  end
+  sock:close()
+end
+
+-- sandbox.new(opts) -> server | nil, err
+function sandbox.new(opts)
+  opts = opts or {}
+  local listener, err = socket.bind(opts.host or "127.0.0.1", opts.port or 0)
+  if not listener then
+    return nil, err
+  end
+  listener:settimeout(0)
+  local host, port = listener:getsockname()
+  local tokens = opts.tokens or {}
+  return setmetatable({
+    listener = listener,
+    url = ("http://%s:%d"):format(host, port),
+    port = port,
+    answer_delay = opts.answer_delay or 0,
+    state = state.new {
+      process_delay = opts.process_delay or 0.5,
+      tokens = { metrika = tokens.metrika or sandbox.TOKEN, carrotquest = tokens.carrotquest or sandbox.TOKEN },
+    },
+    waiting = {}, -- coroutine -> { kind = "read" | "write" | "sleep", sock = ..., at = ... }
+    sockets = {}, -- coroutine -> its client socket
+  }, Server)
+end
+
+function Server:resume(co)
+  local ok, kind, arg = resume(co)
+  if not ok then
+    io.stderr:write("csvup sandbox: ", tostring(kind), "\n")
+    self.sockets[co]:close()
+  end
+  if status(co) == "dead" then
+    self.waiting[co], self.sockets[co] = nil, nil
+  elseif kind == "sleep" then
+    self.waiting[co] = { kind = kind, at = arg }
+  else
+    self.waiting[co] = { kind = kind, sock = arg }
+  end
+end
+
+-- One round: waits up to timeout seconds (nil: until something happens) and
+-- serves whatever is ready.
+function Server:step(timeout)
+  local readers, writers, owner = { self.listener }, {}, {}
+  local wake = huge
+  for co, w in pairs(self.waiting) do
+    if w.kind == "read" then
+      readers[#readers + 1], owner[w.sock] = w.sock, co
+    elseif w.kind == "write" then
+      writers[#writers + 1], owner[w.sock] = w.sock, co
+    elseif w.at < wake then
+      wake = w.at
+    end
+  end
+  if wake < huge then
+    local until_wake = wake - gettime()
+    timeout = until_wake < (timeout or huge) and until_wake or timeout
+    timeout = timeout > 0 and timeout or 0
+  end
+  local ready_to_read, ready_to_write = select(readers, writers, timeout)
+  for _, sock in ipairs(ready_to_read) do
+    if sock == self.listener then
+      local client = self.listener:accept()
+      if client then
+        client:settimeout(0)
+        client:setoption("tcp-nodelay", true)
+        local co = create(function() serve(self, client) end)
+        self.sockets[co] = client
+        self:resume(co)
+      end
+    elseif owner[sock] then
+      self:resume(owner[sock])
+    end
+  end
+  for _, sock in ipairs(ready_to_write) do
+    if owner[sock] then
+      self:resume(owner[sock])
+    end
+  end
+  local now = gettime()
+  for co, w in pairs(self.waiting) do
+    if w.kind == "sleep" and w.at <= now then
+      self:resume(co)
+    end
+  end
+end
+
+function Server:run()
+  while not self.closed do
+    self:step()
+  end
+end
+
+function Server:close()
+  self.closed = true
+  self.listener:close()
+  for co, sock in pairs(self.sockets) do
+    sock:close()
+    self.sockets[co] = nil
+  end
+end
+
+return sandbox

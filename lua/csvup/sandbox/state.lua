@@ -1,0 +1,65 @@
+-- What the sandbox remembers: the uploadings it made, and every request it
+-- received (for specs to check what actually arrived).
+local socket = require "socket"
+
+local setmetatable, os_date, floor = setmetatable, os.date, math.floor
+
+local state = {}
+
+local State = {}
+State.__index = State
+
+-- Ids start above 2^53, as real ones may: a client that reads them as doubles loses digits.
+local FIRST_ID = 9007199254740993
+-- A file part is kept whole in the log up to this size; beyond it, only its size and header.
+local LOG_CONTENT_MAX = 1024 * 1024
+
+function state.new(opts)
+  local self = setmetatable({ process_delay = opts.process_delay, tokens = opts.tokens }, State)
+  self:reset()
+  return self
+end
+
+function State:reset()
+  self.log = {}
+  self.uploadings = {} -- kind -> array, newest last
+  self.next_id = FIRST_ID
+  self.thresholds = {}
+end
+
+function State:new_id()
+  local id = self.next_id
+  self.next_id = id + 1
+  return id
+end
+
+function State.now()
+  return socket.gettime()
+end
+
+function State.time_text(t)
+  return os_date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
+end
+
+-- Records a request as received: method, path, query, headers, form fields and the file.
+function State:record(req, form)
+  local entry = { method = req.method, path = req.path, query = req.query, headers = req.headers }
+  if form then
+    entry.fields = form.fields
+    local file = form.file
+    if file then
+      entry.file = {
+        filename = file.filename,
+        content_type = file.content_type,
+        size = #file.content,
+        header = file.content:match("^[^\r\n]*"),
+        content = #file.content <= LOG_CONTENT_MAX and file.content or nil,
+      }
+    end
+  elseif req.body and #req.body <= LOG_CONTENT_MAX then
+    entry.body = req.body
+  end
+  self.log[#self.log + 1] = entry
+end
+
+return state
