@@ -60,7 +60,7 @@ local function encode_tags(tags)
   end
   local encoded = {}
   for i, tag in ipairs(tags or {}) do
-    if type(tag) ~= "string" or tag == "" then
+    if type(tag) ~= "string" or tag == "" or tag:find("[%z\r\n]") then
       return nil
     end
     encoded[i] = cjson.encode(tag)
@@ -83,7 +83,7 @@ function Client:import_users(opts)
   end
   local tags = encode_tags(opts.tags)
   if not tags then
-    return client.invalid("tags must be a tag name or an array of non-empty tag names")
+    return client.invalid("tags must be a tag name or an array of tag names, each one line of text")
   end
   local args
   args, err = client.body({

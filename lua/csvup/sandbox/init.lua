@@ -47,12 +47,13 @@ local function route(self, req)
   return 404, json.encode { message = "no such endpoint: " .. req.method .. " " .. req.path }
 end
 
-local function serve(self, sock)
+local function serve(self, sock, connection)
   while true do
     local req = http.read_request(sock)
     if not req then
       break
     end
+    req.connection = connection
     local code, body, headers = route(self, req)
     headers = headers or {}
     headers["Content-Type"] = headers["Content-Type"] or "application/json; charset=utf-8"
@@ -91,6 +92,7 @@ function sandbox.new(opts)
     },
     waiting = {}, -- coroutine -> { kind = "read" | "write" | "sleep", sock = ..., at = ... }
     sockets = {}, -- coroutine -> its client socket
+    accepted = 0, -- connections so far; requests are logged with theirs
   }, Server)
 end
 
@@ -135,7 +137,9 @@ function Server:step(timeout)
       if client then
         client:settimeout(0)
         client:setoption("tcp-nodelay", true)
-        local co = create(function() serve(self, client) end)
+        self.accepted = self.accepted + 1
+        local connection = self.accepted
+        local co = create(function() serve(self, client, connection) end)
         self.sockets[co] = client
         self:resume(co)
       end

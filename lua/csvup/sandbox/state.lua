@@ -41,9 +41,11 @@ function State.time_text(t)
   return os_date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
 end
 
--- Records a request as received: method, path, query, headers, form fields and the file.
+-- Records a request as received: method, path, query, headers, connection number,
+-- form fields and the file.
 function State:record(req, form)
-  local entry = { method = req.method, path = req.path, query = req.query, headers = req.headers }
+  local entry = { method = req.method, path = req.path, query = req.query, headers = req.headers,
+    connection = req.connection }
   if form then
     entry.fields = form.fields
     local file = form.file

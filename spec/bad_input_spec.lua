@@ -1,0 +1,138 @@
+-- Bad input is refused with a clear error before anything is sent.
+local csvup = require "csvup"
+local support = require "support.sandbox"
+
+local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
+
+describe("bad input", function()
+  local sandbox, m, cq, tmp
+
+  setup(function()
+    sandbox = support.start()
+    tmp = os.tmpname()
+    os.remove(tmp)
+    assert(os.execute("mkdir -p " .. tmp))
+  end)
+
+  teardown(function()
+    sandbox.stop()
+    os.execute("rm -rf " .. tmp)
+  end)
+
+  before_each(function()
+    sandbox.reset()
+    m = assert(csvup.metrika.new { token = support.TOKEN, counter = 2215573, base_url = sandbox.url })
+    cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url })
+  end)
+
+  after_each(function()
+    m:close()
+    cq:close()
+    assert.are.same({}, sandbox.requests(), "nothing may reach the API")
+  end)
+
+  local function refused(code, pattern, result, err)
+    assert.is_nil(result)
+    assert.are.equal(code, err.code)
+    assert.matches(pattern, tostring(err))
+  end
+
+  it("a missing file, named in the error", function()
+    refused("file_not_found", "nope%.csv: No such file", m:upload_offline_conversions { file = tmp .. "/nope.csv" })
+  end)
+
+  it("a path that is not a readable regular file", function()
+    refused("file_unreadable", "not a regular file", m:upload_offline_conversions { file = tmp })
+  end)
+
+  if io.popen("id -u"):read("l") ~= "0" then -- root reads any file
+    it("a file without read permission", function()
+      local path = tmp .. "/secret.csv"
+      assert(io.open(path, "w")):close()
+      os.execute("chmod 000 " .. path)
+      refused("file_unreadable", "Permission denied", m:upload_offline_conversions { file = path })
+    end)
+  end
+
+  it("a counter that is not a positive integer", function()
+    for _, counter in ipairs { 0, -5, 1.5, 2215573.0, "abc", "12a", "", false } do
+      local bad = assert(csvup.metrika.new { token = support.TOKEN, counter = counter, base_url = sandbox.url })
+      refused("invalid_argument", "counter must be a positive integer", bad:offline_conversion_uploadings())
+      bad:close()
+    end
+  end)
+
+  it("an id that is a float or above int64", function()
+    refused("invalid_argument", "id must be a positive integer", m:offline_conversion_uploading(1.5))
+    refused("invalid_argument", "id must be a positive integer", m:offline_conversion_uploading("9223372036854775808"))
+  end)
+
+  it("a file over the endpoint's limit: 1 GB for Metrica", function()
+    local big = tmp .. "/big.csv"
+    assert(os.execute("truncate -s 1025M " .. big))
+    refused("file_too_large", "big%.csv is 1025%.0 MB %(1074790400 bytes%), over the 1024 MB limit",
+      m:upload_offline_conversions { file = big })
+    refused("file_too_large", "over the 1024 MB limit of upload_expenses", m:upload_expenses { file = big })
+  end)
+
+  it("a file over the endpoint's limit: 30 MB for Carrot quest", function()
+    local big = tmp .. "/users.csv"
+    assert(os.execute("truncate -s 31M " .. big))
+    refused("file_too_large", "over the 30 MB limit of import_users", cq:import_users { file = big })
+  end)
+
+  it("a comment over 255 characters, counted as characters and not bytes", function()
+    refused("invalid_argument", "comment must be a string of at most 255 characters",
+      m:upload_offline_conversions { file = CONVERSIONS, comment = ("я"):rep(256) })
+    refused("invalid_argument", "comment", m:delete_expense_line { date = "2026-11-01", comment = ("x"):rep(300) })
+  end)
+
+  it("a line break or NUL in a value bound for a query or a form field", function()
+    refused("invalid_argument", "query parameter 'comment'",
+      m:upload_offline_conversions { file = CONVERSIONS, comment = "a\r\nX-Injected: 1" })
+    refused("invalid_argument", "query parameter 'provider'", m:upload_expenses { file = CONVERSIONS, provider = "a\0b" })
+    refused("invalid_argument", "tags must be", cq:import_users { file = CONVERSIONS, tags = { "a\nb" } })
+    refused("invalid_argument", "filename", m:upload_calls { file = CONVERSIONS, filename = "x\r\n.csv" })
+    local app = assert(csvup.carrotquest.new { token = support.TOKEN, app = "1\n2", base_url = sandbox.url })
+    refused("invalid_argument", "form field 'app'", app:import_users { file = CONVERSIONS })
+    app:close()
+  end)
+
+  it("an unknown delimiter or merge_field for Carrot quest", function()
+    refused("invalid_argument", 'delimiter "::" is not one of', cq:import_users { file = CONVERSIONS, delimiter = "::" })
+    refused("invalid_argument", 'merge_field "%$phone" is not one of: %$email, %$user_id',
+      cq:import_users { file = CONVERSIONS, merge_field = "$phone" })
+  end)
+
+  it("an unknown type, action, merge_mode or entity for Metrica", function()
+    refused("invalid_argument", 'type "PHONE" is not one of: BASIC, CALLS, CHATS',
+      m:upload_offline_conversions { file = CONVERSIONS, type = "PHONE" })
+    refused("invalid_argument", "action is missing", m:upload_user_params { file = CONVERSIONS })
+    refused("invalid_argument", "merge_mode", m:upload_crm { entity = "orders", merge_mode = "MERGE", file = CONVERSIONS })
+    refused("invalid_argument", "entity", m:upload_crm { entity = "leads", merge_mode = "SAVE", file = CONVERSIONS })
+    refused("invalid_argument", "date must be YYYY%-MM%-DD", m:delete_expense_line { date = "01.11.2026" })
+  end)
+
+  it("both file and rows, or neither", function()
+    refused("invalid_argument", "exactly one of file", m:upload_offline_conversions { file = CONVERSIONS, rows = {} })
+    refused("invalid_argument", "exactly one of file", m:upload_offline_conversions {})
+  end)
+
+  it("a value that CSV cannot hold, with its row and column", function()
+    refused("invalid_value", "row 2, column Price", m:upload_offline_conversions {
+      rows = { { ClientId = "1", Target = "G", DateTime = 1, Price = 1 }, { ClientId = "2", Target = "G", DateTime = 1, Price = {} } },
+    })
+  end)
+
+  it("a missing token", function()
+    local client, err = csvup.metrika.new { counter = 1, base_url = sandbox.url }
+    refused("invalid_argument", "a token is required", client, err)
+  end)
+
+  it("raises for programmer misuse: options that are not a table", function()
+    assert.has_error(function() m:upload_offline_conversions("file.csv") end)
+    assert.has_error(function() csvup.core.upload_calls(m.conn, { file = CONVERSIONS, progress = 42 }) end)
+    assert.has_error(function() csvup.core.import_users(m.conn, { file = CONVERSIONS }) end,
+      "import_users is a carrotquest endpoint, called with a metrika connection")
+  end)
+end)
