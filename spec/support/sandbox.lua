@@ -4,10 +4,14 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local json = require "csvup.json"
 
-local support = { TOKEN = "sandbox-token" }
+local ENV = [[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;"]]
 
-local COMMAND = [[echo $$; LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" ]]
-  .. [[exec lua5.4 lua/bin/csvup sandbox --port 0]]
+local support = {
+  TOKEN = "sandbox-token",
+  LUA = ENV .. " lua5.4", -- with the checkout's modules, for specs that run a child process
+}
+
+local COMMAND = "echo $$; " .. ENV .. " exec lua5.4 lua/bin/csvup sandbox --port 0"
 
 local function control(url, method)
   local chunks = {}
