@@ -58,7 +58,7 @@ test: deps
 	@test "$$(nm -D --defined-only $(MODULE) | awk '$$2 == "T" { print $$3 }')" = luaopen_csvup_core \
 	  || { echo "core.so exports more than luaopen_csvup_core"; exit 1; }
 	busted
-	sh spec/rockspec.sh
+	sh spec/packaging.sh
 
 demo: deps
 	$(MAKE) --no-print-directory $(MODULE)

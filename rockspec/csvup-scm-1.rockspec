@@ -1,0 +1,59 @@
+-- LuaRocks build of csvup. On multiarch Debian, LuaRocks finds curl/curl.h only
+-- when told: luarocks make rockspec/csvup-scm-1.rockspec CURL_INCDIR=/usr/include/x86_64-linux-gnu
+rockspec_format = "3.0"
+package = "csvup"
+version = "scm-1"
+source = {
+  url = "git+file://.",
+}
+description = {
+  summary = "Upload CSV data to Yandex Metrica and Carrot quest, streamed through libcurl",
+  detailed = [[
+    A Lua module in C on libcurl: offline conversions, calls, expenses, user
+    parameters and CRM data for Yandex Metrica, user import for Carrot quest.
+    Files are streamed from disk, rows are checked before anything is sent.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["csvup.core"] = {
+      sources = {
+        "src/connection.c",
+        "src/core.c",
+        "src/endpoints.c",
+        "src/error.c",
+        "src/json.c",
+        "src/request.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl", "pthread" },
+    },
+    ["csvup"] = "lua/csvup/init.lua",
+    ["csvup.carrotquest"] = "lua/csvup/carrotquest.lua",
+    ["csvup.cli"] = "lua/csvup/cli.lua",
+    ["csvup.client"] = "lua/csvup/client.lua",
+    ["csvup.csv"] = "lua/csvup/csv.lua",
+    ["csvup.json"] = "lua/csvup/json.lua",
+    ["csvup.metrika"] = "lua/csvup/metrika.lua",
+    ["csvup.sandbox"] = "lua/csvup/sandbox/init.lua",
+    ["csvup.sandbox.carrotquest"] = "lua/csvup/sandbox/carrotquest.lua",
+    ["csvup.sandbox.http"] = "lua/csvup/sandbox/http.lua",
+    ["csvup.sandbox.metrika"] = "lua/csvup/sandbox/metrika.lua",
+    ["csvup.sandbox.state"] = "lua/csvup/sandbox/state.lua",
+    ["csvup.sandbox.upload"] = "lua/csvup/sandbox/upload.lua",
+  },
+  install = {
+    bin = { csvup = "lua/bin/csvup" },
+  },
+}
