@@ -1,7 +1,6 @@
 -- Carrot quest (Dashly): user import from CSV.
 local cjson = require "cjson.safe"
 local client = require "csvup.client"
-local core = require "csvup.core"
 
 local type, error, setmetatable, tonumber, pairs = type, error, setmetatable, tonumber, pairs
 
@@ -36,21 +35,15 @@ function carrotquest.new(opts)
   if type(opts) ~= "table" then
     error("carrotquest.new expects a table of options", 2)
   end
-  local conn, err = core.connection {
-    service = "carrotquest", token = opts.token, base_url = opts.base_url, timeout = opts.timeout,
-    connect_timeout = opts.connect_timeout, user_agent = opts.user_agent, ca_file = opts.ca_file,
-    insecure = opts.insecure, verbose = opts.verbose,
-  }
+  local conn, err = client.connect("carrotquest", opts)
   if not conn then
     return nil, err
   end
   return setmetatable({ conn = conn, app = opts.app or "$self_app" }, Client)
 end
 
-function Client:close()
-  self.conn:close()
-end
-Client.__close = Client.close
+Client.close = client.close
+Client.__close = client.close
 
 -- Each tag is one "tags" part holding the JSON-encoded name (the docs ask for
 -- JSON-encoded names and do not confirm the wire form of the array).

@@ -23,6 +23,19 @@ function client.length(s)
   return select(2, s:gsub("[^\128-\191]", ""))
 end
 
+-- The connection of a service client: opts are the options of its new().
+function client.connect(service, opts)
+  return core.connection {
+    service = service, token = opts.token, base_url = opts.base_url, timeout = opts.timeout,
+    connect_timeout = opts.connect_timeout, user_agent = opts.user_agent, ca_file = opts.ca_file,
+    insecure = opts.insecure, verbose = opts.verbose,
+  }
+end
+
+function client.close(self)
+  self.conn:close()
+end
+
 -- The checks below return an error, or nil when the value is fine.
 
 function client.check_text(name, value, max_chars)

@@ -1,6 +1,5 @@
 -- Yandex Metrica: offline conversions, calls, expenses, user parameters, CRM.
 local client = require "csvup.client"
-local core = require "csvup.core"
 local json = require "csvup.json"
 
 local type, error, setmetatable = type, error, setmetatable
@@ -61,21 +60,15 @@ end
 --              user_agent?, ca_file?, insecure?, verbose? } -> client | nil, err
 function metrika.new(opts)
   opts = options(opts, "new")
-  local conn, err = core.connection {
-    service = "metrika", token = opts.token, base_url = opts.base_url, timeout = opts.timeout,
-    connect_timeout = opts.connect_timeout, user_agent = opts.user_agent, ca_file = opts.ca_file,
-    insecure = opts.insecure, verbose = opts.verbose,
-  }
+  local conn, err = client.connect("metrika", opts)
   if not conn then
     return nil, err
   end
   return setmetatable({ conn = conn, counter = opts.counter, ulogin = opts.ulogin }, Client)
 end
 
-function Client:close()
-  self.conn:close()
-end
-Client.__close = Client.close
+Client.close = client.close
+Client.__close = client.close
 
 function Client:call(name, args)
   args.counter = self.counter
