@@ -19,7 +19,7 @@ DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev 
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
 	-Wall -Wextra -Werror $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) libcurl)
 # Never link liblua: the interpreter that loads the module provides it.
-MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl) -lpthread
+MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl) -lpthread -lm
 
 SOURCES = $(wildcard src/*.c)
 HEADERS = $(wildcard src/*.h)

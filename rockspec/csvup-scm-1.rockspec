@@ -37,7 +37,7 @@ build = {
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
-      libraries = { "curl", "pthread" },
+      libraries = { "curl", "pthread", "m" },
     },
     ["csvup"] = "lua/csvup/init.lua",
     ["csvup.carrotquest"] = "lua/csvup/carrotquest.lua",

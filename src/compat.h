@@ -11,6 +11,18 @@
 #define lua_rawlen lua_objlen
 #endif
 
+/* The one user value of a userdata (a table): set pops it, get pushes it. */
+#if LUA_VERSION_NUM >= 504
+#define csvup_setuservalue(L, idx) lua_setiuservalue(L, idx, 1)
+#define csvup_getuservalue(L, idx) lua_getiuservalue(L, idx, 1)
+#elif LUA_VERSION_NUM >= 502
+#define csvup_setuservalue(L, idx) lua_setuservalue(L, idx)
+#define csvup_getuservalue(L, idx) lua_getuservalue(L, idx)
+#else
+#define csvup_setuservalue(L, idx) lua_setfenv(L, idx)
+#define csvup_getuservalue(L, idx) lua_getfenv(L, idx)
+#endif
+
 /* Doubles hold every integer up to 2^53 exactly. */
 #define CSVUP_EXACT_DOUBLE_MAX 9007199254740992.0
 

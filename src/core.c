@@ -6,10 +6,12 @@
 
 #include "compat.h"
 #include "connection.h"
+#include "csv.h"
 #include "endpoints.h"
 #include "error.h"
 #include "json.h"
 #include "request.h"
+#include "scan.h"
 #include "version.h"
 
 #define CSVUP_EXPORT __attribute__((visibility("default")))
@@ -26,6 +28,9 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
 {
     static const luaL_Reg functions[] = {
         { "connection", connection_new },
+        { "check_file", request_check_file },
+        { "csv_encoder", csv_encoder_new },
+        { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
         { "json_mark_integers", json_mark_integers },
         { NULL, NULL }
@@ -37,6 +42,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     csvup_error_init(L);
     connection_init(L);
     request_init(L);
+    csv_init(L);
 
     lua_newtable(L);
     luaL_setfuncs(L, functions, 0);

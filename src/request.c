@@ -558,6 +558,24 @@ int request_call(lua_State *L)
     return rc ? rc : perform(L, req, conn);
 }
 
+/* core.check_file(endpoint_name, path) -> true | nil, err: the checks an upload
+ * makes before sending, for callers that read the file first. */
+int request_check_file(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+    size_t i;
+    int rc;
+    for (i = 0; i < csvup_endpoint_count; i++) {
+        if (strcmp(csvup_endpoints[i].name, name) == 0) {
+            if ((rc = check_file(L, &csvup_endpoints[i], path)))
+                return rc;
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+    }
+    return luaL_argerror(L, 1, "no such endpoint");
+}
+
 void request_init(lua_State *L)
 {
     if (luaL_newmetatable(L, REQUEST_MT)) {

@@ -82,7 +82,7 @@ function Client:import_users(opts)
   args, err = client.body({
     fields = { app = self.app, merge_field = merge_field, delimiter = delimiter, tags = tags },
     progress = opts.progress,
-  }, opts, delimiter)
+  }, opts, { endpoint = "import_users", schema = "carrotquest_users", delimiter = delimiter, merge_field = merge_field })
   if not args then
     return nil, err
   end

@@ -3,8 +3,10 @@
 local core = require "csvup.core"
 local csv = require "csvup.csv"
 local json = require "csvup.json"
+local schemas = require "csvup.schema"
+local validate = require "csvup.validate"
 
-local format, type, tonumber, tostring, select, pairs = string.format, type, tonumber, tostring, select, pairs
+local format, type, tonumber, tostring, select, pairs, error = string.format, type, tonumber, tostring, select, pairs, error
 
 local client = {}
 
@@ -67,19 +69,50 @@ function client.id(id_or_uploading)
   return id_or_uploading
 end
 
--- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records).
-function client.body(args, opts, delimiter)
+-- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records),
+-- checked first unless opts.validate is false (see csvup.validate).
+-- upload: { endpoint, schema?, delimiter?, merge_field? }.
+function client.body(args, opts, upload)
+  local check = opts.validate
   if (opts.file == nil) == (opts.rows == nil) then
     return client.invalid("give exactly one of file (a path) or rows (an array of records)")
+  elseif check ~= nil and check ~= true and check ~= false and check ~= "full" then
+    return client.invalid('validate must be true, false or "full"')
   end
+  local ok, err
   if opts.file ~= nil then
+    if type(opts.file) ~= "string" then
+      error("file must be a path", 3)
+    end
+    ok, err = core.check_file(upload.endpoint, opts.file)
+    if ok and check ~= false then
+      if upload.schema then
+        ok, err = validate.file(upload.schema, opts.file,
+          { full = check == "full", delimiter = upload.delimiter, merge_field = upload.merge_field })
+      else
+        ok, err = core.utf8_check_file(opts.file)
+      end
+    end
+    if not ok then
+      return nil, err
+    end
     args.file, args.filename = opts.file, opts.filename
     return args
   end
   if type(opts.rows) ~= "table" then
-    return client.invalid("rows must be an array of records")
+    error("rows must be an array of records", 3)
   end
-  local data, err = csv.encode(opts.rows, { columns = opts.columns, delimiter = delimiter })
+  if upload.schema and check ~= false then
+    ok, err = validate.rows(upload.schema, opts.rows, opts.columns, { merge_field = upload.merge_field })
+    if not ok then
+      return nil, err
+    end
+  end
+  local booleans = upload.schema and schemas[upload.schema].booleans or {}
+  local data
+  data, err = csv.encode(opts.rows, {
+    columns = opts.columns, delimiter = upload.delimiter, true_text = booleans[1], false_text = booleans[2],
+  })
   if not data then
     return nil, err
   end

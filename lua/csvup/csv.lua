@@ -1,49 +1,35 @@
--- CSV for the APIs: RFC 4180 quoting, exact integers, shortest floats, and
--- every column of every row (never only the first row's keys).
-local cjson = require "cjson.safe"
+-- CSV for the APIs: RFC 4180 quoting, exact integers, shortest floats, UTF-8
+-- only, and every column of every row (never only the first row's keys).
+-- The per-row loop is C (core.csv_encoder); this module adds the options,
+-- the streaming writer and the reader.
 local core = require "csvup.core"
 
-local concat, sort, format, rep = table.concat, table.sort, string.format, string.rep
-local pairs, type, tostring, tonumber, setmetatable, error = pairs, type, tostring, tonumber, setmetatable, error
-local math_type, huge = math.type, math.huge
+local concat, sort, min = table.concat, table.sort, math.min
+local pairs, ipairs, type, tostring, setmetatable, error, pcall, next =
+  pairs, ipairs, type, tostring, setmetatable, error, pcall, next
+local io_open = io.open
 
 local csv = {}
 
-local function fail(fields)
-  return core.error(fields)
-end
+local BOM = "\239\187\191"
+local BATCH = 4096 -- rows encoded by one C call
+local SNIFFED = { ",", ";", "\t", "|" }
 
--- The shortest decimal that reads back as the same double, never with an exponent.
-local function format_float(v)
-  local s
-  for precision = 1, 17 do
-    s = format("%." .. precision .. "g", v)
-    if tonumber(s) == v then
-      break
-    end
-  end
-  local sign, int, frac, exp = s:match("^(-?)(%d+)%.?(%d*)e([-+]%d+)$")
-  if not sign then
-    return s
-  end
-  local digits, point = int .. frac, #int + tonumber(exp)
-  if point <= 0 then
-    return sign .. "0." .. rep("0", -point) .. digits
-  elseif point >= #digits then
-    return sign .. digits .. rep("0", point - #digits)
-  end
-  return sign .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+local function fail(fields)
+  return nil, core.error(fields)
 end
 
 local function is_array(row)
-  return row[1] ~= nil or next(row) == nil
+  return type(row) == "table" and (row[1] ~= nil or next(row) == nil)
 end
 
--- The union of the records' keys, in first-seen order; keys new in one row are sorted.
-function csv.columns(rows)
+-- The union of the records' keys in rows[i..j], in first-seen order; the keys
+-- a row adds are sorted, since a table's own order is not its insertion order.
+function csv.columns(rows, i, j)
   local seen, columns = {}, {}
-  for _, row in ipairs(rows) do
-    if not is_array(row) then
+  for r = i or 1, j or #rows do
+    local row = rows[r]
+    if type(row) == "table" and not is_array(row) then
       local fresh = {}
       for k in pairs(row) do
         if not seen[k] then
@@ -60,106 +46,216 @@ function csv.columns(rows)
   return columns
 end
 
-local function field_text(v, null)
-  local t = type(v)
-  if t == "string" then
-    return v
-  elseif v == nil or v == cjson.null then
-    return null
-  elseif t == "number" then
-    if math_type and math_type(v) == "integer" then
-      return format("%d", v)
-    elseif v ~= v or v == huge or v == -huge then
-      return nil, "is not a finite number"
-    end
-    return format_float(v)
-  elseif t == "boolean" then
-    return tostring(v)
+-- columns: given, or the union of rows[i..j]'s keys (then a later key is an error, not dropped).
+local function new_encoder(opts, rows, i, j)
+  local columns, strict = opts.columns, false
+  if not columns and rows[i] and not is_array(rows[i]) then
+    columns, strict = csv.columns(rows, i, j), true
   end
-  return nil, "is a " .. t .. ", not a string, number or boolean"
-end
-
-local function options(opts)
-  opts = opts or {}
-  local delimiter = opts.delimiter or ","
-  if type(delimiter) ~= "string" or #delimiter ~= 1 or delimiter:find('["\r\n]') then
-    error("csv: delimiter must be one byte other than a quote or a line break", 3)
-  end
-  return {
-    delimiter = delimiter,
-    eol = opts.eol or "\n",
-    null = opts.null or "",
-    header = opts.header ~= false,
-    bom = opts.bom,
-    columns = opts.columns,
-    special = "[" .. delimiter:gsub("%p", "%%%0") .. '"\r\n]',
+  local encoder = core.csv_encoder {
+    delimiter = opts.delimiter, eol = opts.eol, null = opts.null,
+    true_text = opts.true_text, false_text = opts.false_text, columns = columns, strict = strict,
   }
-end
-
-local function quote(text, o)
-  if text:find(o.special) then
-    return '"' .. text:gsub('"', '""') .. '"'
-  end
-  return text
-end
-
--- Encodes one row; returns its line, or nil and an error naming row and column.
-local function encode_row(row, index, columns, o)
-  local out = {}
-  local array = is_array(row)
-  local count = columns and #columns or #row
-  for i = 1, count do
-    local key = array and i or columns[i]
-    local text, why = field_text(row[key], o.null)
-    if not text then
-      return nil, fail { code = "invalid_value", row = index, column = key,
-        message = format("row %d, column %s: the value %s", index, tostring(key), why) }
+  local head = opts.bom and BOM or ""
+  if opts.header ~= false and columns and #columns > 0 then
+    local names, err = encoder:rows({ columns }, 1, 1, 0)
+    if not names then
+      err.message = "header: " .. err.message
+      return nil, err
     end
-    out[i] = quote(text, o)
+    head = head .. names
   end
-  return concat(out, o.delimiter) .. o.eol
+  return encoder, head
 end
 
 -- csv.encode(rows, opts) -> text | nil, err
+-- opts: columns, header (true), delimiter (","), eol ("\n" or "\r\n"), null (""),
+-- bom (false), true_text/false_text ("true"/"false").
 function csv.encode(rows, opts)
-  local o = options(opts)
-  local columns = o.columns or csv.columns(rows)
-  local out = { o.bom and "\239\187\191" or "" }
-  if o.header and #columns > 0 then
-    local names = {}
-    for i, c in ipairs(columns) do
-      names[i] = quote(tostring(c), o)
-    end
-    out[2] = concat(names, o.delimiter) .. o.eol
+  if type(rows) ~= "table" then
+    error("csv.encode expects an array of rows", 2)
   end
-  for i, row in ipairs(rows) do
-    local line, err = encode_row(row, i, #columns > 0 and columns or nil, o)
-    if not line then
-      return nil, err
-    end
-    out[#out + 1] = line
+  opts = opts or {}
+  local encoder, head = new_encoder(opts, rows, 1, #rows)
+  if not encoder then
+    return nil, head
   end
-  return concat(out)
+  local body, err = encoder:rows(rows, 1, #rows, 1)
+  if not body then
+    return nil, err
+  end
+  return head .. body
 end
 
--- Reading --------------------------------------------------------------------
+-- Writing ------------------------------------------------------------------------
+
+local Writer = {}
+Writer.__index = Writer
+
+function Writer:emit(text)
+  local ok, message = self.fh:write(text)
+  if not ok then
+    return fail { code = "write_error", file = self.name, message = tostring(message) }
+  end
+  self.bytes = self.bytes + #text
+  return true
+end
+
+function Writer:encode(rows, i, j)
+  local err
+  if not self.encoder then
+    local head
+    self.encoder, head = new_encoder(self.opts, rows, i, j)
+    if not self.encoder then
+      return nil, head
+    end
+    local ok
+    ok, err = self:emit(head)
+    if not ok then
+      return nil, err
+    end
+  end
+  local text
+  text, err = self.encoder:rows(rows, i, j, self.rows + 1)
+  if not text then
+    return nil, err
+  end
+  self.rows = self.rows + (j - i + 1)
+  return self:emit(text)
+end
+
+function Writer:flush()
+  local pending = self.pending
+  if #pending == 0 then
+    return true
+  end
+  self.pending = {}
+  return self:encode(pending, 1, #pending)
+end
+
+-- w:write(row) -> true | nil, err. Rows are encoded in batches.
+function Writer:write(row)
+  local pending = self.pending
+  pending[#pending + 1] = row
+  if #pending >= BATCH then
+    return self:flush()
+  end
+  return true
+end
+
+-- w:write_all(rows_or_iterator) -> true | nil, err. An iterator that raises
+-- stops the writing with err.code "callback_error".
+function Writer:write_all(source)
+  local ok, err = self:flush()
+  if not ok then
+    return nil, err
+  end
+  if type(source) == "table" then
+    for i = 1, #source, BATCH do
+      ok, err = self:encode(source, i, min(i + BATCH - 1, #source))
+      if not ok then
+        return nil, err
+      end
+    end
+    return true
+  end
+  while true do
+    local called, row = pcall(source)
+    if not called then
+      return fail { code = "callback_error", message = tostring(row), cause = row }
+    elseif row == nil then
+      return self:flush()
+    end
+    ok, err = self:write(row)
+    if not ok then
+      return nil, err
+    end
+  end
+end
+
+-- w:close() -> bytes, rows | nil, err
+function Writer:close()
+  if self.closed then
+    return self.bytes, self.rows
+  end
+  self.closed = true
+  local ok, err = self:flush()
+  if ok and not self.encoder and self.opts.columns then
+    ok, err = self:encode({}, 1, 0) -- the header alone
+  end
+  if self.owned then
+    local closed, message = self.fh:close()
+    if ok and not closed then
+      ok, err = fail { code = "write_error", file = self.name, message = tostring(message) }
+    end
+  end
+  if not ok then
+    return nil, err
+  end
+  return self.bytes, self.rows
+end
+Writer.__close = Writer.close
+
+-- csv.writer(path_or_file, opts) -> writer | nil, err; opts as for csv.encode.
+-- Without opts.columns, the columns are those of the first rows written (up to
+-- 4096); a later row with another key is an error rather than a dropped value.
+function csv.writer(target, opts)
+  local fh, owned, name = target, false, "output"
+  if type(target) == "string" then
+    local message
+    fh, message = io_open(target, "wb")
+    if not fh then
+      return fail { code = "file_unreadable", file = target, message = message }
+    end
+    owned, name = true, target
+  elseif type(target) ~= "userdata" and type(target) ~= "table" then
+    error("csv.writer expects a path or a file handle", 2)
+  end
+  return setmetatable({ fh = fh, owned = owned, name = name, opts = opts or {}, pending = {}, bytes = 0, rows = 0 },
+    Writer)
+end
+
+-- Reading ------------------------------------------------------------------------
 
 local Reader = {}
 Reader.__index = Reader
 
 function Reader:malformed(line, column, message)
-  error(fail { code = "malformed_csv", file = self.name, line = line, column = column, message = message }, 0)
+  error(core.error { code = "malformed_csv", file = self.name, line = line, column = column, message = message }, 0)
 end
 
--- The fields of the next record, which may span lines inside quotes.
+function Reader:read_line()
+  local line = self.peeked or self.fh:read("L")
+  self.peeked = nil
+  if line then
+    self.line = self.line + 1
+    if self.line == 1 then
+      line = line:gsub("^\239\187\191", "") -- a UTF-8 byte order mark
+    end
+  end
+  return line
+end
+
+-- The delimiter of the first line: the candidate seen most often outside quotes.
+function Reader:sniff()
+  local line = self.fh:read("L") or ""
+  self.peeked = line
+  local unquoted = line:gsub('"[^"]*"', "")
+  local best, count = ",", 0
+  for _, d in ipairs(SNIFFED) do
+    local n = select(2, unquoted:gsub(d == "|" and "%|" or d, ""))
+    if n > count then
+      best, count = d, n
+    end
+  end
+  return best
+end
+
+-- The fields of the next record, which may span lines inside quotes; and its first line.
 function Reader:record()
-  local line = self.fh:read("L")
+  local line = self:read_line()
   if not line then
     return nil
-  end
-  self.line = self.line + 1
-  if self.line == 1 then
-    line = line:gsub("^\239\187\191", "") -- a UTF-8 byte order mark
   end
   local first_line, fields, i, d = self.line, {}, 1, self.delimiter
   while true do
@@ -170,11 +266,10 @@ function Reader:record()
         local q = line:find('"', i, true)
         if not q then
           parts[#parts + 1] = line:sub(i)
-          line, i = self.fh:read("L"), 1
+          line, i = self:read_line(), 1
           if not line then
             self:malformed(first_line, start, "a quoted field is not closed")
           end
-          self.line = self.line + 1
         elseif line:sub(q + 1, q + 1) == '"' then
           parts[#parts + 1] = line:sub(i, q)
           i = q + 2
@@ -188,7 +283,7 @@ function Reader:record()
       local after = line:sub(i, i)
       if after == d then
         i = i + 1
-      elseif line:sub(i):find("^\r?\n?$") then
+      elseif line:find("^\r?\n?$", i) then
         return fields, first_line
       else
         self:malformed(self.line, i, "unexpected text after a closing quote")
@@ -211,6 +306,9 @@ end
 
 function Reader:next()
   local fields, line = self:record()
+  while fields and #fields == 1 and fields[1] == "" and #self.header > 1 do
+    fields, line = self:record() -- a blank line
+  end
   if not fields then
     if self.owned then
       self.fh:close()
@@ -218,34 +316,45 @@ function Reader:next()
     return nil
   end
   if #fields ~= #self.header then
-    self:malformed(line, nil, format("%d fields where the header has %d", #fields, #self.header))
+    self:malformed(line, nil, ("%d fields where the header has %d"):format(#fields, #self.header))
   end
   local record = {}
   for i, name in ipairs(self.header) do
     record[name] = fields[i]
   end
-  return record
+  return record, line
 end
 
--- csv.rows(path_or_file, opts) -> iterator of records, header names | nil, err.
--- A malformed record raises an error value naming file, line and column.
+-- csv.rows(path_or_file, opts) -> iterator, header | nil, err
+-- The iterator gives each record (keyed by the header) and its line number.
+-- opts.delimiter: one byte (","), or "auto" to take the most frequent of , ; tab |
+-- in the header line. A malformed record raises an error naming file, line and column.
 function csv.rows(source, opts)
   opts = opts or {}
-  local reader = setmetatable({ line = 0, delimiter = opts.delimiter or "," }, Reader)
+  local reader = setmetatable({ line = 0, name = opts.name or "input" }, Reader)
   if type(source) == "string" then
-    local fh, message = io.open(source, "rb")
+    local fh, message = io_open(source, "rb")
     if not fh then
-      return nil, fail { code = "file_unreadable", file = source, message = message }
+      return fail { code = "file_unreadable", file = source, message = message }
     end
     reader.fh, reader.name, reader.owned = fh, source, true
   else
-    reader.fh, reader.name = source, opts.name or "input"
+    reader.fh = source
   end
+  reader.delimiter = opts.delimiter == "auto" and reader:sniff() or opts.delimiter or ","
   local ok, header = pcall(reader.record, reader)
   if not ok then
     return nil, header
   end
   reader.header = header or {}
+  local seen = {}
+  for i, name in ipairs(reader.header) do
+    if seen[name] then
+      return fail { code = "malformed_csv", file = reader.name, line = 1, column = i,
+        message = ("the column %q appears twice in the header"):format(name) }
+    end
+    seen[name] = true
+  end
   return function()
     return reader:next()
   end, reader.header

@@ -84,13 +84,15 @@ local function field(name, answer, err)
   return answer[name]
 end
 
-local function upload(self, name, opts, query, delimiter)
+-- Uploads opts.file or opts.rows to the endpoint, checked against the schema.
+local function upload(self, name, schema, opts, query, delimiter)
   local err = check_text("comment", opts.comment, COMMENT_MAX)
   if err then
     return nil, err
   end
   local args
-  args, err = client.body({ query = query, progress = opts.progress }, opts, delimiter)
+  args, err = client.body({ query = query, progress = opts.progress }, opts,
+    { endpoint = name, schema = schema, delimiter = delimiter })
   if not args then
     return nil, err
   end
@@ -140,7 +142,7 @@ function Client:upload_offline_conversions(opts)
   if err then
     return nil, err
   end
-  return upload(self, "upload_offline_conversions", opts,
+  return upload(self, "upload_offline_conversions", "offline_conversions", opts,
     { comment = opts.comment, type = opts.type, client_id_type = opts.client_id_type })
 end
 
@@ -150,7 +152,7 @@ function Client:upload_calls(opts)
   if err then
     return nil, err
   end
-  return upload(self, "upload_calls", opts, { comment = opts.comment, new_goal_name = opts.new_goal_name })
+  return upload(self, "upload_calls", "calls", opts, { comment = opts.comment, new_goal_name = opts.new_goal_name })
 end
 
 Client.offline_conversion_uploadings = lister("offline_conversion_uploadings", PAGE)
@@ -168,12 +170,12 @@ Client.disable_calls_extended_threshold = plain("disable_calls_extended_threshol
 
 function Client:upload_expenses(opts)
   opts = options(opts, "upload_expenses")
-  return upload(self, "upload_expenses", opts, { comment = opts.comment, provider = opts.provider })
+  return upload(self, "upload_expenses", "expenses", opts, { comment = opts.comment, provider = opts.provider })
 end
 
 function Client:delete_expenses(opts)
   opts = options(opts, "delete_expenses")
-  return upload(self, "delete_expenses", opts, { comment = opts.comment, provider = opts.provider })
+  return upload(self, "delete_expenses", "expenses_delete", opts, { comment = opts.comment, provider = opts.provider })
 end
 
 function Client:delete_expense_line(opts)
@@ -205,7 +207,7 @@ function Client:upload_user_params(opts)
   if err then
     return nil, err
   end
-  return upload(self, "upload_user_params", opts,
+  return upload(self, "upload_user_params", "user_params", opts,
     { action = opts.action, content_id_type = opts.content_id_type, comment = opts.comment })
 end
 
@@ -238,7 +240,9 @@ function Client:upload_crm(opts)
   if opts.delimiter_type and opts.entity ~= "simple_orders" then
     return client.invalid("upload_crm: delimiter_type applies to simple_orders only")
   end
-  return upload(self, CRM_ENDPOINTS[opts.entity], opts, {
+  -- contacts and orders take columns_mapping, so their columns are the user's own
+  local schema = opts.entity == "simple_orders" and "crm_simple_orders" or nil
+  return upload(self, CRM_ENDPOINTS[opts.entity], schema, opts, {
     merge_mode = opts.merge_mode, delimiter_type = opts.delimiter_type, columns_mapping = opts.columns_mapping,
   }, DELIMITER_TYPES[opts.delimiter_type])
 end

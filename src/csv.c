@@ -1,0 +1,373 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer.h"
+#include "csv.h"
+#include "error.h"
+#include "utf8.h"
+
+#define ENCODER_MT "csvup.csv_encoder"
+#define TEXT_MAX 64
+#define EXACT_INT 9007199254740992.0 /* 2^53 */
+
+/* Options fixed at creation; the columns table is the userdata's user value. */
+struct encoder {
+    char delimiter;
+    int has_columns;
+    int strict;           /* a record key outside the columns is an error, never dropped */
+    size_t ncolumns;
+    char eol[3], null_text[TEXT_MAX], true_text[TEXT_MAX], false_text[TEXT_MAX];
+    struct buffer out;    /* reused across calls; freed by __gc */
+};
+
+/* Why a value cannot be written, for the error that names its row and column. */
+struct problem {
+    char text[128];
+};
+
+static int needs_quotes(const struct encoder *e, const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == e->delimiter || c == '"' || c == '\r' || c == '\n')
+            return 1;
+    }
+    return 0;
+}
+
+static int append_text(struct encoder *e, const char *s, size_t n)
+{
+    const char *quote;
+    if (!needs_quotes(e, s, n))
+        return buffer_append(&e->out, s, n);
+    if (buffer_append(&e->out, "\"", 1))
+        return -1;
+    while ((quote = memchr(s, '"', n))) { /* a quote is written twice */
+        size_t part = (size_t)(quote - s) + 1;
+        if (buffer_append(&e->out, s, part) || buffer_append(&e->out, "\"", 1))
+            return -1;
+        s += part;
+        n -= part;
+    }
+    return buffer_append(&e->out, s, n) || buffer_append(&e->out, "\"", 1);
+}
+
+static size_t format_int(int64_t v, char *out)
+{
+    char digits[24];
+    size_t n = 0, i = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[i++] = '-';
+    while (n)
+        out[i++] = digits[--n];
+    return i;
+}
+
+/* "d.ddde[+-]xx" or "ddd.ddd" from printf's %g into a plain decimal. Any byte
+ * that is not a digit, sign or 'e' is the decimal point (whatever the locale). */
+static size_t plain_decimal(const char *g, char *out)
+{
+    char digits[32];
+    size_t n = 0, i = 0, k;
+    long point = -1, exponent = 0;
+    const char *p = g, *e = strchr(g, 'e');
+    if (*p == '-')
+        out[i++] = *p++;
+    for (; *p && p != e; p++) {
+        if (*p >= '0' && *p <= '9')
+            digits[n++] = *p;
+        else
+            point = (long)n;
+    }
+    if (point < 0)
+        point = (long)n;
+    if (e)
+        exponent = strtol(e + 1, NULL, 10);
+    point += exponent;
+    if (point <= 0) {
+        out[i++] = '0';
+        out[i++] = '.';
+        for (k = 0; k < (size_t)-point; k++)
+            out[i++] = '0';
+        memcpy(out + i, digits, n);
+        return i + n;
+    }
+    for (k = 0; k < (size_t)point; k++)
+        out[i++] = k < n ? digits[k] : '0';
+    if ((size_t)point < n) {
+        out[i++] = '.';
+        memcpy(out + i, digits + point, n - (size_t)point);
+        i += n - (size_t)point;
+    }
+    return i;
+}
+
+/* The shortest decimal that reads back as v, without an exponent. */
+static size_t format_double(double v, char *out)
+{
+    static const double tens[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6 };
+    char g[32];
+    size_t k;
+    int precision;
+    /* Fast path: v is m / 10^k for an integer m below 2^53 (prices, rates). */
+    for (k = 0; k < sizeof tens / sizeof tens[0]; k++) {
+        double m = rint(v * tens[k]);
+        if (fabs(m) < EXACT_INT && m / tens[k] == v && (m != 0 || !signbit(v))) {
+            char digits[24];
+            size_t n = format_int((int64_t)m, digits), neg = m < 0, i = 0;
+            if (k == 0) {
+                memcpy(out, digits, n);
+                return n;
+            }
+            if (neg)
+                out[i++] = '-';
+            if (n - neg <= k) { /* 0.0ddd */
+                out[i++] = '0';
+                out[i++] = '.';
+                memset(out + i, '0', k - (n - neg));
+                i += k - (n - neg);
+                memcpy(out + i, digits + neg, n - neg);
+                return i + n - neg;
+            }
+            memcpy(out + i, digits + neg, n - neg - k);
+            i += n - neg - k;
+            out[i++] = '.';
+            memcpy(out + i, digits + n - k, k);
+            return i + k;
+        }
+    }
+    /* 15 significant digits give every value that has a shorter form. */
+    for (precision = 15; precision < 17; precision++) {
+        snprintf(g, sizeof g, "%.*g", precision, v);
+        if (strtod(g, NULL) == v)
+            return plain_decimal(g, out);
+    }
+    snprintf(g, sizeof g, "%.17g", v);
+    return plain_decimal(g, out);
+}
+
+/* Appends the value at idx as one field; -1 with p filled when it cannot be written. */
+static int append_value(struct encoder *e, lua_State *L, int idx, struct problem *p)
+{
+    char text[400]; /* 1e308 written out has 309 digits */
+    size_t n;
+    const char *s;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &n);
+        if ((n = utf8_valid_prefix((const unsigned char *)s, n)) < lua_rawlen(L, idx)) {
+            snprintf(p->text, sizeof p->text, "is not valid UTF-8 (at byte %lu)", (unsigned long)n + 1);
+            return -1;
+        }
+        return append_text(e, s, n);
+    case LUA_TNUMBER: {
+        int64_t i;
+        lua_Number v;
+        if (csvup_tointeger(L, idx, &i))
+            return buffer_append(&e->out, text, format_int(i, text));
+        v = lua_tonumber(L, idx);
+        if (!isfinite(v)) {
+            snprintf(p->text, sizeof p->text, "is not a finite number");
+            return -1;
+        }
+        return buffer_append(&e->out, text, format_double(v, text));
+    }
+    case LUA_TBOOLEAN:
+        s = lua_toboolean(L, idx) ? e->true_text : e->false_text;
+        return append_text(e, s, strlen(s));
+    case LUA_TNIL:
+        return append_text(e, e->null_text, strlen(e->null_text));
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) /* cjson.null */
+            return append_text(e, e->null_text, strlen(e->null_text));
+        /* fall through */
+    default:
+        snprintf(p->text, sizeof p->text, "is a %s, not a string, number or boolean", luaL_typename(L, idx));
+        return -1;
+    }
+}
+
+static const char *key_text(lua_State *L, int idx)
+{
+    int t = lua_type(L, idx);
+    return t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, idx) : luaL_typename(L, idx);
+}
+
+/* Pushes nil and an invalid_value error naming the row, and the column at column_idx if not 0. */
+static int row_error(lua_State *L, lua_Integer row, int column_idx, const char *what)
+{
+    lua_pushnil(L);
+    csvup_push_error(L, "invalid_value", "");
+    lua_pushinteger(L, row);
+    lua_setfield(L, -2, "row");
+    if (column_idx) {
+        lua_pushvalue(L, column_idx);
+        lua_setfield(L, -2, "column");
+        lua_pushfstring(L, "row %d, column %s: the value %s", (int)row, key_text(L, column_idx), what);
+    } else {
+        lua_pushfstring(L, "row %d: %s", (int)row, what);
+    }
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+/* With strict on, finds a key of the record at row_idx that is not a column. */
+static int stray_key(lua_State *L, int row_idx, int columns_idx, size_t ncolumns)
+{
+    size_t c;
+    lua_pushnil(L);
+    while (lua_next(L, row_idx)) {
+        int known = 0;
+        lua_pop(L, 1);
+        for (c = 1; c <= ncolumns && !known; c++) {
+            lua_rawgeti(L, columns_idx, (int)c);
+            known = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+        }
+        if (!known)
+            return 1; /* the key is left on the stack */
+    }
+    return 0;
+}
+
+/* encoder:rows(rows, i, j, first_number) -> text | nil, err
+ * Encodes rows[i..j]; first_number is the row number of rows[i] in errors. */
+static int encoder_rows(lua_State *L)
+{
+    struct encoder *e = luaL_checkudata(L, 1, ENCODER_MT);
+    lua_Integer i = luaL_checkinteger(L, 3), j = luaL_checkinteger(L, 4), r;
+    lua_Integer number = luaL_optinteger(L, 5, i) - i;
+    const int rows = 2, columns = 6, row = 7, value = 8;
+    struct problem p;
+    luaL_checktype(L, rows, LUA_TTABLE);
+    lua_settop(L, 5);
+    csvup_getuservalue(L, 1); /* columns, or nil */
+    e->out.len = 0;
+    for (r = i; r <= j; r++) {
+        size_t c, ncols;
+        int positional;
+        lua_settop(L, columns);
+        lua_rawgeti(L, rows, (int)r);
+        if (!lua_istable(L, row)) {
+            snprintf(p.text, sizeof p.text, "is a %s, not a table", luaL_typename(L, row));
+            return row_error(L, r + number, 0, p.text);
+        }
+        lua_rawgeti(L, row, 1);
+        positional = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        ncols = e->has_columns ? e->ncolumns : lua_rawlen(L, row);
+        for (c = 1; c <= ncols; c++) {
+            if (c > 1 && buffer_append(&e->out, &e->delimiter, 1))
+                return luaL_error(L, "csv: out of memory");
+            if (positional || !e->has_columns) {
+                lua_rawgeti(L, row, (int)c);
+            } else {
+                lua_rawgeti(L, columns, (int)c);
+                lua_rawget(L, row);
+            }
+            if (append_value(e, L, value, &p)) {
+                if (positional || !e->has_columns)
+                    lua_pushinteger(L, (lua_Integer)c);
+                else
+                    lua_rawgeti(L, columns, (int)c);
+                return row_error(L, r + number, lua_gettop(L), p.text);
+            }
+            lua_pop(L, 1);
+        }
+        if (e->strict && e->has_columns) {
+            if (positional && lua_rawlen(L, row) > ncols)
+                return row_error(L, r + number, 0, "has more fields than the header");
+            if (!positional && stray_key(L, row, columns, ncols))
+                return row_error(L, r + number, 0, lua_pushfstring(L,
+                    "has the column '%s', which is not in the header (taken from the first rows written:"
+                    " name every column with columns = {...})", key_text(L, -1)));
+        }
+        if (buffer_puts(&e->out, e->eol))
+            return luaL_error(L, "csv: out of memory");
+    }
+    lua_pushlstring(L, e->out.data ? e->out.data : "", e->out.len);
+    if (e->out.cap > (1u << 20)) /* do not keep a huge batch's buffer */
+        buffer_free(&e->out);
+    return 1;
+}
+
+static int encoder_gc(lua_State *L)
+{
+    struct encoder *e = luaL_checkudata(L, 1, ENCODER_MT);
+    buffer_free(&e->out);
+    return 0;
+}
+
+static void copy_option(lua_State *L, const char *name, char *out, const char *fallback)
+{
+    size_t n = strlen(fallback);
+    const char *s = fallback;
+    lua_getfield(L, 1, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "csv: option '%s' must be a string", name);
+        s = lua_tolstring(L, -1, &n);
+    }
+    if (n >= TEXT_MAX || strlen(s) != n)
+        luaL_error(L, "csv: option '%s' must be shorter than %d bytes, without NUL", name, TEXT_MAX);
+    memcpy(out, s, n + 1);
+    lua_pop(L, 1);
+}
+
+/* core.csv_encoder{ delimiter, eol, null, true_text, false_text, columns?, strict? } */
+int csv_encoder_new(lua_State *L)
+{
+    struct encoder *e;
+    char delimiter[TEXT_MAX];
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    e = lua_newuserdata(L, sizeof *e);
+    memset(e, 0, sizeof *e);
+    luaL_getmetatable(L, ENCODER_MT);
+    lua_setmetatable(L, -2);
+    e->out.limit = (size_t)-1;
+    copy_option(L, "delimiter", delimiter, ",");
+    copy_option(L, "eol", e->eol, "\n");
+    copy_option(L, "null", e->null_text, "");
+    copy_option(L, "true_text", e->true_text, "true");
+    copy_option(L, "false_text", e->false_text, "false");
+    if (strlen(delimiter) != 1 || strchr("\"\r\n", delimiter[0]))
+        return luaL_error(L, "csv: delimiter must be one byte other than a quote or a line break");
+    if (strcmp(e->eol, "\n") != 0 && strcmp(e->eol, "\r\n") != 0)
+        return luaL_error(L, "csv: eol must be \"\\n\" or \"\\r\\n\"");
+    e->delimiter = delimiter[0];
+    lua_getfield(L, 1, "strict");
+    e->strict = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "columns");
+    if (lua_istable(L, -1)) {
+        e->has_columns = 1;
+        e->ncolumns = lua_rawlen(L, -1);
+        csvup_setuservalue(L, 2);
+    } else {
+        luaL_argcheck(L, lua_isnil(L, -1), 1, "columns must be an array");
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+void csv_init(lua_State *L)
+{
+    if (luaL_newmetatable(L, ENCODER_MT)) {
+        lua_pushcfunction(L, encoder_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_newtable(L);
+        lua_pushcfunction(L, encoder_rows);
+        lua_setfield(L, -2, "rows");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}

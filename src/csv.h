@@ -1,0 +1,10 @@
+/* The CSV encoder: the per-row hot loop of csvup.csv. */
+#ifndef CSVUP_CSV_H
+#define CSVUP_CSV_H
+
+#include "compat.h"
+
+int csv_encoder_new(lua_State *L);
+void csv_init(lua_State *L);
+
+#endif

@@ -1,0 +1,73 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "scan.h"
+#include "utf8.h"
+
+#define CHUNK (64 * 1024)
+
+/* Whether s[0..n) could be the start of a valid sequence cut by the chunk's end. */
+static int cut_sequence(const unsigned char *s, size_t n)
+{
+    size_t need = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2, i;
+    if (s[0] < 0xC2 || s[0] > 0xF4 || n >= need)
+        return 0;
+    for (i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return 1;
+}
+
+/* core.utf8_check_file(path) -> true | nil, err naming line and column (in bytes)
+ * of the first byte that is not valid UTF-8. Memory stays at one chunk. */
+int scan_utf8_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    unsigned char buf[CHUNK + 4];
+    size_t carry = 0;
+    long long line = 1, offset = 0, line_start = 0; /* offsets in the file */
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path, strerror(errno));
+    for (;;) {
+        size_t n = carry + fread(buf + carry, 1, CHUNK, f), valid, i;
+        int done = n == carry;
+        if (ferror(f)) {
+            fclose(f);
+            return csvup_fail(L, "file_unreadable", "%s: read error", path);
+        }
+        valid = utf8_valid_prefix(buf, n);
+        for (i = 0; i < valid; i++) {
+            const unsigned char *nl = memchr(buf + i, '\n', valid - i);
+            if (!nl)
+                break;
+            i = (size_t)(nl - buf);
+            line++;
+            line_start = offset + (long long)i + 1;
+        }
+        if (valid < n && (done || !cut_sequence(buf + valid, n - valid))) {
+            char at[64];
+            fclose(f);
+            snprintf(at, sizeof at, "%lld", offset + (long long)valid - line_start + 1);
+            csvup_fail(L, "invalid_utf8", "%s: line %d, byte %s of the line is not valid UTF-8 (the APIs take UTF-8 only)",
+                       path, (int)line, at);
+            lua_pushstring(L, path);
+            lua_setfield(L, -2, "file");
+            lua_pushinteger(L, (lua_Integer)line);
+            lua_setfield(L, -2, "line");
+            lua_pushinteger(L, (lua_Integer)(offset + (long long)valid - line_start + 1));
+            lua_setfield(L, -2, "column");
+            return 2;
+        }
+        if (done)
+            break;
+        carry = n - valid;
+        memmove(buf, buf + valid, carry);
+        offset += (long long)valid;
+    }
+    fclose(f);
+    lua_pushboolean(L, 1);
+    return 1;
+}

@@ -1,0 +1,11 @@
+/* UTF-8 validation, shared by the CSV encoder and the file scan. */
+#ifndef CSVUP_UTF8_H
+#define CSVUP_UTF8_H
+
+#include <stddef.h>
+
+/* The length of the longest valid UTF-8 prefix of s (n when all of s is valid).
+ * Overlong forms, surrogates and code points above U+10FFFF are invalid. */
+size_t utf8_valid_prefix(const unsigned char *s, size_t n);
+
+#endif
