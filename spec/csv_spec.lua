@@ -101,3 +101,216 @@ describe("csv.rows", function()
     assert.are.same(rows, read_all(path))
   end)
 end)
+
+describe("csv.encode, strict", function()
+  it("refuses a string that is not valid UTF-8, naming row, column and byte", function()
+    local _, err = csv.encode { { name = "ok" }, { name = "caf\233" } }
+    assert.are.equal("invalid_value", err.code)
+    assert.are.equal(2, err.row)
+    assert.are.equal("name", err.column)
+    assert.matches("row 2, column name: the value is not valid UTF%-8 %(at byte 4%)", tostring(err))
+    for _, bad in ipairs { "\192\128", "\237\160\128", "\244\144\128\128", "\240\130\130\172", "abc\255" } do
+      assert.is_nil((csv.encode { { bad } }))
+    end
+    assert.are.equal("\240\159\152\128,\228\184\173\n", csv.encode({ { "\240\159\152\128", "\228\184\173" } }, { header = false }))
+  end)
+
+  it("writes rows as arrays by position, under the given header", function()
+    assert.are.equal("a,b\n1,2\n3,\n", csv.encode({ { 1, 2 }, { 3 } }, { columns = { "a", "b" } }))
+    assert.are.equal("1,2\n", csv.encode({ { 1, 2 } }))
+  end)
+
+  it("writes booleans as the schema asks", function()
+    assert.are.equal("x\n1\n0\n", csv.encode({ { x = true }, { x = false } }, { true_text = "1", false_text = "0" }))
+  end)
+
+  it("quotes a null text that needs it, and a lone CR", function()
+    assert.are.equal('a\n"N,A"\n', csv.encode({ { b = 1 } }, { columns = { "a" }, null = "N,A" }))
+    assert.are.equal('"\r"\n', csv.encode({ { "\r" } }, { header = false }))
+  end)
+
+  it("rejects bad options as programmer errors", function()
+    assert.has_error(function() csv.encode({}, { delimiter = ",," }) end)
+    assert.has_error(function() csv.encode({}, { delimiter = '"' }) end)
+    assert.has_error(function() csv.encode({}, { eol = "\r" }) end)
+    assert.has_error(function() csv.encode("rows") end)
+  end)
+end)
+
+describe("csv.writer", function()
+  local dir
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  local function slurp(path)
+    local f = assert(io.open(path, "rb"))
+    local text = f:read("a")
+    f:close()
+    return text
+  end
+
+  it("writes rows one by one and in bulk, and tells bytes and rows on close", function()
+    local path = dir .. "/w.csv"
+    local w = assert(csv.writer(path, { columns = { "id", "v" } }))
+    assert(w:write { id = 1, v = "a" })
+    assert(w:write_all { { id = 2, v = "b" }, { id = 3 } })
+    local n = 3
+    assert(w:write_all(function()
+      n = n + 1
+      if n <= 5 then
+        return { id = n, v = "it" }
+      end
+    end))
+    local bytes, rows = w:close()
+    local text = "id,v\n1,a\n2,b\n3,\n4,it\n5,it\n"
+    assert.are.equal(text, slurp(path))
+    assert.are.same({ #text, 5 }, { bytes, rows })
+  end)
+
+  it("writes to an open file handle and leaves it open", function()
+    local path = dir .. "/h.csv"
+    local f = assert(io.open(path, "wb"))
+    local w = assert(csv.writer(f, { header = false, delimiter = ";" }))
+    assert(w:write_all { { 1, "x;y" } })
+    assert(w:close())
+    f:write("after\n")
+    f:close()
+    assert.are.equal('1;"x;y"\nafter\n', slurp(path))
+  end)
+
+  it("takes the columns of the first rows written, and refuses a later row's new key instead of dropping it", function()
+    local w = assert(csv.writer(dir .. "/later.csv"))
+    assert(w:write { a = 0 })
+    assert(w:write { a = 1, b = 1 }) -- in the first batch: a column
+    local first = {}
+    for i = 1, 5000 do
+      first[i] = { a = i }
+    end
+    assert(w:write_all(first))
+    assert(w:write { a = 5001, c = "late" })
+    local bytes, err = w:close()
+    assert.is_nil(bytes)
+    assert.are.equal("invalid_value", err.code)
+    assert.are.equal(5003, err.row)
+    assert.matches("has the column 'c', which is not in the header", tostring(err))
+    assert.matches("^a,b\n0,\n1,1\n1,\n", slurp(dir .. "/later.csv"))
+  end)
+
+  it("stops with callback_error when the row iterator raises", function()
+    local w = assert(csv.writer(dir .. "/raise.csv"))
+    local ok, err = w:write_all(function() error("source failed") end)
+    assert.is_nil(ok)
+    assert.are.equal("callback_error", err.code)
+    assert.matches("source failed", tostring(err))
+    w:close()
+  end)
+end)
+
+describe("csv.rows, more", function()
+  local dir
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  local function file(text)
+    local path = dir .. "/f.csv"
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+    return path
+  end
+
+  it("sniffs the delimiter with 'auto'", function()
+    for _, d in ipairs { ",", ";", "\t", "|" } do
+      local iter, header = assert(csv.rows(file(("a%sb%sc\n1%s\"x%sy\"%s3\n"):format(d, d, d, d, d)), { delimiter = "auto" }))
+      assert.are.same({ "a", "b", "c" }, header)
+      assert.are.same({ a = "1", b = "x" .. d .. "y", c = "3" }, iter())
+    end
+  end)
+
+  it("gives each record's line, skips blank lines, and refuses a repeated header name", function()
+    local iter = assert(csv.rows(file('a,b\n1,"x\ny"\n\n2,z\n')))
+    local r, line = iter()
+    assert.are.same({ { a = "1", b = "x\ny" }, 2 }, { r, line })
+    r, line = iter()
+    assert.are.same({ { a = "2", b = "z" }, 5 }, { r, line })
+    local none, err = csv.rows(file("a,b,a\n"))
+    assert.is_nil(none)
+    assert.matches("the column \"a\" appears twice", tostring(err))
+  end)
+end)
+
+describe("round trips", function()
+  -- random tables of hard values, encoded by csvup and read back by csv.rows
+  local PIECES = { "a", "Я", "\240\159\152\128", ",", ";", "\t", "|", '"', '""', "\r", "\n", "\r\n", " ", "", "x y" }
+  local seed = os.time()
+
+  local function random_value()
+    local kind = math.random(4)
+    if kind == 1 then
+      return math.random(math.mininteger, math.maxinteger)
+    elseif kind == 2 then
+      return (math.random() - 0.5) * 10 ^ math.random(-12, 20)
+    end
+    local parts = {}
+    for i = 1, math.random(0, 6) do
+      parts[i] = PIECES[math.random(#PIECES)]
+    end
+    return table.concat(parts)
+  end
+
+  it("reads back every value exactly (seed printed on failure)", function()
+    math.randomseed(seed)
+    local path = os.tmpname()
+    for _ = 1, 30 do
+      local delimiter = ({ ",", ";", "\t", "|" })[math.random(4)]
+      local columns, rows = {}, {}
+      for c = 1, math.random(1, 6) do
+        columns[c] = "c" .. c .. PIECES[math.random(#PIECES)]
+      end
+      for r = 1, math.random(1, 40) do
+        local row = {}
+        for _, name in ipairs(columns) do
+          row[name] = random_value()
+        end
+        rows[r] = row
+      end
+      local f = assert(io.open(path, "wb"))
+      local text = assert(csv.encode(rows, { columns = columns, delimiter = delimiter, eol = math.random(2) == 1 and "\n" or "\r\n" }))
+      f:write(text)
+      f:close()
+      local r = 0
+      for record in assert(csv.rows(path, { delimiter = delimiter })) do
+        r = r + 1
+        for _, name in ipairs(columns) do
+          local want, got = rows[r][name], record[name]
+          if math.type(want) == "integer" then
+            assert.are.equal(want, math.tointeger(tonumber(got)), "seed " .. seed)
+          elseif math.type(want) == "float" then
+            assert.are.equal(want, tonumber(got) + 0.0, "seed " .. seed) -- read as a double, as consumers do
+            assert.is_nil(got:find("[eE]"), "seed " .. seed)
+          else
+            assert.are.equal(want, got, "seed " .. seed)
+          end
+        end
+      end
+      assert.are.equal(#rows, r, "seed " .. seed)
+    end
+    os.remove(path)
+  end)
+end)

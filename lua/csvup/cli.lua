@@ -1,7 +1,8 @@
 -- The csvup command line.
 local sandbox = require "csvup.sandbox"
+local validate = require "csvup.validate"
 
-local tonumber = tonumber
+local tonumber, tostring, ipairs = tonumber, tostring, ipairs
 
 local cli = {}
 
@@ -9,6 +10,13 @@ local USAGE = [[
 usage: csvup <command> [options]
 
 commands:
+  validate KIND FILE   check a CSV file as an upload would, every row, and send nothing
+             KIND: offline-conversions, calls, expenses, expenses-delete, user-params,
+                   crm-simple-orders, carrotquest-users
+             --delimiter D       the file's delimiter (default ","; "auto" to sniff)
+             --merge-field F     carrotquest-users: $user_id (default) or $email
+             exit status 0: valid, 3: problems found (listed on stderr), 2: usage
+
   sandbox    run the local sandbox that emulates Metrica and Carrot quest
              --port N            port on 127.0.0.1 (default 8080; 0: any free one)
              --process-delay S   seconds until an uploading is final (default 0.5)
@@ -16,7 +24,15 @@ commands:
 
   csvup <command> --help shows this text.]]
 
-local EXIT_OK, EXIT_USAGE = 0, 2
+local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
+
+local SCHEMAS = {
+  ["offline-conversions"] = "offline_conversions", calls = "calls", expenses = "expenses",
+  ["expenses-delete"] = "expenses_delete", ["user-params"] = "user_params",
+  ["crm-simple-orders"] = "crm_simple_orders", ["carrotquest-users"] = "carrotquest_users",
+}
+-- Errors that describe the file's content rather than the command.
+local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malformed_csv = true }
 
 local function usage(problem)
   io.stderr:write("csvup: ", problem, "\n\n", USAGE, "\n")
@@ -66,7 +82,38 @@ local function run_sandbox(args)
   return EXIT_OK
 end
 
-local COMMANDS = { sandbox = run_sandbox }
+local function run_validate(args)
+  local kind, path = args[2], args[3]
+  if kind == "--help" then
+    print(USAGE)
+    return EXIT_OK
+  end
+  local opts, problem = parse_options(args, 4, { delimiter = true, ["merge-field"] = true })
+  if not opts then
+    return usage(problem)
+  elseif not SCHEMAS[kind] or not path then
+    return usage("validate takes a KIND and a FILE")
+  end
+  local ok, err = validate.file(SCHEMAS[kind], path,
+    { full = true, delimiter = opts.delimiter, merge_field = opts["merge-field"] or "$user_id" })
+  if ok then
+    print(path .. ": valid for " .. kind)
+    return EXIT_OK
+  end
+  if err.problems then
+    for _, p in ipairs(err.problems) do
+      io.stderr:write(("%s:%s: %s: %s\n"):format(path, p.line, p.column, p.reason))
+    end
+    if err.problem_count > #err.problems then
+      io.stderr:write(("%s: %d more problems not listed\n"):format(path, err.problem_count - #err.problems))
+    end
+  else
+    io.stderr:write(tostring(err), "\n")
+  end
+  return CONTENT_ERRORS[err.code] and EXIT_INVALID or err.code:find("^file_") and EXIT_USAGE or EXIT_FAILED
+end
+
+local COMMANDS = { sandbox = run_sandbox, validate = run_validate }
 
 function cli.main(args)
   local command = args[1]
