@@ -85,8 +85,9 @@ local function date_reason(s)
   end
 end
 
+-- The digits of a non-negative integer or string of digits, else nil.
 local function digits_of(v)
-  if is_integer(v) then
+  if is_integer(v) and v >= 0 then
     return format("%d", v)
   elseif type(v) == "string" and v:find("^%d+$") then
     return v
