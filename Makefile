@@ -30,7 +30,7 @@ LUA_MODULES = $(shell find lua/csvup -name '*.lua')
 export LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo install clean
+.PHONY: all deps test demo bench install clean
 
 all: $(MODULE)
 
@@ -63,6 +63,12 @@ test: deps
 demo: deps
 	$(MAKE) --no-print-directory $(MODULE)
 	sh spec/examples/demo.sh
+
+# Figures, never pass/fail: see the README's Performance section.
+bench: deps
+	$(MAKE) --no-print-directory $(MODULE)
+	@mkdir -p build/bench
+	$(LUA) spec/bench/csv_bench.lua build/bench
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/csvup $(DESTDIR)$(BINDIR)

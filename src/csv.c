@@ -15,6 +15,7 @@
 /* Options fixed at creation; the columns table is the userdata's user value. */
 struct encoder {
     char delimiter;
+    unsigned char special[128]; /* the ASCII bytes that make a field quoted */
     int has_columns;
     int strict;           /* a record key outside the columns is an error, never dropped */
     size_t ncolumns;
@@ -27,22 +28,27 @@ struct problem {
     char text[128];
 };
 
-static int needs_quotes(const struct encoder *e, const char *s, size_t n)
+/* One pass over a field: whether it needs quotes, and where its UTF-8 breaks
+ * (*bad, or n when it is valid). */
+static int scan_field(const struct encoder *e, const unsigned char *s, size_t n, size_t *bad)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == e->delimiter || c == '"' || c == '\r' || c == '\n')
-            return 1;
+    size_t i = 0, len;
+    int quote = 0;
+    while (i < n) {
+        if (s[i] < 0x80)
+            quote |= e->special[s[i++]];
+        else if ((len = utf8_sequence(s + i, n - i)))
+            i += len;
+        else
+            break;
     }
-    return 0;
+    *bad = i;
+    return quote;
 }
 
-static int append_text(struct encoder *e, const char *s, size_t n)
+static int append_quoted(struct encoder *e, const char *s, size_t n)
 {
     const char *quote;
-    if (!needs_quotes(e, s, n))
-        return buffer_append(&e->out, s, n);
     if (buffer_append(&e->out, "\"", 1))
         return -1;
     while ((quote = memchr(s, '"', n))) { /* a quote is written twice */
@@ -53,6 +59,13 @@ static int append_text(struct encoder *e, const char *s, size_t n)
         n -= part;
     }
     return buffer_append(&e->out, s, n) || buffer_append(&e->out, "\"", 1);
+}
+
+/* Appends text the caller chose (null, true, false texts), quoted if it must be. */
+static int append_text(struct encoder *e, const char *s, size_t n)
+{
+    size_t bad;
+    return scan_field(e, (const unsigned char *)s, n, &bad) ? append_quoted(e, s, n) : buffer_append(&e->out, s, n);
 }
 
 static size_t format_int(int64_t v, char *out)
@@ -158,16 +171,18 @@ static size_t format_double(double v, char *out)
 static int append_value(struct encoder *e, lua_State *L, int idx, struct problem *p)
 {
     char text[400]; /* 1e308 written out has 309 digits */
-    size_t n;
+    size_t n, bad;
     const char *s;
+    int quote;
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
         s = lua_tolstring(L, idx, &n);
-        if ((n = utf8_valid_prefix((const unsigned char *)s, n)) < lua_rawlen(L, idx)) {
-            snprintf(p->text, sizeof p->text, "is not valid UTF-8 (at byte %lu)", (unsigned long)n + 1);
+        quote = scan_field(e, (const unsigned char *)s, n, &bad);
+        if (bad < n) {
+            snprintf(p->text, sizeof p->text, "is not valid UTF-8 (at byte %lu)", (unsigned long)bad + 1);
             return -1;
         }
-        return append_text(e, s, n);
+        return quote ? append_quoted(e, s, n) : buffer_append(&e->out, s, n);
     case LUA_TNUMBER: {
         int64_t i;
         lua_Number v;
@@ -339,11 +354,12 @@ int csv_encoder_new(lua_State *L)
     copy_option(L, "null", e->null_text, "");
     copy_option(L, "true_text", e->true_text, "true");
     copy_option(L, "false_text", e->false_text, "false");
-    if (strlen(delimiter) != 1 || strchr("\"\r\n", delimiter[0]))
-        return luaL_error(L, "csv: delimiter must be one byte other than a quote or a line break");
+    if (strlen(delimiter) != 1 || (unsigned char)delimiter[0] >= 0x80 || strchr("\"\r\n", delimiter[0]))
+        return luaL_error(L, "csv: delimiter must be one ASCII byte other than a quote or a line break");
     if (strcmp(e->eol, "\n") != 0 && strcmp(e->eol, "\r\n") != 0)
         return luaL_error(L, "csv: eol must be \"\\n\" or \"\\r\\n\"");
     e->delimiter = delimiter[0];
+    e->special[(unsigned char)e->delimiter] = e->special['"'] = e->special['\r'] = e->special['\n'] = 1;
     lua_getfield(L, 1, "strict");
     e->strict = lua_toboolean(L, -1);
     lua_pop(L, 1);

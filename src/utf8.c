@@ -1,7 +1,6 @@
 #include "utf8.h"
 
-/* The length of the sequence starting at s if it is valid, else 0. */
-static size_t sequence_length(const unsigned char *s, size_t left)
+size_t utf8_sequence(const unsigned char *s, size_t left)
 {
     unsigned char c = s[0];
     size_t len, i;
@@ -30,7 +29,7 @@ size_t utf8_valid_prefix(const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        if (!(len = sequence_length(s + i, n - i)))
+        if (!(len = utf8_sequence(s + i, n - i)))
             return i;
         i += len;
     }

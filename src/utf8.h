@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+/* The length of the valid multibyte sequence at s (of left bytes), or 0. */
+size_t utf8_sequence(const unsigned char *s, size_t left);
+
 /* The length of the longest valid UTF-8 prefix of s (n when all of s is valid).
  * Overlong forms, surrogates and code points above U+10FFFF are invalid. */
 size_t utf8_valid_prefix(const unsigned char *s, size_t n);
