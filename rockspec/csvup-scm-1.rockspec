@@ -29,10 +29,13 @@ build = {
       sources = {
         "src/connection.c",
         "src/core.c",
+        "src/csv.c",
         "src/endpoints.c",
         "src/error.c",
         "src/json.c",
         "src/request.c",
+        "src/scan.c",
+        "src/utf8.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CURL_INCDIR)" },
@@ -52,6 +55,8 @@ build = {
     ["csvup.sandbox.metrika"] = "lua/csvup/sandbox/metrika.lua",
     ["csvup.sandbox.state"] = "lua/csvup/sandbox/state.lua",
     ["csvup.sandbox.upload"] = "lua/csvup/sandbox/upload.lua",
+    ["csvup.schema"] = "lua/csvup/schema.lua",
+    ["csvup.validate"] = "lua/csvup/validate.lua",
   },
   install = {
     bin = { csvup = "lua/bin/csvup" },
