@@ -6,14 +6,6 @@ local support = require "support.sandbox"
 
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 
-local function open_fds()
-  local n = 0
-  for _ in io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("n") .. "/fd"):lines() do
-    n = n + 1
-  end
-  return n
-end
-
 describe("csvup.core", function()
   local sandbox
 
@@ -42,7 +34,7 @@ describe("csvup.core", function()
     assert.are.equal(core.VERSION, csvup.VERSION)
   end)
 
-  it("reuses one connection across calls (keep-alive)", function()
+  it("reuses one connection across reads (keep-alive), and gives each upload its own", function()
     local m = client()
     assert(m:offline_conversion_uploadings())
     assert(m:upload_offline_conversions { file = CONVERSIONS })
@@ -50,6 +42,7 @@ describe("csvup.core", function()
     local requests = sandbox.requests()
     assert.are.equal(3, #requests)
     assert.are.equal(requests[1].connection, requests[3].connection)
+    assert.are_not.equal(requests[1].connection, requests[2].connection)
     m:close()
   end)
 
@@ -84,13 +77,13 @@ describe("csvup.core", function()
 
   it("frees every handle and socket when clients are collected", function()
     collectgarbage()
-    local before = open_fds()
+    local before = support.open_fds()
     for _ = 1, 30 do
       assert(client():expense_uploadings())
     end
     collectgarbage()
     collectgarbage()
-    assert.are.equal(before, open_fds())
+    assert.are.equal(before, support.open_fds())
   end)
 
   it("reports upload progress, ending at the whole body", function()

@@ -7,6 +7,7 @@
 #include "connection.h"
 #include "endpoints.h"
 #include "error.h"
+#include "slots.h"
 #include "version.h"
 
 #define CONNECTION_MT "csvup.connection"
@@ -68,8 +69,9 @@ void connection_prepare(struct connection *conn)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, conn->user_agent);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, conn->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, conn->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, conn->low_speed_limit);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, conn->low_speed_time);
     /* A 2 MB upload buffer streams a file at loopback speed (the default 64 KB costs ~50%). */
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
     if (conn->ca_file)
@@ -109,7 +111,8 @@ static const char *opt_string(lua_State *L, const char *name, int *bad)
     return s;
 }
 
-static long opt_millis(lua_State *L, const char *name, long fallback)
+/* A number option, times scale (1000 for seconds to milliseconds); 0 or less is 0. */
+static long opt_number(lua_State *L, const char *name, long fallback, lua_Number scale)
 {
     lua_Number n;
     lua_getfield(L, 1, name);
@@ -118,10 +121,20 @@ static long opt_millis(lua_State *L, const char *name, long fallback)
         return fallback;
     }
     if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "connection option '%s' must be a number of seconds", name);
-    n = lua_tonumber(L, -1);
+        luaL_error(L, "connection option '%s' must be a number", name);
+    n = lua_tonumber(L, -1) * scale;
     lua_pop(L, 1);
-    return n > 0 && n < 1e9 ? (long)(n * 1000) : 0;
+    return n > 0 && n < 1e12 ? (long)n : 0;
+}
+
+/* Whether a plain http:// URL points at this machine (the sandbox, a local proxy). */
+static int is_loopback(const char *url)
+{
+    const char *host = url + 7; /* after "http://" */
+    size_t n = strcspn(host, ":/?#");
+    if (*host == '[')
+        return strncmp(host, "[::1]", 5) == 0;
+    return (n == 9 && strncmp(host, "localhost", 9) == 0) || strncmp(host, "127.", 4) == 0;
 }
 
 static int opt_flag(lua_State *L, const char *name)
@@ -149,7 +162,8 @@ static char *format_alloc(const char *fmt, ...)
     return s;
 }
 
-/* core.connection{ service, token, base_url?, timeout?, connect_timeout?,
+/* core.connection{ service, token, base_url?, allow_http?, timeout?, upload_timeout?,
+ *                  connect_timeout?, low_speed_limit?, low_speed_time?, parallel?,
  *                  user_agent?, ca_file?, insecure?, verbose? } */
 int connection_new(lua_State *L)
 {
@@ -183,6 +197,10 @@ int connection_new(lua_State *L)
         base_url = csvup_services[i].base_url;
     if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
         return csvup_fail(L, "invalid_argument", "base_url must start with https:// or http://: %s", base_url);
+    if (strncmp(base_url, "http://", 7) == 0 && !is_loopback(base_url) && !opt_flag(L, "allow_http"))
+        return csvup_fail(L, "invalid_argument",
+                          "%s is plain http on another machine: the token would travel unencrypted "
+                          "(use https, or allow_http = true)", base_url);
 
     conn = lua_newuserdata(L, sizeof *conn);
     memset(conn, 0, sizeof *conn);
@@ -190,8 +208,12 @@ int connection_new(lua_State *L)
     lua_setmetatable(L, -2);
 
     conn->service = (int)i;
-    conn->timeout_ms = opt_millis(L, "timeout", 0);
-    conn->connect_timeout_ms = opt_millis(L, "connect_timeout", 10000);
+    conn->timeout_ms = opt_number(L, "timeout", 60000, 1000);
+    conn->upload_timeout_ms = opt_number(L, "upload_timeout", 0, 1000);
+    conn->connect_timeout_ms = opt_number(L, "connect_timeout", 10000, 1000);
+    conn->low_speed_limit = opt_number(L, "low_speed_limit", 1024, 1);
+    conn->low_speed_time = opt_number(L, "low_speed_time", 120, 1);
+    conn->parallel = (int)opt_number(L, "parallel", csvup_services[i].parallel, 1);
     conn->insecure = opt_flag(L, "insecure");
     conn->verbose = opt_flag(L, "verbose");
     snprintf(product, sizeof product, "csvup/%s libcurl/%s", CSVUP_VERSION,
@@ -207,6 +229,8 @@ int connection_new(lua_State *L)
     conn->authorization = format_alloc("Authorization: %s %s", csvup_services[i].auth_scheme, token);
     conn->user_agent = user_agent ? format_alloc("%s %s", user_agent, product) : format_alloc("%s", product);
     conn->ca_file = ca_file ? format_alloc("%s", ca_file) : NULL;
+    if (conn->authorization)
+        conn->slot_key = slots_key(conn->authorization);
     conn->easy = curl_easy_init();
     if (!conn->base_url || !conn->authorization || !conn->user_agent || (ca_file && !conn->ca_file)
         || !conn->easy) {

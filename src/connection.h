@@ -2,6 +2,8 @@
 #ifndef CSVUP_CONNECTION_H
 #define CSVUP_CONNECTION_H
 
+#include <stdint.h>
+
 #include <curl/curl.h>
 
 #include "compat.h"
@@ -13,8 +15,13 @@ struct connection {
     char *authorization; /* the whole "Authorization: ..." header line */
     char *user_agent;
     char *ca_file;
-    long timeout_ms, connect_timeout_ms;
+    long timeout_ms;        /* calls without an upload body */
+    long upload_timeout_ms; /* uploads: 0, no limit, by default */
+    long connect_timeout_ms;
+    long low_speed_limit, low_speed_time; /* abort below limit bytes/s for time seconds */
     int insecure, verbose;
+    int parallel;           /* requests at once per token (0: no limit) */
+    uint64_t slot_key;
 };
 
 int connection_new(lua_State *L);

@@ -1,6 +1,7 @@
 /* csvup.core: connections, one function per API endpoint, and the helpers
  * the Lua modules need from C. */
 #include <pthread.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -24,6 +25,29 @@ static void curl_init(void)
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* core.sleep(seconds): for retries and rate limits, in any thread. */
+static int core_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec t;
+    if (s > 0) {
+        t.tv_sec = (time_t)s;
+        t.tv_nsec = (long)((s - (lua_Number)t.tv_sec) * 1e9);
+        while (nanosleep(&t, &t) != 0)
+            ;
+    }
+    return 0;
+}
+
+/* core.now() -> seconds on a monotonic clock */
+static int core_now(lua_State *L)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    lua_pushnumber(L, (lua_Number)t.tv_sec + (lua_Number)t.tv_nsec / 1e9);
+    return 1;
+}
+
 CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
 {
     static const luaL_Reg functions[] = {
@@ -33,6 +57,8 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
         { "json_mark_integers", json_mark_integers },
+        { "now", core_now },
+        { "sleep", core_sleep },
         { NULL, NULL }
     };
     size_t i;
@@ -46,11 +72,15 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
 
     lua_newtable(L);
     luaL_setfuncs(L, functions, 0);
+    lua_newtable(L); /* core.METHODS: endpoint name -> HTTP method */
     for (i = 0; i < csvup_endpoint_count; i++) {
         lua_pushinteger(L, (lua_Integer)i);
         lua_pushcclosure(L, request_call, 1);
+        lua_setfield(L, -3, csvup_endpoints[i].name);
+        lua_pushstring(L, csvup_endpoints[i].method);
         lua_setfield(L, -2, csvup_endpoints[i].name);
     }
+    lua_setfield(L, -2, "METHODS");
     lua_pushliteral(L, CSVUP_VERSION);
     lua_setfield(L, -2, "VERSION");
     lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

@@ -16,9 +16,11 @@ enum { METRIKA, CARROTQUEST };
 #define CDP "/cdp/api/v1/counter/{counter}"
 #define PAGE "limit,offset"
 
+/* Metrica allows 3 parallel requests per user; Carrot quest publishes no such
+ * limit (its rate advice is kept by the Lua client). */
 const struct service csvup_services[] = {
-    [METRIKA] = { "metrika", "https://api-metrika.yandex.net", "OAuth", "ulogin" },
-    [CARROTQUEST] = { "carrotquest", "https://api.carrotquest.io", "Token", "" },
+    [METRIKA] = { "metrika", "https://api-metrika.yandex.net", "OAuth", "ulogin", 3 },
+    [CARROTQUEST] = { "carrotquest", "https://api.carrotquest.io", "Token", "", 0 },
 };
 const size_t csvup_service_count = sizeof csvup_services / sizeof csvup_services[0];
 

@@ -16,6 +16,7 @@ struct service {
     const char *base_url;     /* default, overridden by connection{ base_url } */
     const char *auth_scheme;  /* Authorization: <scheme> <token> */
     const char *common_query; /* query parameters every endpoint of the service takes */
+    int parallel;             /* default limit of requests at once per token (0: none) */
 };
 
 struct endpoint {

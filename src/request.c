@@ -10,6 +10,7 @@
 #include "endpoints.h"
 #include "error.h"
 #include "request.h"
+#include "slots.h"
 
 #define REQUEST_MT "csvup.request"
 #define URL_LIMIT (64u << 10)
@@ -28,6 +29,7 @@ struct request {
     int failed;             /* stack index of the callback's error, or 0 */
     int too_large;          /* the answer passed RESPONSE_LIMIT */
     curl_off_t reported;    /* bytes sent at the last progress call, -1 before it */
+    int slot;               /* descriptor holding a parallel-request slot, or -1 */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -35,6 +37,8 @@ struct request {
 
 static void request_free(struct request *req)
 {
+    slots_release(req->slot);
+    req->slot = -1;
     curl_mime_free(req->mime);
     curl_slist_free_all(req->headers);
     req->mime = NULL;
@@ -59,6 +63,7 @@ static struct request *request_new(lua_State *L)
     req->body.limit = RESPONSE_LIMIT;
     req->head.limit = HEADERS_LIMIT;
     req->reported = -1;
+    req->slot = -1;
     luaL_getmetatable(L, REQUEST_MT);
     lua_setmetatable(L, -2);
     return req;
@@ -465,7 +470,24 @@ static void push_headers(lua_State *L, const struct buffer *head)
     }
 }
 
-static int perform(lua_State *L, struct request *req, struct connection *conn)
+/* After a transfer failed: how much of the request body went out, so that the
+ * caller can tell a request that surely was not processed from one that may have been. */
+static void add_sent(lua_State *L, CURL *e)
+{
+    curl_off_t sent = 0, size = -1;
+    curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &sent);
+    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &size);
+    lua_pushnumber(L, (lua_Number)sent);
+    lua_setfield(L, -2, "sent");
+    if (size > 0) {
+        lua_pushnumber(L, (lua_Number)size);
+        lua_setfield(L, -2, "body_size");
+        lua_pushboolean(L, sent >= size);
+        lua_setfield(L, -2, "request_sent");
+    }
+}
+
+static int perform(lua_State *L, struct request *req, struct connection *conn, const struct endpoint *ep)
 {
     CURL *e = conn->easy;
     CURLcode rc;
@@ -481,28 +503,36 @@ static int perform(lua_State *L, struct request *req, struct connection *conn)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ep->body == BODY_MULTIPART ? conn->upload_timeout_ms : conn->timeout_ms);
     if (req->progress) {
         luaL_checkstack(L, 4, "progress callback");
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(e, CURLOPT_XFERINFODATA, req);
         curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     }
+    if (conn->parallel > 0)
+        req->slot = slots_acquire(conn->slot_key, conn->parallel);
     rc = curl_easy_perform(e);
+    slots_release(req->slot);
+    req->slot = -1;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_reset(e); /* drops the handle's pointers into req; live connections stay */
 
     if (req->failed) {
         lua_pushnil(L);
         csvup_push_error(L, "callback_error", describe(L, req->failed));
         lua_pushvalue(L, req->failed);
         lua_setfield(L, -2, "cause");
+    } else if (req->too_large) {
+        csvup_fail(L, "response_too_large", "the answer is larger than %d MB", RESPONSE_LIMIT >> 20);
+    } else if (rc != CURLE_OK) {
+        csvup_fail(L, curl_code_name(rc), "%s", *req->errbuf ? req->errbuf : curl_easy_strerror(rc));
+    }
+    if (req->failed || rc != CURLE_OK) {
+        add_sent(L, e);
+        curl_easy_reset(e); /* drops the handle's pointers into req; live connections stay */
         return 2;
     }
-    if (rc != CURLE_OK) {
-        if (req->too_large)
-            return csvup_fail(L, "response_too_large", "the answer is larger than %d MB", RESPONSE_LIMIT >> 20);
-        return csvup_fail(L, curl_code_name(rc), "%s", *req->errbuf ? req->errbuf : curl_easy_strerror(rc));
-    }
+    curl_easy_reset(e);
     lua_pushinteger(L, (lua_Integer)status);
     lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
     push_headers(L, &req->head);
@@ -540,6 +570,13 @@ int request_call(lua_State *L)
         return rc;
     if (strcmp(ep->method, "DELETE") == 0)
         curl_easy_setopt(conn->easy, CURLOPT_CUSTOMREQUEST, ep->method);
+    if (strcmp(ep->method, "GET") != 0) {
+        /* libcurl silently re-sends a request whose reused connection closed
+         * without an answer; a request that changes data must never be sent
+         * twice unasked, so it gets a connection of its own. */
+        curl_easy_setopt(conn->easy, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(conn->easy, CURLOPT_FORBID_REUSE, 1L);
+    }
     switch (ep->body) {
     case BODY_MULTIPART:
         rc = build_multipart(L, req, conn, ep);
@@ -555,7 +592,7 @@ int request_call(lua_State *L)
         rc = 0;
         break;
     }
-    return rc ? rc : perform(L, req, conn);
+    return rc ? rc : perform(L, req, conn, ep);
 }
 
 /* core.check_file(endpoint_name, path) -> true | nil, err: the checks an upload

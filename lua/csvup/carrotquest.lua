@@ -14,6 +14,8 @@ local DELIMITERS = { [","] = true, ["|"] = true, [";"] = true, ["\t"] = true, ["
 -- The API reads a tab when no delimiter is sent; csvup always sends one, and a
 -- comma unless told otherwise, so that a CSV means comma-separated here too.
 local DEFAULT_DELIMITER = ","
+-- The docs advise 2-3 requests a second and warn that bursts get a token blocked.
+local DEFAULT_RATE = 2
 
 -- {"meta":{"status":400,"error":"BadRequest","error_message":...,"error_fields":...},"data":{}}
 -- meta.status is checked even when the HTTP status says 200.
@@ -39,7 +41,8 @@ function carrotquest.new(opts)
   if not conn then
     return nil, err
   end
-  return setmetatable({ conn = conn, app = opts.app or "$self_app" }, Client)
+  return setmetatable({ conn = conn, app = opts.app or "$self_app", policy = client.policy(opts, DEFAULT_RATE) },
+    Client)
 end
 
 Client.close = client.close
@@ -87,7 +90,7 @@ function Client:import_users(opts)
     return nil, err
   end
   local answer
-  answer, err = client.call(self.conn, "import_users", args, read_error)
+  answer, err = client.call(self.conn, "import_users", args, read_error, self.policy)
   if not answer then
     return nil, err
   end

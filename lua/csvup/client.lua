@@ -6,7 +6,8 @@ local json = require "csvup.json"
 local schemas = require "csvup.schema"
 local validate = require "csvup.validate"
 
-local format, type, tonumber, tostring, select, pairs, error = string.format, type, tonumber, tostring, select, pairs, error
+local format, type, tonumber, tostring, select, pairs, ipairs, error =
+  string.format, type, tonumber, tostring, select, pairs, ipairs, error
 
 local client = {}
 
@@ -25,13 +26,20 @@ function client.length(s)
   return select(2, s:gsub("[^\128-\191]", ""))
 end
 
--- The connection of a service client: opts are the options of its new().
+-- The connection of a service client from the options of its new(): token,
+-- base_url, allow_http, timeout (60 s; calls without an upload), upload_timeout
+-- (none), connect_timeout (10 s), low_speed_limit (1024 bytes/s) and
+-- low_speed_time (120 s), parallel (Metrica: 3 requests at once per token),
+-- user_agent, ca_file, insecure, verbose.
+local CONNECTION_OPTIONS = { "token", "base_url", "allow_http", "timeout", "upload_timeout", "connect_timeout",
+  "low_speed_limit", "low_speed_time", "parallel", "user_agent", "ca_file", "insecure", "verbose" }
+
 function client.connect(service, opts)
-  return core.connection {
-    service = service, token = opts.token, base_url = opts.base_url, timeout = opts.timeout,
-    connect_timeout = opts.connect_timeout, user_agent = opts.user_agent, ca_file = opts.ca_file,
-    insecure = opts.insecure, verbose = opts.verbose,
-  }
+  local options = { service = service }
+  for _, name in ipairs(CONNECTION_OPTIONS) do
+    options[name] = opts[name]
+  end
+  return core.connection(options)
 end
 
 function client.close(self)
@@ -126,9 +134,73 @@ local function excerpt(body)
   return #text > 160 and text:sub(1, 160) .. "..." or text
 end
 
+-- Retries ------------------------------------------------------------------------
+
+-- Failures where the request surely was not processed: nothing reached the server.
+local NOT_CONNECTED = { COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true }
+
+-- The retry policy of a client from its options: retries (3), backoff = { base
+-- seconds (0.5), max seconds (30) }, retry_unsafe (false), rate (requests a
+-- second, none unless the service asks for one).
+function client.policy(opts, default_rate)
+  local backoff = opts.backoff or {}
+  if type(backoff) ~= "table" then
+    error("backoff must be a table { base = seconds, max = seconds }", 3)
+  end
+  return {
+    retries = opts.retries or 3,
+    base = backoff.base or 0.5,
+    max = backoff.max or 30,
+    retry_unsafe = opts.retry_unsafe == true,
+    rate = opts.rate == nil and default_rate or opts.rate or nil,
+    next_start = 0,
+  }
+end
+
+-- "retry" when the request surely was not processed (or may be repeated
+-- safely), "unknown" when it may have been, nil when the error is final.
+local function classify(err, method)
+  if err.status then
+    return (err.status == 429 or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
+  elseif not err.code:find("^[%u%d_]+$") then
+    return nil -- csvup's own errors (arguments, files, callbacks, answers too large) are final
+  elseif NOT_CONNECTED[err.code] or method == "GET" or err.request_sent == false then
+    return "retry"
+  end
+  return "unknown"
+end
+
+local function wait_for_rate(policy)
+  if policy.rate then
+    local now = core.now()
+    if policy.next_start > now then
+      core.sleep(policy.next_start - now)
+      now = policy.next_start
+    end
+    policy.next_start = now + 1 / policy.rate
+  end
+end
+
+-- Seconds to wait before attempt n + 1, or nil when the wait would pass backoff.max.
+local function delay(policy, attempt, err)
+  if err.retry_after then
+    return err.retry_after <= policy.max and err.retry_after or nil
+  end
+  return math.min(policy.max, policy.base * 2 ^ (attempt - 1)) * (0.5 + math.random() * 0.5)
+end
+
+local function outcome_unknown(err, name)
+  return core.error {
+    code = "outcome_unknown", cause = err.code, sent = err.sent, attempts = err.attempts,
+    message = format("%s was sent whole but no answer came (%s: %s). It may have been processed, so it was "
+      .. "not sent again: look for it in the uploadings list first, or pass retry_unsafe = true", name, err.code,
+      err.message),
+  }
+end
+
 -- Calls core[name]; returns the decoded answer or nil, err. read_error(status,
 -- decoded) gives the service's error fields, or nil when the answer is a success.
-function client.call(conn, name, args, read_error)
+local function call_once(conn, name, args, read_error)
   local status, body, headers = core[name](conn, args)
   if not status then
     return nil, body
@@ -146,6 +218,30 @@ function client.call(conn, name, args, read_error)
   fields.status = fields.status or status
   fields.retry_after = tonumber(headers["retry-after"])
   return nil, core.error(fields)
+end
+
+-- client.call(conn, name, args, read_error, policy) -> decoded answer | nil, err,
+-- retrying as the policy allows; err.attempts counts the requests made.
+function client.call(conn, name, args, read_error, policy)
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    wait_for_rate(policy)
+    local answer, err = call_once(conn, name, args, read_error)
+    if answer then
+      return answer
+    end
+    err.attempts = attempt
+    local verdict = classify(err, core.METHODS[name])
+    if verdict == "unknown" and not policy.retry_unsafe then
+      return nil, outcome_unknown(err, name)
+    end
+    local wait = verdict and attempt <= policy.retries and delay(policy, attempt, err)
+    if not wait then
+      return nil, err
+    end
+    core.sleep(wait)
+  end
 end
 
 return client

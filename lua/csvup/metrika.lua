@@ -56,15 +56,16 @@ local function options(opts, method)
   return opts or {}
 end
 
--- metrika.new{ token, counter, ulogin?, base_url?, timeout?, connect_timeout?,
---              user_agent?, ca_file?, insecure?, verbose? } -> client | nil, err
+-- metrika.new{ token, counter, ulogin?, base_url?, ... } -> client | nil, err
+-- The connection options are those of client.connect, the retry ones those of client.policy.
 function metrika.new(opts)
   opts = options(opts, "new")
   local conn, err = client.connect("metrika", opts)
   if not conn then
     return nil, err
   end
-  return setmetatable({ conn = conn, counter = opts.counter, ulogin = opts.ulogin }, Client)
+  return setmetatable({ conn = conn, counter = opts.counter, ulogin = opts.ulogin, policy = client.policy(opts) },
+    Client)
 end
 
 Client.close = client.close
@@ -74,7 +75,7 @@ function Client:call(name, args)
   args.counter = self.counter
   args.query = args.query or {}
   args.query.ulogin = self.ulogin
-  return client.call(self.conn, name, args, read_error)
+  return client.call(self.conn, name, args, read_error, self.policy)
 end
 
 local function field(name, answer, err)

@@ -11,19 +11,55 @@ local support = {
   LUA = ENV .. " lua5.4", -- with the checkout's modules, for specs that run a child process
 }
 
-local COMMAND = "echo $$; " .. ENV .. " exec lua5.4 lua/bin/csvup sandbox --port 0"
+local COMMAND = "echo $$; " .. ENV .. " exec lua5.4 lua/bin/csvup sandbox"
 
-local function control(url, method)
+local function control(url, method, body)
   local chunks = {}
-  local ok, status = http.request { url = url, method = method, sink = ltn12.sink.table(chunks) }
+  local ok, status = http.request {
+    url = url, method = method, sink = ltn12.sink.table(chunks),
+    source = body and ltn12.source.string(body),
+    headers = body and { ["content-length"] = #body, ["content-type"] = "application/json" },
+  }
   assert(ok and status == 200, "sandbox control request failed: " .. tostring(status))
   return json.decode(table.concat(chunks))
 end
 
--- support.start{ ["process-delay"] = 0.2, ... } -> sandbox
+-- The number of open file descriptors of this process (after a collection,
+-- so that only what is really held counts).
+function support.open_fds()
+  collectgarbage()
+  collectgarbage()
+  local stat = io.open("/proc/self/stat")
+  local pid = stat:read("n")
+  stat:close()
+  local listing = io.popen("ls /proc/" .. pid .. "/fd")
+  local n = 0
+  for _ in listing:lines() do
+    n = n + 1
+  end
+  listing:close()
+  return n - 1 -- the listing's own pipe
+end
+
+-- A valid 24 MB offline-conversions file, made once per run: larger than the
+-- socket buffers, so that a reset lands while the body is still being sent.
+local big_csv
+function support.big_csv()
+  if not big_csv then
+    big_csv = os.tmpname()
+    local f = assert(io.open(big_csv, "w"))
+    f:write("ClientId,Target,DateTime\n", ("1,G,1481718166\n"):rep(1600000))
+    f:close()
+  end
+  return big_csv
+end
+
+-- support.start{ ["process-delay"] = 0.2, port = 8080, ... } -> sandbox
 function support.start(flags)
   local command = COMMAND
-  for name, value in pairs(flags or {}) do
+  flags = flags or {}
+  flags.port = flags.port or 0
+  for name, value in pairs(flags) do
     command = command .. " --" .. name .. " " .. value
   end
   local pipe = assert(io.popen(command, "r"))
@@ -38,6 +74,15 @@ function support.start(flags)
 
   function sandbox.reset()
     control(url .. "/_sandbox/reset", "POST")
+  end
+
+  -- sandbox.fault{ fault = "html_500", count = 2, path = "/upload" }: see csvup/sandbox/faults.lua
+  function sandbox.fault(fault)
+    control(url .. "/_sandbox/faults", "POST", json.encode(fault))
+  end
+
+  function sandbox.stats()
+    return control(url .. "/_sandbox/stats", "GET")
   end
 
   function sandbox.stop()

@@ -75,16 +75,16 @@ function http.parse_query(text)
   return query
 end
 
--- Reads one request; nil at the end of the connection. A request the sandbox
--- cannot take comes back with req.reject = { status, message }.
-function http.read_request(sock)
+-- Reads a request line and headers; nil at the end of the connection. A request
+-- the sandbox cannot take comes back with req.reject = { status, message }.
+function http.read_head(sock)
   local line, err = read_line(sock)
   if not line then
     return nil, err
   end
   local method, target = line:match("^(%u+) (%S+) HTTP/1%.[01]$")
   if not method then
-    return { reject = { 400, "bad request line" }, headers = {} }
+    return { reject = { 400, "bad request line" }, headers = {}, query = {}, length = 0 }
   end
   local req = { method = method, headers = {} }
   req.path, req.query_text = target:match("^([^?]*)%??(.*)$")
@@ -101,35 +101,36 @@ function http.read_request(sock)
       req.headers[name:lower()] = value
     end
   end
-  local h = req.headers
-  if h["transfer-encoding"] then
+  req.length = tonumber(req.headers["content-length"] or "0")
+  if req.headers["transfer-encoding"] then
     req.reject = { 411, "chunked request bodies are not supported: send a Content-Length" }
-    return req
-  end
-  local length = tonumber(h["content-length"] or "0")
-  if not length or length > MAX_BODY then
-    req.reject = { 413, "the body is too large" }
-    return req
-  end
-  if length > 0 then
-    if (h["expect"] or ""):lower() == "100-continue" then
-      http.write(sock, "HTTP/1.1 100 Continue\r\n\r\n")
-    end
-    req.body, err = read_bytes(sock, length)
-    if not req.body then
-      return nil, err
-    end
+  elseif not req.length or req.length > MAX_BODY then
+    req.reject, req.length = { 413, "the body is too large" }, 0
   end
   return req
 end
 
-function http.response(status, body, headers)
+-- Answers "Expect: 100-continue", then reads up to n bytes of the body (all by default).
+function http.read_body(sock, req, n)
+  if req.reject or req.length == 0 then
+    return true
+  end
+  if (req.headers["expect"] or ""):lower() == "100-continue" then
+    http.write(sock, "HTTP/1.1 100 Continue\r\n\r\n")
+  end
+  local err
+  req.body, err = read_bytes(sock, n or req.length)
+  return req.body ~= nil, err
+end
+
+-- Writes an answer: status line, headers, and the body (not copied: it may be large).
+function http.respond(sock, status, body, headers)
   local lines = { ("HTTP/1.1 %d %s"):format(status, REASONS[status] or "Status") }
   for name, value in pairs(headers or {}) do
     lines[#lines + 1] = name .. ": " .. value
   end
   lines[#lines + 1] = "Content-Length: " .. #body
-  return concat(lines, "\r\n") .. "\r\n\r\n" .. body
+  return http.write(sock, concat(lines, "\r\n") .. "\r\n\r\n") and http.write(sock, body)
 end
 
 local function disposition(head, key)

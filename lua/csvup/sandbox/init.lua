@@ -9,17 +9,20 @@
 -- until an uploading is final, 0.5), answer_delay (seconds before each answer,
 -- 0), tokens ({ metrika = ..., carrotquest = ... }, both "sandbox-token").
 -- Besides the APIs it answers GET /_sandbox/requests (what it received, as
--- JSON) and POST /_sandbox/reset (forget uploadings and requests).
+-- JSON), GET /_sandbox/stats (the most requests it held at once), POST
+-- /_sandbox/faults (see faults.lua) and POST /_sandbox/reset (forget
+-- uploadings, requests and faults).
 local socket = require "socket"
 local json = require "csvup.json"
 local http = require "csvup.sandbox.http"
 local state = require "csvup.sandbox.state"
 local metrika = require "csvup.sandbox.metrika"
 local carrotquest = require "csvup.sandbox.carrotquest"
+local faults = require "csvup.sandbox.faults"
 
 local create, resume, status, yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local gettime, select, huge = socket.gettime, socket.select, math.huge
-local pairs, ipairs, setmetatable, tostring = pairs, ipairs, setmetatable, tostring
+local pairs, ipairs, setmetatable, tostring, type = pairs, ipairs, setmetatable, tostring, type
 
 local sandbox = { TOKEN = "sandbox-token" }
 
@@ -34,9 +37,19 @@ local function route(self, req)
   end
   if req.path == "/_sandbox/requests" and req.method == "GET" then
     return 200, json.encode { requests = self.state.log }
+  elseif req.path == "/_sandbox/stats" and req.method == "GET" then
+    return 200, json.encode { max_in_flight = self.state.max_in_flight }
   elseif req.path == "/_sandbox/reset" and req.method == "POST" then
     self.state:reset()
     return 200, json.encode { reset = true }
+  elseif req.path == "/_sandbox/faults" and req.method == "POST" then
+    local fault = json.decode(req.body or "")
+    if type(fault) ~= "table" or not faults.KNOWN[fault.fault] then
+      return 400, json.encode { message = "unknown fault" }
+    end
+    faults.prepare(fault)
+    self.state:add_fault(fault)
+    return 200, json.encode { queued = fault.fault }
   end
   for _, service in ipairs(SERVICES) do
     local code, body, headers = service.handle(self.state, req)
@@ -47,24 +60,61 @@ local function route(self, req)
   return 404, json.encode { message = "no such endpoint: " .. req.method .. " " .. req.path }
 end
 
+-- Closes with a TCP reset rather than an orderly shutdown.
+local function reset(sock)
+  sock:setoption("linger", { on = true, timeout = 0 })
+  sock:close()
+end
+
+-- Answers one request; false when the connection is done.
+local function answer(self, sock, req)
+  local state = self.state
+  local fault = req.path and not req.path:find("^/_sandbox/") and state:take_fault(req) or nil
+  req.fault = fault and fault.fault
+  if req.fault == "reset_mid_upload" then
+    http.read_body(sock, req, math.min(req.length, 65536))
+    state:record(req)
+    reset(sock)
+    return false
+  end
+  if not http.read_body(sock, req) then
+    return false
+  end
+  if req.fault == "drop_after_body" then
+    state:record(req)
+    return false
+  end
+  local code, body, headers
+  if fault and faults.answer(fault) then
+    state:record(req)
+    code, body, headers = faults.answer(fault)
+  else
+    code, body, headers = route(self, req)
+  end
+  headers = headers or {}
+  headers["Content-Type"] = headers["Content-Type"] or "application/json; charset=utf-8"
+  local delay = self.answer_delay + (req.fault == "slow" and (fault.delay or 1) or 0)
+  if delay > 0 then
+    yield("sleep", gettime() + delay)
+  end
+  local close = (req.headers.connection or ""):lower() == "close" or req.reject ~= nil
+  if close then
+    headers.Connection = "close"
+  end
+  return http.respond(sock, code, body, headers) and not close
+end
+
 local function serve(self, sock, connection)
   while true do
-    local req = http.read_request(sock)
+    local req = http.read_head(sock)
     if not req then
       break
     end
     req.connection = connection
-    local code, body, headers = route(self, req)
-    headers = headers or {}
-    headers["Content-Type"] = headers["Content-Type"] or "application/json; charset=utf-8"
-    if self.answer_delay > 0 then
-      yield("sleep", gettime() + self.answer_delay)
-    end
-    local close = (req.headers.connection or ""):lower() == "close" or req.reject ~= nil
-    if close then
-      headers.Connection = "close"
-    end
-    if not http.write(sock, http.response(code, body, headers)) or close then
+    self.state:enter()
+    local more = answer(self, sock, req)
+    self.state:leave()
+    if not more then
       break
     end
   end

@@ -2,7 +2,7 @@
 -- received (for specs to check what actually arrived).
 local socket = require "socket"
 
-local setmetatable, os_date, floor = setmetatable, os.date, math.floor
+local setmetatable, ipairs, os_date, floor = setmetatable, ipairs, os.date, math.floor
 
 local state = {}
 
@@ -22,6 +22,8 @@ end
 
 function State:reset()
   self.log = {}
+  self.faults = {}
+  self.in_flight, self.max_in_flight = 0, 0
   self.uploadings = {} -- kind -> array, newest last
   self.next_id = FIRST_ID
   self.thresholds = {}
@@ -41,11 +43,41 @@ function State.time_text(t)
   return os_date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
 end
 
+-- Requests being answered now, and the most there were at once.
+function State:enter()
+  self.in_flight = self.in_flight + 1
+  if self.in_flight > self.max_in_flight then
+    self.max_in_flight = self.in_flight
+  end
+end
+
+function State:leave()
+  self.in_flight = self.in_flight - 1
+end
+
+function State:add_fault(fault)
+  fault.count = fault.count or 1
+  self.faults[#self.faults + 1] = fault
+end
+
+-- The first queued fault for this request's path, used up once.
+function State:take_fault(req)
+  for i, fault in ipairs(self.faults) do
+    if not fault.path or req.path:find(fault.path, 1, true) then
+      fault.count = fault.count - 1
+      if fault.count <= 0 then
+        table.remove(self.faults, i)
+      end
+      return fault
+    end
+  end
+end
+
 -- Records a request as received: method, path, query, headers, connection number,
--- form fields and the file.
+-- form fields and the file, and the fault it was given (req.fault).
 function State:record(req, form)
   local entry = { method = req.method, path = req.path, query = req.query, headers = req.headers,
-    connection = req.connection }
+    connection = req.connection, fault = req.fault }
   if form then
     entry.fields = form.fields
     local file = form.file

@@ -1,0 +1,66 @@
+-- Faults the sandbox can inject, to rehearse what a job meets on a bad night.
+-- POST /_sandbox/faults {"fault": NAME, "count": n (1), "path": "part of the path"
+-- (any), "retry_after": seconds (too_many_requests), "delay": seconds (slow)}
+-- queues one; the next count matching requests get it. The faults:
+--   reset_mid_upload    reads the first 64 KB of the body, then resets the connection
+--   drop_after_body     reads the whole body, then closes without an answer
+--   slow                answers as usual after delay seconds
+--   html_500, html_502  an HTML error page from a proxy
+--   too_many_requests   429, with Retry-After when retry_after is given
+--   backend_error       503 {"errors":[{"error_type":"backend_error"}]}
+--   truncated_json      200 with JSON cut in the middle
+--   wrong_content_type  200 text/html
+--   huge                200 with a 100 MB body
+--   redirect            302 to another host
+local json = require "csvup.json"
+
+local faults = {}
+
+faults.KNOWN = {
+  reset_mid_upload = true, drop_after_body = true, slow = true, html_500 = true, html_502 = true,
+  too_many_requests = true, backend_error = true, truncated_json = true, wrong_content_type = true,
+  huge = true, redirect = true,
+}
+
+local HUGE = 100 * 1024 * 1024
+local huge_body -- made once, when first queued
+
+local function html(status, title)
+  return status, ("<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1></center>"
+    .. "<hr><center>nginx</center></body></html>"):format(status, title, status, title),
+    { ["Content-Type"] = "text/html" }
+end
+
+local ANSWERS = {
+  html_500 = function() return html(500, "Internal Server Error") end,
+  html_502 = function() return html(502, "Bad Gateway") end,
+  too_many_requests = function(f)
+    return 429, json.encode { errors = { { error_type = "quota_requests_by_ip", message = "Too many requests" } },
+      code = 429, message = "Too many requests" }, f.retry_after and { ["Retry-After"] = tostring(f.retry_after) }
+  end,
+  backend_error = function()
+    return 503, json.encode { errors = { { error_type = "backend_error", message = "Try later" } }, code = 503,
+      message = "Try later" }
+  end,
+  truncated_json = function() return 200, '{"uploading":{"id":90071992547409' end,
+  wrong_content_type = function() return 200, "<html><body>Welcome</body></html>", { ["Content-Type"] = "text/html" } end,
+  huge = function() return 200, huge_body end,
+  redirect = function() return 302, "", { Location = "https://example.org/elsewhere" } end,
+}
+
+-- Readies a fault when it is queued, so that answering it takes no time.
+function faults.prepare(f)
+  if f.fault == "huge" then
+    huge_body = huge_body or ("x"):rep(HUGE)
+  end
+end
+
+-- The answer of a fault that answers, or nil for the ones that act on the connection.
+function faults.answer(f)
+  local answer = ANSWERS[f.fault]
+  if answer then
+    return answer(f)
+  end
+end
+
+return faults

@@ -1,0 +1,230 @@
+-- What the user sees when things go wrong: retries that never duplicate an
+-- upload, and a structured error for every fault the sandbox can inject.
+local csvup = require "csvup"
+local socket = require "socket"
+local support = require "support.sandbox"
+
+local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
+local TOKEN = support.TOKEN
+
+describe("retries", function()
+  local sandbox, m
+
+  setup(function()
+    sandbox = support.start()
+  end)
+
+  teardown(function()
+    sandbox.stop()
+  end)
+
+  before_each(function()
+    sandbox.reset()
+    m = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, backoff = { base = 0.05 } })
+  end)
+
+  after_each(function()
+    m:close()
+  end)
+
+  local function faults_seen()
+    local seen = {}
+    for i, r in ipairs(sandbox.requests()) do
+      seen[i] = r.fault or "ok"
+    end
+    return seen
+  end
+
+  it("retries a 429 after its Retry-After", function()
+    sandbox.fault { fault = "too_many_requests", retry_after = 1 }
+    assert(m:upload_offline_conversions { file = CONVERSIONS })
+    assert.are.same({ "too_many_requests", "ok" }, faults_seen())
+  end)
+
+  it("retries a 429 without Retry-After, and 503 backend_error, with backoff", function()
+    sandbox.fault { fault = "too_many_requests", count = 2 }
+    sandbox.fault { fault = "backend_error" }
+    assert(m:upload_offline_conversions { file = CONVERSIONS })
+    assert.are.same({ "too_many_requests", "too_many_requests", "backend_error", "ok" }, faults_seen())
+  end)
+
+  it("gives up after `retries` attempts with the last error", function()
+    sandbox.fault { fault = "backend_error", count = 10 }
+    local ok, err = m:offline_conversion_uploadings()
+    assert.is_nil(ok)
+    assert.are.same({ 503, "backend_error", 4 }, { err.status, err.code, err.attempts })
+    assert.are.equal(4, #sandbox.requests())
+  end)
+
+  it("does not wait for a Retry-After longer than backoff.max", function()
+    local patient = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, backoff = { max = 5 } })
+    sandbox.fault { fault = "too_many_requests", retry_after = 3600 }
+    local _, err = patient:offline_conversion_uploadings()
+    assert.are.same({ 429, 3600, 1 }, { err.status, err.retry_after, #sandbox.requests() })
+    patient:close()
+  end)
+
+  it("never retries other HTTP errors", function()
+    sandbox.fault { fault = "html_500", count = 3 }
+    local _, err = m:offline_conversion_uploadings()
+    assert.are.same({ 500, "http_500" }, { err.status, err.code })
+    assert.are.equal(1, #sandbox.requests())
+  end)
+
+  it("re-sends an upload whose body was cut off mid-way: it cannot have been processed", function()
+    sandbox.fault { fault = "reset_mid_upload" }
+    assert(m:upload_offline_conversions { file = support.big_csv() })
+    assert.are.same({ "reset_mid_upload", "ok" }, faults_seen())
+  end)
+
+  it("never re-sends an upload that was sent whole without an answer: outcome_unknown", function()
+    sandbox.fault { fault = "drop_after_body" }
+    local ok, err = m:upload_offline_conversions { file = CONVERSIONS }
+    assert.is_nil(ok)
+    assert.are.equal("outcome_unknown", err.code)
+    assert.are.equal("GOT_NOTHING", err.cause)
+    assert.matches("look for it in the uploadings list", tostring(err))
+    assert.are.same({ "drop_after_body" }, faults_seen())
+  end)
+
+  it("re-sends it anyway with retry_unsafe = true", function()
+    local bold = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, retry_unsafe = true,
+      backoff = { base = 0.05 } })
+    sandbox.fault { fault = "drop_after_body" }
+    assert(bold:upload_offline_conversions { file = CONVERSIONS })
+    assert.are.same({ "drop_after_body", "ok" }, faults_seen())
+    bold:close()
+  end)
+
+  it("treats an upload that timed out after sending as outcome_unknown, and retries a read that timed out", function()
+    local hasty = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, timeout = 0.3,
+      upload_timeout = 0.3, backoff = { base = 0.05 } })
+    sandbox.fault { fault = "slow", delay = 1 }
+    local _, err = hasty:upload_offline_conversions { file = CONVERSIONS }
+    assert.are.same({ "outcome_unknown", "OPERATION_TIMEDOUT" }, { err.code, err.cause })
+    sandbox.fault { fault = "slow", delay = 1 }
+    assert(hasty:offline_conversion_uploadings())
+    assert.are.same({ "slow", "slow", "ok" }, faults_seen())
+    hasty:close()
+  end)
+
+  it("retries a refused connection until the server is up", function()
+    local probe = assert(socket.bind("127.0.0.1", 0))
+    local _, port = probe:getsockname()
+    probe:close()
+    local url = "http://127.0.0.1:" .. port
+    local early = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = url, retries = 0 })
+    local _, err = early:offline_conversion_uploadings()
+    assert.are.equal("COULDNT_CONNECT", err.code)
+    early:close()
+    -- the sandbox comes up while the client is backing off
+    local later = io.popen("sleep 0.5; " .. support.LUA .. " lua/bin/csvup sandbox --port " .. port .. " & echo $!")
+    local pid = later:read("l")
+    local patient = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = url, retries = 8,
+      backoff = { base = 0.2, max = 1 } })
+    local list, late_err = patient:offline_conversion_uploadings()
+    os.execute("kill " .. pid .. " 2>/dev/null; pkill -f 'csvup sandbox --port " .. port .. "'")
+    later:close()
+    patient:close()
+    assert.is_table(list, tostring(late_err))
+  end)
+end)
+
+describe("the fault matrix", function()
+  local sandbox, m
+
+  setup(function()
+    sandbox = support.start()
+  end)
+
+  teardown(function()
+    sandbox.stop()
+  end)
+
+  before_each(function()
+    sandbox.reset()
+    m = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, retries = 0, timeout = 0.5,
+      upload_timeout = 0.5 })
+  end)
+
+  after_each(function()
+    m:close()
+  end)
+
+  -- fault -> what the user sees: err.code and err.status
+  local MATRIX = {
+    { "reset_mid_upload", "RECV_ERROR", nil, true },
+    { "drop_after_body", "outcome_unknown" },
+    { "slow", "outcome_unknown" },
+    { "html_500", "http_500", 500 },
+    { "html_502", "http_502", 502 },
+    { "too_many_requests", "quota_requests_by_ip", 429 },
+    { "backend_error", "backend_error", 503 },
+    { "truncated_json", "bad_response", 200 },
+    { "wrong_content_type", "bad_response", 200 },
+    { "huge", "response_too_large" },
+    { "redirect", "http_302", 302 },
+  }
+
+  local function upload(big)
+    return m:upload_offline_conversions { file = big and support.big_csv() or CONVERSIONS }
+  end
+
+  for _, case in ipairs(MATRIX) do
+    local fault, code, status, big = case[1], case[2], case[3], case[4]
+    it(fault .. " gives " .. code .. ", leaks nothing, and the next call succeeds", function()
+      assert(m:offline_conversion_uploadings()) -- the connection is open from here on
+      local fds = support.open_fds()
+      sandbox.fault { fault = fault, delay = 1 }
+      local ok, err = upload(big)
+      assert.is_nil(ok)
+      assert.are.equal(code, err.code, tostring(err))
+      assert.are.equal(status, err.status)
+      assert.is_string(err.message)
+      assert.is_nil(tostring(err):find(TOKEN, 1, true))
+      assert(m:offline_conversion_uploadings())
+      assert.is_true(support.open_fds() <= fds)
+    end)
+  end
+
+  it("follows no redirect", function()
+    sandbox.fault { fault = "redirect" }
+    local _, err = m:offline_conversion_uploadings()
+    assert.are.equal(302, err.status)
+    assert.are.equal(1, #sandbox.requests())
+  end)
+
+  it("grows memory by less than 1 MB over 1000 failing calls", function()
+    local function rss_kb()
+      collectgarbage()
+      collectgarbage()
+      return tonumber(io.open("/proc/self/status"):read("a"):match("VmRSS:%s*(%d+)"))
+    end
+    sandbox.fault { fault = "html_500", count = 1100 }
+    for _ = 1, 100 do
+      m:offline_conversion_uploadings()
+    end
+    local before = rss_kb()
+    for _ = 1, 1000 do
+      local ok, err = m:offline_conversion_uploadings()
+      assert(not ok and err.status == 500)
+    end
+    local growth = rss_kb() - before
+    print(("\n  memory growth over 1000 failing calls: %d kB"):format(growth))
+    assert.is_true(growth < 1024)
+  end)
+
+  it("keeps the token out of verbose output, even when things fail", function()
+    sandbox.fault { fault = "drop_after_body" }
+    local script = ([[
+      local m = require("csvup").metrika.new { token = %q, counter = 1, base_url = %q, verbose = true }
+      local _, err = m:upload_offline_conversions { file = %q }
+      io.stderr:write(tostring(err), "\n")]]):format("tok-SECRET-42", sandbox.url, CONVERSIONS)
+    local pipe = io.popen(support.LUA .. " -e '" .. script .. "' 2>&1")
+    local output = pipe:read("a")
+    pipe:close()
+    assert.matches("outcome_unknown", output)
+    assert.matches("Authorization: %[hidden%]", output)
+    assert.is_nil(output:find("SECRET", 1, true))
+  end)
+end)
