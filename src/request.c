@@ -474,15 +474,18 @@ static void push_headers(lua_State *L, const struct buffer *head)
  * caller can tell a request that surely was not processed from one that may have been. */
 static void add_sent(lua_State *L, CURL *e)
 {
-    curl_off_t sent = 0, size = -1;
+    curl_off_t sent = 0, size = -1, started = 0;
     curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &sent);
     curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &size);
+    curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &started); /* 0: no request went out */
     lua_pushnumber(L, (lua_Number)sent);
     lua_setfield(L, -2, "sent");
     if (size > 0) {
         lua_pushnumber(L, (lua_Number)size);
         lua_setfield(L, -2, "body_size");
-        lua_pushboolean(L, sent >= size);
+    }
+    if (started == 0 || size > 0) {
+        lua_pushboolean(L, started != 0 && sent >= size);
         lua_setfield(L, -2, "request_sent");
     }
 }

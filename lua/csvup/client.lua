@@ -138,6 +138,11 @@ end
 
 -- Failures where the request surely was not processed: nothing reached the server.
 local NOT_CONNECTED = { COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true }
+-- Failures that another attempt would only repeat: the TLS setup or the URL is wrong.
+local HOPELESS = {
+  PEER_FAILED_VERIFICATION = true, SSL_CACERT_BADFILE = true, SSL_CERTPROBLEM = true, SSL_CIPHER = true,
+  SSL_ISSUER_ERROR = true, SSL_CRL_BADFILE = true, UNSUPPORTED_PROTOCOL = true, URL_MALFORMAT = true,
+}
 
 -- The retry policy of a client from its options: retries (3), backoff = { base
 -- seconds (0.5), max seconds (30) }, retry_unsafe (false), rate (requests a
@@ -162,8 +167,8 @@ end
 local function classify(err, method)
   if err.status then
     return (err.status == 429 or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
-  elseif not err.code:find("^[%u%d_]+$") then
-    return nil -- csvup's own errors (arguments, files, callbacks, answers too large) are final
+  elseif HOPELESS[err.code] or not err.code:find("^[%u%d_]+$") then
+    return nil -- and csvup's own errors (arguments, files, callbacks, answers too large)
   elseif NOT_CONNECTED[err.code] or method == "GET" or err.request_sent == false then
     return "retry"
   end

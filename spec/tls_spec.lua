@@ -1,0 +1,56 @@
+-- TLS is verified by default; plain http only to this machine unless asked for.
+local csvup = require "csvup"
+local support = require "support.sandbox"
+local tls = require "support.tls"
+
+describe("TLS", function()
+  local sandbox, proxy
+
+  setup(function()
+    sandbox = support.start()
+    proxy = tls.start(sandbox.url)
+  end)
+
+  teardown(function()
+    proxy.stop()
+    sandbox.stop()
+  end)
+
+  before_each(function()
+    sandbox.reset()
+  end)
+
+  local function client(opts)
+    opts.token, opts.counter, opts.base_url, opts.retries = support.TOKEN, 1, proxy.url, 0
+    return assert(csvup.metrika.new(opts))
+  end
+
+  it("refuses a certificate it cannot verify, with a clear error, and sends nothing", function()
+    local m = client {}
+    local ok, err = m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv" }
+    assert.is_nil(ok)
+    assert.are.equal("PEER_FAILED_VERIFICATION", err.code)
+    assert.matches("certificate", err.message)
+    assert.are.same({}, sandbox.requests())
+    m:close()
+  end)
+
+  it("trusts the certificate given as ca_file", function()
+    local m = client { ca_file = proxy.ca_file }
+    assert(m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv" })
+    assert.are.equal(1, #sandbox.requests())
+    m:close()
+  end)
+
+  it("refuses plain http to another machine unless allow_http is set", function()
+    local m, err = csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = "http://api-metrika.yandex.net" }
+    assert.is_nil(m)
+    assert.are.equal("invalid_argument", err.code)
+    assert.matches("plain http", err.message)
+    assert.is_nil(tostring(err):find(support.TOKEN, 1, true))
+    assert.is_table(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = "http://10.0.0.1", allow_http = true })
+    for _, local_url in ipairs { "http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1" } do
+      assert.is_table(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = local_url })
+    end
+  end)
+end)
