@@ -13,7 +13,7 @@ SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR ?= $(PREFIX)/bin
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-	lua-cjson lua-busted lua-socket luarocks
+	lua-cjson lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
@@ -30,7 +30,7 @@ LUA_MODULES = $(shell find lua/csvup -name '*.lua')
 export LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo bench install clean
+.PHONY: all deps test demo bench check-asan check-valgrind fuzz install clean
 
 all: $(MODULE)
 
@@ -63,6 +63,49 @@ test: deps
 demo: deps
 	$(MAKE) --no-print-directory $(MODULE)
 	sh spec/examples/demo.sh
+
+# The whole spec suite against a module built with AddressSanitizer and
+# UBSan (preloaded into the uninstrumented lua5.4); any report fails it.
+# Leaks are valgrind's part: the interpreter exits without freeing its state.
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+check-asan: deps
+	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" build/asan/csvup/core.so
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CSVUP_BUILD=build/asan busted --cpath="build/asan/?.so"
+
+# The whole spec suite under memcheck, child Lua processes included (the
+# sandbox, pure Lua serving the specs, and the tools it calls are skipped).
+check-valgrind: deps
+	$(MAKE) --no-print-directory $(MODULE)
+	valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  --show-leak-kinds=definite --trace-children=yes --trace-children-skip-by-arg=sandbox \
+	  --trace-children-skip='*/ls,*/id,*/kill,*/pkill,*/mkdir,*/rm,*/truncate,*/yes,*/head,*/seq,*/sleep,*/nginx,*/openssl,*/python3' \
+	  $(LUA) $$(command -v busted) --ignore-lua
+
+# libFuzzer targets for the C that parses or encodes; each runs FUZZ_SECONDS.
+# Seeds are spec/fuzz/corpus/<target>; what the fuzzers find stays in build/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = utf8 number csv json headers scan
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
+# a target that includes a source file (to reach its static functions) must not link it too
+FUZZ_INCLUDES_number = src/csv.c
+FUZZ_INCLUDES_headers = src/request.c
+
+build/fuzz/fuzz_%: spec/fuzz/fuzz_%.c $(SOURCES) $(HEADERS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) libcurl) -o $@ $< \
+	  $(filter-out $(FUZZ_INCLUDES_$*),$(SOURCES)) -llua$(LUA_VERSION) $(MODULE_LIBS)
+
+fuzz: deps
+	$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$t- \
+	    build/fuzz/corpus/$$t spec/fuzz/corpus/$$t >build/fuzz/$$t.log 2>&1 \
+	    || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^Done|#[0-9]+ *DONE' build/fuzz/$$t.log | tail -1; \
+	done
 
 # Figures, never pass/fail: see the README's Performance section.
 bench: deps

@@ -4,14 +4,19 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local json = require "csvup.json"
 
-local ENV = [[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;"]]
+-- the module under test: build/lua5.4, or the sanitizer build of `make check-asan`
+local BUILD = os.getenv("CSVUP_BUILD") or "build/lua5.4"
+local ENV = [[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="]] .. BUILD .. [[/?.so;;"]]
 
 local support = {
   TOKEN = "sandbox-token",
+  -- under AddressSanitizer or valgrind, memory figures measure the checker, not csvup
+  UNDER_CHECKER = os.getenv("ASAN_OPTIONS") ~= nil or (os.getenv("LD_PRELOAD") or ""):find("vgpreload") ~= nil,
   LUA = ENV .. " lua5.4", -- with the checkout's modules, for specs that run a child process
+  EXEC_LUA = ENV .. " exec lua5.4", -- the same, replacing the shell
 }
 
-local COMMAND = "echo $$; " .. ENV .. " exec lua5.4 lua/bin/csvup sandbox"
+local COMMAND = "echo $$; " .. support.EXEC_LUA .. " lua/bin/csvup sandbox"
 
 local function control(url, method, body)
   local chunks = {}
