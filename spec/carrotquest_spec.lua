@@ -75,6 +75,16 @@ describe("carrotquest client", function()
     assert.matches("%$user_id", err.message)
   end)
 
+  it("sends at most 2 requests a second by default, as the Carrot quest docs advise", function()
+    for _ = 1, 3 do
+      assert(cq:import_users { rows = { { ["$user_id"] = "1" } } })
+    end
+    local requests = sandbox.requests()
+    for i = 2, 3 do
+      assert.is_true(requests[i].time - requests[i - 1].time >= 0.45) -- a floor, never a speed goal
+    end
+  end)
+
   it("answers a wrong token with 403 PermissionDeniedError, the token not in the error", function()
     local wrong = assert(csvup.carrotquest.new { token = "s3cr3t-wrong", base_url = sandbox.url })
     local _, err = wrong:import_users { rows = { { ["$user_id"] = "1" } } }

@@ -73,11 +73,11 @@ function State:take_fault(req)
   end
 end
 
--- Records a request as received: method, path, query, headers, connection number,
+-- Records a request as received: time, method, path, query, headers, connection number,
 -- form fields and the file, and the fault it was given (req.fault).
 function State:record(req, form)
   local entry = { method = req.method, path = req.path, query = req.query, headers = req.headers,
-    connection = req.connection, fault = req.fault }
+    connection = req.connection, fault = req.fault, time = self.now() }
   if form then
     entry.fields = form.fields
     local file = form.file
