@@ -2,6 +2,7 @@
 # Debian 12 machine first (see `deps`). Every path can be overridden.
 LUA ?= lua5.4
 LUA_VERSION ?= 5.4
+LUA_PKG ?= lua$(LUA_VERSION)
 PKG_CONFIG ?= pkg-config
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -13,11 +14,12 @@ SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR ?= $(PREFIX)/bin
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-	lua-cjson lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev
+	lua-cjson lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
+	libnginx-mod-http-lua libluajit2-5.1-dev luajit2
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
-	-Wall -Wextra -Werror $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) libcurl)
+	-Wall -Wextra -Werror $(shell $(PKG_CONFIG) --cflags $(LUA_PKG) libcurl)
 # Never link liblua: the interpreter that loads the module provides it.
 MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl) -lpthread -lm
 
@@ -30,7 +32,7 @@ LUA_MODULES = $(shell find lua/csvup -name '*.lua')
 export LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo bench check-asan check-valgrind fuzz install clean
+.PHONY: all deps test demo bench check-asan check-valgrind fuzz luajit install install-luajit clean
 
 all: $(MODULE)
 
@@ -54,7 +56,7 @@ deps:
 	fi
 
 test: deps
-	$(MAKE) --no-print-directory $(MODULE)
+	$(MAKE) --no-print-directory $(MODULE) luajit
 	@test "$$(nm -D --defined-only $(MODULE) | awk '$$2 == "T" { print $$3 }')" = luaopen_csvup_core \
 	  || { echo "core.so exports more than luaopen_csvup_core"; exit 1; }
 	busted
@@ -73,13 +75,14 @@ check-asan: deps
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CSVUP_BUILD=build/asan busted --cpath="build/asan/?.so"
 
-# The whole spec suite under memcheck, child Lua processes included (the
-# sandbox, pure Lua serving the specs, and the tools it calls are skipped).
+# The whole spec suite under memcheck, child lua5.4 processes included (the
+# sandbox, pure Lua serving the specs, LuaJIT, whose JIT code memcheck
+# misreads, and the tools the specs call are skipped).
 check-valgrind: deps
 	$(MAKE) --no-print-directory $(MODULE)
 	valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  --show-leak-kinds=definite --trace-children=yes --trace-children-skip-by-arg=sandbox \
-	  --trace-children-skip='*/ls,*/id,*/kill,*/pkill,*/mkdir,*/rm,*/truncate,*/yes,*/head,*/seq,*/sleep,*/nginx,*/openssl,*/python3' \
+	  --trace-children-skip='*/ls,*/id,*/kill,*/mkdir,*/rm,*/truncate,*/yes,*/head,*/seq,*/sleep,*/make,*/nginx,*/openssl,*/luajit,*/python3' \
 	  $(LUA) $$(command -v busted) --ignore-lua
 
 # libFuzzer targets for the C that parses or encodes; each runs FUZZ_SECONDS.
@@ -112,6 +115,13 @@ bench: deps
 	$(MAKE) --no-print-directory $(MODULE)
 	@mkdir -p build/bench
 	$(LUA) spec/bench/csv_bench.lua build/bench
+
+# The same sources against LuaJIT 2.1, for OpenResty: build/luajit/csvup/core.so.
+luajit:
+	$(MAKE) --no-print-directory BUILD=build/luajit LUA_PKG=luajit build/luajit/csvup/core.so
+
+install-luajit:
+	$(MAKE) --no-print-directory BUILD=build/luajit LUA_PKG=luajit LUA_VERSION=5.1 install
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/csvup $(DESTDIR)$(BINDIR)

@@ -1,0 +1,77 @@
+-- csvup inside OpenResty without blocking the event loop: the call runs in
+-- ngx.run_worker_thread (lua-nginx-module 0.10.21+), in a LuaJIT VM of an
+-- nginx thread pool, and only plain data crosses (strings, numbers, booleans,
+-- tables; cjson.null becomes nil, callbacks cannot cross).
+--
+--   thread_pool csvup_pool threads=4;   # nginx.conf, main context
+--   local res, err = require("csvup.ngx").call("csvup_pool", "metrika",
+--     "upload_offline_conversions", { token = ..., counter = ... }, { file = path })
+local core = require "csvup.core"
+
+local ngx = rawget(_G, "ngx")
+local pairs, type, tostring, require = pairs, type, tostring, require
+
+local csvup_ngx = {}
+
+local SERVICES = { metrika = true, carrotquest = true }
+
+-- A deep copy holding only what a worker thread can pass back.
+local function plain(value)
+  local t = type(value)
+  if t == "table" then
+    local copy = {}
+    for k, v in pairs(value) do
+      if type(k) == "string" or type(k) == "number" then
+        copy[k] = plain(v)
+      end
+    end
+    return copy
+  elseif t == "string" or t == "number" or t == "boolean" then
+    return value
+  end
+  return nil
+end
+
+local function invalid(message)
+  return nil, plain(core.error { code = "invalid_argument", message = message })
+end
+
+-- Runs in the worker thread's VM: one client, one call, closed again.
+function csvup_ngx.run(service, method, client_options, call_options)
+  if not SERVICES[service] then
+    return invalid("csvup.ngx: unknown service " .. tostring(service))
+  end
+  local client, err = require("csvup." .. service).new(client_options)
+  if not client then
+    return nil, plain(err)
+  end
+  if type(client[method]) ~= "function" or method:sub(1, 1) == "_" or method == "close" or method == "call" then
+    client:close()
+    return invalid("csvup.ngx: " .. service .. " has no method " .. tostring(method))
+  end
+  local result
+  result, err = client[method](client, call_options)
+  client:close()
+  if result == nil then
+    return nil, plain(err)
+  end
+  return plain(result)
+end
+
+-- csvup_ngx.call(pool, service, method, client_options, call_options)
+--   -> what the client method returns, or nil, err
+function csvup_ngx.call(pool, service, method, client_options, call_options)
+  if not (ngx and ngx.run_worker_thread) then
+    return nil, core.error { code = "not_openresty",
+      message = "csvup.ngx needs OpenResty: ngx.run_worker_thread (lua-nginx-module 0.10.21 or newer)" }
+  end
+  local ok, result, err = ngx.run_worker_thread(pool, "csvup.ngx", "run", service, method, client_options, call_options)
+  if not ok then
+    return nil, core.error { code = "worker_thread_failed", message = tostring(result) }
+  elseif result == nil then
+    return nil, core.error(err or { code = "worker_thread_failed", message = "no result" })
+  end
+  return result
+end
+
+return csvup_ngx

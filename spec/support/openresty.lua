@@ -1,0 +1,97 @@
+-- Debian's nginx with lua-nginx-module, from a temporary prefix, serving:
+--   /ping           "pong", straight from the event loop
+--   /upload         an offline-conversions upload of ?file= through csvup.ngx (a worker thread)
+--   /upload-direct  the same upload called directly in the handler (blocking the loop)
+local socket = require "socket"
+
+local openresty = {}
+
+local CONFIG = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+thread_pool csvup_pool threads=4;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  lua_package_path "{root}/lua/?.lua;{root}/lua/?/init.lua;;";
+  lua_package_cpath "{root}/build/luajit/?.so;;";
+  init_by_lua_block {
+    CLIENT = { token = "{token}", counter = 1, base_url = "{sandbox}" }
+  }
+  server {
+    listen 127.0.0.1:{port};
+    location = /ping {
+      content_by_lua_block { ngx.say("pong") }
+    }
+    location = /upload {
+      content_by_lua_block {
+        local res, err = require("csvup.ngx").call("csvup_pool", "metrika", "upload_offline_conversions",
+          CLIENT, { file = ngx.var.arg_file })
+        ngx.say(res and ("uploading " .. res.id .. " " .. res.status) or ("failed: " .. tostring(err)))
+      }
+    }
+    location = /upload-direct {
+      content_by_lua_block {
+        local m = require("csvup").metrika.new(CLIENT)
+        local res, err = m:upload_offline_conversions { file = ngx.var.arg_file }
+        m:close()
+        ngx.say(res and ("uploading " .. res.id .. " " .. res.status) or ("failed: " .. tostring(err)))
+      }
+    }
+  }
+}
+]]
+
+-- openresty.start(sandbox_url, token) -> { url, stop(), log() }
+function openresty.start(sandbox_url, token)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  local root = io.popen("pwd"):read("l")
+  local values = { dir = dir, root = root, port = port, sandbox = sandbox_url, token = token }
+  local f = assert(io.open(dir .. "/nginx.conf", "w"))
+  f:write((CONFIG:gsub("{(%w+)}", function(k) return tostring(values[k]) end)))
+  f:close()
+  local pipe = assert(io.popen(("echo $$; exec nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(dir, dir, dir)))
+  local pid = pipe:read("l")
+  for _ = 1, 100 do
+    local client = socket.connect("127.0.0.1", port)
+    if client then
+      client:close()
+      break
+    end
+    socket.sleep(0.05)
+  end
+  return {
+    url = "http://127.0.0.1:" .. port,
+    port = port,
+    log = function()
+      local log = io.open(dir .. "/error.log")
+      local text = log and log:read("a") or ""
+      if log then
+        log:close()
+      end
+      return text
+    end,
+    stop = function()
+      os.execute("kill " .. pid)
+      pipe:close()
+      os.execute("rm -rf " .. dir)
+    end,
+  }
+end
+
+return openresty
