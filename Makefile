@@ -71,6 +71,7 @@ demo: deps
 # Leaks are valgrind's part: the interpreter exits without freeing its state.
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 check-asan: deps
+	$(MAKE) --no-print-directory luajit
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" build/asan/csvup/core.so
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CSVUP_BUILD=build/asan busted --cpath="build/asan/?.so"
@@ -79,7 +80,7 @@ check-asan: deps
 # sandbox, pure Lua serving the specs, LuaJIT, whose JIT code memcheck
 # misreads, and the tools the specs call are skipped).
 check-valgrind: deps
-	$(MAKE) --no-print-directory $(MODULE)
+	$(MAKE) --no-print-directory $(MODULE) luajit
 	valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  --show-leak-kinds=definite --trace-children=yes --trace-children-skip-by-arg=sandbox \
 	  --trace-children-skip='*/ls,*/id,*/kill,*/mkdir,*/rm,*/truncate,*/yes,*/head,*/seq,*/sleep,*/make,*/nginx,*/openssl,*/luajit,*/python3' \

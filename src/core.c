@@ -2,6 +2,7 @@
  * the Lua modules need from C. */
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -11,6 +12,7 @@
 #include "endpoints.h"
 #include "error.h"
 #include "json.h"
+#include "multi.h"
 #include "request.h"
 #include "scan.h"
 #include "version.h"
@@ -39,6 +41,13 @@ static int core_sleep(lua_State *L)
     return 0;
 }
 
+/* core.isatty(fd) -> whether the descriptor is a terminal (stderr: 2) */
+static int core_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
 /* core.now() -> seconds on a monotonic clock */
 static int core_now(lua_State *L)
 {
@@ -56,7 +65,9 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "csv_encoder", csv_encoder_new },
         { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
+        { "isatty", core_isatty },
         { "json_mark_integers", json_mark_integers },
+        { "multi", multi_run },
         { "now", core_now },
         { "sleep", core_sleep },
         { NULL, NULL }
@@ -69,6 +80,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     connection_init(L);
     request_init(L);
     csv_init(L);
+    multi_init(L);
 
     lua_newtable(L);
     luaL_setfuncs(L, functions, 0);

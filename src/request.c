@@ -20,6 +20,9 @@
 /* The state of one call. A userdata, so that a Lua error anywhere frees it. */
 struct request {
     lua_State *L;
+    struct connection *conn;
+    const struct endpoint *ep;
+    int args;               /* stack index of the arguments while the request is built */
     curl_mime *mime;
     struct curl_slist *headers;
     struct buffer url, body, head;
@@ -30,10 +33,9 @@ struct request {
     int too_large;          /* the answer passed RESPONSE_LIMIT */
     curl_off_t reported;    /* bytes sent at the last progress call, -1 before it */
     int slot;               /* descriptor holding a parallel-request slot, or -1 */
+    curl_off_t sent, size;  /* upload progress, kept for a batch's overall progress */
     char errbuf[CURL_ERROR_SIZE];
 };
-
-#define ARGS 2
 
 static void request_free(struct request *req)
 {
@@ -54,11 +56,14 @@ static int request_gc(lua_State *L)
     return 0;
 }
 
-static struct request *request_new(lua_State *L)
+struct request *request_new(lua_State *L, struct connection *conn, const struct endpoint *ep, int args)
 {
     struct request *req = lua_newuserdata(L, sizeof *req);
     memset(req, 0, sizeof *req);
     req->L = L;
+    req->conn = conn;
+    req->ep = ep;
+    req->args = args;
     req->url.limit = URL_LIMIT;
     req->body.limit = RESPONSE_LIMIT;
     req->head.limit = HEADERS_LIMIT;
@@ -128,7 +133,7 @@ static int append_path(lua_State *L, struct request *req, const struct endpoint 
         memcpy(name, open + 1, n);
         name[n] = '\0';
         buffer_append(&req->url, p, (size_t)(open - p));
-        lua_getfield(L, ARGS, name);
+        lua_getfield(L, req->args, name);
         if (!path_integer(L, -1, digits))
             return csvup_fail(L, "invalid_argument",
                               "%s: %s must be a positive integer (a Lua integer or a string of digits), got %s",
@@ -208,12 +213,13 @@ static int append_query(lua_State *L, struct request *req, const struct connecti
 {
     const char *common = csvup_services[ep->service].common_query;
     int query, first = 1, rc;
-    lua_getfield(L, ARGS, "query");
+    lua_getfield(L, req->args, "query");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return 0;
     }
-    luaL_argcheck(L, lua_istable(L, -1), ARGS, "args.query must be a table");
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "%s: args.query must be a table", ep->name);
     query = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, query)) {
@@ -292,12 +298,13 @@ static int add_field(lua_State *L, struct request *req, const struct endpoint *e
 static int add_fields(lua_State *L, struct request *req, const struct endpoint *ep)
 {
     int fields, rc;
-    lua_getfield(L, ARGS, "fields");
+    lua_getfield(L, req->args, "fields");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return 0;
     }
-    luaL_argcheck(L, lua_istable(L, -1), ARGS, "args.fields must be a table");
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "%s: args.fields must be a table", ep->name);
     fields = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, fields)) {
@@ -329,15 +336,15 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
     const char *file, *filename;
     curl_mimepart *part;
     int rc;
-    lua_getfield(L, ARGS, "file");
-    lua_getfield(L, ARGS, "data");
-    lua_getfield(L, ARGS, "filename");
+    lua_getfield(L, req->args, "file");
+    lua_getfield(L, req->args, "data");
+    lua_getfield(L, req->args, "filename");
     file = lua_tostring(L, -3);
     req->data = lua_tolstring(L, -2, &req->data_len);
     if (!lua_isnil(L, -3) && lua_type(L, -3) != LUA_TSTRING)
-        return luaL_argerror(L, ARGS, "args.file must be a path");
+        return luaL_error(L, "%s: args.file must be a path", ep->name);
     if (!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TSTRING)
-        return luaL_argerror(L, ARGS, "args.data must be a string");
+        return luaL_error(L, "%s: args.data must be a string", ep->name);
     if (!file == !req->data)
         return csvup_fail(L, "invalid_argument", "%s: give exactly one of file (a path) or data (CSV text)", ep->name);
     if (lua_isnil(L, -1)) {
@@ -368,7 +375,7 @@ static int build_json(lua_State *L, struct request *req, const struct connection
 {
     size_t len;
     const char *body;
-    lua_getfield(L, ARGS, "body"); /* stays on the stack while libcurl reads it */
+    lua_getfield(L, req->args, "body"); /* referenced by args while libcurl reads it */
     if (!(body = lua_tolstring(L, -1, &len)) || lua_type(L, -1) != LUA_TSTRING)
         return csvup_fail(L, "invalid_argument", "%s: args.body must be a JSON string", ep->name);
     req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
@@ -401,7 +408,9 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     lua_State *L = req->L;
     (void)dltotal;
     (void)dlnow;
-    if (ultotal == 0 || ulnow == req->reported)
+    req->sent = ulnow;
+    req->size = ultotal;
+    if (!req->progress || ultotal == 0 || ulnow == req->reported)
         return 0;
     req->reported = ulnow;
     lua_pushvalue(L, req->progress);
@@ -490,15 +499,41 @@ static void add_sent(lua_State *L, CURL *e)
     }
 }
 
-static int perform(lua_State *L, struct request *req, struct connection *conn, const struct endpoint *ep)
+/* Sets the connection's handle up for the request in req->args; 0, or nil and
+ * an error pushed (2) when the arguments are refused. Nothing is sent. */
+int request_prepare(lua_State *L, struct request *req)
 {
+    struct connection *conn = req->conn;
+    const struct endpoint *ep = req->ep;
     CURL *e = conn->easy;
-    CURLcode rc;
-    long status = 0;
+    int rc = 0;
+    connection_prepare(conn);
+    buffer_puts(&req->url, conn->base_url);
+    if ((rc = append_path(L, req, ep)) || (rc = append_query(L, req, conn, ep)))
+        return rc;
+    if (strcmp(ep->method, "DELETE") == 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ep->method);
+    if (strcmp(ep->method, "GET") != 0) {
+        /* libcurl silently re-sends a request whose reused connection closed
+         * without an answer; a request that changes data must never be sent
+         * twice unasked, so it gets a connection of its own. */
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
+    if (ep->body == BODY_MULTIPART)
+        rc = build_multipart(L, req, conn, ep);
+    else if (ep->body == BODY_JSON)
+        rc = build_json(L, req, conn, ep);
+    else if (strcmp(ep->method, "POST") == 0) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+    }
+    if (rc)
+        return rc;
     req->headers = curl_slist_append(req->headers, conn->authorization);
     req->headers = curl_slist_append(req->headers, "Accept: application/json");
     if (!req->headers || buffer_append(&req->url, "", 1) != 0)
-        return csvup_fail(L, "invalid_argument", "the request URL is too long");
+        return csvup_fail(L, "invalid_argument", "%s: the request URL is too long", ep->name);
     curl_easy_setopt(e, CURLOPT_URL, req->url.data);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
@@ -507,19 +542,21 @@ static int perform(lua_State *L, struct request *req, struct connection *conn, c
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ep->body == BODY_MULTIPART ? conn->upload_timeout_ms : conn->timeout_ms);
-    if (req->progress) {
-        luaL_checkstack(L, 4, "progress callback");
-        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(e, CURLOPT_XFERINFODATA, req);
-        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    }
-    if (conn->parallel > 0)
-        req->slot = slots_acquire(conn->slot_key, conn->parallel);
-    rc = curl_easy_perform(e);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, req);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    return 0;
+}
+
+/* After the transfer: pushes status, body, headers, or nil and an error (then
+ * with how much of the body went out); returns the count. */
+int request_result(lua_State *L, struct request *req, CURLcode rc)
+{
+    CURL *e = req->conn->easy;
+    long status = 0;
     slots_release(req->slot);
     req->slot = -1;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-
     if (req->failed) {
         lua_pushnil(L);
         csvup_push_error(L, "callback_error", describe(L, req->failed));
@@ -550,52 +587,29 @@ int request_call(lua_State *L)
     struct connection *conn = connection_check(L, 1);
     struct request *req;
     int rc;
-    if (lua_isnoneornil(L, ARGS)) {
+    if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
         lua_newtable(L);
     }
-    luaL_checktype(L, ARGS, LUA_TTABLE);
-    lua_settop(L, ARGS);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
     if (ep->service != conn->service)
         return luaL_error(L, "%s is a %s endpoint, called with a %s connection", ep->name,
                           csvup_services[ep->service].name, csvup_services[conn->service].name);
     if (!conn->easy)
         return csvup_fail(L, "closed", "%s: the connection is closed", ep->name);
-    lua_getfield(L, ARGS, "progress");
-    luaL_argcheck(L, lua_isnil(L, -1) || lua_isfunction(L, -1), ARGS, "args.progress must be a function");
-    req = request_new(L);
-    if (lua_isfunction(L, -2))
+    lua_getfield(L, 2, "progress");
+    luaL_argcheck(L, lua_isnil(L, -1) || lua_isfunction(L, -1), 2, "args.progress must be a function");
+    req = request_new(L, conn, ep, 2);
+    if (lua_isfunction(L, -2)) {
         req->progress = lua_gettop(L) - 1;
-
-    connection_prepare(conn);
-    buffer_puts(&req->url, conn->base_url);
-    if ((rc = append_path(L, req, ep)) || (rc = append_query(L, req, conn, ep)))
+        luaL_checkstack(L, 4, "progress callback");
+    }
+    if ((rc = request_prepare(L, req)))
         return rc;
-    if (strcmp(ep->method, "DELETE") == 0)
-        curl_easy_setopt(conn->easy, CURLOPT_CUSTOMREQUEST, ep->method);
-    if (strcmp(ep->method, "GET") != 0) {
-        /* libcurl silently re-sends a request whose reused connection closed
-         * without an answer; a request that changes data must never be sent
-         * twice unasked, so it gets a connection of its own. */
-        curl_easy_setopt(conn->easy, CURLOPT_FRESH_CONNECT, 1L);
-        curl_easy_setopt(conn->easy, CURLOPT_FORBID_REUSE, 1L);
-    }
-    switch (ep->body) {
-    case BODY_MULTIPART:
-        rc = build_multipart(L, req, conn, ep);
-        break;
-    case BODY_JSON:
-        rc = build_json(L, req, conn, ep);
-        break;
-    case BODY_NONE:
-        if (strcmp(ep->method, "POST") == 0) {
-            curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDSIZE, 0L);
-            curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDS, "");
-        }
-        rc = 0;
-        break;
-    }
-    return rc ? rc : perform(L, req, conn, ep);
+    if (conn->parallel > 0)
+        req->slot = slots_acquire(conn->slot_key, conn->parallel);
+    return request_result(L, req, curl_easy_perform(conn->easy));
 }
 
 /* core.check_file(endpoint_name, path) -> true | nil, err: the checks an upload
@@ -623,4 +637,15 @@ void request_init(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
+}
+
+void request_progress(const struct request *req, curl_off_t *sent, curl_off_t *size)
+{
+    *sent = req->sent;
+    *size = req->size;
+}
+
+void request_set_slot(struct request *req, int slot)
+{
+    req->slot = slot;
 }

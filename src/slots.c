@@ -19,30 +19,33 @@ uint64_t slots_key(const char *authorization)
     return h;
 }
 
-int slots_acquire(uint64_t key, int slots)
+int slots_try_acquire(uint64_t key, int slots)
 {
     const char *dir = getenv("XDG_RUNTIME_DIR");
     char path[512];
-    struct timespec pause = { 0, POLL_NS };
-    int i, opened;
+    int i, opened = 0;
     if (!dir || !*dir)
         dir = "/tmp";
-    for (;;) {
-        opened = 0;
-        for (i = 0; i < slots; i++) {
-            int fd;
-            snprintf(path, sizeof path, "%s/csvup-%016llx-%d.lock", dir, (unsigned long long)key, i);
-            if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-                continue;
-            opened++;
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-                return fd;
-            close(fd);
-        }
-        if (!opened)
-            return -1;
-        nanosleep(&pause, NULL);
+    for (i = 0; i < slots; i++) {
+        int fd;
+        snprintf(path, sizeof path, "%s/csvup-%016llx-%d.lock", dir, (unsigned long long)key, i);
+        if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+            continue;
+        opened++;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        close(fd);
     }
+    return opened ? SLOTS_BUSY : -1;
+}
+
+int slots_acquire(uint64_t key, int slots)
+{
+    struct timespec pause = { 0, POLL_NS };
+    int fd;
+    while ((fd = slots_try_acquire(key, slots)) == SLOTS_BUSY)
+        nanosleep(&pause, NULL);
+    return fd;
 }
 
 void slots_release(int fd)

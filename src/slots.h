@@ -8,8 +8,13 @@
 
 /* A key for the token that names no part of it: FNV-1a of the header line. */
 uint64_t slots_key(const char *authorization);
-/* Waits for one of the slots of key; returns the lock's descriptor, or -1
- * when the lock files cannot be opened (then nothing is limited). */
+#define SLOTS_BUSY (-2)
+
+/* One of the slots of key, without waiting: the lock's descriptor; SLOTS_BUSY
+ * when all are taken; -1 when the lock files cannot be opened (then nothing
+ * is limited). */
+int slots_try_acquire(uint64_t key, int slots);
+/* The same, waiting while every slot is taken. */
 int slots_acquire(uint64_t key, int slots);
 void slots_release(int fd);
 

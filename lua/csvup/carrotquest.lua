@@ -41,9 +41,15 @@ function carrotquest.new(opts)
   if not conn then
     return nil, err
   end
-  return setmetatable({ conn = conn, app = opts.app or "$self_app", policy = client.policy(opts, DEFAULT_RATE) },
-    Client)
+  return setmetatable({ conn = conn, app = opts.app or "$self_app", policy = client.policy(opts, DEFAULT_RATE),
+    service = "carrotquest", options = opts, read_error = read_error }, Client)
 end
+
+function Client.complete(_, args)
+  return args
+end
+
+Client.call = client.service_call
 
 Client.close = client.close
 Client.__close = client.close
@@ -62,6 +68,16 @@ local function encode_tags(tags)
     encoded[i] = cjson.encode(tag)
   end
   return encoded
+end
+
+-- { row_errors = { [line] = message }, updates_planned = n } from the answer's data.
+local function import_result(answer)
+  local data = type(answer.data) == "table" and answer.data or {}
+  local row_errors = {}
+  for line, message in pairs(type(data.row_errors) == "table" and data.row_errors or {}) do
+    row_errors[tonumber(line) or line] = message
+  end
+  return { row_errors = row_errors, updates_planned = data.updates_planned }
 end
 
 -- import_users{ file | rows, columns?, merge_field?, delimiter?, tags?, progress? }
@@ -89,17 +105,7 @@ function Client:import_users(opts)
   if not args then
     return nil, err
   end
-  local answer
-  answer, err = client.call(self.conn, "import_users", args, read_error, self.policy)
-  if not answer then
-    return nil, err
-  end
-  local data = type(answer.data) == "table" and answer.data or {}
-  local row_errors = {}
-  for line, message in pairs(type(data.row_errors) == "table" and data.row_errors or {}) do
-    row_errors[tonumber(line) or line] = message
-  end
-  return { row_errors = row_errors, updates_planned = data.updates_planned }
+  return self:call("import_users", args, import_result)
 end
 
 return carrotquest

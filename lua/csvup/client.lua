@@ -164,7 +164,7 @@ end
 
 -- "retry" when the request surely was not processed (or may be repeated
 -- safely), "unknown" when it may have been, nil when the error is final.
-local function classify(err, method)
+function client.classify(err, method)
   if err.status then
     return (err.status == 429 or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
   elseif HOPELESS[err.code] or not err.code:find("^[%u%d_]+$") then
@@ -194,7 +194,7 @@ local function delay(policy, attempt, err)
   return math.min(policy.max, policy.base * 2 ^ (attempt - 1)) * (0.5 + math.random() * 0.5)
 end
 
-local function outcome_unknown(err, name)
+function client.outcome_unknown(err, name)
   return core.error {
     code = "outcome_unknown", cause = err.code, sent = err.sent, attempts = err.attempts,
     message = format("%s was sent whole but no answer came (%s: %s). It may have been processed, so it was "
@@ -203,10 +203,9 @@ local function outcome_unknown(err, name)
   }
 end
 
--- Calls core[name]; returns the decoded answer or nil, err. read_error(status,
+-- The decoded answer of a finished request, or nil, err. read_error(status,
 -- decoded) gives the service's error fields, or nil when the answer is a success.
-local function call_once(conn, name, args, read_error)
-  local status, body, headers = core[name](conn, args)
+function client.interpret(status, body, headers, read_error)
   if not status then
     return nil, body
   end
@@ -232,14 +231,15 @@ function client.call(conn, name, args, read_error, policy)
   while true do
     attempt = attempt + 1
     wait_for_rate(policy)
-    local answer, err = call_once(conn, name, args, read_error)
+    local status, body, headers = core[name](conn, args)
+    local answer, err = client.interpret(status, body, headers, read_error)
     if answer then
       return answer
     end
     err.attempts = attempt
-    local verdict = classify(err, core.METHODS[name])
+    local verdict = client.classify(err, core.METHODS[name])
     if verdict == "unknown" and not policy.retry_unsafe then
-      return nil, outcome_unknown(err, name)
+      return nil, client.outcome_unknown(err, name)
     end
     local wait = verdict and attempt <= policy.retries and delay(policy, attempt, err)
     if not wait then
@@ -247,6 +247,16 @@ function client.call(conn, name, args, read_error, policy)
     end
     core.sleep(wait)
   end
+end
+
+-- Client:call for both services: self:complete(args) adds what every call of
+-- the service carries; post(answer) picks the result out of the answer.
+function client.service_call(self, name, args, post)
+  local answer, err = client.call(self.conn, name, self:complete(args), self.read_error, self.policy)
+  if not answer then
+    return nil, err
+  end
+  return post and post(answer) or answer
 end
 
 return client

@@ -7,4 +7,5 @@ return {
   csv = require "csvup.csv",
   metrika = require "csvup.metrika",
   carrotquest = require "csvup.carrotquest",
+  batch = require "csvup.batch",
 }

@@ -1,8 +1,9 @@
 -- Yandex Metrica: offline conversions, calls, expenses, user parameters, CRM.
 local client = require "csvup.client"
+local core = require "csvup.core"
 local json = require "csvup.json"
 
-local type, error, setmetatable = type, error, setmetatable
+local type, error, setmetatable, tostring = type, error, setmetatable, tostring
 local check_enum, check_text = client.check_enum, client.check_text
 
 local metrika = {}
@@ -64,29 +65,52 @@ function metrika.new(opts)
   if not conn then
     return nil, err
   end
-  return setmetatable({ conn = conn, counter = opts.counter, ulogin = opts.ulogin, policy = client.policy(opts) },
-    Client)
+  return setmetatable({ conn = conn, counter = opts.counter, ulogin = opts.ulogin, policy = client.policy(opts),
+    service = "metrika", options = opts, read_error = read_error, kinds = setmetatable({}, { __mode = "k" }) }, Client)
 end
 
 Client.close = client.close
 Client.__close = client.close
 
-function Client:call(name, args)
+-- The arguments every Metrica call carries.
+function Client:complete(args)
   args.counter = self.counter
   args.query = args.query or {}
   args.query.ulogin = self.ulogin
-  return client.call(self.conn, name, args, read_error, self.policy)
+  return args
 end
 
-local function field(name, answer, err)
-  if not answer then
-    return nil, err
+Client.call = client.service_call
+
+local function uploading_of(answer)
+  return answer.uploading
+end
+
+-- The kinds of uploading wait() can follow: the endpoint that reads one, and its final statuses.
+local KINDS = {
+  offline = { read = "offline_conversion_uploading", final = { PROCESSED = true, LINKAGE_FAILURE = true } },
+  calls = { read = "calls_uploading", final = { PROCESSED = true, LINKAGE_FAILURE = true } },
+  expense = { read = "expense_uploading", final = { PROCESSED = true } },
+  ["user-params"] = { read = "user_params_uploading", final = { processed = true, linkage_failure = true } },
+}
+
+local function uploadings_of(answer)
+  return answer.uploadings
+end
+
+-- post for an upload: the uploading, remembered with its kind for wait().
+local function remember(self, kind)
+  return function(answer)
+    local u = answer.uploading
+    if type(u) == "table" and kind then
+      self.kinds[u] = kind
+    end
+    return u
   end
-  return answer[name]
 end
 
 -- Uploads opts.file or opts.rows to the endpoint, checked against the schema.
-local function upload(self, name, schema, opts, query, delimiter)
+local function upload(self, name, schema, opts, query, delimiter, kind)
   local err = check_text("comment", opts.comment, COMMENT_MAX)
   if err then
     return nil, err
@@ -97,17 +121,12 @@ local function upload(self, name, schema, opts, query, delimiter)
   if not args then
     return nil, err
   end
-  local answer
-  answer, err = self:call(name, args)
-  if not answer then
-    return nil, err
-  end
-  return answer.uploading or answer
+  return self:call(name, args, remember(self, kind))
 end
 
 local function getter(name)
   return function(self, id_or_uploading)
-    return field("uploading", self:call(name, { id = client.id(id_or_uploading) }))
+    return self:call(name, { id = client.id(id_or_uploading) }, uploading_of)
   end
 end
 
@@ -118,11 +137,7 @@ local function lister(name, keys)
     for _, k in ipairs(keys) do
       query[k] = opts[k]
     end
-    local answer, err = self:call(name, { query = query })
-    if not answer then
-      return nil, err
-    end
-    return answer.uploadings or answer
+    return self:call(name, { query = query }, uploadings_of)
   end
 end
 
@@ -144,7 +159,7 @@ function Client:upload_offline_conversions(opts)
     return nil, err
   end
   return upload(self, "upload_offline_conversions", "offline_conversions", opts,
-    { comment = opts.comment, type = opts.type, client_id_type = opts.client_id_type })
+    { comment = opts.comment, type = opts.type, client_id_type = opts.client_id_type }, nil, "offline")
 end
 
 function Client:upload_calls(opts)
@@ -153,7 +168,8 @@ function Client:upload_calls(opts)
   if err then
     return nil, err
   end
-  return upload(self, "upload_calls", "calls", opts, { comment = opts.comment, new_goal_name = opts.new_goal_name })
+  return upload(self, "upload_calls", "calls", opts, { comment = opts.comment, new_goal_name = opts.new_goal_name },
+    nil, "calls")
 end
 
 Client.offline_conversion_uploadings = lister("offline_conversion_uploadings", PAGE)
@@ -171,12 +187,14 @@ Client.disable_calls_extended_threshold = plain("disable_calls_extended_threshol
 
 function Client:upload_expenses(opts)
   opts = options(opts, "upload_expenses")
-  return upload(self, "upload_expenses", "expenses", opts, { comment = opts.comment, provider = opts.provider })
+  return upload(self, "upload_expenses", "expenses", opts, { comment = opts.comment, provider = opts.provider }, nil,
+    "expense")
 end
 
 function Client:delete_expenses(opts)
   opts = options(opts, "delete_expenses")
-  return upload(self, "delete_expenses", "expenses_delete", opts, { comment = opts.comment, provider = opts.provider })
+  return upload(self, "delete_expenses", "expenses_delete", opts, { comment = opts.comment, provider = opts.provider },
+    nil, "expense")
 end
 
 function Client:delete_expense_line(opts)
@@ -193,7 +211,7 @@ function Client:delete_expense_line(opts)
   for option, parameter in pairs(EXPENSE_LINE_QUERY) do
     query[parameter] = opts[option]
   end
-  return field("uploading", self:call("delete_expense_line", { query = query }))
+  return self:call("delete_expense_line", { query = query }, remember(self, "expense"))
 end
 
 Client.expense_uploadings = lister("expense_uploadings", PAGE)
@@ -209,7 +227,7 @@ function Client:upload_user_params(opts)
     return nil, err
   end
   return upload(self, "upload_user_params", "user_params", opts,
-    { action = opts.action, content_id_type = opts.content_id_type, comment = opts.comment })
+    { action = opts.action, content_id_type = opts.content_id_type, comment = opts.comment }, nil, "user-params")
 end
 
 -- Sends back the uploading (or just its id) as {"uploading": {...}}, the id exact.
@@ -222,7 +240,7 @@ function Client:confirm_user_params(id_or_uploading)
     end
   end
   uploading.id = type(id) == "string" and id:find("^%d+$") and json.raw_number(id) or id
-  return field("uploading", self:call("confirm_user_params", { id = id, body = json.encode { uploading = uploading } }))
+  return self:call("confirm_user_params", { id = id, body = json.encode { uploading = uploading } }, uploading_of)
 end
 
 Client.user_params_uploadings = lister("user_params_uploadings", PAGE)
@@ -249,5 +267,40 @@ function Client:upload_crm(opts)
 end
 
 Client.crm_uploadings = lister("crm_uploadings", { "limit" })
+
+-- Waiting ----------------------------------------------------------------------
+
+-- m:wait(uploading_or_id, { kind?, timeout?, interval? }) -> the final uploading | nil, err
+-- Polls until a final status (offline and calls: PROCESSED or LINKAGE_FAILURE;
+-- expense: PROCESSED; user-params: processed or linkage_failure), the pause
+-- growing from interval (5 s) by half each time up to 60 s. kind is known for
+-- uploadings this client made, else "offline". Processing may take 2 hours:
+-- timeout defaults to 3; past it, err.code is "timeout" with err.last_status.
+function Client:wait(uploading_or_id, opts)
+  opts = options(opts, "wait")
+  local kind = opts.kind or (type(uploading_or_id) == "table" and self.kinds[uploading_or_id]) or "offline"
+  local err = check_enum("kind", kind, KINDS, true)
+  if err then
+    return nil, err
+  end
+  local id, interval = client.id(uploading_or_id), opts.interval or 5
+  local deadline = core.now() + (opts.timeout or 3 * 3600)
+  while true do
+    local u
+    u, err = self[KINDS[kind].read](self, id)
+    if not u then
+      return nil, err
+    elseif KINDS[kind].final[u.status] then
+      return u
+    end
+    local left = deadline - core.now()
+    if left <= 0 then
+      return client.fail("timeout", ("uploading %s is still %s"):format(tostring(id), tostring(u.status)),
+        { last_status = u.status, uploading = u })
+    end
+    core.sleep(math.min(interval, left))
+    interval = math.min(interval * 1.5, 60)
+  end
+end
 
 return metrika

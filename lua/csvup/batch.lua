@@ -1,0 +1,123 @@
+-- Many calls at once from one Lua thread, through libcurl's multi interface.
+--
+--   local results = csvup.batch({
+--     { client = metrika, method = "upload_expenses", args = { file = "2026-11-01.csv" } },
+--     ...
+--   }, { concurrency = 3, progress = function(sent, total, done, count) end })
+--   for i, r in ipairs(results) do  -- in the order of the jobs
+--     if r[1] then ... else print(r[2]) end  -- { result } or { nil, err }
+--   end
+--
+-- Each job is checked exactly as the method would check it; jobs whose
+-- clients share a token and base URL share up to `concurrency` connections,
+-- and Metrica's parallel-request guard still holds (3 per token). A job that
+-- failed in a way that is safe to repeat (429, 503 backend_error, refused)
+-- is repeated on its own afterwards, with its client's retry policy; one
+-- failure never stops the rest.
+local client = require "csvup.client"
+local core = require "csvup.core"
+
+local type, error, setmetatable, ipairs, pairs, tostring = type, error, setmetatable, ipairs, pairs, tostring
+local concat, sort = table.concat, table.sort
+
+local CAPTURED = {}
+
+-- Runs the job's method with the network taken out: returns what it would
+-- send ({ name, args, post }), or nil and the error it refused the job with.
+local function capture(job)
+  local captured
+  local proxy = setmetatable({
+    call = function(self, name, args, post)
+      captured = { name = name, args = self:complete(args), post = post }
+      return CAPTURED
+    end,
+  }, { __index = job.client })
+  local result, err = job.client[job.method](proxy, job.args)
+  if captured then
+    return captured
+  end
+  return nil, err or result
+end
+
+-- Jobs whose clients would open the same connection run on one pool.
+local function pool_key(c)
+  local keys, parts = {}, { c.service }
+  for k in pairs(c.options) do
+    keys[#keys + 1] = tostring(k)
+  end
+  sort(keys)
+  for _, k in ipairs(keys) do
+    parts[#parts + 1] = k .. "=" .. tostring(c.options[k])
+  end
+  return concat(parts, "\0")
+end
+
+local function check_jobs(jobs)
+  if type(jobs) ~= "table" then
+    error("csvup.batch expects an array of jobs", 3)
+  end
+  for i, job in ipairs(jobs) do
+    if type(job) ~= "table" or type(job.client) ~= "table" or type(job.client[job.method]) ~= "function" then
+      error(("csvup.batch: job %d needs a client and the name of one of its methods"):format(i), 3)
+    end
+  end
+end
+
+-- csvup.batch(jobs, { concurrency = 3, progress = fn }) -> results
+return function(jobs, opts)
+  check_jobs(jobs)
+  opts = opts or {}
+  local concurrency = opts.concurrency or 3
+  local results, pools, order = {}, {}, {}
+  for i, job in ipairs(jobs) do
+    local captured, err = capture(job)
+    if not captured then
+      results[i] = { nil, err }
+    else
+      local key = pool_key(job.client)
+      if not pools[key] then
+        pools[key] = { client = job.client, entries = {}, jobs = {} }
+        order[#order + 1] = key
+      end
+      local pool = pools[key]
+      pool.entries[#pool.entries + 1] = { endpoint = captured.name, args = captured.args }
+      pool.jobs[#pool.jobs + 1] = { index = i, captured = captured, job = job }
+    end
+  end
+  local done, count = 0, #jobs
+  for _, key in ipairs(order) do
+    local pool = pools[key]
+    local conns = {}
+    for c = 1, math.min(concurrency, #pool.entries) do
+      conns[c] = assert(client.connect(pool.client.service, pool.client.options)) -- the client's own worked
+    end
+    local progress = opts.progress and function(sent, total, finished)
+      opts.progress(sent, total, done + finished, count)
+    end
+    local raw, err = core.multi(conns, pool.entries, progress)
+    for _, conn in ipairs(conns) do
+      conn:close()
+    end
+    if not raw then
+      return nil, err
+    end
+    for k, entry in ipairs(pool.jobs) do
+      local c = entry.job.client
+      local answer, failure = client.interpret(raw[k][1], raw[k][2], raw[k][3], c.read_error)
+      if answer then
+        results[entry.index] = { entry.captured.post and entry.captured.post(answer) or answer }
+      else
+        local verdict = client.classify(failure, core.METHODS[entry.captured.name])
+        if verdict == "retry" or (verdict == "unknown" and c.policy.retry_unsafe) then
+          results[entry.index] = { c[entry.job.method](c, entry.job.args) }
+        elseif verdict == "unknown" then
+          results[entry.index] = { nil, client.outcome_unknown(failure, entry.captured.name) }
+        else
+          results[entry.index] = { nil, failure }
+        end
+      end
+    end
+    done = done + #pool.jobs
+  end
+  return results
+end
