@@ -1,17 +1,15 @@
 -- CRM orders -> Yandex Metrica offline conversions.
 --
 -- Reads a CRM export, keeps the paid orders that carry a Metrica ClientId,
--- uploads them as conversions of the goal "crm_paid", then polls the uploading
--- until Metrica has processed it.
+-- uploads them as conversions of the goal "crm_paid", then waits until Metrica
+-- has processed the uploading.
 --
 --   CSVUP_METRIKA_TOKEN=... lua5.4 crm_to_metrika.lua orders.csv COUNTER
 --
 -- CSVUP_BASE_URL points it at the sandbox (`csvup sandbox`) instead of the API.
 local csvup = require "csvup"
-local socket = require "socket"
 
 local GOAL = "crm_paid"
-local FINAL = { PROCESSED = true, LINKAGE_FAILURE = true }
 
 local path = arg[1] or "spec/fixtures/crm_orders.csv"
 local counter = arg[2] or os.getenv("CSVUP_COUNTER") or "2215573"
@@ -57,19 +55,19 @@ local metrika = assert(csvup.metrika.new {
   base_url = os.getenv("CSVUP_BASE_URL"),
 })
 local uploading
-uploading, err = metrika:upload_offline_conversions { rows = conversions, comment = "crm sync" }
+uploading, err = metrika:upload_offline_conversions {
+  rows = conversions, columns = { "ClientId", "Target", "DateTime", "Price", "Currency" }, comment = "crm sync",
+}
 if not uploading then
   fail(err)
 end
 print(("uploading %s: %s"):format(uploading.id, uploading.status))
 
-while not FINAL[uploading.status] do
-  socket.sleep(0.25)
-  uploading, err = metrika:offline_conversion_uploading(uploading.id)
-  if not uploading then
-    fail(err)
-  end
-  print(("uploading %s: %s"):format(uploading.id, uploading.status))
+-- Metrica takes up to 2 hours; the sandbox, half a second. Poll from 1 s on.
+uploading, err = metrika:wait(uploading, { interval = tonumber(os.getenv("CSVUP_POLL_INTERVAL")) or 1 })
+if not uploading then
+  fail(err)
 end
-print(("%d lines, %d linked to visits"):format(uploading.line_quantity, uploading.linked_quantity))
+print(("uploading %s: %s, %d lines, %d linked to visits"):format(uploading.id, uploading.status,
+  uploading.line_quantity, uploading.linked_quantity))
 os.exit(uploading.status == "PROCESSED" and 0 or 1)

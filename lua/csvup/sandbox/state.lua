@@ -23,7 +23,8 @@ end
 function State:reset()
   self.log = {}
   self.faults = {}
-  self.in_flight, self.max_in_flight = 0, 0
+  self.in_flight = self.in_flight or 0 -- requests being answered now (this reset among them)
+  self.max_in_flight = 0
   self.uploadings = {} -- kind -> array, newest last
   self.next_id = FIRST_ID
   self.thresholds = {}
