@@ -203,7 +203,17 @@ int multi_run(lua_State *L)
             finished++;
         }
         if (!report(L, progress, anchors, count, done)) {
+            lua_Integer *stopped = lua_newuserdata(L, sizeof *stopped * (size_t)b->nconns);
+            memcpy(stopped, b->running, sizeof *stopped * (size_t)b->nconns);
             stop_all(b);
+            for (c = 0; c < b->nconns; c++) { /* their parallel-request slots too, now rather than at collection */
+                if (stopped[c]) {
+                    lua_rawgeti(L, anchors, (int)stopped[c]);
+                    request_abort(lua_touserdata(L, -1));
+                    lua_pop(L, 1);
+                }
+            }
+            lua_pop(L, 1);
             lua_pushnil(L);
             csvup_push_error(L, "callback_error", lua_tostring(L, -2) ? lua_tostring(L, -2) : "progress raised");
             return 2; /* __gc of the batch stops what still runs */

@@ -649,3 +649,8 @@ void request_set_slot(struct request *req, int slot)
 {
     req->slot = slot;
 }
+
+void request_abort(struct request *req)
+{
+    request_free(req);
+}

@@ -16,6 +16,9 @@ struct request *request_new(lua_State *L, struct connection *conn, const struct 
 int request_prepare(lua_State *L, struct request *req);
 /* Pushes the outcome of a finished transfer: 3 values, or nil, err (2). */
 int request_result(lua_State *L, struct request *req, CURLcode rc);
+/* Frees what a request stopped before its end holds (its slot among them);
+ * its connection's handle must be reset first. */
+void request_abort(struct request *req);
 /* Hands the request a parallel-request slot, released with its result. */
 void request_set_slot(struct request *req, int slot);
 /* Upload bytes sent so far and the body's size (0 until known). */
