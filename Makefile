@@ -83,7 +83,7 @@ check-valgrind: deps
 	$(MAKE) --no-print-directory $(MODULE) luajit
 	valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  --show-leak-kinds=definite --trace-children=yes --trace-children-skip-by-arg=sandbox \
-	  --trace-children-skip='*/ls,*/id,*/kill,*/mkdir,*/rm,*/truncate,*/yes,*/head,*/seq,*/sleep,*/make,*/nginx,*/openssl,*/luajit,*/python3' \
+	  --trace-children-skip='*/script,*/ls,*/id,*/kill,*/mkdir,*/rm,*/truncate,*/yes,*/head,*/seq,*/sleep,*/make,*/nginx,*/openssl,*/luajit,*/python3' \
 	  $(LUA) $$(command -v busted) --ignore-lua
 
 # libFuzzer targets for the C that parses or encodes; each runs FUZZ_SECONDS.
@@ -113,9 +113,10 @@ fuzz: deps
 
 # Figures, never pass/fail: see the README's Performance section.
 bench: deps
-	$(MAKE) --no-print-directory $(MODULE)
+	$(MAKE) --no-print-directory $(MODULE) luajit
 	@mkdir -p build/bench
-	$(LUA) spec/bench/csv_bench.lua build/bench
+	@echo "csvup $$(git describe --always 2>/dev/null), $$(nproc) cores, $$(uname -sr), $$(date -u +%F)"
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" $(LUA) spec/bench/run.lua
 
 # The same sources against LuaJIT 2.1, for OpenResty: build/luajit/csvup/core.so.
 luajit:

@@ -35,7 +35,9 @@ describe("the parallel-request guard", function()
     assert.are.equal(8, #sandbox.requests())
   end)
 
-  it("lets them all through at once when the guard is off (parallel = 0)", function()
+  -- the control: it shows the guard is what holds them back (too slow to overlap under a memory checker)
+  local control = support.UNDER_CHECKER and pending or it
+  control("lets them all through at once when the guard is off (parallel = 0)", function()
     assert.are.equal(8, upload_from_processes(8, 0))
     assert.is_true(sandbox.stats().max_in_flight > 3)
   end)

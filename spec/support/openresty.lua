@@ -2,6 +2,7 @@
 --   /ping           "pong", straight from the event loop
 --   /upload         an offline-conversions upload of ?file= through csvup.ngx (a worker thread)
 --   /upload-direct  the same upload called directly in the handler (blocking the loop)
+--   /sink           reads a request's whole body, discards it, answers an uploading (for benchmarks)
 local socket = require "socket"
 
 local openresty = {}
@@ -40,6 +41,16 @@ http {
         ngx.say(res and ("uploading " .. res.id .. " " .. res.status) or ("failed: " .. tostring(err)))
       }
     }
+    location /sink {
+      client_max_body_size 0;
+      client_body_buffer_size 1m;
+      client_body_temp_path {shm};
+      content_by_lua_block {
+        ngx.req.read_body() -- the whole body, by nginx's own C code, into memory-backed files
+        ngx.header["Content-Type"] = "application/json"
+        ngx.say('{"uploading":{"id":1,"status":"UPLOADED"}}')
+      }
+    }
     location = /upload-direct {
       content_by_lua_block {
         local m = require("csvup").metrika.new(CLIENT)
@@ -61,7 +72,8 @@ function openresty.start(sandbox_url, token)
   local _, port = probe:getsockname()
   probe:close()
   local root = io.popen("pwd"):read("l")
-  local values = { dir = dir, root = root, port = port, sandbox = sandbox_url, token = token }
+  local shm = (os.execute("test -d /dev/shm") and "/dev/shm" or dir) .. "/csvup-sink-" .. port
+  local values = { dir = dir, shm = shm, root = root, port = port, sandbox = sandbox_url, token = token }
   local f = assert(io.open(dir .. "/nginx.conf", "w"))
   f:write((CONFIG:gsub("{(%w+)}", function(k) return tostring(values[k]) end)))
   f:close()
@@ -89,7 +101,7 @@ function openresty.start(sandbox_url, token)
     stop = function()
       os.execute("kill " .. pid)
       pipe:close()
-      os.execute("rm -rf " .. dir)
+      os.execute("rm -rf " .. dir .. " " .. shm)
     end,
   }
 end

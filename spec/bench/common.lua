@@ -1,0 +1,47 @@
+-- What the benchmarks share: timing a run several times, child processes,
+-- and the generated files they upload (made once, kept under build/bench).
+local socket = require "socket"
+
+local common = { RUNS = 5 }
+
+-- lua5.4 with the checkout's modules
+common.LUA = [[LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4]]
+
+-- median, min and max seconds of RUNS runs of fn after one warm-up
+function common.time(fn, runs)
+  runs = runs or common.RUNS
+  fn()
+  local times = {}
+  for i = 1, runs do
+    local started = socket.gettime()
+    fn()
+    times[i] = socket.gettime() - started
+  end
+  table.sort(times)
+  return times[(runs + 1) // 2], times[1], times[runs]
+end
+
+-- Runs a shell command; its output, or an error naming the command.
+function common.run(command)
+  local pipe = assert(io.popen(command .. " 2>&1"))
+  local output = pipe:read("a")
+  local ok = pipe:close()
+  assert(ok, command .. " failed:\n" .. output)
+  return output
+end
+
+-- An offline-conversions CSV of about `megabytes` MB under build/bench, made once.
+function common.conversions_file(megabytes)
+  local path = ("build/bench/conversions_%dmb.csv"):format(megabytes)
+  local f = io.open(path)
+  if f then
+    f:close()
+    return path
+  end
+  local rows = math.floor(megabytes * 1048576 / 36)
+  common.run(("{ echo ClientId,Target,DateTime; yes 133591247640966458,GOAL1,1481718166 2>/dev/null | head -n %d; } > %s")
+    :format(rows, path))
+  return path
+end
+
+return common
