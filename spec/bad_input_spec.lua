@@ -1,6 +1,7 @@
 -- Bad input is refused with a clear error before anything is sent.
 local csvup = require "csvup"
 local support = require "support.sandbox"
+local files = require "support.files"
 
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 
@@ -9,14 +10,12 @@ describe("bad input", function()
 
   setup(function()
     sandbox = support.start()
-    tmp = os.tmpname()
-    os.remove(tmp)
-    assert(os.execute("mkdir -p " .. tmp))
+    tmp = files.tmpdir()
   end)
 
   teardown(function()
     sandbox.stop()
-    os.execute("rm -rf " .. tmp)
+    files.remove(tmp)
   end)
 
   before_each(function()

@@ -1,6 +1,7 @@
 -- csvup.csv: what the APIs get from rows, and reading exports back.
 local csv = require "csvup.csv"
 local cjson = require "cjson"
+local files = require "support.files"
 
 describe("csv.encode", function()
   it("writes the union of all rows' columns, a key first seen in a later row included", function()
@@ -45,21 +46,15 @@ describe("csv.rows", function()
   local dir
 
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir = files.tmpdir()
   end)
 
   teardown(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   local function file(name, text)
-    local path = dir .. "/" .. name
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-    return path
+    return files.write(dir .. "/" .. name, text)
   end
 
   local function read_all(path, opts)
@@ -141,21 +136,12 @@ describe("csv.writer", function()
   local dir
 
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir = files.tmpdir()
   end)
 
   teardown(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
-
-  local function slurp(path)
-    local f = assert(io.open(path, "rb"))
-    local text = f:read("a")
-    f:close()
-    return text
-  end
 
   it("writes rows one by one and in bulk, and tells bytes and rows on close", function()
     local path = dir .. "/w.csv"
@@ -171,7 +157,7 @@ describe("csv.writer", function()
     end))
     local bytes, rows = w:close()
     local text = "id,v\n1,a\n2,b\n3,\n4,it\n5,it\n"
-    assert.are.equal(text, slurp(path))
+    assert.are.equal(text, files.read(path))
     assert.are.same({ #text, 5 }, { bytes, rows })
   end)
 
@@ -183,7 +169,7 @@ describe("csv.writer", function()
     assert(w:close())
     f:write("after\n")
     f:close()
-    assert.are.equal('1;"x;y"\nafter\n', slurp(path))
+    assert.are.equal('1;"x;y"\nafter\n', files.read(path))
   end)
 
   it("takes the columns of the first rows written, and refuses a later row's new key instead of dropping it", function()
@@ -201,7 +187,7 @@ describe("csv.writer", function()
     assert.are.equal("invalid_value", err.code)
     assert.are.equal(5003, err.row)
     assert.matches("has the column 'c', which is not in the header", tostring(err))
-    assert.matches("^a,b\n0,\n1,1\n1,\n", slurp(dir .. "/later.csv"))
+    assert.matches("^a,b\n0,\n1,1\n1,\n", files.read(dir .. "/later.csv"))
   end)
 
   it("stops with callback_error when the row iterator raises", function()
@@ -218,21 +204,15 @@ describe("csv.rows, more", function()
   local dir
 
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir = files.tmpdir()
   end)
 
   teardown(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   local function file(text)
-    local path = dir .. "/f.csv"
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-    return path
+    return files.write(dir .. "/f.csv", text)
   end
 
   it("sniffs the delimiter with 'auto'", function()
@@ -290,10 +270,8 @@ describe("round trips", function()
         end
         rows[r] = row
       end
-      local f = assert(io.open(path, "wb"))
-      local text = assert(csv.encode(rows, { columns = columns, delimiter = delimiter, eol = math.random(2) == 1 and "\n" or "\r\n" }))
-      f:write(text)
-      f:close()
+      files.write(path, assert(csv.encode(rows, { columns = columns, delimiter = delimiter,
+        eol = math.random(2) == 1 and "\n" or "\r\n" })))
       local r = 0
       for record in assert(csv.rows(path, { delimiter = delimiter })) do
         r = r + 1

@@ -4,6 +4,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local support = require "support.sandbox"
 local openresty = require "support.openresty"
+local files = require "support.files"
 
 local ROWS = 5825000 -- 36 bytes each: 200 MB
 
@@ -14,9 +15,7 @@ describe("OpenResty", function()
     assert(io.open("build/luajit/csvup/core.so"), "build the LuaJIT module first: make luajit"):close()
     sandbox = support.start()
     nginx = openresty.start(sandbox.url, support.TOKEN)
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    dir = files.tmpdir()
     path = dir .. "/conversions.csv"
     assert(os.execute(("{ echo ClientId,Target,DateTime; yes 133591247640966458,GOAL1,1481718166 2>/dev/null | head -n %d; } > %s")
       :format(ROWS, path)))
@@ -25,7 +24,7 @@ describe("OpenResty", function()
   teardown(function()
     nginx.stop()
     sandbox.stop()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   before_each(function()

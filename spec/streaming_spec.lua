@@ -1,5 +1,6 @@
 -- A large file is streamed from disk: the uploading process never holds it in memory.
 local support = require "support.sandbox"
+local files = require "support.files"
 
 local ROWS = 5825000 -- 36 bytes each: 200 MB
 
@@ -8,9 +9,7 @@ describe("streaming a 200 MB file", function()
 
   setup(function()
     sandbox = support.start()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    dir = files.tmpdir()
     path = dir .. "/conversions.csv"
     assert(os.execute(("{ echo ClientId,Target,DateTime; yes 133591247640966458,GOAL1,1481718166 2>/dev/null | head -n %d; } > %s")
       :format(ROWS, path)))
@@ -18,7 +17,7 @@ describe("streaming a 200 MB file", function()
 
   teardown(function()
     sandbox.stop()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   it("uploads it whole while the Lua process' peak RSS stays under 30 MB", function()

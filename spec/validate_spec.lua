@@ -2,6 +2,7 @@
 local csvup = require "csvup"
 local validate = require "csvup.validate"
 local support = require "support.sandbox"
+local files = require "support.files"
 
 local NOW = os.time()
 
@@ -129,14 +130,12 @@ describe("validation in the clients", function()
 
   setup(function()
     sandbox = support.start()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir = files.tmpdir()
   end)
 
   teardown(function()
     sandbox.stop()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   before_each(function()
@@ -149,11 +148,7 @@ describe("validation in the clients", function()
   end)
 
   local function file(name, text)
-    local path = dir .. "/" .. name
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-    return path
+    return files.write(dir .. "/" .. name, text)
   end
 
   it("checks rows fully and sends nothing when one is bad", function()

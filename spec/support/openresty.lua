@@ -3,7 +3,8 @@
 --   /upload         an offline-conversions upload of ?file= through csvup.ngx (a worker thread)
 --   /upload-direct  the same upload called directly in the handler (blocking the loop)
 --   /sink           reads a request's whole body, discards it, answers an uploading (for benchmarks)
-local socket = require "socket"
+local files = require "support.files"
+local nginx = require "support.nginx"
 
 local openresty = {}
 
@@ -65,28 +66,12 @@ http {
 
 -- openresty.start(sandbox_url, token) -> { url, stop(), log() }
 function openresty.start(sandbox_url, token)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
+  local dir = files.tmpdir()
+  local port = nginx.free_port()
   local root = io.popen("pwd"):read("l")
   local shm = (os.execute("test -d /dev/shm") and "/dev/shm" or dir) .. "/csvup-sink-" .. port
   local values = { dir = dir, shm = shm, root = root, port = port, sandbox = sandbox_url, token = token }
-  local f = assert(io.open(dir .. "/nginx.conf", "w"))
-  f:write((CONFIG:gsub("{(%w+)}", function(k) return tostring(values[k]) end)))
-  f:close()
-  local pipe = assert(io.popen(("echo $$; exec nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(dir, dir, dir)))
-  local pid = pipe:read("l")
-  for _ = 1, 100 do
-    local client = socket.connect("127.0.0.1", port)
-    if client then
-      client:close()
-      break
-    end
-    socket.sleep(0.05)
-  end
+  local stop = nginx.start(dir, port, (CONFIG:gsub("{(%w+)}", function(k) return tostring(values[k]) end)))
   return {
     url = "http://127.0.0.1:" .. port,
     port = port,
@@ -99,9 +84,9 @@ function openresty.start(sandbox_url, token)
       return text
     end,
     stop = function()
-      os.execute("kill " .. pid)
-      pipe:close()
-      os.execute("rm -rf " .. dir .. " " .. shm)
+      stop()
+      files.remove(dir)
+      files.remove(shm)
     end,
   }
 end

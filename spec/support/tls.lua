@@ -1,6 +1,7 @@
 -- An HTTPS front for the sandbox: Debian's nginx with a throwaway self-signed
 -- certificate for 127.0.0.1, made by openssl for this run.
-local socket = require "socket"
+local files = require "support.files"
+local nginx = require "support.nginx"
 
 local tls = {}
 
@@ -32,41 +33,19 @@ http {
 }
 ]]
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
 -- tls.start(upstream_url) -> { url, ca_file, stop() }
 function tls.start(upstream)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
+  local dir = files.tmpdir()
   assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 "
     .. "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"):format(dir, dir)))
-  local port = free_port()
-  local f = assert(io.open(dir .. "/nginx.conf", "w"))
-  f:write(CONFIG:format(dir, dir, dir, dir, dir, dir, dir, port, dir, dir, upstream))
-  f:close()
-  local pipe = assert(io.popen(("echo $$; exec nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(dir, dir, dir)))
-  local pid = pipe:read("l")
-  for _ = 1, 100 do
-    local probe = socket.connect("127.0.0.1", port)
-    if probe then
-      probe:close()
-      break
-    end
-    socket.sleep(0.05)
-  end
+  local port = nginx.free_port()
+  local stop = nginx.start(dir, port, CONFIG:format(dir, dir, dir, dir, dir, dir, dir, port, dir, dir, upstream))
   return {
     url = "https://127.0.0.1:" .. port,
     ca_file = dir .. "/cert.pem",
     stop = function()
-      os.execute("kill " .. pid)
-      pipe:close()
-      os.execute("rm -rf " .. dir)
+      stop()
+      files.remove(dir)
     end,
   }
 end

@@ -1,0 +1,30 @@
+-- Temporary folders and files for specs.
+local files = {}
+
+-- A new, empty folder; files.remove takes it away with what it holds.
+function files.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  return dir
+end
+
+function files.remove(dir)
+  os.execute("rm -rf " .. dir)
+end
+
+function files.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+function files.read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+return files

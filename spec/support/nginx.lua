@@ -1,0 +1,35 @@
+-- Debian's nginx run from a temporary prefix, in the foreground, for specs
+-- and benchmarks.
+local socket = require "socket"
+local files = require "support.files"
+
+local nginx = {}
+
+function nginx.free_port()
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  return port
+end
+
+-- Starts nginx with config (whose paths are under dir) and waits until port
+-- answers; returns the function that stops it.
+function nginx.start(dir, port, config)
+  files.write(dir .. "/nginx.conf", config)
+  local pipe = assert(io.popen(("echo $$; exec nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(dir, dir, dir)))
+  local pid = pipe:read("l")
+  for _ = 1, 100 do
+    local client = socket.connect("127.0.0.1", port)
+    if client then
+      client:close()
+      break
+    end
+    socket.sleep(0.05)
+  end
+  return function()
+    os.execute("kill " .. pid)
+    pipe:close()
+  end
+end
+
+return nginx
