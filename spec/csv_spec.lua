@@ -81,6 +81,7 @@ describe("csv.rows", function()
     assert.are.equal(path .. ":3: malformed_csv: 1 fields where the header has 2", tostring(err))
     path = file("open.csv", 'a\n"never closed\n')
     ok, err = pcall(read_all, path)
+    assert.is_false(ok)
     assert.matches("open%.csv:2:1: malformed_csv: a quoted field is not closed", tostring(err))
   end)
 

@@ -72,6 +72,9 @@ local COMMANDS = {
   },
 }
 
+-- What each service subcommand runs (set below its runners): the uploads share one.
+local RUNNERS
+
 local USAGE_TEXT = [[
 usage: csvup <command> [options]
 
@@ -266,7 +269,7 @@ local function run_service(service, args)
   if not client then
     return report_error(err, opts.json)
   end
-  local status = cli.COMMAND_RUNNERS[name](client, command, opts, positional)
+  local status = RUNNERS[name](client, command, opts, positional)
   client:close()
   return status
 end
@@ -336,7 +339,7 @@ local function run_wait(client, _, opts, positional)
   return (u.status == "LINKAGE_FAILURE" or u.status == "linkage_failure") and UPLOAD_FAILED or OK
 end
 
-cli.COMMAND_RUNNERS = setmetatable({ uploadings = run_uploadings, wait = run_wait }, {
+RUNNERS = setmetatable({ uploadings = run_uploadings, wait = run_wait }, {
   __index = function() return run_upload end,
 })
 

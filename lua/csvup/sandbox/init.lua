@@ -15,7 +15,7 @@
 local socket = require "socket"
 local json = require "csvup.json"
 local http = require "csvup.sandbox.http"
-local state = require "csvup.sandbox.state"
+local sandbox_state = require "csvup.sandbox.state"
 local metrika = require "csvup.sandbox.metrika"
 local carrotquest = require "csvup.sandbox.carrotquest"
 local faults = require "csvup.sandbox.faults"
@@ -136,7 +136,7 @@ function sandbox.new(opts)
     url = ("http://%s:%d"):format(host, port),
     port = port,
     answer_delay = opts.answer_delay or 0,
-    state = state.new {
+    state = sandbox_state.new {
       process_delay = opts.process_delay or 0.5,
       tokens = { metrika = tokens.metrika or sandbox.TOKEN, carrotquest = tokens.carrotquest or sandbox.TOKEN },
     },
