@@ -15,7 +15,7 @@ BINDIR ?= $(PREFIX)/bin
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
 	lua-cjson lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
-	libnginx-mod-http-lua libluajit2-5.1-dev luajit2
+	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
@@ -59,6 +59,7 @@ test: deps
 	$(MAKE) --no-print-directory $(MODULE) luajit
 	@test "$$(nm -D --defined-only $(MODULE) | awk '$$2 == "T" { print $$3 }')" = luaopen_csvup_core \
 	  || { echo "core.so exports more than luaopen_csvup_core"; exit 1; }
+	luacheck -q lua spec
 	busted
 	sh spec/packaging.sh
 
