@@ -1,5 +1,7 @@
 /* Every endpoint csvup calls, from ../shared/reference/apis.md. Adding an
  * endpoint is adding a row: core.c registers one Lua function per row. */
+#include <string.h>
+
 #include "endpoints.h"
 
 enum { METRIKA, CARROTQUEST };
@@ -79,3 +81,12 @@ const struct endpoint csvup_endpoints[] = {
     { "import_users", CARROTQUEST, "POST", "/users/import", "", BODY_MULTIPART, CARROTQUEST_FILE_LIMIT },
 };
 const size_t csvup_endpoint_count = sizeof csvup_endpoints / sizeof csvup_endpoints[0];
+
+const struct endpoint *endpoint_find(const char *name)
+{
+    size_t i;
+    for (i = 0; name && i < csvup_endpoint_count; i++)
+        if (strcmp(csvup_endpoints[i].name, name) == 0)
+            return &csvup_endpoints[i];
+    return NULL;
+}

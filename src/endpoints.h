@@ -34,4 +34,7 @@ extern const size_t csvup_service_count;
 extern const struct endpoint csvup_endpoints[];
 extern const size_t csvup_endpoint_count;
 
+/* The endpoint of that name, or NULL. */
+const struct endpoint *endpoint_find(const char *name);
+
 #endif

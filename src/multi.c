@@ -48,15 +48,6 @@ static int batch_gc(lua_State *L)
     return 0;
 }
 
-static const struct endpoint *find_endpoint(const char *name)
-{
-    size_t i;
-    for (i = 0; name && i < csvup_endpoint_count; i++)
-        if (strcmp(csvup_endpoints[i].name, name) == 0)
-            return &csvup_endpoints[i];
-    return NULL;
-}
-
 /* results[i] = { status, body, headers } or { nil, err }: the n values on top, popped. */
 static void store_result(lua_State *L, int results, lua_Integer i, int n)
 {
@@ -80,7 +71,7 @@ static int start(lua_State *L, struct batch *b, int c, lua_Integer i, int entrie
     lua_rawgeti(L, entries, (int)i);
     luaL_argcheck(L, lua_istable(L, -1), 2, "each entry must be { endpoint = name, args = table }");
     lua_getfield(L, -1, "endpoint");
-    ep = find_endpoint(lua_tostring(L, -1));
+    ep = endpoint_find(lua_tostring(L, -1));
     if (!ep || ep->service != b->conns[c]->service)
         return luaL_error(L, "entry %d: no %s endpoint named %s", (int)i, csvup_services[b->conns[c]->service].name,
                           lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");

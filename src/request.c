@@ -616,18 +616,14 @@ int request_call(lua_State *L)
  * makes before sending, for callers that read the file first. */
 int request_check_file(lua_State *L)
 {
-    const char *name = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-    size_t i;
+    const struct endpoint *ep = endpoint_find(luaL_checkstring(L, 1));
+    const char *path = luaL_checkstring(L, 2);
     int rc;
-    for (i = 0; i < csvup_endpoint_count; i++) {
-        if (strcmp(csvup_endpoints[i].name, name) == 0) {
-            if ((rc = check_file(L, &csvup_endpoints[i], path)))
-                return rc;
-            lua_pushboolean(L, 1);
-            return 1;
-        }
-    }
-    return luaL_argerror(L, 1, "no such endpoint");
+    luaL_argcheck(L, ep != NULL, 1, "no such endpoint");
+    if ((rc = check_file(L, ep, path)))
+        return rc;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 void request_init(lua_State *L)
