@@ -3,6 +3,16 @@ local csv = require "csvup.csv"
 local cjson = require "cjson"
 local files = require "support.files"
 
+local dir -- a folder for this file's specs
+
+setup(function()
+  dir = files.tmpdir()
+end)
+
+teardown(function()
+  files.remove(dir)
+end)
+
 describe("csv.encode", function()
   it("writes the union of all rows' columns, a key first seen in a later row included", function()
     local rows = { { a = 1 }, { a = 2, b = "x" }, { c = true } }
@@ -43,16 +53,6 @@ describe("csv.encode", function()
 end)
 
 describe("csv.rows", function()
-  local dir
-
-  setup(function()
-    dir = files.tmpdir()
-  end)
-
-  teardown(function()
-    files.remove(dir)
-  end)
-
   local function file(name, text)
     return files.write(dir .. "/" .. name, text)
   end
@@ -134,16 +134,6 @@ describe("csv.encode, strict", function()
 end)
 
 describe("csv.writer", function()
-  local dir
-
-  setup(function()
-    dir = files.tmpdir()
-  end)
-
-  teardown(function()
-    files.remove(dir)
-  end)
-
   it("writes rows one by one and in bulk, and tells bytes and rows on close", function()
     local path = dir .. "/w.csv"
     local w = assert(csv.writer(path, { columns = { "id", "v" } }))
@@ -202,16 +192,6 @@ describe("csv.writer", function()
 end)
 
 describe("csv.rows, more", function()
-  local dir
-
-  setup(function()
-    dir = files.tmpdir()
-  end)
-
-  teardown(function()
-    files.remove(dir)
-  end)
-
   local function file(text)
     return files.write(dir .. "/f.csv", text)
   end
