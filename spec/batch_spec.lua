@@ -4,15 +4,10 @@ local socket = require "socket"
 local support = require "support.sandbox"
 
 describe("csvup.batch", function()
-  local sandbox, m
-
-  setup(function()
-    sandbox = support.start { ["answer-delay"] = 0.2 }
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
+  local m
+  local sandbox = support.sandbox { ["answer-delay"] = 0.2 }
+  setup(sandbox.start)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()

@@ -3,15 +3,10 @@ local csvup = require "csvup"
 local support = require "support.sandbox"
 
 describe("carrotquest client", function()
-  local sandbox, cq
-
-  setup(function()
-    sandbox = support.start()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
+  local cq
+  local sandbox = support.sandbox()
+  setup(sandbox.start)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()

@@ -7,19 +7,10 @@ local support = require "support.sandbox"
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 
 describe("csvup.core", function()
-  local sandbox
-
-  setup(function()
-    sandbox = support.start()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
-
-  before_each(function()
-    sandbox.reset()
-  end)
+  local sandbox = support.sandbox()
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
   local function client()
     return assert(csvup.metrika.new { token = support.TOKEN, counter = 42, base_url = sandbox.url })

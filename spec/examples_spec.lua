@@ -2,19 +2,10 @@
 local support = require "support.sandbox"
 
 describe("examples", function()
-  local sandbox
-
-  setup(function()
-    sandbox = support.start { ["process-delay"] = 0.2 }
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
-
-  before_each(function()
-    sandbox.reset()
-  end)
+  local sandbox = support.sandbox { ["process-delay"] = 0.2 }
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
   local function run(script)
     local pipe = io.popen(("CSVUP_BASE_URL=%s CSVUP_METRIKA_TOKEN=%s CSVUP_CARROTQUEST_TOKEN=%s CSVUP_POLL_INTERVAL=0.1 "

@@ -8,15 +8,10 @@ local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 local TOKEN = support.TOKEN
 
 describe("retries", function()
-  local sandbox, m
-
-  setup(function()
-    sandbox = support.start()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
+  local m
+  local sandbox = support.sandbox()
+  setup(sandbox.start)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()
@@ -131,15 +126,10 @@ describe("retries", function()
 end)
 
 describe("the fault matrix", function()
-  local sandbox, m
-
-  setup(function()
-    sandbox = support.start()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
+  local m
+  local sandbox = support.sandbox()
+  setup(sandbox.start)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()

@@ -9,15 +9,10 @@ local PREFIX = "/management/v1/counter/2215573"
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 
 describe("metrika client", function()
-  local sandbox, m
-
-  setup(function()
-    sandbox = support.start { ["process-delay"] = 0.2 }
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
+  local m
+  local sandbox = support.sandbox { ["process-delay"] = 0.2 }
+  setup(sandbox.start)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()

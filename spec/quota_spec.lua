@@ -2,19 +2,10 @@
 local support = require "support.sandbox"
 
 describe("the parallel-request guard", function()
-  local sandbox
-
-  setup(function()
-    sandbox = support.start { ["answer-delay"] = 0.3 }
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
-
-  before_each(function()
-    sandbox.reset()
-  end)
+  local sandbox = support.sandbox { ["answer-delay"] = 0.3 }
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
   -- Runs n processes at once, each uploading a file; returns how many succeeded.
   local function upload_from_processes(n, parallel)

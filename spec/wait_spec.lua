@@ -3,15 +3,10 @@ local csvup = require "csvup"
 local support = require "support.sandbox"
 
 describe("wait", function()
-  local sandbox, m
-
-  setup(function()
-    sandbox = support.start { ["process-delay"] = 0.3 }
-  end)
-
-  teardown(function()
-    sandbox.stop()
-  end)
+  local m
+  local sandbox = support.sandbox { ["process-delay"] = 0.3 }
+  setup(sandbox.start)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()

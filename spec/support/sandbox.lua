@@ -98,4 +98,27 @@ function support.start(flags)
   return sandbox
 end
 
+-- The sandbox of a describe block:
+--   local sandbox = support.sandbox { ... }  -- flags as for support.start
+--   setup(sandbox.start) teardown(sandbox.stop) before_each(sandbox.reset)
+-- Its url, requests() and the rest are there once it has started.
+function support.sandbox(flags)
+  local handle, running = {}, nil
+  function handle.start()
+    running = support.start(flags)
+    for k, v in pairs(running) do
+      if k ~= "stop" and k ~= "reset" then
+        handle[k] = v
+      end
+    end
+  end
+  function handle.stop()
+    running.stop()
+  end
+  function handle.reset()
+    running.reset()
+  end
+  return handle
+end
+
 return support
