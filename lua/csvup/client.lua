@@ -6,8 +6,8 @@ local json = require "csvup.json"
 local schemas = require "csvup.schema"
 local validate = require "csvup.validate"
 
-local format, type, tonumber, tostring, select, pairs, ipairs, error =
-  string.format, type, tonumber, tostring, select, pairs, ipairs, error
+local format, type, tonumber, tostring, pairs, ipairs, error =
+  string.format, type, tonumber, tostring, pairs, ipairs, error
 
 local client = {}
 
@@ -17,13 +17,12 @@ function client.fail(code, message, fields)
   return nil, core.error(err)
 end
 
-function client.invalid(fmt, ...)
-  return client.fail("invalid_argument", format(fmt, ...))
+function client.invalid_error(fmt, ...)
+  return core.error { code = "invalid_argument", message = format(fmt, ...) }
 end
 
--- Characters, not bytes: UTF-8 continuation bytes are not counted.
-function client.length(s)
-  return select(2, s:gsub("[^\128-\191]", ""))
+function client.invalid(fmt, ...)
+  return nil, client.invalid_error(fmt, ...)
 end
 
 -- The connection of a service client from the options of its new(): token,
@@ -49,8 +48,8 @@ end
 -- The checks below return an error, or nil when the value is fine.
 
 function client.check_text(name, value, max_chars)
-  if value ~= nil and (type(value) ~= "string" or client.length(value) > max_chars) then
-    return select(2, client.invalid("%s must be a string of at most %d characters", name, max_chars))
+  if value ~= nil and (type(value) ~= "string" or validate.chars(value) > max_chars) then
+    return client.invalid_error("%s must be a string of at most %d characters", name, max_chars)
   end
 end
 
@@ -64,8 +63,8 @@ function client.check_enum(name, value, allowed, required)
       names[#names + 1] = k
     end
     table.sort(names)
-    return select(2, client.invalid("%s %s is not one of: %s", name,
-      value == nil and "is missing and" or string.format("%q", tostring(value)), table.concat(names, ", ")))
+    return client.invalid_error("%s %s is not one of: %s", name,
+      value == nil and "is missing and" or format("%q", tostring(value)), table.concat(names, ", "))
   end
 end
 

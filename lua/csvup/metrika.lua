@@ -2,6 +2,7 @@
 local client = require "csvup.client"
 local core = require "csvup.core"
 local json = require "csvup.json"
+local schemas = require "csvup.schema"
 
 local type, error, setmetatable, tostring = type, error, setmetatable, tostring
 local check_enum, check_text = client.check_enum, client.check_text
@@ -24,10 +25,7 @@ local CRM_ENDPOINTS = {
   contacts = "upload_crm_contacts",
   orders = "upload_crm_orders",
 }
-local TRAFFIC_SOURCES = {}
-for s in ("internal direct referral organic ad saved undefined email social messenger qrcode recommend"):gmatch("%S+") do
-  TRAFFIC_SOURCES[s] = true
-end
+local TRAFFIC_SOURCES = schemas.TRAFFIC_SOURCES
 -- delete_expense_line's options and the query parameters they become.
 local EXPENSE_LINE_QUERY = {
   date = "date", utm_source = "UTMSource", utm_medium = "UTMMedium", utm_campaign = "UTMCampaign",

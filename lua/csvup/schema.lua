@@ -11,6 +11,12 @@ local schema = {}
 
 local ID_COLUMNS = { "UserId", "ClientId", "Yclid", "PurchaseId" }
 
+-- The values of TrafficSource (first-level traffic sources), as a set.
+schema.TRAFFIC_SOURCES = {}
+for s in ("internal direct referral organic ad saved undefined email social messenger qrcode recommend"):gmatch("%S+") do
+  schema.TRAFFIC_SOURCES[s] = true
+end
+
 schema.offline_conversions = {
   columns = {
     UserId = "text", ClientId = "id", Yclid = "id", PurchaseId = "text",

@@ -16,10 +16,7 @@ local MAX_PROBLEMS = 20
 local TEXT_MAX = 255
 local EXACT = 2 ^ 53
 
-local TRAFFIC_SOURCES = {}
-for s in ("internal direct referral organic ad saved undefined email social messenger qrcode recommend"):gmatch("%S+") do
-  TRAFFIC_SOURCES[s] = true
-end
+local TRAFFIC_SOURCES = schemas.TRAFFIC_SOURCES
 
 -- ISO 4217 currency codes in use.
 local CURRENCIES = {}
@@ -40,9 +37,11 @@ local INVISIBLE = {
   ["\239\187\191"] = "U+FEFF byte order mark",
 }
 
+-- Characters, not bytes: UTF-8 continuation bytes are not counted.
 local function chars(s)
   return select(2, s:gsub("[^\128-\191]", ""))
 end
+validate.chars = chars
 
 local function is_integer(v)
   if math_type then
