@@ -14,7 +14,7 @@ SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR ?= $(PREFIX)/bin
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-	lua-cjson lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
+	lua-cjson lua-argparse lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
 	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.

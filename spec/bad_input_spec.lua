@@ -1,5 +1,6 @@
 -- Bad input is refused with a clear error before anything is sent.
 local csvup = require "csvup"
+local core = require "csvup.core"
 local support = require "support.sandbox"
 local files = require "support.files"
 
@@ -81,7 +82,7 @@ describe("bad input", function()
   end)
 
   it("a comment over 255 characters, counted as characters and not bytes", function()
-    refused("invalid_argument", "comment must be a string of at most 255 characters",
+    refused("invalid_argument", "comment must be at most 255 characters",
       m:upload_offline_conversions { file = CONVERSIONS, comment = ("я"):rep(256) })
     refused("invalid_argument", "comment", m:delete_expense_line { date = "2026-11-01", comment = ("x"):rep(300) })
   end)
@@ -90,7 +91,7 @@ describe("bad input", function()
     refused("invalid_argument", "query parameter 'comment'",
       m:upload_offline_conversions { file = CONVERSIONS, comment = "a\r\nX-Injected: 1" })
     refused("invalid_argument", "query parameter 'provider'", m:upload_expenses { file = CONVERSIONS, provider = "a\0b", validate = false })
-    refused("invalid_argument", "tags must be", cq:import_users { file = CONVERSIONS, tags = { "a\nb" }, validate = false })
+    refused("invalid_argument", "tags %[1%] must be a non%-empty tag name of one line", cq:import_users { file = CONVERSIONS, tags = { "a\nb" }, validate = false })
     refused("invalid_argument", "filename", m:upload_calls { file = CONVERSIONS, filename = "x\r\n.csv", validate = false })
     local app = assert(csvup.carrotquest.new { token = support.TOKEN, app = "1\n2", base_url = sandbox.url })
     refused("invalid_argument", "form field 'app'", app:import_users { file = CONVERSIONS, validate = false })
@@ -98,18 +99,18 @@ describe("bad input", function()
   end)
 
   it("an unknown delimiter or merge_field for Carrot quest", function()
-    refused("invalid_argument", 'delimiter "::" is not one of', cq:import_users { file = CONVERSIONS, delimiter = "::" })
-    refused("invalid_argument", 'merge_field "%$phone" is not one of: %$email, %$user_id',
+    refused("invalid_argument", 'delimiter must be one of: ",", ";", "|", "\\9", " ", got "::"', cq:import_users { file = CONVERSIONS, delimiter = "::" })
+    refused("invalid_argument", 'merge_field must be one of: "%$user_id", "%$email", got "%$phone"',
       cq:import_users { file = CONVERSIONS, merge_field = "$phone" })
   end)
 
   it("an unknown type, action, merge_mode or entity for Metrica", function()
-    refused("invalid_argument", 'type "PHONE" is not one of: BASIC, CALLS, CHATS',
+    refused("invalid_argument", 'type must be one of: "BASIC", "CALLS", "CHATS", got "PHONE"',
       m:upload_offline_conversions { file = CONVERSIONS, type = "PHONE" })
-    refused("invalid_argument", "action is missing", m:upload_user_params { file = CONVERSIONS })
+    refused("invalid_argument", "action is required", m:upload_user_params { file = CONVERSIONS })
     refused("invalid_argument", "merge_mode", m:upload_crm { entity = "orders", merge_mode = "MERGE", file = CONVERSIONS })
     refused("invalid_argument", "entity", m:upload_crm { entity = "leads", merge_mode = "SAVE", file = CONVERSIONS })
-    refused("invalid_argument", "date must be YYYY%-MM%-DD", m:delete_expense_line { date = "01.11.2026" })
+    refused("invalid_argument", "date must be a date YYYY%-MM%-DD or a range", m:delete_expense_line { date = "01.11.2026" })
   end)
 
   it("both file and rows, or neither", function()
@@ -131,8 +132,8 @@ describe("bad input", function()
 
   it("raises for programmer misuse: options that are not a table", function()
     assert.has_error(function() m:upload_offline_conversions("file.csv") end)
-    assert.has_error(function() csvup.core.upload_calls(m.conn, { file = CONVERSIONS, progress = 42 }) end)
-    assert.has_error(function() csvup.core.import_users(m.conn, { file = CONVERSIONS }) end,
+    assert.has_error(function() core.upload_calls(m.conn, { file = CONVERSIONS, progress = 42 }) end)
+    assert.has_error(function() core.import_users(m.conn, { file = CONVERSIONS }) end,
       "import_users is a carrotquest endpoint, called with a metrika connection")
   end)
 end)

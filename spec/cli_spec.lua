@@ -69,7 +69,7 @@ describe("csvup command", function()
       "CSVUP_METRIKA_TOKEN=wrong")
     assert.are.same({ API_ERROR, true }, { code, err:find("invalid_token", 1, true) ~= nil })
     for _, args in ipairs { "upload-offline-conversions", "upload-offline-conversions --colour red x.csv",
-      "frobnicate", "uploadings --kind leads" } do
+      "frobnicate", "uploadings --kind leads", "uploadings --limit abc", "wait 1 --timeout 2h" } do
       assert.are.equal(USAGE, select(3, metrika(args)), args)
     end
     assert.are.equal(USAGE, select(3, csvup("metrika uploadings --counter 1"))) -- no token
@@ -80,7 +80,7 @@ describe("csvup command", function()
   end)
 
   it("takes the token from --token-file, and never shows it", function()
-    local out, err, code = csvup(("metrika uploadings --counter 1 --kind expense --json --base-url %s --token-file %s")
+    local out, err, code = csvup(("metrika uploadings --counter 1 --kind expenses --json --base-url %s --token-file %s")
       :format(sandbox.url, token_file))
     assert.are.equal(OK, code)
     assert.are.same({}, json.decode(out))
@@ -91,7 +91,7 @@ describe("csvup command", function()
     assert.are.equal(OK, select(3, metrika("upload-calls --new-goal-name Calls spec/fixtures/calls.csv")))
     assert.are.equal(OK, select(3, metrika("upload-expenses --provider fb spec/fixtures/expenses.csv")))
     assert.are.equal(OK, select(3, metrika("delete-expenses --provider fb spec/fixtures/expenses_delete.csv")))
-    local out, _, code = metrika("upload-user-params --action update --confirm --wait --interval 0.1 --json "
+    local out, _, code = metrika("upload-user-params --action update --content-id-type client_id --confirm --wait --interval 0.1 --json "
       .. "spec/fixtures/user_params.csv")
     assert.are.equal(OK, code)
     assert.are.equal("processed", json.decode(out).status)
@@ -106,12 +106,12 @@ describe("csvup command", function()
 
   it("lists each kind of uploading, and waits for one by id", function()
     assert.are.equal(OK, select(3, metrika("upload-expenses --provider fb spec/fixtures/expenses.csv")))
-    for _, kind in ipairs { "offline", "calls", "expense", "user-params", "crm" } do
+    for _, kind in ipairs { "offline-conversions", "calls", "expenses", "user-params", "crm" } do
       local out, _, code = metrika("uploadings --json --kind " .. kind)
       assert.are.equal(OK, code, kind)
-      assert.are.equal(kind == "expense" and 1 or 0, #json.decode(out), kind)
+      assert.are.equal(kind == "expenses" and 1 or 0, #json.decode(out), kind)
     end
-    local out, _, code = metrika("wait 9007199254740993 --kind expense --interval 0.1")
+    local out, _, code = metrika("wait 9007199254740993 --kind expenses --interval 0.1")
     assert.are.equal(OK, code)
     assert.matches("PROCESSED", out)
   end)
@@ -121,7 +121,7 @@ describe("csvup command", function()
       .. "--base-url %s spec/fixtures/carrotquest_users.csv"):format(sandbox.url), "CSVUP_CARROTQUEST_TOKEN=" .. support.TOKEN)
     assert.are.equal(OK, code)
     assert.matches("2 updates planned, 0 rows refused", out)
-    assert.are.same({ '"vip"', '"imported"' }, sandbox.requests()[1].fields.tags)
+    assert.are.same({ '["vip","imported"]' }, sandbox.requests()[1].fields.tags)
     local _, err
     _, err, code = csvup(("carrotquest import-users --merge-field '$email' --delimiter ';' --base-url %s "
       .. "spec/fixtures/carrotquest_users.csv"):format(sandbox.url),
@@ -134,7 +134,7 @@ describe("csvup command", function()
       "validate --help", "sandbox --help" } do
       local out, _, code = csvup(args)
       assert.are.equal(OK, code, args)
-      assert.matches("usage: csvup", out, nil, false, args)
+      assert.matches("Usage: csvup", out, nil, false, args)
     end
   end)
 
@@ -144,7 +144,7 @@ describe("csvup command", function()
     local pipe = io.popen("script -qec '" .. command .. "' /dev/null")
     local on_terminal = pipe:read("a")
     pipe:close()
-    assert.matches("upload_offline_conversions %[#+%] 100%% ([%d.]+) MB / %1 MB, [%d.]+ MB/s", on_terminal)
+    assert.matches("[#+%] 100%% ([%d.]+) MB / %1 MB, [%d.]+ MB/s", on_terminal)
     local _, err, code = metrika("upload-offline-conversions " .. support.big_csv())
     assert.are.equal(OK, code)
     assert.are.equal("", err)

@@ -1,6 +1,7 @@
 -- Every Metrica method through the public client, against the sandbox over a
 -- real socket, checking what the sandbox received.
 local csvup = require "csvup"
+local json = require "csvup.json"
 local support = require "support.sandbox"
 local socket = require "socket"
 
@@ -162,13 +163,15 @@ describe("metrika client", function()
         rows = { { ClientId = "133591247640966458", Key = "plan", Value = "gold" } },
         action = "update", content_id_type = "client_id",
       })
-      assert.are.same({ action = "update", content_id_type = "client_id" }, last_request().query)
+      -- the upload takes only action; content_id_type goes with the confirmation
+      assert.are.same({ action = "update" }, last_request().query)
       socket.sleep(0.3)
       assert.are.equal("is_processed", assert(m:user_params_uploading(u.id)).status)
-      assert(m:confirm_user_params(u))
+      assert(m:confirm_user_params(u, { comment = "plans" }))
       local req = last_request()
       assert.are.equal(PREFIX .. "/user_params/uploading/" .. u.id .. "/confirm", req.path)
-      assert.matches('"id":' .. u.id .. "[,}]", req.body)
+      local sent = json.decode(req.body).uploading
+      assert.are.same({ u.id, "client_id", "plans" }, { sent.id, sent.content_id_type, sent.comment })
       socket.sleep(0.3)
       assert.are.equal("processed", assert(m:user_params_uploading(u.id)).status)
       assert.are.equal(u.id, assert(m:user_params_uploadings())[1].id)
@@ -187,7 +190,9 @@ describe("metrika client", function()
       assert.are.same({ merge_mode = "APPEND", delimiter_type = "SEMICOLON" }, req.query)
       assert.are.equal("id;create_date_time;client_ids;revenue\n1;2026-11-20 10:00:00;133591247640966458;100.5\n",
         req.file.content)
-      assert.are.equal(u.id, assert(m:crm_uploadings { limit = 5 })[1].id)
+      assert.are.equal("PASSED", u.api_validation_status)
+      assert.are.equal("string", type(u.uploading_id))
+      assert.are.equal(u.uploading_id, assert(m:crm_uploadings { limit = 5 })[1].uploading_id)
       assert.are.equal("/cdp/api/v1/counter/2215573/last_uploadings", last_request().path)
     end)
 

@@ -1,5 +1,6 @@
 -- Rows and files are checked against the endpoint's schema before anything is sent.
 local csvup = require "csvup"
+local core = require "csvup.core"
 local validate = require "csvup.validate"
 local support = require "support.sandbox"
 local files = require "support.files"
@@ -158,16 +159,17 @@ describe("validation in the clients", function()
     assert.are.same({}, sandbox.requests())
   end)
 
-  it("checks a file's header by default, every row with validate = 'full', nothing with false", function()
+  it("checks every row of a file by default, the header with validate = 'header', nothing with false", function()
     local bad_header = file("h.csv", "ClientId,Target,Datetime\n1,G,1\n")
     local _, err = m:upload_offline_conversions { file = bad_header }
     assert.matches("h%.csv: validation_failed: .*line 1, Datetime: is not a column this endpoint knows %(did you mean DateTime%?%)",
       tostring(err))
     local bad_row = file("r.csv", "ClientId,Target,DateTime\n1,G,1\n2,G,1481718166000\n")
-    _, err = m:upload_offline_conversions { file = bad_row } -- sent: only the API sees the row
-    assert.are.equal(400, err.status)
-    _, err = m:upload_offline_conversions { file = bad_row, validate = "full" }
+    _, err = m:upload_offline_conversions { file = bad_row }
     assert.are.same({ line = 3, column = "DateTime" }, { line = err.problems[1].line, column = err.problems[1].column })
+    assert.are.equal("input", err.kind)
+    _, err = m:upload_offline_conversions { file = bad_row, validate = "header" } -- sent: only the API sees the row
+    assert.are.equal(400, err.status)
     assert.are.equal(1, #sandbox.requests())
     _, err = m:upload_offline_conversions { file = bad_header, validate = false }
     assert.matches('unknown column "Datetime"', err.message) -- the API's word now
@@ -187,7 +189,7 @@ describe("validation in the clients", function()
     local head = "ClientId,Target,DateTime\n"
     local filler = ("x"):rep(65536 - #head - 5)
     local path = file("edge.csv", head .. "1,G" .. filler .. "\208\175,1\n") -- "Я" across the 64 KB mark
-    assert(csvup.core.utf8_check_file(path))
+    assert(core.utf8_check_file(path))
   end)
 
   it("writes calls flags from booleans as 1 and 0", function()

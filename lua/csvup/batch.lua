@@ -17,48 +17,16 @@
 local client = require "csvup.client"
 local core = require "csvup.core"
 
-local type, error, setmetatable, ipairs, pairs, tostring = type, error, setmetatable, ipairs, pairs, tostring
-local concat, sort = table.concat, table.sort
-
-local CAPTURED = {}
-
--- Runs the job's method with the network taken out: returns what it would
--- send ({ name, args, post }), or nil and the error it refused the job with.
-local function capture(job)
-  local captured
-  local proxy = setmetatable({
-    call = function(self, name, args, post)
-      captured = { name = name, args = self:complete(args), post = post }
-      return CAPTURED
-    end,
-  }, { __index = job.client })
-  local result, err = job.client[job.method](proxy, job.args)
-  if captured then
-    return captured
-  end
-  return nil, err or result
-end
-
--- Jobs whose clients would open the same connection run on one pool.
-local function pool_key(c)
-  local keys, parts = {}, { c.service }
-  for k in pairs(c.options) do
-    keys[#keys + 1] = tostring(k)
-  end
-  sort(keys)
-  for _, k in ipairs(keys) do
-    parts[#parts + 1] = k .. "=" .. tostring(c.options[k])
-  end
-  return concat(parts, "\0")
-end
+local type, error, ipairs = type, error, ipairs
 
 local function check_jobs(jobs)
   if type(jobs) ~= "table" then
     error("csvup.batch expects an array of jobs", 3)
   end
   for i, job in ipairs(jobs) do
-    if type(job) ~= "table" or type(job.client) ~= "table" or type(job.client[job.method]) ~= "function" then
-      error(("csvup.batch: job %d needs a client and the name of one of its methods"):format(i), 3)
+    if type(job) ~= "table" or type(job.client) ~= "table" or type(job.client.plans) ~= "table"
+      or not job.client.plans[job.method] then
+      error(("csvup.batch: job %d needs a client and the name of one of its API methods"):format(i), 3)
     end
   end
 end
@@ -70,18 +38,18 @@ return function(jobs, opts)
   local concurrency = opts.concurrency or 3
   local results, pools, order = {}, {}, {}
   for i, job in ipairs(jobs) do
-    local captured, err = capture(job)
-    if not captured then
+    local call, err = job.client.plans[job.method](job.client, job.args)
+    if not call then
       results[i] = { nil, err }
     else
-      local key = pool_key(job.client)
+      local key = job.client -- jobs of one client share its pool of connections
       if not pools[key] then
         pools[key] = { client = job.client, entries = {}, jobs = {} }
         order[#order + 1] = key
       end
       local pool = pools[key]
-      pool.entries[#pool.entries + 1] = { endpoint = captured.name, args = captured.args }
-      pool.jobs[#pool.jobs + 1] = { index = i, captured = captured, job = job }
+      pool.entries[#pool.entries + 1] = { endpoint = call.endpoint, args = call.args }
+      pool.jobs[#pool.jobs + 1] = { index = i, call = call, job = job }
     end
   end
   local done, count = 0, #jobs
@@ -89,7 +57,7 @@ return function(jobs, opts)
     local pool = pools[key]
     local conns = {}
     for c = 1, math.min(concurrency, #pool.entries) do
-      conns[c] = assert(client.connect(pool.client.service, pool.client.options)) -- the client's own worked
+      conns[c] = assert(pool.client.connect()) -- the client's own connection opened with the same options
     end
     local progress = opts.progress and function(sent, total, finished)
       opts.progress(sent, total, done + finished, count)
@@ -105,13 +73,13 @@ return function(jobs, opts)
       local c = entry.job.client
       local answer, failure = client.interpret(raw[k][1], raw[k][2], raw[k][3], c.read_error)
       if answer then
-        results[entry.index] = { entry.captured.post and entry.captured.post(answer) or answer }
+        results[entry.index] = { entry.call.finish(answer) }
       else
-        local verdict = client.classify(failure, core.METHODS[entry.captured.name])
+        local verdict = client.classify(failure, core.METHODS[entry.call.endpoint])
         if verdict == "retry" or (verdict == "unknown" and c.policy.retry_unsafe) then
           results[entry.index] = { c[entry.job.method](c, entry.job.args) }
         elseif verdict == "unknown" then
-          results[entry.index] = { nil, client.outcome_unknown(failure, entry.captured.name) }
+          results[entry.index] = { nil, client.outcome_unknown(failure, entry.call.endpoint) }
         else
           results[entry.index] = { nil, failure }
         end

@@ -1,187 +1,195 @@
--- The csvup command line: `csvup --help`.
+-- The csvup command line: `csvup --help`. Its subcommands, their options and
+-- help come from csvup.registry; the parser is Debian's lua-argparse.
+local argparse = require "argparse"
 local csvup = require "csvup"
 local json = require "csvup.json"
 local progress = require "csvup.progress"
-local sandbox = require "csvup.sandbox"
+local registry = require "csvup.registry"
 local validate = require "csvup.validate"
 
 local format, concat = string.format, table.concat
-local ipairs, pairs, tonumber, tostring, setmetatable = ipairs, pairs, tonumber, tostring, setmetatable
+local ipairs, pairs, tonumber, tostring, type, next = ipairs, pairs, tonumber, tostring, type, next
+local math_type = math.type
 
 local cli = {}
 
 -- Exit statuses.
-local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED = 0, 1, 2, 3, 4, 5
+local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL = 0, 1, 2, 3, 4, 5, 6
+local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malformed_csv = true, invalid_value = true,
+  unknown_target = true }
 
-local TOKEN_ENV = { metrika = "CSVUP_METRIKA_TOKEN", carrotquest = "CSVUP_CARROTQUEST_TOKEN" }
-local SCHEMAS = {
-  ["offline-conversions"] = "offline_conversions", calls = "calls", expenses = "expenses",
-  ["expenses-delete"] = "expenses_delete", ["user-params"] = "user_params",
-  ["crm-simple-orders"] = "crm_simple_orders", ["carrotquest-users"] = "carrotquest_users",
-}
-local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malformed_csv = true, invalid_value = true }
-local LISTS = {
-  offline = "offline_conversion_uploadings", calls = "calls_uploadings", expense = "expense_uploadings",
-  ["user-params"] = "user_params_uploadings", crm = "crm_uploadings",
-}
-local READS = {
-  offline = "offline_conversion_uploading", calls = "calls_uploading", expense = "expense_uploading",
-  ["user-params"] = "user_params_uploading",
-}
+local EXIT_TEXT = [[
+Exit status: 0 done, 1 API error, 2 usage, 3 validation failed, 4 network,
+5 waited and the upload failed (LINKAGE_FAILURE), 6 done but some rows were
+refused (Carrot quest row_errors).]]
 
--- Options every service command takes.
-local COMMON = { ["token-file"] = "value", ["base-url"] = "value", retries = "value", json = "flag", help = "flag" }
-local UPLOAD = { validate = "value", wait = "flag", timeout = "value", interval = "value", comment = "value" }
-
-local function merge(...)
-  local out = {}
-  for _, t in ipairs { ... } do
-    for k, v in pairs(t) do
-      out[k] = v
-    end
-  end
-  return out
+-- Text from a server or a file, safe for a terminal.
+local function printable(s)
+  return (tostring(s):gsub("[%z\1-\31\127]", function(c) return format("\\x%02x", c:byte()) end))
 end
 
--- The commands: options (name -> "value" | "flag" | "list"), the positional
--- arguments they need, a line of help, and what they do.
-local COMMANDS = {
-  metrika = {
-    ["upload-offline-conversions"] = { options = merge(UPLOAD, { counter = "value", type = "value" }), args = { "FILE" },
-      help = "upload offline conversions", method = "upload_offline_conversions", kind = "offline", pass = { "type" } },
-    ["upload-calls"] = { options = merge(UPLOAD, { counter = "value", ["new-goal-name"] = "value" }), args = { "FILE" },
-      help = "upload calls", method = "upload_calls", kind = "calls", pass = { "new-goal-name" } },
-    ["upload-expenses"] = { options = merge(UPLOAD, { counter = "value", provider = "value" }), args = { "FILE" },
-      help = "upload ad costs", method = "upload_expenses", kind = "expense", pass = { "provider" } },
-    ["delete-expenses"] = { options = merge(UPLOAD, { counter = "value", provider = "value" }), args = { "FILE" },
-      help = "delete the costs the file's rows match", method = "delete_expenses", kind = "expense",
-      pass = { "provider" } },
-    ["upload-user-params"] = { options = merge(UPLOAD, { counter = "value", action = "value",
-      ["content-id-type"] = "value", confirm = "flag" }), args = { "FILE" },
-      help = "upload user parameters (--confirm applies them)", method = "upload_user_params", kind = "user-params",
-      pass = { "action", "content-id-type" } },
-    uploadings = { options = { counter = "value", kind = "value", limit = "value", offset = "value" }, args = {},
-      help = "list uploadings: --kind offline|calls|expense|user-params|crm" },
-    wait = { options = { counter = "value", kind = "value", timeout = "value", interval = "value" }, args = { "ID" },
-      help = "wait until an uploading is processed" },
-  },
-  carrotquest = {
-    ["import-users"] = { options = { app = "value", ["merge-field"] = "value", delimiter = "value", tag = "list",
-      validate = "value" }, args = { "FILE" }, help = "import users and their properties", method = "import_users",
-      pass = { "merge-field", "delimiter" } },
-  },
-}
+local function say(stream, ...)
+  stream:write(...)
+  stream:flush()
+end
 
--- What each service subcommand runs (set below its runners): the uploads share one.
-local RUNNERS
+-- Numbers: an option's converter that refuses what is not one.
+local function number(min)
+  return function(text)
+    local n = tonumber(text)
+    if not n or n ~= n or n == math.huge or n < min then
+      return nil, format("'%s' is not a number of at least %g", text, min)
+    end
+    return n
+  end
+end
 
-local USAGE_TEXT = [[
-usage: csvup <command> [options]
+local function integer(text)
+  local n = math_type(tonumber(text)) == "integer" and tonumber(text)
+  if not n then
+    return nil, format("'%s' is not a whole number", text)
+  end
+  return n
+end
 
-  csvup metrika <subcommand> [options] FILE   Yandex Metrica (token: $CSVUP_METRIKA_TOKEN or --token-file)
-  csvup carrotquest import-users [options] FILE   Carrot quest (token: $CSVUP_CARROTQUEST_TOKEN or --token-file)
-  csvup validate KIND FILE                     check a file as an upload would, every row; send nothing
-  csvup sandbox [--port N]                     run the local sandbox that emulates both APIs
+-- An option's help: its meaning, allowed values, default, and whether it is required.
+local function option_help(o)
+  local parts = { o.help }
+  if o.values then
+    parts[#parts + 1] = "one of: " .. concat(o.values, ", ")
+  end
+  if o.min or o.max then
+    parts[#parts + 1] = format("from %s to %s", tostring(o.min or "-"), tostring(o.max or "-"))
+  end
+  if o.default ~= nil then
+    parts[#parts + 1] = "default: " .. tostring(o.default)
+  end
+  if o.required then
+    parts[#parts + 1] = "required"
+  end
+  return concat(parts, "; ")
+end
 
-`csvup metrika --help`, `csvup carrotquest --help`, `csvup validate --help` and
-`csvup sandbox --help` say more. Exit status: 0 done, 1 API error, 2 usage,
-3 validation failed, 4 network, 5 waited and the upload failed (LINKAGE_FAILURE).]]
+local function add_connection_options(command, service)
+  command:option("--token-file", format("a file whose first line is the token (else $%s)",
+    registry.services[service].token_env))
+  command:option("--base-url", "the API's address, e.g. a sandbox's http://127.0.0.1:8080")
+  command:flag("--allow-http", "allow plain http to a host other than this machine (the token travels unencrypted)")
+  command:option("--retries", "attempts after the first for what surely was not processed; default: 3")
+    :convert(integer)
+  command:flag("--verbose", "print libcurl's exchange on stderr (the token hidden)")
+  command:flag("--json", "print the result, or the error, as JSON on stdout")
+  if service == "metrika" then
+    command:option("--counter", "the Metrica counter's id; required"):convert(integer)
+    command:option("--ulogin", "act for this delegated account")
+  else
+    command:option("--app", "the Carrot quest app id; default: $self_app")
+  end
+end
 
-local VALIDATE_USAGE = [[
-usage: csvup validate KIND FILE [--delimiter D] [--merge-field F]
+local function add_wait_options(command)
+  command:option("--timeout", "seconds to wait at most; default: 10800"):convert(number(0.001))
+  command:option("--interval", "seconds between polls at first (it grows by half up to 60); default: 5")
+    :convert(number(0.05))
+end
 
-  KIND: offline-conversions, calls, expenses, expenses-delete, user-params,
-        crm-simple-orders, carrotquest-users
-  --delimiter D     the file's delimiter (default ","; "auto" to sniff)
-  --merge-field F   carrotquest-users: $user_id (default) or $email
-  Exit status 0: valid; 3: problems found, listed on stderr as file:line: column: reason.]]
+-- One subcommand per registry method, with its options.
+local function add_method(parent, m)
+  local command = parent:command(registry.cli_name(m.name), m.help)
+  command._method = m
+  add_connection_options(command, m.service)
+  if m.shape == "upload" then
+    command:argument("file", "the CSV file; - reads it from standard input")
+    command:option("--validate", "check every row (full), the header (header) or nothing (off); default: full")
+      :choices { "full", "header", "off" }
+    if registry.kind[m.kind].read then
+      command:flag("--wait", "wait until the uploading is processed")
+      add_wait_options(command)
+    end
+  elseif m.shape == "read" or m.id then
+    command:argument("id", "the uploading's id")
+  end
+  for _, o in ipairs(m.options) do
+    local flag = "--" .. registry.cli_name(o.type == "tags" and "tag" or o.name)
+    local option = command:option(flag, option_help(o))
+    if o.type == "enum" then
+      option:choices(o.values)
+    elseif o.type == "integer" then
+      option:convert(integer)
+    elseif o.type == "tags" then
+      option:count("*")
+    end
+  end
+  if m.name == "upload_user_params" then
+    command:flag("--confirm", "confirm the uploading at once: apply it (needs --content-id-type)")
+  elseif m.name == "upload_offline_conversions" then
+    command:flag("--check-targets", "check first that every Target names one of the counter's goals")
+  end
+end
 
-local SANDBOX_USAGE = [[
-usage: csvup sandbox [--port N] [--process-delay S] [--answer-delay S]
-
-  --port N            port on 127.0.0.1 (default 8080; 0: any free one)
-  --process-delay S   seconds until an uploading is final (default 0.5)
-  --answer-delay S    seconds before every answer (default 0)
-  Token: sandbox-token. Stops on SIGINT or SIGTERM.]]
-
-local function service_usage(service)
-  local lines = { format("usage: csvup %s <subcommand> [options]", service), "" }
+local function kinds_with(field)
   local names = {}
-  for name in pairs(COMMANDS[service]) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    local c = COMMANDS[service][name]
-    local opts = {}
-    for o, kind in pairs(c.options) do
-      opts[#opts + 1] = "--" .. o .. (kind == "flag" and "" or kind == "list" and " V..." or " V")
+  for _, k in ipairs(registry.kinds) do
+    if k.service == "metrika" and k[field] then
+      names[#names + 1] = k.name
     end
-    table.sort(opts)
-    lines[#lines + 1] = format("  %s %s\n      %s\n      %s", name, concat(c.args, " "), c.help, concat(opts, " "))
   end
-  lines[#lines + 1] = "\n  every subcommand: --token-file F  --base-url URL  --json  --help"
-  return concat(lines, "\n")
+  return names
 end
 
-local function fail(status, message)
-  io.stderr:write("csvup: ", message, "\n")
-  return status
-end
-
-local function usage(problem, text)
-  io.stderr:write("csvup: ", problem, "\n\n", text or USAGE_TEXT, "\n")
-  return USAGE
-end
-
--- Parses args[first..] by spec; returns options and positionals, or nil and a problem.
-local function parse(args, first, spec)
-  local opts, positional, i = {}, {}, first
-  while args[i] do
-    local name = args[i]:match("^%-%-([%w-]+)$")
-    local kind = name and spec[name]
-    if not name then
-      positional[#positional + 1] = args[i]
-    elseif not kind then
-      return nil, "unknown option " .. args[i]
-    elseif kind == "flag" then
-      opts[name] = true
-    elseif args[i + 1] == nil then
-      return nil, "--" .. name .. " needs a value"
-    else
-      i = i + 1
-      if kind == "list" then
-        opts[name] = opts[name] or {}
-        opts[name][#opts[name] + 1] = args[i]
-      else
-        opts[name] = args[i]
+local function build_parser()
+  local parser = argparse("csvup", "Upload CSV data to Yandex Metrica and Carrot quest.", EXIT_TEXT)
+  parser:command_target("command")
+  parser:flag("--version", "print the version and exit"):action(function()
+    print("csvup " .. csvup.VERSION)
+    os.exit(OK)
+  end)
+  for _, service in ipairs { "metrika", "carrotquest" } do
+    local command = parser:command(service, registry.services[service].help .. format(" (token: $%s or --token-file)",
+      registry.services[service].token_env), EXIT_TEXT)
+    command:command_target("subcommand")
+    for _, m in ipairs(registry.methods) do
+      if m.service == service then
+        add_method(command, m)
       end
     end
-    i = i + 1
-  end
-  return opts, positional
-end
-
--- The token from --token-file (first line) or the environment; never from a flag, which ps would show.
-local function token(service, opts)
-  if opts["token-file"] then
-    local f, message = io.open(opts["token-file"])
-    if not f then
-      return nil, "cannot read the token file: " .. message
+    if service == "metrika" then
+      local list = command:command("uploadings", "list uploadings of one kind")
+      add_connection_options(list, service)
+      list:option("--kind", "which uploadings; default: offline-conversions"):choices(kinds_with("list"))
+      list:option("--limit", "how many"):convert(integer)
+      list:option("--offset", "how many to skip"):convert(integer)
+      local wait = command:command("wait", "wait until an uploading is processed")
+      add_connection_options(wait, service)
+      wait:argument("id", "the uploading's id")
+      wait:option("--kind", "the uploading's kind; default: offline-conversions"):choices(kinds_with("read"))
+      add_wait_options(wait)
     end
-    local t = f:read("l")
-    f:close()
-    return t
   end
-  return os.getenv(TOKEN_ENV[service]) or nil, "no token: set " .. TOKEN_ENV[service] .. " or pass --token-file"
+  local kinds = {}
+  for _, k in ipairs(registry.kinds) do
+    if type(k.schema) == "string" then
+      kinds[#kinds + 1] = k.name
+    end
+  end
+  local check = parser:command("validate", "check a file as its upload would, every row; send nothing",
+    "Exit status 0: valid; 3: problems found, listed on stderr as file:line: column: reason.")
+  check:argument("kind", "the upload kind"):choices(kinds)
+  check:argument("file", "the CSV file")
+  check:option("--delimiter", "the file's delimiter; auto to detect it; default: ,")
+  check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
+  check:option("--action", "user-params: update or delete_keys; default: update"):choices { "update", "delete_keys" }
+  local sandbox = parser:command("sandbox", "run the local sandbox that emulates both APIs (token: sandbox-token)")
+  sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one; default: 8080", "8080"):convert(integer)
+  sandbox:option("--process-delay", "seconds until an uploading is final; default: 0.5", "0.5"):convert(number(0))
+  sandbox:option("--answer-delay", "seconds before every answer; default: 0", "0"):convert(number(0))
+  return parser
 end
 
 local function status_of(err)
-  if CONTENT_ERRORS[err.code] then
-    return INVALID
-  elseif err.code == "invalid_argument" or err.code:find("^file_") then
-    return USAGE
-  elseif err.status == nil and (err.code:find("^[%u%d_]+$") or err.code == "outcome_unknown") then
+  if err.kind == "input" then
+    return CONTENT_ERRORS[err.code] and INVALID or USAGE
+  elseif err.kind == "network" then
     return NETWORK
   end
   return API_ERROR
@@ -189,183 +197,208 @@ end
 
 local function report_error(err, as_json)
   if as_json then
-    io.stdout:write(json.encode { error = { code = err.code, status = err.status, message = err.message,
-      problems = err.problems } }, "\n")
+    say(io.stdout, json.encode { error = { code = err.code, kind = err.kind, status = err.status,
+      message = err.message, problems = err.problems, id = err.id, last_status = err.last_status } }, "\n")
   else
-    io.stderr:write("csvup: ", tostring(err), "\n")
+    say(io.stderr, "csvup: ", printable(tostring(err)), "\n")
   end
   return status_of(err)
 end
 
-local function show(value, as_json, human)
-  if as_json then
-    io.stdout:write(json.encode(value), "\n")
-  else
-    io.stdout:write(human(value), "\n")
-  end
+local function usage_error(message)
+  say(io.stderr, "csvup: ", message, "\n")
+  return USAGE
 end
 
 local function describe_uploading(u)
-  local parts = { format("uploading %s: %s", tostring(u.id), tostring(u.status)) }
-  for _, k in ipairs { "line_quantity", "linked_quantity", "source_quantity", "provider", "type" } do
+  local parts = { format("uploading %s: %s", printable(u.id or u.uploading_id),
+    printable(u.status or u.api_validation_status)) }
+  for _, k in ipairs { "line_quantity", "linked_quantity", "source_quantity", "elements_count", "provider", "type" } do
     if u[k] ~= nil then
-      parts[#parts + 1] = format("%s=%s", k, tostring(u[k]))
+      parts[#parts + 1] = format("%s=%s", k, printable(u[k]))
     end
   end
   return concat(parts, " ")
 end
 
-local function describe_list(list)
-  local lines = {}
-  for i, u in ipairs(list) do
-    lines[i] = describe_uploading(u)
+local function describe(result)
+  if type(result) ~= "table" then
+    return printable(result)
+  elseif result.id ~= nil or result.uploading_id ~= nil then
+    return describe_uploading(result)
+  elseif result[1] ~= nil then
+    local lines = {}
+    for i, item in ipairs(result) do
+      lines[i] = type(item) == "table" and (item.status or item.uploading_id) and describe_uploading(item)
+        or printable(json.encode(item))
+    end
+    return concat(lines, "\n")
+  elseif next(result) == nil then
+    return "none"
   end
-  return #lines > 0 and concat(lines, "\n") or "no uploadings"
+  return printable(json.encode(result))
 end
 
-local function number_option(opts, name)
-  return opts[name] and tonumber(opts[name])
+-- The token from --token-file (its first line, without CR or LF) or the
+-- environment; never from a flag, which ps would show.
+local function token(service, args)
+  if args.token_file then
+    local f, message = io.open(args.token_file)
+    local t = f and f:read("l")
+    if f then
+      f:close()
+    end
+    t = t and t:gsub("\r$", "")
+    if not t or t == "" then
+      return nil, format("the token file %s %s", args.token_file, message and ("cannot be read: " .. message)
+        or "is empty")
+    end
+    return t
+  end
+  local env = registry.services[service].token_env
+  local t = os.getenv(env)
+  if not t or t == "" then
+    return nil, "no token: set " .. env .. " or pass --token-file"
+  end
+  return t
 end
 
--- The upload arguments of a service command from its options: the file, the
--- check (--validate full|off), and the options the method takes as they are.
-local function upload_args(command, opts, file)
-  if opts.validate and opts.validate ~= "full" and opts.validate ~= "off" then
-    return nil, "--validate takes full or off"
+-- A file named "-" is standard input, copied to a temporary file so that it
+-- can be checked and sent with its length.
+local function input_file(path)
+  if path ~= "-" then
+    return path
   end
-  local args = { file = file, validate = opts.validate == "full" and "full" or opts.validate ~= "off",
-    comment = opts.comment, tags = opts.tag }
-  for _, name in ipairs(command.pass or {}) do
-    args[(name:gsub("%-", "_"))] = opts[name]
+  local name = os.tmpname()
+  local out = assert(io.open(name, "wb"))
+  while true do
+    local chunk = io.stdin:read(1 << 16)
+    if not chunk then
+      break
+    end
+    out:write(chunk)
   end
-  return args
+  out:close()
+  return name, name
 end
 
-local function run_service(service, args)
-  local name = args[2]
-  local command = COMMANDS[service][name or ""]
-  if name == nil or name == "--help" or name == "help" then
-    print(service_usage(service))
-    return name and OK or USAGE
-  elseif not command then
-    return usage("unknown " .. service .. " subcommand " .. name, service_usage(service))
+local function finish(result, err, args)
+  if not result then
+    return report_error(err, args.json)
   end
-  local opts, positional = parse(args, 3, merge(COMMON, command.options))
-  if not opts then
-    return usage(positional, service_usage(service))
-  elseif opts.help then
-    print(service_usage(service))
-    return OK
-  elseif #positional ~= #command.args then
-    return usage(format("%s %s takes %s", service, name, #command.args > 0 and concat(command.args, " ") or "no argument"),
-      service_usage(service))
+  local refused = type(result.row_errors) == "table" and next(result.row_errors) ~= nil
+  if args.json then
+    say(io.stdout, json.encode(result), "\n")
+  elseif type(result.row_errors) == "table" then
+    local lines, count = {}, 0
+    for line, message in pairs(result.row_errors) do
+      count = count + 1
+      lines[#lines + 1] = { line = tonumber(line) or 0, text = format("  line %s: %s", printable(line), printable(message)) }
+    end
+    table.sort(lines, function(a, b) return a.line < b.line end)
+    say(io.stdout, format("%s updates planned, %d rows refused\n", printable(result.updates_planned), count))
+    for i = 1, math.min(20, #lines) do
+      say(io.stdout, lines[i].text, "\n")
+    end
+  else
+    say(io.stdout, describe(result), "\n")
   end
-  local secret, problem = token(service, opts)
+  if refused then
+    return PARTIAL
+  end
+  local kind = registry.kind[args._kind or ""]
+  return kind and kind.is_failed and kind.is_failed[result.status] and UPLOAD_FAILED or OK
+end
+
+local function wait_for(client, uploading, kind, args)
+  return client:wait(uploading, { kind = kind, timeout = args.timeout, interval = args.interval })
+end
+
+local function run_method(client, m, args)
+  local opts = {}
+  for _, o in ipairs(m.options) do
+    local v = args[(o.type == "tags" and "tag" or o.name)]
+    if o.type == "tags" and #v == 0 then
+      v = nil
+    end
+    opts[o.name] = v
+  end
+  local temporary
+  if m.shape == "upload" then
+    opts.file, temporary = input_file(args.file)
+    opts.validate = args.validate == "off" and false or args.validate
+    opts.check_targets = args.check_targets or nil
+    local bar = progress.new(args.file)
+    opts.progress = bar and bar.update
+    local result, err = client[m.name](client, opts)
+    if bar then
+      bar.finish()
+    end
+    if temporary then
+      os.remove(temporary)
+    end
+    if result and args.confirm then
+      result, err = client:confirm_user_params(result)
+    end
+    if result and args.wait then
+      result, err = wait_for(client, result, m.kind, args)
+    end
+    args._kind = m.kind
+    return finish(result, err, args)
+  end
+  local result, err
+  if m.shape == "read" or m.id then
+    result, err = client[m.name](client, args.id, m.shape ~= "read" and opts or nil)
+  else
+    result, err = client[m.name](client, opts)
+  end
+  return finish(result, err, args)
+end
+
+local function run_service(service, args, command)
+  if service == "metrika" and not args.counter then
+    return usage_error("--counter is required")
+  end
+  local secret, problem = token(service, args)
   if not secret then
-    return fail(USAGE, problem)
+    return usage_error(problem)
   end
-  local client, err = csvup[service].new { token = secret, base_url = opts["base-url"], counter = opts.counter,
-    app = opts.app, retries = number_option(opts, "retries") }
+  local client, err = csvup[service].new { token = secret, base_url = args.base_url, counter = args.counter,
+    ulogin = args.ulogin, app = args.app, retries = args.retries, allow_http = args.allow_http or nil,
+    verbose = args.verbose or nil }
   if not client then
-    return report_error(err, opts.json)
+    return report_error(err, args.json)
   end
-  local status = RUNNERS[name](client, command, opts, positional)
+  local status, result
+  if command == "uploadings" then
+    local kind = registry.kind[args.kind or "offline-conversions"]
+    result, err = client[kind.list](client, { limit = args.limit, offset = args.offset })
+    status = finish(result, err, args)
+  elseif command == "wait" then
+    args._kind = args.kind or "offline-conversions"
+    result, err = wait_for(client, args.id, args._kind, args)
+    status = finish(result, err, args)
+  else
+    status = run_method(client, registry.method[command:gsub("%-", "_")], args)
+  end
   client:close()
   return status
 end
 
-local function run_upload(client, command, opts, positional)
-  local args, problem = upload_args(command, opts, positional[1])
-  if not args then
-    return fail(USAGE, problem)
-  end
-  local bar = progress.new(command.method)
-  args.progress = bar and bar.update
-  local result, err = client[command.method](client, args)
-  if bar then
-    bar.finish()
-  end
-  if not result then
-    return report_error(err, opts.json)
-  end
-  if opts.confirm then
-    result, err = client:confirm_user_params(result)
-    if not result then
-      return report_error(err, opts.json)
-    end
-  end
-  if opts.wait and command.kind then
-    result, err = client:wait(result, { kind = command.kind, timeout = number_option(opts, "timeout"),
-      interval = number_option(opts, "interval") })
-    if not result then
-      return report_error(err, opts.json)
-    end
-  end
-  local human = command.method == "import_users" and function(r)
-    local n = 0
-    for _ in pairs(r.row_errors) do
-      n = n + 1
-    end
-    return format("%s updates planned, %d rows refused", tostring(r.updates_planned), n)
-  end or describe_uploading
-  show(result, opts.json, human)
-  return (result.status == "LINKAGE_FAILURE" or result.status == "linkage_failure") and UPLOAD_FAILED or OK
-end
-
-local function run_uploadings(client, _, opts)
-  local kind = opts.kind or "offline"
-  if not LISTS[kind] then
-    return fail(USAGE, "--kind takes offline, calls, expense, user-params or crm")
-  end
-  local list, err = client[LISTS[kind]](client, { limit = number_option(opts, "limit"), offset = number_option(opts, "offset") })
-  if not list then
-    return report_error(err, opts.json)
-  end
-  show(list, opts.json, describe_list)
-  return OK
-end
-
-local function run_wait(client, _, opts, positional)
-  local kind = opts.kind or "offline"
-  if not READS[kind] then
-    return fail(USAGE, "--kind takes offline, calls, expense or user-params")
-  end
-  local u, err = client:wait(positional[1], { kind = kind, timeout = number_option(opts, "timeout"),
-    interval = number_option(opts, "interval") })
-  if not u then
-    return report_error(err, opts.json)
-  end
-  show(u, opts.json, describe_uploading)
-  return (u.status == "LINKAGE_FAILURE" or u.status == "linkage_failure") and UPLOAD_FAILED or OK
-end
-
-RUNNERS = setmetatable({ uploadings = run_uploadings, wait = run_wait }, {
-  __index = function() return run_upload end,
-})
-
 local function run_validate(args)
-  local opts, positional = parse(args, 2, { delimiter = "value", ["merge-field"] = "value", help = "flag" })
-  if not opts then
-    return usage(positional, VALIDATE_USAGE)
-  elseif opts.help then
-    print(VALIDATE_USAGE)
-    return OK
-  elseif #positional ~= 2 or not SCHEMAS[positional[1]] then
-    return usage("validate takes a KIND and a FILE", VALIDATE_USAGE)
-  end
-  local kind, path = positional[1], positional[2]
-  local ok, err = validate.file(SCHEMAS[kind], path,
-    { full = true, delimiter = opts.delimiter, merge_field = opts["merge-field"] or "$user_id" })
+  local kind = registry.kind[args.kind]
+  local ok, err = validate.file(kind.schema, args.file, { full = true, level = "full", delimiter = args.delimiter,
+    merge_field = args.merge_field or "$user_id", action = args.action })
   if ok then
-    print(path .. ": valid for " .. kind)
+    say(io.stdout, args.file, ": valid for ", args.kind, "\n")
     return OK
-  end
-  if err.problems then
+  elseif err.problems then
     for _, p in ipairs(err.problems) do
-      io.stderr:write(format("%s:%s: %s: %s\n", path, p.line, p.column, p.reason))
+      say(io.stderr, format("%s:%s: %s: %s\n", printable(args.file), p.line or p.row, printable(p.column),
+        printable(p.reason)))
     end
     if err.problem_count > #err.problems then
-      io.stderr:write(format("%s: %d more problems not listed\n", path, err.problem_count - #err.problems))
+      say(io.stderr, format("%s: %d more problems not listed\n", printable(args.file), err.problem_count - #err.problems))
     end
     return INVALID
   end
@@ -373,43 +406,32 @@ local function run_validate(args)
 end
 
 local function run_sandbox(args)
-  local opts, problem = parse(args, 2, { port = "value", ["process-delay"] = "value", ["answer-delay"] = "value",
-    help = "flag" })
-  if not opts then
-    return usage(problem, SANDBOX_USAGE)
-  elseif opts.help then
-    print(SANDBOX_USAGE)
-    return OK
-  end
-  local port = tonumber(opts.port or "8080")
-  local process_delay, answer_delay = tonumber(opts["process-delay"] or "0.5"), tonumber(opts["answer-delay"] or "0")
-  if not port or not process_delay or not answer_delay then
-    return usage("--port, --process-delay and --answer-delay take numbers", SANDBOX_USAGE)
-  end
-  local server, err = sandbox.new { port = port, process_delay = process_delay, answer_delay = answer_delay }
+  local sandbox = require "csvup.sandbox" -- only this command needs luasocket
+  local server, err = sandbox.new { port = args.port, process_delay = args.process_delay,
+    answer_delay = args.answer_delay }
   if not server then
-    return fail(API_ERROR, format("sandbox: cannot listen on port %d: %s", port, err))
+    say(io.stderr, format("csvup: sandbox: cannot listen on port %d: %s\n", args.port, printable(err)))
+    return API_ERROR
   end
-  io.stdout:write("csvup sandbox listening on ", server.url, "\n")
-  io.stdout:flush()
+  say(io.stdout, "csvup sandbox listening on ", server.url, "\n")
   server:run()
   return OK
 end
 
 -- cli.main(args) -> exit status
-function cli.main(args)
-  local command = args[1]
-  if command == "metrika" or command == "carrotquest" then
-    return run_service(command, args)
-  elseif command == "validate" then
-    return run_validate(args)
-  elseif command == "sandbox" then
-    return run_sandbox(args)
-  elseif command == "--help" or command == "help" then
-    print(USAGE_TEXT)
-    return OK
+function cli.main(argv)
+  local parser = build_parser()
+  local ok, args = parser:pparse(argv)
+  if not ok then
+    say(io.stderr, parser:get_usage(), "\n\ncsvup: ", args, "\n")
+    return USAGE
   end
-  return usage(command and ("unknown command " .. command) or "no command")
+  if args.command == "validate" then
+    return run_validate(args)
+  elseif args.command == "sandbox" then
+    return run_sandbox(args)
+  end
+  return run_service(args.command, args, args.subcommand)
 end
 
 return cli

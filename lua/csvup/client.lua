@@ -1,71 +1,118 @@
--- What the service clients share: errors, argument checks, and turning an
--- endpoint's answer into a decoded value or an error.
+-- What the service clients share: new(), the methods derived from the
+-- registry, the upload body, and one call with its retries.
 local core = require "csvup.core"
 local csv = require "csvup.csv"
+local errors = require "csvup.errors"
 local json = require "csvup.json"
+local options = require "csvup.options"
+local registry = require "csvup.registry"
 local schemas = require "csvup.schema"
 local validate = require "csvup.validate"
 
-local format, type, tonumber, tostring, pairs, ipairs, error =
-  string.format, type, tonumber, tostring, pairs, ipairs, error
+local format, concat, sort = string.format, table.concat, table.sort
+local type, tonumber, tostring, pairs, ipairs, error, setmetatable, next =
+  type, tonumber, tostring, pairs, ipairs, error, setmetatable, next
+local math_type = math.type
 
 local client = {}
 
-function client.fail(code, message, fields)
-  local err = fields or {}
-  err.code, err.message = code, message
-  return nil, core.error(err)
-end
-
-function client.invalid_error(fmt, ...)
-  return core.error { code = "invalid_argument", message = format(fmt, ...) }
-end
-
-function client.invalid(fmt, ...)
-  return nil, client.invalid_error(fmt, ...)
-end
-
--- The connection of a service client from the options of its new(): token,
--- base_url, allow_http, timeout (60 s; calls without an upload), upload_timeout
--- (none), connect_timeout (10 s), low_speed_limit (1024 bytes/s) and
--- low_speed_time (120 s), parallel (Metrica: 3 requests at once per token),
--- user_agent, ca_file, insecure, verbose.
-local CONNECTION_OPTIONS = { "token", "base_url", "allow_http", "timeout", "upload_timeout", "connect_timeout",
+-- The options of every client's new(). Connection: token, base_url,
+-- allow_http, timeout (60 s; calls without an upload), upload_timeout,
+-- connect_timeout (10 s), low_speed_limit (1024 bytes/s), low_speed_time
+-- (120 s), parallel (Metrica: 3 requests at once per token), user_agent,
+-- ca_file, insecure, verbose. Retries: retries (3), backoff = { base seconds
+-- (0.5), max seconds (30) }, retry_unsafe (false), rate (requests a second).
+local CONNECTION = { "token", "base_url", "allow_http", "timeout", "upload_timeout", "connect_timeout",
   "low_speed_limit", "low_speed_time", "parallel", "user_agent", "ca_file", "insecure", "verbose" }
+local POLICY = { "retries", "backoff", "retry_unsafe", "rate" }
 
-function client.connect(service, opts)
-  local options = { service = service }
-  for _, name in ipairs(CONNECTION_OPTIONS) do
-    options[name] = opts[name]
+-- What an upload method takes besides its registry options.
+local UPLOAD_KEYS = { file = true, rows = true, columns = true, validate = true, progress = true, filename = true }
+local VALIDATE_LEVELS = { [true] = "full", full = "full", header = "header", [false] = false }
+
+-- Failures where the request surely was not processed: nothing reached the server.
+local NOT_CONNECTED = { COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true }
+-- Failures that another attempt would only repeat: the TLS setup or the URL is wrong.
+local HOPELESS = {
+  PEER_FAILED_VERIFICATION = true, SSL_CACERT_BADFILE = true, SSL_CERTPROBLEM = true, SSL_CIPHER = true,
+  SSL_ISSUER_ERROR = true, SSL_CRL_BADFILE = true, UNSUPPORTED_PROTOCOL = true, URL_MALFORMAT = true,
+}
+local MESSAGE_MAX = 300 -- characters of a server's text kept in an error
+
+-- Server text made safe to print: control characters escaped, length bounded.
+function client.printable(s)
+  s = tostring(s):gsub("[%z\1-\31\127]", function(c) return format("\\x%02x", c:byte()) end)
+  return #s > MESSAGE_MAX and s:sub(1, MESSAGE_MAX) .. "..." or s
+end
+
+local function positive(v)
+  return type(v) == "number" and v > 0 and v < math.huge
+end
+
+-- The retry policy from new()'s options; nil, err for a value out of range.
+local function policy(opts, default_rate)
+  local backoff, retries = opts.backoff or {}, opts.retries or 3
+  local rate = opts.rate == nil and default_rate or opts.rate
+  if type(backoff) ~= "table" then
+    error("backoff must be a table { base = seconds, max = seconds }", 4)
+  elseif not (math_type and math_type(retries) == "integer" or retries == math.floor(retries)) or retries < 0
+    or retries > 100 then
+    return errors.invalid("retries must be a whole number from 0 to 100")
+  elseif rate ~= nil and not (positive(rate) and rate <= 1000) then
+    return errors.invalid("rate must be a number of requests a second above 0 and at most 1000")
+  elseif (backoff.base ~= nil and not positive(backoff.base)) or (backoff.max ~= nil and not positive(backoff.max)) then
+    return errors.invalid("backoff.base and backoff.max must be positive numbers of seconds")
   end
-  return core.connection(options)
+  return { retries = retries, base = backoff.base or 0.5, max = backoff.max or 30,
+    retry_unsafe = opts.retry_unsafe == true, rate = rate, next_start = 0 }
+end
+
+-- client.new(service, opts, Client, own) -> a client | nil, err: opts are
+-- checked (an unknown name is an error listing the known ones), the
+-- connection opened; own lists the service's options, kept in client.options.
+-- The token stays in the connection (and in client.connect, for a batch's
+-- further connections), never in a readable field.
+function client.new(service, opts, Client, own)
+  if type(opts) ~= "table" then
+    error(format("%s.new expects a table of options", service), 3)
+  end
+  local known, names = {}, {}
+  for _, list in ipairs { CONNECTION, POLICY, own.names } do
+    for _, name in ipairs(list) do
+      known[name] = true
+      names[#names + 1] = name
+    end
+  end
+  for name in pairs(opts) do
+    if not known[name] then
+      sort(names)
+      return errors.invalid("%s.new: unknown option %s (known: %s)", service, tostring(name), concat(names, ", "))
+    end
+  end
+  local p, err = policy(opts, own.rate)
+  if not p then
+    return nil, err
+  end
+  local settings, kept = { service = service }, {}
+  for _, name in ipairs(CONNECTION) do
+    settings[name] = opts[name]
+  end
+  local function connect()
+    return core.connection(settings)
+  end
+  local conn
+  conn, err = connect()
+  if not conn then
+    return nil, err
+  end
+  for name, value in pairs(opts) do
+    kept[name] = name ~= "token" and value or nil
+  end
+  return setmetatable({ conn = conn, connect = connect, service = service, policy = p, options = kept }, Client)
 end
 
 function client.close(self)
   self.conn:close()
-end
-
--- The checks below return an error, or nil when the value is fine.
-
-function client.check_text(name, value, max_chars)
-  if value ~= nil and (type(value) ~= "string" or validate.chars(value) > max_chars) then
-    return client.invalid_error("%s must be a string of at most %d characters", name, max_chars)
-  end
-end
-
-function client.check_enum(name, value, allowed, required)
-  if value == nil and not required then
-    return nil
-  end
-  if not allowed[value] then
-    local names = {}
-    for k in pairs(allowed) do
-      names[#names + 1] = k
-    end
-    table.sort(names)
-    return client.invalid_error("%s %s is not one of: %s", name,
-      value == nil and "is missing and" or format("%q", tostring(value)), table.concat(names, ", "))
-  end
 end
 
 -- The id of an uploading, given the uploading itself or its id.
@@ -77,25 +124,28 @@ function client.id(id_or_uploading)
 end
 
 -- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records),
--- checked first unless opts.validate is false (see csvup.validate).
--- upload: { endpoint, schema?, delimiter?, merge_field? }.
+-- checked first as opts.validate says: every row (true, "full", the
+-- default), the header only ("header"), nothing (false).
+-- upload: { endpoint, schema?, delimiter?, merge_field?, action? }.
 function client.body(args, opts, upload)
-  local check = opts.validate
-  if (opts.file == nil) == (opts.rows == nil) then
-    return client.invalid("give exactly one of file (a path) or rows (an array of records)")
-  elseif check ~= nil and check ~= true and check ~= false and check ~= "full" then
-    return client.invalid('validate must be true, false or "full"')
+  local level = VALIDATE_LEVELS[opts.validate == nil and true or opts.validate]
+  if level == nil then
+    return errors.invalid('validate must be true, "full", "header" or false')
+  elseif (opts.file == nil) == (opts.rows == nil) or (type(opts.rows) == "table" and #opts.rows == 0
+    and next(opts.rows) == nil) then
+    return errors.invalid("give exactly one of file (a path) or rows (a non-empty array of records)")
   end
+  local ctx = { delimiter = upload.delimiter, merge_field = upload.merge_field, action = upload.action }
   local ok, err
   if opts.file ~= nil then
     if type(opts.file) ~= "string" then
       error("file must be a path", 3)
     end
     ok, err = core.check_file(upload.endpoint, opts.file)
-    if ok and check ~= false then
+    if ok and level then
       if upload.schema then
-        ok, err = validate.file(upload.schema, opts.file,
-          { full = check == "full", delimiter = upload.delimiter, merge_field = upload.merge_field })
+        ctx.full, ctx.level = level == "full", level
+        ok, err = validate.file(upload.schema, opts.file, ctx)
       else
         ok, err = core.utf8_check_file(opts.file)
       end
@@ -109,8 +159,8 @@ function client.body(args, opts, upload)
   if type(opts.rows) ~= "table" then
     error("rows must be an array of records", 3)
   end
-  if upload.schema and check ~= false then
-    ok, err = validate.rows(upload.schema, opts.rows, opts.columns, { merge_field = upload.merge_field })
+  if upload.schema and level then
+    ok, err = validate.rows(upload.schema, opts.rows, opts.columns, ctx)
     if not ok then
       return nil, err
     end
@@ -127,79 +177,52 @@ function client.body(args, opts, upload)
   return args
 end
 
--- An answer that is not JSON: its first line of text, without markup.
-local function excerpt(body)
-  local text = body:gsub("<[^>]*>", " "):gsub("[%c%s]+", " "):gsub("^ ", "")
-  return #text > 160 and text:sub(1, 160) .. "..." or text
-end
-
 -- Retries ------------------------------------------------------------------------
-
--- Failures where the request surely was not processed: nothing reached the server.
-local NOT_CONNECTED = { COULDNT_CONNECT = true, COULDNT_RESOLVE_HOST = true, COULDNT_RESOLVE_PROXY = true }
--- Failures that another attempt would only repeat: the TLS setup or the URL is wrong.
-local HOPELESS = {
-  PEER_FAILED_VERIFICATION = true, SSL_CACERT_BADFILE = true, SSL_CERTPROBLEM = true, SSL_CIPHER = true,
-  SSL_ISSUER_ERROR = true, SSL_CRL_BADFILE = true, UNSUPPORTED_PROTOCOL = true, URL_MALFORMAT = true,
-}
-
--- The retry policy of a client from its options: retries (3), backoff = { base
--- seconds (0.5), max seconds (30) }, retry_unsafe (false), rate (requests a
--- second, none unless the service asks for one).
-function client.policy(opts, default_rate)
-  local backoff = opts.backoff or {}
-  if type(backoff) ~= "table" then
-    error("backoff must be a table { base = seconds, max = seconds }", 3)
-  end
-  return {
-    retries = opts.retries or 3,
-    base = backoff.base or 0.5,
-    max = backoff.max or 30,
-    retry_unsafe = opts.retry_unsafe == true,
-    rate = opts.rate == nil and default_rate or opts.rate or nil,
-    next_start = 0,
-  }
-end
 
 -- "retry" when the request surely was not processed (or may be repeated
 -- safely), "unknown" when it may have been, nil when the error is final.
 function client.classify(err, method)
-  if err.status then
+  if err.kind == "api" then
     return (err.status == 429 or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
-  elseif HOPELESS[err.code] or not err.code:find("^[%u%d_]+$") then
-    return nil -- and csvup's own errors (arguments, files, callbacks, answers too large)
+  elseif err.kind ~= "network" or HOPELESS[err.code] or err.code == "outcome_unknown" then
+    return nil
   elseif NOT_CONNECTED[err.code] or method == "GET" or err.request_sent == false then
     return "retry"
   end
   return "unknown"
 end
 
-local function wait_for_rate(policy)
-  if policy.rate then
+local function wait_for_rate(p)
+  if p.rate then
     local now = core.now()
-    if policy.next_start > now then
-      core.sleep(policy.next_start - now)
-      now = policy.next_start
+    if p.next_start > now then
+      core.sleep(p.next_start - now)
+      now = p.next_start
     end
-    policy.next_start = now + 1 / policy.rate
+    p.next_start = now + 1 / p.rate
   end
 end
+client.wait_for_rate = wait_for_rate
 
 -- Seconds to wait before attempt n + 1, or nil when the wait would pass backoff.max.
-local function delay(policy, attempt, err)
+local function delay(p, attempt, err)
   if err.retry_after then
-    return err.retry_after <= policy.max and err.retry_after or nil
+    return err.retry_after <= p.max and err.retry_after or nil
   end
-  return math.min(policy.max, policy.base * 2 ^ (attempt - 1)) * (0.5 + math.random() * 0.5)
+  return math.min(p.max, p.base * 2 ^ (attempt - 1)) * (0.5 + math.random() * 0.5)
 end
 
 function client.outcome_unknown(err, name)
-  return core.error {
-    code = "outcome_unknown", cause = err.code, sent = err.sent, attempts = err.attempts,
-    message = format("%s was sent whole but no answer came (%s: %s). It may have been processed, so it was "
-      .. "not sent again: look for it in the uploadings list first, or pass retry_unsafe = true", name, err.code,
-      err.message),
-  }
+  return errors.new("network", "outcome_unknown", format("%s was sent whole but no answer came (%s: %s). It may "
+    .. "have been processed, so it was not sent again: look for it in the uploadings list first, or pass "
+    .. "retry_unsafe = true", name, err.code, err.message),
+    { cause = err.code, sent = err.sent, attempts = err.attempts, request_sent = err.request_sent })
+end
+
+-- An answer that is not JSON: its first line of text, without markup.
+local function excerpt(body)
+  local text = body:gsub("<[^>]*>", " "):gsub("[%c%s]+", " "):gsub("^ ", "")
+  return client.printable(#text > 160 and text:sub(1, 160) .. "..." or text)
 end
 
 -- The decoded answer of a finished request, or nil, err. read_error(status,
@@ -210,26 +233,49 @@ function client.interpret(status, body, headers, read_error)
   end
   local decoded = json.decode(body)
   local fields = read_error(status, decoded)
-  if not fields and decoded == nil then
-    fields = { code = "bad_response", message = "the answer is not JSON: " .. excerpt(body) }
+  if not fields and type(decoded) ~= "table" then
+    fields = { code = "bad_response", message = "the answer is not a JSON object: " .. excerpt(body) }
   elseif not fields then
     return decoded
-  elseif not fields.code then
+  elseif type(fields.code) ~= "string" then
     fields.code = "http_" .. status
     fields.message = fields.message or excerpt(body)
   end
+  fields.code = client.printable(fields.code)
+  fields.message = fields.message ~= nil and client.printable(fields.message) or nil
   fields.status = fields.status or status
-  fields.retry_after = tonumber(headers["retry-after"])
-  return nil, core.error(fields)
+  local retry_after = tonumber(headers["retry-after"])
+  fields.retry_after = retry_after and retry_after >= 0 and retry_after < math.huge and retry_after or nil
+  return nil, errors.new("api", fields.code, fields.message, fields)
+end
+
+-- An answer of the right shape has a table at answer[field] (an array when
+-- array), else the error is bad_response.
+function client.expect(answer, field, array)
+  local value = answer[field]
+  if type(value) ~= "table" or (array and value[1] == nil and next(value) ~= nil) then
+    return errors.fail("api", "bad_response", format("the answer has no %s %s", field, array and "array" or "object"))
+  end
+  return value
+end
+
+-- An uploading must carry its id (an integer, or digits where it passed 2^53 on LuaJIT).
+function client.expect_uploading(answer)
+  local u, err = client.expect(answer, "uploading")
+  if u and not (math_type and math_type(u.id) == "integer" or type(u.id) == "number"
+      or (type(u.id) == "string" and u.id:find("^%d+$"))) then
+    return errors.fail("api", "bad_response", "the answer's uploading has no id")
+  end
+  return u, err
 end
 
 -- client.call(conn, name, args, read_error, policy) -> decoded answer | nil, err,
 -- retrying as the policy allows; err.attempts counts the requests made.
-function client.call(conn, name, args, read_error, policy)
+function client.call(conn, name, args, read_error, p)
   local attempt = 0
   while true do
     attempt = attempt + 1
-    wait_for_rate(policy)
+    wait_for_rate(p)
     local status, body, headers = core[name](conn, args)
     local answer, err = client.interpret(status, body, headers, read_error)
     if answer then
@@ -237,10 +283,10 @@ function client.call(conn, name, args, read_error, policy)
     end
     err.attempts = attempt
     local verdict = client.classify(err, core.METHODS[name])
-    if verdict == "unknown" and not policy.retry_unsafe then
+    if verdict == "unknown" and not p.retry_unsafe then
       return nil, client.outcome_unknown(err, name)
     end
-    local wait = verdict and attempt <= policy.retries and delay(policy, attempt, err)
+    local wait = verdict and attempt <= p.retries and delay(p, attempt, err)
     if not wait then
       return nil, err
     end
@@ -248,14 +294,124 @@ function client.call(conn, name, args, read_error, policy)
   end
 end
 
--- Client:call for both services: self:complete(args) adds what every call of
--- the service carries; post(answer) picks the result out of the answer.
-function client.service_call(self, name, args, post)
-  local answer, err = client.call(self.conn, name, self:complete(args), self.read_error, self.policy)
-  if not answer then
-    return nil, err
+-- Methods from the registry ------------------------------------------------------
+
+-- The body of a "body" method: the options under m.wrap, the id exact.
+local function json_body(m, id, values, base)
+  local inner = {}
+  for k, v in pairs(base or {}) do
+    inner[k] = v
   end
-  return post and post(answer) or answer
+  for name, v in pairs(options.wire(m, values)) do
+    inner[name] = v
+  end
+  if id ~= nil then
+    inner.id = type(id) == "string" and id:find("^%d+$") and json.raw_number(id) or id
+  end
+  return json.encode { [m.wrap] = inner }
+end
+
+-- A method's plan: checks the options and builds the call without sending
+-- it: { endpoint, args, finish = function(answer) -> result | nil, err }, or
+-- nil, err. service.prepare[name](self, values, opts, call) -> true | nil, err
+-- may change the checked values and the call (endpoint, delimiter, body,
+-- fields) first; service.result[name](self, answer, values) picks the result
+-- (default: the answer's m.result field, or the answer).
+local function planner(service, m)
+  local in_fields = registry.services[m.service].options_in == "fields"
+  local prepare, result = service.prepare[m.name], service.result[m.name]
+  return function(self, a, b)
+    local id, opts = nil, a
+    if m.id or m.shape == "read" then
+      id, opts = a, b
+    end
+    opts = opts == nil and {} or opts
+    if type(self) ~= "table" or self.conn == nil or type(opts) ~= "table" then
+      error(format("%s: call it as client:%s(%s)", m.name, m.name,
+        m.shape == "read" and "id" or m.id and "id, { options }" or "{ options }"), 3)
+    end
+    local values, err = options.check(m, opts, m.shape == "upload" and service.upload_keys or nil)
+    if not values then
+      return nil, err
+    end
+    local call = { endpoint = m.name, args = {}, id = id }
+    if prepare then
+      local ok
+      ok, err = prepare(self, values, opts, call)
+      if not ok then
+        return nil, err
+      end
+    end
+    local wire = options.wire(m, values)
+    if m.shape == "read" then
+      call.args.id = client.id(id)
+    elseif m.shape == "body" then
+      call.args.id = client.id(id)
+      call.args.body = call.body or json_body(m, id, values, type(id) == "table" and id or nil)
+    elseif in_fields then
+      for name, v in pairs(call.fields or {}) do
+        wire[name] = v
+      end
+      call.args.fields = wire
+    else
+      call.args.query = wire
+    end
+    if m.shape == "upload" then
+      local kind = registry.kind[m.kind]
+      call.args.progress = opts.progress
+      call.args, err = client.body(call.args, opts, { endpoint = call.endpoint, delimiter = call.delimiter,
+        schema = registry.schema(kind, values), merge_field = values.merge_field, action = values.action })
+      if not call.args then
+        return nil, err
+      end
+    end
+    call.args = self:complete(call.args)
+    function call.finish(answer)
+      if result then
+        return result(self, answer, values)
+      elseif m.result then
+        return client.expect(answer, m.result, m.result:find("s$") ~= nil)
+      end
+      return answer
+    end
+    return call
+  end
+end
+
+-- client.install(Client, service): one method per registry entry of the
+-- service, and its plan in Client.plans (for csvup.batch); service = { name,
+-- prepare = {}, result = {}, upload_keys? }.
+function client.install(Client, service)
+  service.upload_keys = service.upload_keys or UPLOAD_KEYS
+  Client.plans = {}
+  for _, m in ipairs(registry.methods) do
+    if m.service == service.name then
+      local plan = planner(service, m)
+      Client.plans[m.name] = plan
+      Client[m.name] = function(self, a, b)
+        local call, err = plan(self, a, b)
+        if not call then
+          return nil, err
+        end
+        local answer
+        answer, err = self:call(call.endpoint, call.args)
+        if not answer then
+          return nil, err
+        end
+        return call.finish(answer)
+      end
+    end
+  end
+  Client.close, Client.__close = client.close, client.close
+  Client.__index = Client
+end
+
+client.UPLOAD_KEYS = UPLOAD_KEYS
+
+-- Client:call for both services, its args complete (self:complete(args) adds
+-- what every call of the service carries).
+function client.service_call(self, name, args)
+  return client.call(self.conn, name, args, self.read_error, self.policy)
 end
 
 return client

@@ -16,6 +16,7 @@ local BATCH = 4096 -- rows encoded by one C call
 local SNIFFED = { ",", ";", "\t", "|" }
 
 local function fail(fields)
+  fields.kind = "input"
   return nil, core.error(fields)
 end
 
@@ -221,7 +222,7 @@ local Reader = {}
 Reader.__index = Reader
 
 function Reader:malformed(line, column, message)
-  error(core.error { code = "malformed_csv", file = self.name, line = line, column = column, message = message }, 0)
+  error(core.error { kind = "input", code = "malformed_csv", file = self.name, line = line, column = column, message = message }, 0)
 end
 
 function Reader:read_line()

@@ -3,9 +3,9 @@ local core = require "csvup.core"
 
 return {
   VERSION = core.VERSION,
-  core = core,
   csv = require "csvup.csv",
   metrika = require "csvup.metrika",
   carrotquest = require "csvup.carrotquest",
   batch = require "csvup.batch",
+  errors = require "csvup.errors",
 }

@@ -1,74 +1,54 @@
--- Yandex Metrica: offline conversions, calls, expenses, user parameters, CRM.
+-- Yandex Metrica: offline conversions, calls, expenses, user parameters, CRM,
+-- goals. The methods come from csvup.registry; what is Metrica's own is here:
+-- its error body, the counter in every path, the answers' shapes, wait().
 local client = require "csvup.client"
 local core = require "csvup.core"
+local csv = require "csvup.csv"
+local errors = require "csvup.errors"
 local json = require "csvup.json"
-local schemas = require "csvup.schema"
+local registry = require "csvup.registry"
 
-local type, error, setmetatable, tostring = type, error, setmetatable, tostring
-local check_enum, check_text = client.check_enum, client.check_text
+local type, error, tostring, pairs, ipairs, setmetatable = type, error, tostring, pairs, ipairs, setmetatable
+local format, min = string.format, math.min
 
 local metrika = {}
 
 local Client = {}
-Client.__index = Client
 
--- Allowed values, from the API reference; comments longer than this are refused.
-local COMMENT_MAX = 255
-local CONVERSION_TYPES = { BASIC = true, CALLS = true, CHATS = true }
-local CLIENT_ID_TYPES = { USER_ID = true, CLIENT_ID = true, YCLID = true }
-local USER_PARAMS_ACTIONS = { update = true, delete_keys = true }
-local CONTENT_ID_TYPES = { client_id = true, user_id = true }
-local MERGE_MODES = { SAVE = true, UPDATE = true, APPEND = true }
-local DELIMITER_TYPES = { COMMA = ",", SEMICOLON = ";" }
-local CRM_ENDPOINTS = {
-  simple_orders = "upload_crm_simple_orders",
-  contacts = "upload_crm_contacts",
-  orders = "upload_crm_orders",
-}
-local TRAFFIC_SOURCES = schemas.TRAFFIC_SOURCES
--- delete_expense_line's options and the query parameters they become.
-local EXPENSE_LINE_QUERY = {
-  date = "date", utm_source = "UTMSource", utm_medium = "UTMMedium", utm_campaign = "UTMCampaign",
-  utm_term = "UTMTerm", utm_content = "UTMContent", traffic_source = "trafficSource",
-  traffic_source_detail = "trafficSourceDetail", provider = "provider", comment = "comment",
-}
+-- Waiting: the first pause, its growth, its ceiling and the smallest allowed (seconds).
+local WAIT_INTERVAL, WAIT_GROWTH, WAIT_MAX_INTERVAL, WAIT_MIN_INTERVAL = 5, 1.5, 60, 0.05
+local WAIT_TIMEOUT = 3 * 3600 -- processing may take 2 hours
 
--- {"errors":[{"error_type":..., "message":...}], "code":..., "message":...}
-local function read_error(status, body)
+-- {"errors":[{"error_type":..., "message":..., "location":...}], "code":..., "message":...}
+function Client.read_error(status, body)
   if status >= 200 and status < 300 then
     return nil
   end
   local fields = {}
   if type(body) == "table" and type(body.errors) == "table" then
     local first = type(body.errors[1]) == "table" and body.errors[1] or {}
-    fields.code = first.error_type
-    fields.message = body.message or first.message
+    fields.code = type(first.error_type) == "string" and first.error_type or nil
+    fields.message = type(body.message) == "string" and body.message or type(first.message) == "string"
+      and first.message or nil
     fields.errors = body.errors
   end
   return fields
 end
 
-local function options(opts, method)
-  if opts ~= nil and type(opts) ~= "table" then
-    error(("metrika: %s expects a table of options"):format(method), 3)
-  end
-  return opts or {}
-end
-
 -- metrika.new{ token, counter, ulogin?, base_url?, ... } -> client | nil, err
--- The connection options are those of client.connect, the retry ones those of client.policy.
+-- (the connection and retry options are csvup.client's)
 function metrika.new(opts)
-  opts = options(opts, "new")
-  local conn, err = client.connect("metrika", opts)
-  if not conn then
+  local self, err = client.new("metrika", opts, Client, { names = { "counter", "ulogin" } })
+  if not self then
     return nil, err
   end
-  return setmetatable({ conn = conn, counter = opts.counter, ulogin = opts.ulogin, policy = client.policy(opts),
-    service = "metrika", options = opts, read_error = read_error, kinds = setmetatable({}, { __mode = "k" }) }, Client)
+  self.counter, self.ulogin = opts.counter, opts.ulogin
+  -- what this client knows of the uploadings it made: their kind, and the
+  -- content_id_type a user-parameter upload will be confirmed with
+  self.kinds = setmetatable({}, { __mode = "k" })
+  self.content_id_types = {}
+  return self
 end
-
-Client.close = client.close
-Client.__close = client.close
 
 -- The arguments every Metrica call carries.
 function Client:complete(args)
@@ -80,224 +60,203 @@ end
 
 Client.call = client.service_call
 
-local function uploading_of(answer)
-  return answer.uploading
-end
+-- Answers --------------------------------------------------------------------------
 
--- The kinds of uploading wait() can follow: the endpoint that reads one, and its final statuses.
-local KINDS = {
-  offline = { read = "offline_conversion_uploading", final = { PROCESSED = true, LINKAGE_FAILURE = true } },
-  calls = { read = "calls_uploading", final = { PROCESSED = true, LINKAGE_FAILURE = true } },
-  expense = { read = "expense_uploading", final = { PROCESSED = true } },
-  ["user-params"] = { read = "user_params_uploading", final = { processed = true, linkage_failure = true } },
-}
+local RESULT, PREPARE = {}, {}
 
-local function uploadings_of(answer)
-  return answer.uploadings
-end
-
--- post for an upload: the uploading, remembered with its kind for wait().
-local function remember(self, kind)
-  return function(answer)
-    local u = answer.uploading
-    if type(u) == "table" and kind then
+-- Every method of an upload kind answers {"uploading": {...}}, remembered with its kind for wait().
+local function uploading_result(kind)
+  return function(self, answer)
+    local u, err = client.expect_uploading(answer)
+    if u then
       self.kinds[u] = kind
     end
-    return u
+    return u, err
+  end
+end
+for _, m in ipairs(registry.methods) do
+  if m.service == "metrika" and m.kind and m.kind ~= "crm" then
+    RESULT[m.name] = uploading_result(m.kind)
   end
 end
 
--- Uploads opts.file or opts.rows to the endpoint, checked against the schema.
-local function upload(self, name, schema, opts, query, delimiter, kind)
-  local err = check_text("comment", opts.comment, COMMENT_MAX)
-  if err then
+local user_params_uploading = RESULT.upload_user_params
+function RESULT.upload_user_params(self, answer, values)
+  local u, err = user_params_uploading(self, answer)
+  if u and values.content_id_type then
+    self.content_id_types[tostring(u.id)] = values.content_id_type
+  end
+  return u, err
+end
+
+-- CRM answers UploadingMetaExternal: uploading_id (a string), api_validation_status PASSED or FAILED.
+function RESULT.upload_crm(_, answer)
+  local u, err = client.expect(answer, "uploading")
+  if not u then
+    return nil, err
+  elseif type(u.uploading_id) ~= "string" or (u.api_validation_status ~= "PASSED"
+      and u.api_validation_status ~= "FAILED") then
+    return errors.fail("api", "bad_response", "the CRM answer has no uploading_id or api_validation_status")
+  elseif u.api_validation_status == "FAILED" then
+    return errors.fail("api", "api_validation_failed", format("the service refused the data of uploading %s",
+      client.printable(u.uploading_id)), { uploading = u })
+  end
+  return u
+end
+
+function RESULT.create_goal(_, answer)
+  local goal, err = client.expect(answer, "goal")
+  if goal and goal.id == nil then
+    return errors.fail("api", "bad_response", "the created goal has no id")
+  end
+  return goal, err
+end
+
+-- Calls ----------------------------------------------------------------------------
+
+function PREPARE.upload_crm(_, values, _, call)
+  local entity, delimiter
+  for _, o in ipairs(registry.method.upload_crm.options) do
+    entity = o.endpoints and o.endpoints[values.entity] or entity
+    delimiter = o.delimiters and o.delimiters[values.delimiter_type] or delimiter
+  end
+  if values.columns_mapping and values.entity == "simple_orders" then
+    return errors.invalid("upload_crm: columns_mapping applies to contacts and orders only")
+  end
+  call.endpoint, call.delimiter = entity, delimiter
+  return true
+end
+
+-- The uploading goes back whole, its id exact, with content_id_type: given,
+-- or remembered from upload_user_params{ content_id_type }.
+function PREPARE.confirm_user_params(self, values, _, call)
+  local id = client.id(call.id)
+  values.content_id_type = values.content_id_type or self.content_id_types[tostring(id)]
+  if values.content_id_type == nil then
+    return errors.invalid("confirm_user_params: content_id_type (client_id or user_id) is required: give it "
+      .. "here or to upload_user_params")
+  end
+  return true
+end
+
+function PREPARE.create_goal(_, values, _, call)
+  call.body = json.encode { goal = { name = values.name, type = "action",
+    conditions = { { type = "exact", url = values.identifier } } } }
+  return true
+end
+
+-- The identifiers of the counter's JavaScript-event goals, as a set.
+local function goal_identifiers(self)
+  local goals, err = self:goals()
+  if not goals then
     return nil, err
   end
-  local args
-  args, err = client.body({ query = query, progress = opts.progress }, opts,
-    { endpoint = name, schema = schema, delimiter = delimiter })
-  if not args then
-    return nil, err
-  end
-  return self:call(name, args, remember(self, kind))
-end
-
-local function getter(name)
-  return function(self, id_or_uploading)
-    return self:call(name, { id = client.id(id_or_uploading) }, uploading_of)
-  end
-end
-
-local function lister(name, keys)
-  return function(self, opts)
-    opts = options(opts, name)
-    local query = {}
-    for _, k in ipairs(keys) do
-      query[k] = opts[k]
-    end
-    return self:call(name, { query = query }, uploadings_of)
-  end
-end
-
-local function plain(name)
-  return function(self)
-    return self:call(name, {})
-  end
-end
-
-local PAGE = { "limit", "offset" }
-
--- Offline conversions ----------------------------------------------------------
-
-function Client:upload_offline_conversions(opts)
-  opts = options(opts, "upload_offline_conversions")
-  local err = check_enum("type", opts.type, CONVERSION_TYPES)
-    or check_enum("client_id_type", opts.client_id_type, CLIENT_ID_TYPES)
-  if err then
-    return nil, err
-  end
-  return upload(self, "upload_offline_conversions", "offline_conversions", opts,
-    { comment = opts.comment, type = opts.type, client_id_type = opts.client_id_type }, nil, "offline")
-end
-
-function Client:upload_calls(opts)
-  opts = options(opts, "upload_calls")
-  local err = check_text("new_goal_name", opts.new_goal_name, COMMENT_MAX)
-  if err then
-    return nil, err
-  end
-  return upload(self, "upload_calls", "calls", opts, { comment = opts.comment, new_goal_name = opts.new_goal_name },
-    nil, "calls")
-end
-
-Client.offline_conversion_uploadings = lister("offline_conversion_uploadings", PAGE)
-Client.offline_conversion_uploading = getter("offline_conversion_uploading")
-Client.calls_uploadings = lister("calls_uploadings", PAGE)
-Client.calls_uploading = getter("calls_uploading")
-Client.visit_join_threshold = plain("visit_join_threshold")
-Client.calls_visit_join_threshold = plain("calls_visit_join_threshold")
-Client.enable_extended_threshold = plain("enable_extended_threshold")
-Client.disable_extended_threshold = plain("disable_extended_threshold")
-Client.enable_calls_extended_threshold = plain("enable_calls_extended_threshold")
-Client.disable_calls_extended_threshold = plain("disable_calls_extended_threshold")
-
--- Expenses ---------------------------------------------------------------------
-
-function Client:upload_expenses(opts)
-  opts = options(opts, "upload_expenses")
-  return upload(self, "upload_expenses", "expenses", opts, { comment = opts.comment, provider = opts.provider }, nil,
-    "expense")
-end
-
-function Client:delete_expenses(opts)
-  opts = options(opts, "delete_expenses")
-  return upload(self, "delete_expenses", "expenses_delete", opts, { comment = opts.comment, provider = opts.provider },
-    nil, "expense")
-end
-
-function Client:delete_expense_line(opts)
-  opts = options(opts, "delete_expense_line")
-  if type(opts.date) ~= "string" or not opts.date:find("^%d%d%d%d%-%d%d%-%d%d$") then
-    return client.invalid("delete_expense_line: date must be YYYY-MM-DD")
-  end
-  local err = check_text("comment", opts.comment, COMMENT_MAX)
-    or check_enum("traffic_source", opts.traffic_source, TRAFFIC_SOURCES)
-  if err then
-    return nil, err
-  end
-  local query = {}
-  for option, parameter in pairs(EXPENSE_LINE_QUERY) do
-    query[parameter] = opts[option]
-  end
-  return self:call("delete_expense_line", { query = query }, remember(self, "expense"))
-end
-
-Client.expense_uploadings = lister("expense_uploadings", PAGE)
-Client.expense_uploading = getter("expense_uploading")
-
--- User parameters: nothing is applied until the uploading is confirmed ---------
-
-function Client:upload_user_params(opts)
-  opts = options(opts, "upload_user_params")
-  local err = check_enum("action", opts.action, USER_PARAMS_ACTIONS, true)
-    or check_enum("content_id_type", opts.content_id_type, CONTENT_ID_TYPES)
-  if err then
-    return nil, err
-  end
-  return upload(self, "upload_user_params", "user_params", opts,
-    { action = opts.action, content_id_type = opts.content_id_type, comment = opts.comment }, nil, "user-params")
-end
-
--- Sends back the uploading (or just its id) as {"uploading": {...}}, the id exact.
-function Client:confirm_user_params(id_or_uploading)
-  local id = client.id(id_or_uploading)
-  local uploading = {}
-  if type(id_or_uploading) == "table" then
-    for k, v in pairs(id_or_uploading) do
-      uploading[k] = v
+  local ids = {}
+  for _, g in ipairs(goals) do
+    if type(g) == "table" and g.type == "action" and type(g.conditions) == "table" then
+      for _, c in ipairs(g.conditions) do
+        if type(c) == "table" and type(c.url) == "string" then
+          ids[c.url] = true
+        end
+      end
     end
   end
-  uploading.id = type(id) == "string" and id:find("^%d+$") and json.raw_number(id) or id
-  return self:call("confirm_user_params", { id = id, body = json.encode { uploading = uploading } }, uploading_of)
+  return ids
 end
 
-Client.user_params_uploadings = lister("user_params_uploadings", PAGE)
-Client.user_params_uploading = getter("user_params_uploading")
-
--- CRM --------------------------------------------------------------------------
-
-function Client:upload_crm(opts)
-  opts = options(opts, "upload_crm")
-  local err = check_enum("entity", opts.entity, CRM_ENDPOINTS, true)
-    or check_enum("merge_mode", opts.merge_mode, MERGE_MODES, true)
-    or check_enum("delimiter_type", opts.delimiter_type, DELIMITER_TYPES)
-  if err then
+-- check_targets = true: every Target names one of the counter's JavaScript-event
+-- goals, since a wrong Target is why conversions most often never show up.
+function PREPARE.upload_offline_conversions(self, _, opts)
+  if not opts.check_targets then
+    return true
+  end
+  local ids, err = goal_identifiers(self)
+  if not ids then
     return nil, err
   end
-  if opts.delimiter_type and opts.entity ~= "simple_orders" then
-    return client.invalid("upload_crm: delimiter_type applies to simple_orders only")
+  local problems, total = {}, 0
+  local function check(target, line)
+    if target ~= nil and target ~= "" and not ids[target] then
+      total = total + 1
+      problems[#problems < 20 and #problems + 1 or 21] = { line = line, column = "Target", reason = format(
+        "%q names no JavaScript-event goal of counter %s (see goals(), create_goal{})",
+        client.printable(target), tostring(self.counter)) }
+    end
   end
-  -- contacts and orders take columns_mapping, so their columns are the user's own
-  local schema = opts.entity == "simple_orders" and "crm_simple_orders" or nil
-  return upload(self, CRM_ENDPOINTS[opts.entity], schema, opts, {
-    merge_mode = opts.merge_mode, delimiter_type = opts.delimiter_type, columns_mapping = opts.columns_mapping,
-  }, DELIMITER_TYPES[opts.delimiter_type])
+  if opts.file then
+    local records, header = csv.rows(opts.file)
+    if not records then
+      return nil, header
+    end
+    for record, line in records do
+      check(record.Target, line)
+    end
+  else
+    local column = "Target"
+    for i, name in ipairs(opts.columns or {}) do
+      column = name == "Target" and i or column
+    end
+    for i, row in ipairs(opts.rows) do
+      check(type(row) == "table" and row[column], i + 1)
+    end
+  end
+  problems[21] = nil
+  if total > 0 then
+    return errors.fail("input", "unknown_target", format("%s: %s", opts.file or "rows", problems[1].reason),
+      { file = opts.file, problems = problems, problem_count = total })
+  end
+  return true
 end
 
-Client.crm_uploadings = lister("crm_uploadings", { "limit" })
+local UPLOAD_KEYS = { check_targets = true }
+for k in pairs(client.UPLOAD_KEYS) do
+  UPLOAD_KEYS[k] = true
+end
+
+client.install(Client, { name = "metrika", prepare = PREPARE, result = RESULT, upload_keys = UPLOAD_KEYS })
 
 -- Waiting ----------------------------------------------------------------------
 
+local function positive(v)
+  return type(v) == "number" and v > 0 and v < math.huge
+end
+
 -- m:wait(uploading_or_id, { kind?, timeout?, interval? }) -> the final uploading | nil, err
--- Polls until a final status (offline and calls: PROCESSED or LINKAGE_FAILURE;
--- expense: PROCESSED; user-params: processed or linkage_failure), the pause
--- growing from interval (5 s) by half each time up to 60 s. kind is known for
--- uploadings this client made, else "offline". Processing may take 2 hours:
--- timeout defaults to 3; past it, err.code is "timeout" with err.last_status.
+-- Polls until one of the kind's final statuses (csvup.registry), the pause
+-- growing from interval (5 s) by half each time up to a minute. kind is known
+-- for uploadings this client made, else "offline-conversions". timeout
+-- defaults to 3 hours; past it, err.code is "timeout" with err.last_status.
 function Client:wait(uploading_or_id, opts)
-  opts = options(opts, "wait")
-  local kind = opts.kind or (type(uploading_or_id) == "table" and self.kinds[uploading_or_id]) or "offline"
-  local err = check_enum("kind", kind, KINDS, true)
-  if err then
-    return nil, err
+  if type(self) ~= "table" or self.conn == nil then
+    error("wait: call it as client:wait(uploading)", 2)
   end
-  local id, interval = client.id(uploading_or_id), opts.interval or 5
-  local deadline = core.now() + (opts.timeout or 3 * 3600)
+  opts = opts or {}
+  local name = opts.kind or (type(uploading_or_id) == "table" and self.kinds[uploading_or_id]) or "offline-conversions"
+  local kind = registry.kind[name]
+  if not kind or kind.service ~= "metrika" or not kind.read then
+    return errors.invalid("wait: kind %q is not one of: offline-conversions, calls, expenses, expenses-delete, "
+      .. "user-params", tostring(name))
+  elseif opts.interval ~= nil and not (positive(opts.interval) and opts.interval >= WAIT_MIN_INTERVAL) then
+    return errors.invalid("wait: interval must be at least %g seconds", WAIT_MIN_INTERVAL)
+  elseif opts.timeout ~= nil and not positive(opts.timeout) then
+    return errors.invalid("wait: timeout must be a positive number of seconds")
+  end
+  local id, interval = client.id(uploading_or_id), opts.interval or WAIT_INTERVAL
+  local deadline = core.now() + (opts.timeout or WAIT_TIMEOUT)
   while true do
-    local u
-    u, err = self[KINDS[kind].read](self, id)
+    local u, err = self[kind.read](self, id)
     if not u then
       return nil, err
-    elseif KINDS[kind].final[u.status] then
+    elseif kind.is_final[u.status] then
       return u
     end
     local left = deadline - core.now()
     if left <= 0 then
-      return client.fail("timeout", ("uploading %s is still %s"):format(tostring(id), tostring(u.status)),
-        { last_status = u.status, uploading = u })
+      return errors.fail("network", "timeout", format("uploading %s is still %s", tostring(id),
+        client.printable(u.status)), { id = id, last_status = u.status, uploading = u })
     end
-    core.sleep(math.min(interval, left))
-    interval = math.min(interval * 1.5, 60)
+    core.sleep(min(interval, left))
+    interval = min(interval * WAIT_GROWTH, WAIT_MAX_INTERVAL)
   end
 end
 

@@ -232,7 +232,7 @@ function Problems:error()
   end
   local more = self.total > #shown and format(" (and %d more)", self.total - #shown) or ""
   return core.error {
-    code = "validation_failed", file = self.file, problems = self.list, problem_count = self.total,
+    kind = "input", code = "validation_failed", file = self.file, problems = self.list, problem_count = self.total,
     message = format("%d problem%s in %s: %s%s", self.total, self.total == 1 and "" or "s", self.where,
       concat(shown, "; "), more),
   }

@@ -1,0 +1,40 @@
+-- The one error model: every error is a table with code, message and kind,
+-- printed readably by its __tostring (set in C, shared with the errors the C
+-- core makes). Code that decides (retry? which exit status?) reads kind:
+--   network   the request or its answer was lost on the way (transport
+--             failures, timeouts, outcome_unknown, slot_timeout)
+--   api       the service answered with an error, or with an answer of the
+--             wrong shape (bad_response)
+--   input     arguments, files, validation: fix the call and try again
+--   internal  a callback raised, or a bug was caught
+local core = require "csvup.core"
+
+local format, type = string.format, type
+
+local errors = {}
+
+errors.KINDS = { network = true, api = true, input = true, internal = true }
+
+-- errors.new(kind, code, message, fields?) -> err; fields keeps its other keys
+-- (status, errors, retry_after, attempts, sent, request_sent, problems, ...).
+function errors.new(kind, code, message, fields)
+  local err = fields or {}
+  err.kind, err.code, err.message = kind, code, message
+  return core.error(err)
+end
+
+function errors.fail(kind, code, message, fields)
+  return nil, errors.new(kind, code, message, fields)
+end
+
+-- An argument the caller can fix: invalid_argument, kind input.
+function errors.invalid(fmt, ...)
+  return nil, errors.new("input", "invalid_argument", format(fmt, ...))
+end
+
+-- Whether a value is one of our errors (a table with code and kind).
+function errors.is(value)
+  return type(value) == "table" and type(value.code) == "string" and errors.KINDS[value.kind] ~= nil
+end
+
+return errors

@@ -1,0 +1,215 @@
+-- Everything csvup knows about each API method and upload kind, in one place,
+-- from ../shared/reference/apis.md. The client methods, wait(), csvup.batch,
+-- the csvup subcommands and their help, `csvup validate KIND` and the README's
+-- endpoint table are all derived from these tables. Adding an upload kind is
+-- one entry here plus one wire row in src/endpoints.c.
+--
+-- A method:
+--   name      the Lua method, and the C endpoint unless `endpoint` says otherwise
+--   service   "metrika" or "carrotquest"
+--   help      one line, for --help, the man page and the README
+--   shape     "upload" (file or rows, options in the query or form fields),
+--             "read" (an uploading by id), "query" (options in the query),
+--             "body" (options in a JSON body under `wrap`, after an id when `id`)
+--   options   { name, type, values?, default?, required?, min?, max?, wire?, help }
+--             type: text, enum, integer, date_or_range, tags, id_type (see csvup.options);
+--             wire: the parameter's name on the wire (default: name); send = false:
+--             the option shapes the call but is not sent as is
+--   result    the answer's field that is the result ("uploading", "goals", ...)
+--   kind      the upload kind the result belongs to, for wait()
+-- An upload kind: name (the command line's), service, schema (csvup.schema),
+-- upload/list/read (method names), final and failed statuses (for wait()).
+local registry = {}
+
+local TRAFFIC_SOURCES = { "internal", "direct", "referral", "organic", "ad", "saved", "undefined", "email", "social",
+  "messenger", "qrcode", "recommend" }
+
+-- Comments are at most 255 characters (apis.md).
+local COMMENT = { name = "comment", type = "text", max = 255, help = "a note kept with the uploading" }
+local LIMIT = { name = "limit", type = "integer", min = 1, help = "how many uploadings to list" }
+local OFFSET = { name = "offset", type = "integer", min = 0, help = "how many to skip" }
+local PROVIDER = { name = "provider", type = "text", max = 255,
+  help = "the expenses' source name (the service's default: default)" }
+local CONVERSION_TYPE = { name = "type", type = "enum", values = { "BASIC", "CALLS", "CHATS" },
+  help = "the conversions' channel (the service's default: BASIC)" }
+local CONTENT_ID_TYPE = { name = "content_id_type", type = "enum", values = { "client_id", "user_id" },
+  help = "what the file's visitor column holds; set when confirming" }
+
+local function list_options(...)
+  return { LIMIT, OFFSET, ... }
+end
+
+registry.methods = {
+  -- offline conversions
+  { name = "upload_offline_conversions", service = "metrika", shape = "upload", kind = "offline-conversions",
+    help = "upload offline conversions (Target, DateTime and a visitor id per row)",
+    options = { COMMENT, CONVERSION_TYPE,
+      { name = "client_id_type", type = "enum", values = { "USER_ID", "CLIENT_ID", "YCLID" },
+        help = "legacy: the visitor id column's kind, sent only when given" } } },
+  { name = "offline_conversion_uploadings", service = "metrika", shape = "query", result = "uploadings",
+    help = "list offline-conversion uploadings", options = list_options(CONVERSION_TYPE) },
+  { name = "offline_conversion_uploading", service = "metrika", shape = "read", kind = "offline-conversions",
+    help = "read one offline-conversion uploading" },
+  { name = "upload_calls", service = "metrika", shape = "upload", kind = "calls",
+    help = "upload calls (DateTime and a visitor id per row)",
+    options = { COMMENT, { name = "new_goal_name", type = "text", max = 255,
+      help = "the name of a goal the service creates for these calls" } } },
+  { name = "calls_uploadings", service = "metrika", shape = "query", result = "uploadings",
+    help = "list calls uploadings", options = list_options() },
+  { name = "calls_uploading", service = "metrika", shape = "read", kind = "calls", help = "read one calls uploading" },
+  { name = "visit_join_threshold", service = "metrika", shape = "query",
+    help = "the visit join threshold of offline conversions" },
+  { name = "calls_visit_join_threshold", service = "metrika", shape = "query",
+    help = "the visit join threshold of calls" },
+  { name = "enable_extended_threshold", service = "metrika", shape = "query",
+    help = "extend the offline conversions' threshold" },
+  { name = "disable_extended_threshold", service = "metrika", shape = "query",
+    help = "return the offline conversions' threshold to normal" },
+  { name = "enable_calls_extended_threshold", service = "metrika", shape = "query",
+    help = "extend the calls' threshold" },
+  { name = "disable_calls_extended_threshold", service = "metrika", shape = "query",
+    help = "return the calls' threshold to normal" },
+  -- expenses
+  { name = "upload_expenses", service = "metrika", shape = "upload", kind = "expenses",
+    help = "upload ad expenses (Date, Expenses and UTMSource or TrafficSource per row)",
+    options = { COMMENT, PROVIDER } },
+  { name = "delete_expenses", service = "metrika", shape = "upload", kind = "expenses-delete",
+    help = "delete the expenses the file's rows match (every provider's unless --provider)",
+    options = { COMMENT, PROVIDER } },
+  { name = "delete_expense_line", service = "metrika", shape = "query", result = "uploading", kind = "expenses",
+    help = "delete the expenses of one day or range and one set of UTM tags",
+    options = {
+      { name = "date", type = "date_or_range", required = true, help = "YYYY-MM-DD or YYYY-MM-DD/YYYY-MM-DD" },
+      { name = "utm_source", wire = "UTMSource", type = "text", help = "UTMSource to match" },
+      { name = "utm_medium", wire = "UTMMedium", type = "text", help = "UTMMedium to match" },
+      { name = "utm_campaign", wire = "UTMCampaign", type = "text", help = "UTMCampaign to match" },
+      { name = "utm_term", wire = "UTMTerm", type = "text", help = "UTMTerm to match" },
+      { name = "utm_content", wire = "UTMContent", type = "text", help = "UTMContent to match" },
+      { name = "traffic_source", wire = "trafficSource", type = "enum", values = TRAFFIC_SOURCES,
+        help = "TrafficSource to match" },
+      { name = "traffic_source_detail", wire = "trafficSourceDetail", type = "text",
+        help = "TrafficSourceDetail to match" },
+      PROVIDER, COMMENT } },
+  { name = "expense_uploadings", service = "metrika", shape = "query", result = "uploadings",
+    help = "list expense uploadings", options = list_options() },
+  { name = "expense_uploading", service = "metrika", shape = "read", kind = "expenses",
+    help = "read one expense uploading" },
+  -- user parameters: nothing is applied until the uploading is confirmed
+  { name = "upload_user_params", service = "metrika", shape = "upload", kind = "user-params",
+    help = "upload user parameters (confirm them to apply them)",
+    options = {
+      { name = "action", type = "enum", values = { "update", "delete_keys" }, required = true,
+        help = "update: set the keys' values; delete_keys: remove the keys" },
+      -- the upload takes only action: content_id_type travels with the confirmation
+      { name = "content_id_type", type = "enum", values = CONTENT_ID_TYPE.values, send = false,
+        help = "what the file's visitor column holds, remembered for the confirmation" } } },
+  { name = "confirm_user_params", service = "metrika", shape = "body", id = true, wrap = "uploading",
+    result = "uploading", kind = "user-params", help = "confirm an uploading of user parameters: apply it",
+    options = { CONTENT_ID_TYPE, COMMENT } },
+  { name = "edit_user_params_uploading", service = "metrika", shape = "body", id = true, wrap = "uploading",
+    result = "uploading", kind = "user-params", help = "change an uploading of user parameters",
+    options = { CONTENT_ID_TYPE, COMMENT } },
+  { name = "user_params_uploadings", service = "metrika", shape = "query", result = "uploadings",
+    help = "list user-parameter uploadings", options = list_options() },
+  { name = "user_params_uploading", service = "metrika", shape = "read", kind = "user-params",
+    help = "read one user-parameter uploading" },
+  -- CRM
+  { name = "upload_crm", service = "metrika", shape = "upload", kind = "crm",
+    help = "upload CRM data: simple orders, contacts or orders",
+    options = {
+      { name = "entity", type = "enum", required = true, send = false,
+        values = { "simple_orders", "contacts", "orders" },
+        endpoints = { simple_orders = "upload_crm_simple_orders", contacts = "upload_crm_contacts",
+          orders = "upload_crm_orders" },
+        help = "what the file holds" },
+      { name = "merge_mode", type = "enum", values = { "SAVE", "UPDATE", "APPEND" }, required = true,
+        help = "how rows merge with what the counter has" },
+      { name = "delimiter_type", type = "enum", values = { "COMMA", "SEMICOLON" },
+        delimiters = { COMMA = ",", SEMICOLON = ";" }, help = "the file's delimiter (the service's default: COMMA)" },
+      { name = "columns_mapping", type = "text", max = 4096,
+        help = "contacts and orders: how the file's columns map to fields" } } },
+  { name = "crm_uploadings", service = "metrika", shape = "query", result = "uploadings",
+    help = "list the latest CRM uploadings",
+    options = { { name = "limit", type = "integer", min = 1, max = 1000, help = "how many (the service's default: 10)" },
+      { name = "datetime_offset", type = "text", help = "list those before this time" },
+      { name = "source", type = "text", help = "only those from this source, e.g. API" } } },
+  -- goals: a JavaScript-event goal's identifier is what an offline conversion's Target names
+  { name = "goals", service = "metrika", shape = "query", result = "goals", help = "list the counter's goals" },
+  { name = "create_goal", service = "metrika", shape = "body", wrap = "goal", result = "goal",
+    help = "create a JavaScript-event goal whose identifier offline conversions name in Target",
+    options = { { name = "name", type = "text", max = 255, required = true, help = "the goal's name" },
+      { name = "identifier", type = "text", max = 255, required = true, send = false,
+        help = "the JavaScript event's identifier: what Target holds" } } },
+  -- Carrot quest
+  { name = "import_users", service = "carrotquest", shape = "upload", kind = "carrotquest-users",
+    help = "import users and their properties",
+    options = {
+      { name = "merge_field", type = "enum", values = { "$user_id", "$email" }, default = "$user_id",
+        help = "the column that says which user a row is" },
+      -- The API reads a tab when no delimiter is sent; csvup always sends one,
+      -- a comma unless told otherwise, so that a CSV means comma-separated here too.
+      { name = "delimiter", type = "enum", values = { ",", ";", "|", "\t", " " }, default = ",",
+        help = "the file's delimiter" },
+      { name = "tags", type = "tags", help = "tag names given to every imported user" } } },
+}
+
+registry.kinds = {
+  { name = "offline-conversions", service = "metrika", schema = "offline_conversions",
+    upload = "upload_offline_conversions", list = "offline_conversion_uploadings",
+    read = "offline_conversion_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" } },
+  { name = "calls", service = "metrika", schema = "calls", upload = "upload_calls", list = "calls_uploadings",
+    read = "calls_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" } },
+  { name = "expenses", service = "metrika", schema = "expenses", upload = "upload_expenses",
+    list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {} },
+  { name = "expenses-delete", service = "metrika", schema = "expenses_delete", upload = "delete_expenses",
+    list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {} },
+  { name = "user-params", service = "metrika", schema = "user_params", upload = "upload_user_params",
+    list = "user_params_uploadings", read = "user_params_uploading", final = { "processed", "linkage_failure" },
+    failed = { "linkage_failure" } },
+  -- contacts and orders take columns_mapping, so their columns are the user's own
+  { name = "crm", service = "metrika", schema = { simple_orders = "crm_simple_orders" }, upload = "upload_crm",
+    list = "crm_uploadings" },
+  { name = "carrotquest-users", service = "carrotquest", schema = "carrotquest_users", upload = "import_users" },
+}
+
+registry.services = {
+  metrika = { token_env = "CSVUP_METRIKA_TOKEN", help = "Yandex Metrica" },
+  -- Carrot quest takes an upload's options as form fields beside the file
+  carrotquest = { token_env = "CSVUP_CARROTQUEST_TOKEN", help = "Carrot quest", options_in = "fields" },
+}
+
+-- Lookups by name, and each kind's statuses as sets.
+registry.method = {}
+for _, m in ipairs(registry.methods) do
+  registry.method[m.name] = m
+  m.options = m.options or {}
+  for _, o in ipairs(m.options) do
+    o.wire = o.wire or o.name
+  end
+end
+registry.kind = {}
+for _, k in ipairs(registry.kinds) do
+  registry.kind[k.name] = k
+  k.is_final, k.is_failed = {}, {}
+  for _, s in ipairs(k.final or {}) do
+    k.is_final[s] = true
+  end
+  for _, s in ipairs(k.failed or {}) do
+    k.is_failed[s] = true
+  end
+end
+
+-- The schema name of an upload kind for these options (CRM: by entity), or nil.
+function registry.schema(kind, opts)
+  if type(kind.schema) == "table" then
+    return kind.schema[opts and opts.entity]
+  end
+  return kind.schema
+end
+
+-- The command-line name of a method or option: dashes for underscores.
+function registry.cli_name(name)
+  return (name:gsub("_", "-"))
+end
+
+return registry
