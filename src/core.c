@@ -84,15 +84,22 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
 
     lua_newtable(L);
     luaL_setfuncs(L, functions, 0);
-    lua_newtable(L); /* core.METHODS: endpoint name -> HTTP method */
+    lua_newtable(L); /* core.ENDPOINTS: endpoint name -> { method, path, query } */
     for (i = 0; i < csvup_endpoint_count; i++) {
+        const struct endpoint *ep = &csvup_endpoints[i];
         lua_pushinteger(L, (lua_Integer)i);
         lua_pushcclosure(L, request_call, 1);
-        lua_setfield(L, -3, csvup_endpoints[i].name);
-        lua_pushstring(L, csvup_endpoints[i].method);
-        lua_setfield(L, -2, csvup_endpoints[i].name);
+        lua_setfield(L, -3, ep->name);
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, ep->method);
+        lua_setfield(L, -2, "method");
+        lua_pushstring(L, ep->path);
+        lua_setfield(L, -2, "path");
+        lua_pushstring(L, ep->query);
+        lua_setfield(L, -2, "query");
+        lua_setfield(L, -2, ep->name);
     }
-    lua_setfield(L, -2, "METHODS");
+    lua_setfield(L, -2, "ENDPOINTS");
     lua_pushliteral(L, CSVUP_VERSION);
     lua_setfield(L, -2, "VERSION");
     lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

@@ -31,7 +31,7 @@ const struct endpoint csvup_endpoints[] = {
     { "upload_offline_conversions", METRIKA, "POST", COUNTER "/offline_conversions/upload",
       "comment,type,client_id_type", BODY_MULTIPART, METRIKA_FILE_LIMIT },
     { "offline_conversion_uploadings", METRIKA, "GET", COUNTER "/offline_conversions/uploadings",
-      PAGE, BODY_NONE, 0 },
+      PAGE ",type", BODY_NONE, 0 },
     { "offline_conversion_uploading", METRIKA, "GET", COUNTER "/offline_conversions/uploading/{id}",
       "", BODY_NONE, 0 },
     { "upload_calls", METRIKA, "POST", COUNTER "/offline_conversions/upload_calls",
@@ -64,19 +64,23 @@ const struct endpoint csvup_endpoints[] = {
     { "expense_uploading", METRIKA, "GET", COUNTER "/expense/uploading/{id}", "", BODY_NONE, 0 },
     /* user parameters: upload, then confirm */
     { "upload_user_params", METRIKA, "POST", COUNTER "/user_params/uploadings/upload",
-      "action,content_id_type,comment", BODY_MULTIPART, METRIKA_FILE_LIMIT },
+      "action", BODY_MULTIPART, METRIKA_FILE_LIMIT },
     { "confirm_user_params", METRIKA, "POST", COUNTER "/user_params/uploading/{id}/confirm",
       "", BODY_JSON, 0 },
+    { "edit_user_params_uploading", METRIKA, "PUT", COUNTER "/user_params/uploading/{id}", "", BODY_JSON, 0 },
     { "user_params_uploadings", METRIKA, "GET", COUNTER "/user_params/uploadings", PAGE, BODY_NONE, 0 },
     { "user_params_uploading", METRIKA, "GET", COUNTER "/user_params/uploading/{id}", "", BODY_NONE, 0 },
     /* CRM */
     { "upload_crm_simple_orders", METRIKA, "POST", CDP "/data/simple_orders",
       "merge_mode,delimiter_type", BODY_MULTIPART, METRIKA_FILE_LIMIT },
     { "upload_crm_contacts", METRIKA, "POST", CDP "/data/contacts/csv",
-      "merge_mode,columns_mapping", BODY_MULTIPART, METRIKA_FILE_LIMIT },
+      "merge_mode,columns_mapping,delimiter_type", BODY_MULTIPART, METRIKA_FILE_LIMIT },
     { "upload_crm_orders", METRIKA, "POST", CDP "/data/orders/csv",
-      "merge_mode,columns_mapping", BODY_MULTIPART, METRIKA_FILE_LIMIT },
-    { "crm_uploadings", METRIKA, "GET", CDP "/last_uploadings", "limit", BODY_NONE, 0 },
+      "merge_mode,columns_mapping,delimiter_type", BODY_MULTIPART, METRIKA_FILE_LIMIT },
+    { "crm_uploadings", METRIKA, "GET", CDP "/last_uploadings", "limit,datetime_offset,source", BODY_NONE, 0 },
+    /* goals: a JavaScript-event goal's identifier is what offline conversions name in Target */
+    { "goals", METRIKA, "GET", COUNTER "/goals", "", BODY_NONE, 0 },
+    { "create_goal", METRIKA, "POST", COUNTER "/goals", "", BODY_JSON, 0 },
     /* Carrot quest */
     { "import_users", CARROTQUEST, "POST", "/users/import", "", BODY_MULTIPART, CARROTQUEST_FILE_LIMIT },
 };

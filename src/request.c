@@ -511,7 +511,7 @@ int request_prepare(lua_State *L, struct request *req)
     buffer_puts(&req->url, conn->base_url);
     if ((rc = append_path(L, req, ep)) || (rc = append_query(L, req, conn, ep)))
         return rc;
-    if (strcmp(ep->method, "DELETE") == 0)
+    if (strcmp(ep->method, "GET") != 0 && strcmp(ep->method, "POST") != 0)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ep->method);
     if (strcmp(ep->method, "GET") != 0) {
         /* libcurl silently re-sends a request whose reused connection closed

@@ -75,7 +75,7 @@ return function(jobs, opts)
       if answer then
         results[entry.index] = { entry.call.finish(answer) }
       else
-        local verdict = client.classify(failure, core.METHODS[entry.call.endpoint])
+        local verdict = client.classify(failure, core.ENDPOINTS[entry.call.endpoint].method)
         if verdict == "retry" or (verdict == "unknown" and c.policy.retry_unsafe) then
           results[entry.index] = { c[entry.job.method](c, entry.job.args) }
         elseif verdict == "unknown" then

@@ -46,16 +46,17 @@ end
 
 Client.call = client.service_call
 
-local PREPARE, RESULT = {}, {}
+local PREPARE, ANSWER = {}, {}
 
-function PREPARE.import_users(self, values, _, call)
+-- The app and the delimiter the file is read with.
+function PREPARE.import_fields(self, values, _, call)
   call.delimiter = values.delimiter
   call.fields = { app = self.app }
   return true
 end
 
 -- { row_errors = { [line] = message }, updates_planned = n } from the answer's data.
-function RESULT.import_users(_, answer)
+function ANSWER.import(_, answer)
   local data, err = client.expect(answer, "data")
   if not data then
     return nil, err
@@ -69,6 +70,6 @@ function RESULT.import_users(_, answer)
   return { row_errors = row_errors, updates_planned = tonumber(data.updates_planned) }
 end
 
-client.install(Client, { name = "carrotquest", prepare = PREPARE, result = RESULT })
+client.install(Client, { name = "carrotquest", prepare = PREPARE, answer = ANSWER })
 
 return carrotquest

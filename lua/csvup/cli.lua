@@ -120,10 +120,11 @@ local function add_method(parent, m)
       option:count("*")
     end
   end
-  if m.name == "upload_user_params" then
-    command:flag("--confirm", "confirm the uploading at once: apply it (needs --content-id-type)")
-  elseif m.name == "upload_offline_conversions" then
-    command:flag("--check-targets", "check first that every Target names one of the counter's goals")
+  for name, help in pairs(m.flags or {}) do
+    command:flag("--" .. registry.cli_name(name), help)
+  end
+  if m.confirm then
+    command:flag("--confirm", "apply the uploading at once (" .. registry.cli_name(m.confirm) .. ")")
   end
 end
 
@@ -327,7 +328,9 @@ local function run_method(client, m, args)
   if m.shape == "upload" then
     opts.file, temporary = input_file(args.file)
     opts.validate = args.validate == "off" and false or args.validate
-    opts.check_targets = args.check_targets or nil
+    for name in pairs(m.flags or {}) do
+      opts[name] = args[name] or nil
+    end
     local bar = progress.new(args.file)
     opts.progress = bar and bar.update
     local result, err = client[m.name](client, opts)
@@ -338,7 +341,7 @@ local function run_method(client, m, args)
       os.remove(temporary)
     end
     if result and args.confirm then
-      result, err = client:confirm_user_params(result)
+      result, err = client[m.confirm](client, result)
     end
     if result and args.wait then
       result, err = wait_for(client, result, m.kind, args)

@@ -282,7 +282,7 @@ function client.call(conn, name, args, read_error, p)
       return answer
     end
     err.attempts = attempt
-    local verdict = client.classify(err, core.METHODS[name])
+    local verdict = client.classify(err, core.ENDPOINTS[name].method)
     if verdict == "unknown" and not p.retry_unsafe then
       return nil, client.outcome_unknown(err, name)
     end
@@ -305,6 +305,7 @@ local function json_body(m, id, values, base)
   for name, v in pairs(options.wire(m, values)) do
     inner[name] = v
   end
+  id = client.id(id)
   if id ~= nil then
     inner.id = type(id) == "string" and id:find("^%d+$") and json.raw_number(id) or id
   end
@@ -313,13 +314,25 @@ end
 
 -- A method's plan: checks the options and builds the call without sending
 -- it: { endpoint, args, finish = function(answer) -> result | nil, err }, or
--- nil, err. service.prepare[name](self, values, opts, call) -> true | nil, err
--- may change the checked values and the call (endpoint, delimiter, body,
--- fields) first; service.result[name](self, answer, values) picks the result
--- (default: the answer's m.result field, or the answer).
+-- nil, err. The service's own steps, named by the registry: prepare[m.prepare]
+-- (self, values, opts, call) -> true | nil, err may change the checked values
+-- and the call (endpoint, delimiter, body, fields) first; answer[m.answer, or
+-- service.kind_answer for a method of an upload kind](self, answer, values, m)
+-- picks the result (default: the answer's m.result field, or the answer).
 local function planner(service, m)
   local in_fields = registry.services[m.service].options_in == "fields"
-  local prepare, result = service.prepare[m.name], service.result[m.name]
+  local prepare = m.prepare and assert(service.prepare[m.prepare], m.prepare)
+  local result = service.answer[m.answer or (m.kind and service.kind_answer) or ""]
+  local keys = nil
+  if m.shape == "upload" then
+    keys = {}
+    for k in pairs(UPLOAD_KEYS) do
+      keys[k] = true
+    end
+    for k in pairs(m.flags or {}) do
+      keys[k] = true
+    end
+  end
   return function(self, a, b)
     local id, opts = nil, a
     if m.id or m.shape == "read" then
@@ -330,14 +343,14 @@ local function planner(service, m)
       error(format("%s: call it as client:%s(%s)", m.name, m.name,
         m.shape == "read" and "id" or m.id and "id, { options }" or "{ options }"), 3)
     end
-    local values, err = options.check(m, opts, m.shape == "upload" and service.upload_keys or nil)
+    local values, err = options.check(m, opts, keys)
     if not values then
       return nil, err
     end
     local call = { endpoint = m.name, args = {}, id = id }
     if prepare then
       local ok
-      ok, err = prepare(self, values, opts, call)
+      ok, err = prepare(self, values, opts, call, m)
       if not ok then
         return nil, err
       end
@@ -368,7 +381,7 @@ local function planner(service, m)
     call.args = self:complete(call.args)
     function call.finish(answer)
       if result then
-        return result(self, answer, values)
+        return result(self, answer, values, m)
       elseif m.result then
         return client.expect(answer, m.result, m.result:find("s$") ~= nil)
       end
@@ -380,9 +393,8 @@ end
 
 -- client.install(Client, service): one method per registry entry of the
 -- service, and its plan in Client.plans (for csvup.batch); service = { name,
--- prepare = {}, result = {}, upload_keys? }.
+-- prepare = {}, answer = {}, kind_answer? }.
 function client.install(Client, service)
-  service.upload_keys = service.upload_keys or UPLOAD_KEYS
   Client.plans = {}
   for _, m in ipairs(registry.methods) do
     if m.service == service.name then
@@ -405,8 +417,6 @@ function client.install(Client, service)
   Client.close, Client.__close = client.close, client.close
   Client.__index = Client
 end
-
-client.UPLOAD_KEYS = UPLOAD_KEYS
 
 -- Client:call for both services, its args complete (self:complete(args) adds
 -- what every call of the service carries).

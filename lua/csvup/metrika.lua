@@ -8,7 +8,7 @@ local errors = require "csvup.errors"
 local json = require "csvup.json"
 local registry = require "csvup.registry"
 
-local type, error, tostring, pairs, ipairs, setmetatable = type, error, tostring, pairs, ipairs, setmetatable
+local type, error, tostring, ipairs, setmetatable = type, error, tostring, ipairs, setmetatable
 local format, min = string.format, math.min
 
 local metrika = {}
@@ -62,35 +62,24 @@ Client.call = client.service_call
 
 -- Answers --------------------------------------------------------------------------
 
-local RESULT, PREPARE = {}, {}
+local ANSWER, PREPARE = {}, {}
 
--- Every method of an upload kind answers {"uploading": {...}}, remembered with its kind for wait().
-local function uploading_result(kind)
-  return function(self, answer)
-    local u, err = client.expect_uploading(answer)
-    if u then
-      self.kinds[u] = kind
+-- Every method of an upload kind answers {"uploading": {...}}: remembered with
+-- its kind for wait(), and with the content_id_type its upload was given for
+-- the confirmation.
+function ANSWER.uploading(self, answer, values, m)
+  local u, err = client.expect_uploading(answer)
+  if u then
+    self.kinds[u] = m.kind
+    if m.shape == "upload" and values.content_id_type then
+      self.content_id_types[tostring(u.id)] = values.content_id_type
     end
-    return u, err
-  end
-end
-for _, m in ipairs(registry.methods) do
-  if m.service == "metrika" and m.kind and m.kind ~= "crm" then
-    RESULT[m.name] = uploading_result(m.kind)
-  end
-end
-
-local user_params_uploading = RESULT.upload_user_params
-function RESULT.upload_user_params(self, answer, values)
-  local u, err = user_params_uploading(self, answer)
-  if u and values.content_id_type then
-    self.content_id_types[tostring(u.id)] = values.content_id_type
   end
   return u, err
 end
 
 -- CRM answers UploadingMetaExternal: uploading_id (a string), api_validation_status PASSED or FAILED.
-function RESULT.upload_crm(_, answer)
+function ANSWER.crm_uploading(_, answer)
   local u, err = client.expect(answer, "uploading")
   if not u then
     return nil, err
@@ -104,7 +93,7 @@ function RESULT.upload_crm(_, answer)
   return u
 end
 
-function RESULT.create_goal(_, answer)
+function ANSWER.goal(_, answer)
   local goal, err = client.expect(answer, "goal")
   if goal and goal.id == nil then
     return errors.fail("api", "bad_response", "the created goal has no id")
@@ -114,32 +103,32 @@ end
 
 -- Calls ----------------------------------------------------------------------------
 
-function PREPARE.upload_crm(_, values, _, call)
+-- CRM: the entity picks the endpoint, delimiter_type the file's delimiter.
+function PREPARE.crm_entity(_, values, _, call, m)
   local entity, delimiter
-  for _, o in ipairs(registry.method.upload_crm.options) do
+  for _, o in ipairs(m.options) do
     entity = o.endpoints and o.endpoints[values.entity] or entity
     delimiter = o.delimiters and o.delimiters[values.delimiter_type] or delimiter
   end
   if values.columns_mapping and values.entity == "simple_orders" then
-    return errors.invalid("upload_crm: columns_mapping applies to contacts and orders only")
+    return errors.invalid("%s: columns_mapping applies to contacts and orders only", m.name)
   end
   call.endpoint, call.delimiter = entity, delimiter
   return true
 end
 
 -- The uploading goes back whole, its id exact, with content_id_type: given,
--- or remembered from upload_user_params{ content_id_type }.
-function PREPARE.confirm_user_params(self, values, _, call)
-  local id = client.id(call.id)
-  values.content_id_type = values.content_id_type or self.content_id_types[tostring(id)]
+-- or remembered from its upload{ content_id_type }.
+function PREPARE.remembered_content_id_type(self, values, _, call, m)
+  values.content_id_type = values.content_id_type or self.content_id_types[tostring(client.id(call.id))]
   if values.content_id_type == nil then
-    return errors.invalid("confirm_user_params: content_id_type (client_id or user_id) is required: give it "
-      .. "here or to upload_user_params")
+    return errors.invalid("%s: content_id_type (client_id or user_id) is required: give it here or to the upload",
+      m.name)
   end
   return true
 end
 
-function PREPARE.create_goal(_, values, _, call)
+function PREPARE.goal_body(_, values, _, call)
   call.body = json.encode { goal = { name = values.name, type = "action",
     conditions = { { type = "exact", url = values.identifier } } } }
   return true
@@ -166,7 +155,7 @@ end
 
 -- check_targets = true: every Target names one of the counter's JavaScript-event
 -- goals, since a wrong Target is why conversions most often never show up.
-function PREPARE.upload_offline_conversions(self, _, opts)
+function PREPARE.check_targets(self, _, opts)
   if not opts.check_targets then
     return true
   end
@@ -208,12 +197,7 @@ function PREPARE.upload_offline_conversions(self, _, opts)
   return true
 end
 
-local UPLOAD_KEYS = { check_targets = true }
-for k in pairs(client.UPLOAD_KEYS) do
-  UPLOAD_KEYS[k] = true
-end
-
-client.install(Client, { name = "metrika", prepare = PREPARE, result = RESULT, upload_keys = UPLOAD_KEYS })
+client.install(Client, { name = "metrika", prepare = PREPARE, answer = ANSWER, kind_answer = "uploading" })
 
 -- Waiting ----------------------------------------------------------------------
 

@@ -17,6 +17,10 @@
 --             the option shapes the call but is not sent as is
 --   result    the answer's field that is the result ("uploading", "goals", ...)
 --   kind      the upload kind the result belongs to, for wait()
+--   prepare, answer  the names of the service's own steps before the call and
+--             for its answer (see the service's module)
+--   flags     further upload options that shape the call: name -> help
+--   confirm   the method that applies an upload (the command line's --confirm)
 -- An upload kind: name (the command line's), service, schema (csvup.schema),
 -- upload/list/read (method names), final and failed statuses (for wait()).
 local registry = {}
@@ -42,7 +46,8 @@ end
 registry.methods = {
   -- offline conversions
   { name = "upload_offline_conversions", service = "metrika", shape = "upload", kind = "offline-conversions",
-    help = "upload offline conversions (Target, DateTime and a visitor id per row)",
+    help = "upload offline conversions (Target, DateTime and a visitor id per row)", prepare = "check_targets",
+    flags = { check_targets = "check first that every Target names a JavaScript-event goal of the counter" },
     options = { COMMENT, CONVERSION_TYPE,
       { name = "client_id_type", type = "enum", values = { "USER_ID", "CLIENT_ID", "YCLID" },
         help = "legacy: the visitor id column's kind, sent only when given" } } },
@@ -76,7 +81,7 @@ registry.methods = {
   { name = "delete_expenses", service = "metrika", shape = "upload", kind = "expenses-delete",
     help = "delete the expenses the file's rows match (every provider's unless --provider)",
     options = { COMMENT, PROVIDER } },
-  { name = "delete_expense_line", service = "metrika", shape = "query", result = "uploading", kind = "expenses",
+  { name = "delete_expense_line", service = "metrika", shape = "query", kind = "expenses",
     help = "delete the expenses of one day or range and one set of UTM tags",
     options = {
       { name = "date", type = "date_or_range", required = true, help = "YYYY-MM-DD or YYYY-MM-DD/YYYY-MM-DD" },
@@ -96,7 +101,7 @@ registry.methods = {
     help = "read one expense uploading" },
   -- user parameters: nothing is applied until the uploading is confirmed
   { name = "upload_user_params", service = "metrika", shape = "upload", kind = "user-params",
-    help = "upload user parameters (confirm them to apply them)",
+    help = "upload user parameters (confirm them to apply them)", confirm = "confirm_user_params",
     options = {
       { name = "action", type = "enum", values = { "update", "delete_keys" }, required = true,
         help = "update: set the keys' values; delete_keys: remove the keys" },
@@ -104,18 +109,18 @@ registry.methods = {
       { name = "content_id_type", type = "enum", values = CONTENT_ID_TYPE.values, send = false,
         help = "what the file's visitor column holds, remembered for the confirmation" } } },
   { name = "confirm_user_params", service = "metrika", shape = "body", id = true, wrap = "uploading",
-    result = "uploading", kind = "user-params", help = "confirm an uploading of user parameters: apply it",
-    options = { CONTENT_ID_TYPE, COMMENT } },
+    kind = "user-params", help = "confirm an uploading of user parameters: apply it",
+    prepare = "remembered_content_id_type", options = { CONTENT_ID_TYPE, COMMENT } },
   { name = "edit_user_params_uploading", service = "metrika", shape = "body", id = true, wrap = "uploading",
-    result = "uploading", kind = "user-params", help = "change an uploading of user parameters",
+    kind = "user-params", help = "change an uploading of user parameters",
     options = { CONTENT_ID_TYPE, COMMENT } },
   { name = "user_params_uploadings", service = "metrika", shape = "query", result = "uploadings",
     help = "list user-parameter uploadings", options = list_options() },
   { name = "user_params_uploading", service = "metrika", shape = "read", kind = "user-params",
     help = "read one user-parameter uploading" },
   -- CRM
-  { name = "upload_crm", service = "metrika", shape = "upload", kind = "crm",
-    help = "upload CRM data: simple orders, contacts or orders",
+  { name = "upload_crm", service = "metrika", shape = "upload", kind = "crm", prepare = "crm_entity",
+    answer = "crm_uploading", help = "upload CRM data: simple orders, contacts or orders",
     options = {
       { name = "entity", type = "enum", required = true, send = false,
         values = { "simple_orders", "contacts", "orders" },
@@ -135,14 +140,14 @@ registry.methods = {
       { name = "source", type = "text", help = "only those from this source, e.g. API" } } },
   -- goals: a JavaScript-event goal's identifier is what an offline conversion's Target names
   { name = "goals", service = "metrika", shape = "query", result = "goals", help = "list the counter's goals" },
-  { name = "create_goal", service = "metrika", shape = "body", wrap = "goal", result = "goal",
+  { name = "create_goal", service = "metrika", shape = "body", prepare = "goal_body", answer = "goal",
     help = "create a JavaScript-event goal whose identifier offline conversions name in Target",
     options = { { name = "name", type = "text", max = 255, required = true, help = "the goal's name" },
       { name = "identifier", type = "text", max = 255, required = true, send = false,
         help = "the JavaScript event's identifier: what Target holds" } } },
   -- Carrot quest
   { name = "import_users", service = "carrotquest", shape = "upload", kind = "carrotquest-users",
-    help = "import users and their properties",
+    help = "import users and their properties", prepare = "import_fields", answer = "import",
     options = {
       { name = "merge_field", type = "enum", values = { "$user_id", "$email" }, default = "$user_id",
         help = "the column that says which user a row is" },
