@@ -1,6 +1,7 @@
 /* csvup.core: connections, one function per API endpoint, and the helpers
  * the Lua modules need from C. */
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,16 @@ static int core_isatty(lua_State *L)
     return 1;
 }
 
+/* core.columns(fd) -> the width of the terminal on the descriptor, or nil */
+static int core_columns(lua_State *L)
+{
+    struct winsize ws;
+    if (ioctl((int)luaL_checkinteger(L, 1), TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
+        return 0;
+    lua_pushinteger(L, ws.ws_col);
+    return 1;
+}
+
 /* core.now() -> seconds on a monotonic clock */
 static int core_now(lua_State *L)
 {
@@ -62,6 +73,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "connection", connection_new },
         { "check_file", request_check_file },
+        { "columns", core_columns },
         { "csv_encoder", csv_encoder_new },
         { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
