@@ -36,6 +36,7 @@ build = {
         "src/multi.c",
         "src/request.c",
         "src/scan.c",
+        "src/sha256.c",
         "src/slots.c",
         "src/utf8.c",
       },

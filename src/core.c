@@ -15,6 +15,7 @@
 #include "multi.h"
 #include "request.h"
 #include "scan.h"
+#include "sha256.h"
 #include "version.h"
 
 #define CSVUP_EXPORT __attribute__((visibility("default")))
@@ -69,6 +70,8 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "json_mark_integers", json_mark_integers },
         { "multi", multi_run },
         { "now", core_now },
+        { "sha256", sha256_string },
+        { "sha256_file", sha256_file },
         { "sleep", core_sleep },
         { NULL, NULL }
     };
