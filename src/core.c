@@ -11,6 +11,7 @@
 #include "csv.h"
 #include "endpoints.h"
 #include "error.h"
+#include "journal.h"
 #include "json.h"
 #include "multi.h"
 #include "request.h"
@@ -67,6 +68,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
         { "isatty", core_isatty },
+        { "journal_open", journal_open },
         { "json_mark_integers", json_mark_integers },
         { "multi", multi_run },
         { "now", core_now },
@@ -84,6 +86,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     request_init(L);
     csv_init(L);
     multi_init(L);
+    journal_init(L);
 
     lua_newtable(L);
     luaL_setfuncs(L, functions, 0);
