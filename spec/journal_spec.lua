@@ -174,8 +174,6 @@ describe("csvup.journal", function()
   it("tells a started upload whose process is alive from one whose process died", function()
     local p = child("wait")
     assert.are.equal("new", p:read("l"))
-    local running = assert(j:begin(upload(nil)))
-    assert.are.equal("new", running.state) -- another key: the child's is metrika/42/upload_expenses/cafe
     local key = { service = "metrika", counter = "42", endpoint = "upload_expenses", hash = "cafe" }
     local seen = assert(j:begin(key))
     assert.are.equal("running", seen.state)
@@ -191,12 +189,25 @@ describe("csvup.journal", function()
     assert.are.equal("11", assert(j:begin(key)).uploading_id)
   end)
 
-  it("takes over an upload whose process was killed", function()
+  it("gives an upload whose process was killed to one of the processes that rerun it", function()
     local p = child("die")
     assert.are.equal("new", p:read("l"))
     p:close()
-    local key = { service = "metrika", counter = "42", endpoint = "upload_expenses", hash = "cafe" }
-    assert.are.equal("started", assert(j:begin(key)).state)
+    local folder = dir .. "/state/csvup"
+    local pipes, states = {}, {}
+    for i = 1, 3 do
+      pipes[i] = child("race")
+    end
+    files.write(folder .. "/go", "")
+    for i, pipe in ipairs(pipes) do
+      states[i] = pipe:read("l") or "failed"
+    end
+    files.write(folder .. "/done", "")
+    for _, pipe in ipairs(pipes) do
+      pipe:close()
+    end
+    table.sort(states)
+    assert.are.same({ "running", "running", "started" }, states)
   end)
 
   it("gives nil, err for a path that cannot hold a journal", function()
