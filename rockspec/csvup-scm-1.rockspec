@@ -21,6 +21,7 @@ dependencies = {
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
 build = {
   type = "builtin",
@@ -32,17 +33,19 @@ build = {
         "src/csv.c",
         "src/endpoints.c",
         "src/error.c",
+        "src/journal.c",
         "src/json.c",
         "src/multi.c",
         "src/request.c",
         "src/scan.c",
+        "src/sha256.c",
         "src/slots.c",
         "src/utf8.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
-      libraries = { "curl", "pthread", "m" },
+      incdirs = { "$(CURL_INCDIR)", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE_LIBDIR)" },
+      libraries = { "curl", "sqlite3", "pthread", "m" },
     },
     ["csvup"] = "lua/csvup/init.lua",
     ["csvup.batch"] = "lua/csvup/batch.lua",
@@ -50,6 +53,7 @@ build = {
     ["csvup.cli"] = "lua/csvup/cli.lua",
     ["csvup.client"] = "lua/csvup/client.lua",
     ["csvup.csv"] = "lua/csvup/csv.lua",
+    ["csvup.journal"] = "lua/csvup/journal.lua",
     ["csvup.json"] = "lua/csvup/json.lua",
     ["csvup.metrika"] = "lua/csvup/metrika.lua",
     ["csvup.ngx"] = "lua/csvup/ngx.lua",

@@ -12,10 +12,12 @@
 #include "csv.h"
 #include "endpoints.h"
 #include "error.h"
+#include "journal.h"
 #include "json.h"
 #include "multi.h"
 #include "request.h"
 #include "scan.h"
+#include "sha256.h"
 #include "version.h"
 
 #define CSVUP_EXPORT __attribute__((visibility("default")))
@@ -78,9 +80,12 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
         { "isatty", core_isatty },
+        { "journal_open", journal_open },
         { "json_mark_integers", json_mark_integers },
         { "multi", multi_run },
         { "now", core_now },
+        { "sha256", sha256_string },
+        { "sha256_file", sha256_file },
         { "sleep", core_sleep },
         { NULL, NULL }
     };
@@ -93,6 +98,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     request_init(L);
     csv_init(L);
     multi_init(L);
+    journal_init(L);
 
     lua_newtable(L);
     luaL_setfuncs(L, functions, 0);

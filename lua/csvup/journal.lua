@@ -1,0 +1,126 @@
+-- The upload journal: which uploads were sent, keyed by service, counter,
+-- endpoint, query and the SHA-256 of the bytes, so that a rerun of the same
+-- upload is answered from it instead of being sent again (csvup.core does the
+-- SQLite and the hashing).
+local core = require "csvup.core"
+
+local byte, format, gsub = string.byte, string.format, string.gsub
+local concat, sort = table.concat, table.sort
+
+local journal = {}
+
+-- journal.path() -> $XDG_STATE_HOME/csvup/journal.sqlite3, else
+-- ~/.local/state/csvup/journal.sqlite3 | nil, err
+function journal.path()
+  local state = os.getenv("XDG_STATE_HOME")
+  if state and state:sub(1, 1) == "/" then -- a relative one is to be ignored (XDG base directories)
+    return state .. "/csvup/journal.sqlite3"
+  end
+  local home = os.getenv("HOME")
+  if not home or home == "" then
+    return nil, core.error { code = "journal_unusable", kind = "input",
+      message = "no journal path: neither XDG_STATE_HOME nor HOME is set" }
+  end
+  return home .. "/.local/state/csvup/journal.sqlite3"
+end
+
+-- journal.open(path?) -> journal | nil, err; the default path when none is given.
+-- The journal's methods: begin, finish, fail, list, close (see src/journal.c).
+function journal.open(path)
+  if path == nil then
+    local err
+    path, err = journal.path()
+    if not path then
+      return nil, err
+    end
+  end
+  return core.journal_open(path)
+end
+
+-- Percent-encodes what would make two different queries read the same.
+local function escape(s)
+  return (gsub(s, "[^%w%-%._~]", function(c)
+    return format("%%%02X", byte(c))
+  end))
+end
+
+local function text(value, name)
+  local t = type(value)
+  if t == "string" then
+    return escape(value)
+  elseif t == "number" then
+    -- 5 and 5.0 ask the same
+    local whole = math.floor(value) == value and value > -2 ^ 63 and value < 2 ^ 63
+    return whole and format("%d", value) or format("%.17g", value)
+  elseif t == "boolean" then
+    return tostring(value)
+  end
+  error("journal: query value '" .. name .. "' must be a string, number, boolean or a list of them", 3)
+end
+
+-- journal.query{ name = value | { value, ... } } -> "a=1&b=x%20y&b=z": names
+-- sorted, repeated values in their order. The same query gives the same text.
+function journal.query(query)
+  local names, parts = {}, {}
+  for name in pairs(query or {}) do
+    if type(name) ~= "string" then
+      error("journal: query names must be strings", 2)
+    end
+    names[#names + 1] = name
+  end
+  sort(names)
+  for _, name in ipairs(names) do
+    local value = query[name]
+    if type(value) == "table" then
+      for _, v in ipairs(value) do
+        parts[#parts + 1] = escape(name) .. "=" .. text(v, name)
+      end
+    else
+      parts[#parts + 1] = escape(name) .. "=" .. text(value, name)
+    end
+  end
+  return concat(parts, "&")
+end
+
+-- journal.key(service, counter, endpoint, query) -> the key fields for
+-- j:begin, which also takes hash, file, size and force.
+function journal.key(service, counter, endpoint, query)
+  return { service = service, counter = counter ~= nil and text(counter, "counter") or nil, endpoint = endpoint,
+    query = journal.query(query) }
+end
+
+-- Control characters (a file name may hold any) as \n, \t or \xNN.
+local function printable(s)
+  return (gsub(tostring(s), "[%c\127]", function(c)
+    return c == "\n" and "\\n" or c == "\t" and "\\t" or format("\\x%02X", byte(c))
+  end))
+end
+
+-- journal.describe(entry) -> one line for a listing: time, state, service,
+-- counter, endpoint, file, the start of the hash, uploading id and status.
+function journal.describe(entry)
+  local parts = {
+    os.date("%Y-%m-%d %H:%M:%S", entry.updated or entry.created),
+    entry.state,
+    entry.service,
+    entry.counter or "-",
+    entry.endpoint,
+    entry.file or "-",
+    entry.hash and entry.hash:sub(1, 12) or "-",
+  }
+  if entry.uploading_id then
+    parts[#parts + 1] = "uploading " .. entry.uploading_id
+  end
+  if entry.status then
+    parts[#parts + 1] = entry.status
+  end
+  if entry.error then
+    parts[#parts + 1] = entry.error
+  end
+  for i, part in ipairs(parts) do
+    parts[i] = printable(part)
+  end
+  return concat(parts, "  ")
+end
+
+return journal

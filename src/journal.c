@@ -1,0 +1,509 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "error.h"
+#include "journal.h"
+
+#define JOURNAL_MT "csvup.journal"
+/* How long a call waits for another process's write to end. */
+#define BUSY_TIMEOUT_MS 10000
+
+/* At most one live row ("started" or "finished") per key: the unique index is
+ * what makes begin() decide once for processes racing on the same upload.
+ * Rows that failed or were replaced by a forced send stay as history. */
+static const char SCHEMA[] =
+    "BEGIN IMMEDIATE;"
+    "CREATE TABLE IF NOT EXISTS uploads ("
+    " id INTEGER PRIMARY KEY,"
+    " service TEXT NOT NULL, counter TEXT NOT NULL, endpoint TEXT NOT NULL,"
+    " query TEXT NOT NULL, hash TEXT NOT NULL, file TEXT, size INTEGER,"
+    " state TEXT NOT NULL CHECK (state IN ('started', 'finished', 'failed', 'replaced')),"
+    " uploading TEXT, uploading_id TEXT, status TEXT, error TEXT,"
+    " pid INTEGER, host TEXT, pid_start INTEGER," /* the process sending it */
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS uploads_live ON uploads (service, counter, endpoint, query, hash)"
+    " WHERE state IN ('started', 'finished');"
+    "COMMIT;";
+
+/* What an entry shows; a counter is '' in the key when there is none. */
+#define COLUMNS "id, service, nullif(counter, '') AS counter, endpoint, query, hash, file, size, state," \
+                " uploading, uploading_id, status, error, pid, created, updated"
+
+enum {
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_FIND, S_INSERT, S_REPLACE, S_TAKE, S_FINISH, S_FAIL, S_GET, S_LIST,
+    STATEMENTS
+};
+
+static const char *const SQL[STATEMENTS] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_FIND] = "SELECT id, state, pid, host, pid_start FROM uploads WHERE service = ?1 AND counter = ?2"
+               " AND endpoint = ?3 AND query = ?4 AND hash = ?5 AND state IN ('started', 'finished')",
+    [S_INSERT] = "INSERT INTO uploads (service, counter, endpoint, query, hash, file, size, state, pid, host,"
+                 " pid_start, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8, ?9, ?10, ?11, ?11)",
+    [S_REPLACE] = "UPDATE uploads SET state = 'replaced', updated = ?2 WHERE id = ?1",
+    [S_TAKE] = "UPDATE uploads SET pid = ?2, host = ?3, pid_start = ?4, updated = ?5 WHERE id = ?1",
+    [S_FINISH] = "UPDATE uploads SET state = CASE state WHEN 'started' THEN 'finished' ELSE state END,"
+                 " uploading = coalesce(?2, uploading), uploading_id = coalesce(?3, uploading_id),"
+                 " status = coalesce(?4, status), updated = ?5 WHERE id = ?1",
+    [S_FAIL] = "UPDATE uploads SET state = 'failed', error = ?2, updated = ?3 WHERE id = ?1 AND state = 'started'",
+    [S_GET] = "SELECT " COLUMNS " FROM uploads WHERE id = ?1",
+    [S_LIST] = "SELECT " COLUMNS " FROM uploads ORDER BY id DESC LIMIT ?1",
+};
+
+struct journal {
+    sqlite3 *db; /* NULL once closed */
+    sqlite3_stmt *stmt[STATEMENTS];
+};
+
+/* A process, as recorded beside the upload it sends: the pid alone could be
+ * another program's by now, its start time (in clock ticks since boot) tells. */
+struct owner {
+    sqlite3_int64 pid, start;
+    char host[256];
+};
+
+/* Journal errors carry a kind: "input" when the path cannot hold a journal,
+ * "internal" for what SQLite reports afterwards. */
+static int journal_error(lua_State *L, const char *kind, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    const char *message;
+    va_start(ap, fmt);
+    message = lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    csvup_fail(L, code, "%s", message);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_remove(L, -3);
+    return 2;
+}
+
+static struct journal *journal_check(lua_State *L)
+{
+    return luaL_checkudata(L, 1, JOURNAL_MT);
+}
+
+/* Runs a statement that returns no rows; SQLITE_DONE becomes SQLITE_OK. */
+static int run(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Reports SQLite's error, rolling back the transaction if one is open. */
+static int sqlite_fail(lua_State *L, struct journal *j, const char *what)
+{
+    int rc = sqlite3_errcode(j->db);
+    journal_error(L, "internal", rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? "journal_busy" : "journal_failed",
+                 "journal: %s: %s", what, sqlite3_errmsg(j->db));
+    if (!sqlite3_get_autocommit(j->db))
+        run(j->stmt[S_ROLLBACK]);
+    return 2;
+}
+
+static int journal_close(lua_State *L)
+{
+    struct journal *j = journal_check(L);
+    int i;
+    for (i = 0; i < STATEMENTS; i++) {
+        sqlite3_finalize(j->stmt[i]);
+        j->stmt[i] = NULL;
+    }
+    sqlite3_close_v2(j->db);
+    j->db = NULL;
+    return 0;
+}
+
+static int journal_tostring(lua_State *L)
+{
+    lua_pushstring(L, journal_check(L)->db ? "csvup.journal" : "csvup.journal (closed)");
+    return 1;
+}
+
+/* The start time of a process from /proc (0 where there is none). */
+static sqlite3_int64 process_start(sqlite3_int64 pid)
+{
+    char path[64], line[1024], *p;
+    long long start = 0;
+    size_t n;
+    int field;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    /* the name in parentheses may hold spaces: fields count from the last ')';
+     * the start time is field 22, the state after ')' is field 3 */
+    if (!(p = strrchr(line, ')')))
+        return 0;
+    for (field = 2; field < 21 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (p)
+        start = strtoll(p + 1, NULL, 10);
+    return start;
+}
+
+static void owner_self(struct owner *o)
+{
+    o->pid = (sqlite3_int64)getpid();
+    o->start = process_start(o->pid);
+    if (gethostname(o->host, sizeof o->host) != 0)
+        o->host[0] = '\0';
+    o->host[sizeof o->host - 1] = '\0';
+}
+
+/* Whether the process that started an upload may still be sending it. One on
+ * another machine (a journal on a shared disk) cannot be seen: it counts as alive. */
+static int owner_alive(sqlite3_stmt *find, const struct owner *self)
+{
+    sqlite3_int64 pid = sqlite3_column_int64(find, 2), start = sqlite3_column_int64(find, 4);
+    const char *host = (const char *)sqlite3_column_text(find, 3);
+    if (!host || strcmp(host, self->host) != 0 || pid == self->pid)
+        return 1;
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
+        return 0;
+    return start == 0 || process_start(pid) == start;
+}
+
+/* A text field of an argument table, left on the stack so that it lives on
+ * while SQLite reads it; NULL when absent and optional. Numbers count as text. */
+static const char *text_arg(lua_State *L, int t, const char *name, int required, int *len)
+{
+    size_t n;
+    const char *s;
+    lua_getfield(L, t, name);
+    if (lua_isnil(L, -1) && !required) {
+        *len = 0;
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "journal: '%s' must be a string", name);
+    s = lua_tolstring(L, -1, &n);
+    *len = n > 0x7fffffff ? 0x7fffffff : (int)n;
+    return s;
+}
+
+static void bind_text(sqlite3_stmt *stmt, int i, const char *s, int len)
+{
+    if (s)
+        sqlite3_bind_text(stmt, i, s, len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, i);
+}
+
+/* Pushes the current row as a table named by its columns; NULLs are left out. */
+static void push_row(lua_State *L, sqlite3_stmt *stmt)
+{
+    int i, n = sqlite3_column_count(stmt);
+    lua_createtable(L, 0, n);
+    for (i = 0; i < n; i++) {
+        switch (sqlite3_column_type(stmt, i)) {
+        case SQLITE_INTEGER:
+            lua_pushinteger(L, (lua_Integer)sqlite3_column_int64(stmt, i));
+            break;
+        case SQLITE_TEXT:
+            lua_pushlstring(L, (const char *)sqlite3_column_text(stmt, i), (size_t)sqlite3_column_bytes(stmt, i));
+            break;
+        default:
+            continue;
+        }
+        lua_setfield(L, -2, sqlite3_column_name(stmt, i));
+    }
+}
+
+/* Pushes entry id, with state set to what begin() decided. */
+static int push_entry(lua_State *L, struct journal *j, sqlite3_int64 id, const char *state)
+{
+    sqlite3_stmt *get = j->stmt[S_GET];
+    int rc;
+    sqlite3_bind_int64(get, 1, id);
+    if ((rc = sqlite3_step(get)) == SQLITE_ROW) {
+        push_row(L, get);
+        lua_pushstring(L, state);
+        lua_setfield(L, -2, "state");
+    }
+    sqlite3_reset(get);
+    return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
+}
+
+/* j:begin{ service, counter?, endpoint, query?, hash, file?, size?, force? } -> entry | nil, err
+ * entry.state: "new" (recorded as started: send it), "finished" (sent before: entry.uploading),
+ * "started" (its sender died: now the caller's, look for it before sending) or
+ * "running" (another live process, entry.pid, is sending it: do not send). */
+static int journal_begin(lua_State *L)
+{
+    static const char *const key[] = { "service", "counter", "endpoint", "query", "hash", "file" };
+    static const int required[] = { 1, 0, 1, 0, 1, 0 };
+    struct journal *j = journal_check(L);
+    const char *text[6];
+    int len[6], i, rc, force;
+    int64_t size = -1;
+    struct owner self;
+    sqlite3_stmt *find = j->stmt[S_FIND], *insert = j->stmt[S_INSERT];
+    sqlite3_int64 id = 0, now = (sqlite3_int64)time(NULL);
+    const char *outcome = "new";
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    for (i = 0; i < 6; i++)
+        text[i] = text_arg(L, 2, key[i], required[i], &len[i]);
+    lua_getfield(L, 2, "size");
+    luaL_argcheck(L, lua_isnil(L, -1) || csvup_tointeger(L, -1, &size), 2, "size must be an integer");
+    lua_getfield(L, 2, "force");
+    force = lua_toboolean(L, -1);
+    if (!j->db)
+        return journal_error(L, "internal", "closed", "the journal is closed");
+    if (!text[1])
+        text[1] = "";
+    if (!text[3])
+        text[3] = "";
+    owner_self(&self);
+
+    if (!sqlite3_get_autocommit(j->db)) /* left open by an error thrown while pushing an entry */
+        run(j->stmt[S_ROLLBACK]);
+    if (run(j->stmt[S_BEGIN]) != SQLITE_OK)
+        return sqlite_fail(L, j, "begin");
+    for (i = 0; i < 5; i++)
+        bind_text(find, i + 1, text[i], len[i]);
+    if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
+        id = sqlite3_column_int64(find, 0);
+        if (force)
+            outcome = "new";
+        else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
+            outcome = "finished";
+        else
+            outcome = owner_alive(find, &self) ? "running" : "started";
+    }
+    sqlite3_reset(find);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sqlite_fail(L, j, "find");
+
+    if (id && force) {
+        sqlite3_bind_int64(j->stmt[S_REPLACE], 1, id);
+        sqlite3_bind_int64(j->stmt[S_REPLACE], 2, now);
+        if (run(j->stmt[S_REPLACE]) != SQLITE_OK)
+            return sqlite_fail(L, j, "replace");
+        id = 0;
+    }
+    if (strcmp(outcome, "started") == 0) {
+        sqlite3_stmt *take = j->stmt[S_TAKE];
+        sqlite3_bind_int64(take, 1, id);
+        sqlite3_bind_int64(take, 2, self.pid);
+        sqlite3_bind_text(take, 3, self.host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(take, 4, self.start);
+        sqlite3_bind_int64(take, 5, now);
+        if (run(take) != SQLITE_OK)
+            return sqlite_fail(L, j, "take over");
+    } else if (!id) {
+        for (i = 0; i < 6; i++)
+            bind_text(insert, i + 1, text[i], len[i]);
+        if (size >= 0)
+            sqlite3_bind_int64(insert, 7, (sqlite3_int64)size);
+        else
+            sqlite3_bind_null(insert, 7);
+        sqlite3_bind_int64(insert, 8, self.pid);
+        sqlite3_bind_text(insert, 9, self.host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(insert, 10, self.start);
+        sqlite3_bind_int64(insert, 11, now);
+        if (run(insert) != SQLITE_OK)
+            return sqlite_fail(L, j, "insert");
+        id = sqlite3_last_insert_rowid(j->db);
+    }
+    if (push_entry(L, j, id, outcome) != SQLITE_OK)
+        return sqlite_fail(L, j, "read");
+    if (run(j->stmt[S_COMMIT]) != SQLITE_OK)
+        return sqlite_fail(L, j, "commit");
+    return 1;
+}
+
+static sqlite3_int64 id_arg(lua_State *L)
+{
+    int64_t id = 0;
+    luaL_argcheck(L, csvup_tointeger(L, 2, &id), 2, "an entry id (integer) expected");
+    return (sqlite3_int64)id;
+}
+
+/* j:finish(id, { uploading = json_text?, uploading_id?, status? }) -> true | nil, err
+ * Marks a started entry finished; on a finished one, updates what is given. */
+static int journal_finish(lua_State *L)
+{
+    static const char *const key[] = { "uploading", "uploading_id", "status" };
+    struct journal *j = journal_check(L);
+    sqlite3_int64 id = id_arg(L);
+    sqlite3_stmt *finish = j->stmt[S_FINISH];
+    const char *text[3];
+    int len[3], i;
+    luaL_checktype(L, 3, LUA_TTABLE);
+    for (i = 0; i < 3; i++)
+        text[i] = text_arg(L, 3, key[i], 0, &len[i]);
+    if (!j->db)
+        return journal_error(L, "internal", "closed", "the journal is closed");
+    sqlite3_bind_int64(finish, 1, id);
+    for (i = 0; i < 3; i++)
+        bind_text(finish, i + 2, text[i], len[i]);
+    sqlite3_bind_int64(finish, 5, (sqlite3_int64)time(NULL));
+    if (run(finish) != SQLITE_OK)
+        return sqlite_fail(L, j, "finish");
+    if (sqlite3_changes(j->db) == 0) {
+        char number[24];
+        snprintf(number, sizeof number, "%lld", (long long)id);
+        return journal_error(L, "internal", "journal_no_entry", "journal: no entry %s", number);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* j:fail(id, code?) -> true | nil, err: the upload surely was not sent, so a
+ * rerun sends it. Only a started entry changes; a finished one stays. */
+static int journal_fail_entry(lua_State *L)
+{
+    struct journal *j = journal_check(L);
+    sqlite3_int64 id = id_arg(L);
+    sqlite3_stmt *fail = j->stmt[S_FAIL];
+    const char *code = luaL_optstring(L, 3, "failed");
+    if (!j->db)
+        return journal_error(L, "internal", "closed", "the journal is closed");
+    sqlite3_bind_int64(fail, 1, id);
+    sqlite3_bind_text(fail, 2, code, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(fail, 3, (sqlite3_int64)time(NULL));
+    if (run(fail) != SQLITE_OK)
+        return sqlite_fail(L, j, "fail");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* j:list{ limit = 20 } -> { entry, ... } newest first | nil, err */
+static int journal_list(lua_State *L)
+{
+    struct journal *j = journal_check(L);
+    sqlite3_stmt *list = j->stmt[S_LIST];
+    int64_t limit = 20;
+    int rc, n = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "limit");
+        luaL_argcheck(L, lua_isnil(L, -1) || (csvup_tointeger(L, -1, &limit) && limit > 0), 2,
+                      "limit must be a positive integer");
+    }
+    if (!j->db)
+        return journal_error(L, "internal", "closed", "the journal is closed");
+    lua_newtable(L);
+    sqlite3_bind_int64(list, 1, (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(list)) == SQLITE_ROW) {
+        push_row(L, list);
+        lua_rawseti(L, -2, ++n);
+    }
+    sqlite3_reset(list);
+    if (rc != SQLITE_DONE)
+        return sqlite_fail(L, j, "list");
+    return 1;
+}
+
+/* Creates the folders above path (mode 0700) that do not exist yet. */
+static int make_parents(lua_State *L, const char *path)
+{
+    char *dir = malloc(strlen(path) + 1), *p;
+    if (!dir)
+        return luaL_error(L, "out of memory");
+    strcpy(dir, path);
+    for (p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            int e = errno;
+            journal_error(L, "input", "journal_unusable", "journal %s: cannot create %s: %s", path, dir, strerror(e));
+            free(dir);
+            return 2;
+        }
+        *p = '/';
+    }
+    free(dir);
+    return 0;
+}
+
+/* core.journal_open(path) -> journal | nil, err; the file (mode 0600) and the
+ * folders above it are created where missing. */
+int journal_open(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len), *name;
+    struct journal *j;
+    int fd, i, rc;
+    if (len == 0 || strlen(path) != len)
+        return journal_error(L, "input", "journal_unusable", "journal path must be a file name");
+    if (make_parents(L, path))
+        return 2;
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return journal_error(L, "input", "journal_unusable", "journal %s: %s", path, strerror(errno));
+    close(fd);
+    /* SQLite reads ":memory:" or "file:..." as something else than a file name */
+    name = path[0] == '/' ? path : lua_pushfstring(L, "./%s", path);
+
+    j = lua_newuserdata(L, sizeof *j);
+    memset(j, 0, sizeof *j);
+    luaL_getmetatable(L, JOURNAL_MT);
+    lua_setmetatable(L, -2);
+    rc = sqlite3_open_v2(name, &j->db, SQLITE_OPEN_READWRITE, NULL);
+    if (!j->db)
+        return luaL_error(L, "out of memory");
+    sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+    /* WAL: readers never wait for a writer; FULL: a recorded start survives a power cut */
+    if (rc != SQLITE_OK
+        || sqlite3_exec(j->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK
+        || sqlite3_exec(j->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
+        int busy = sqlite3_errcode(j->db) == SQLITE_BUSY;
+        journal_error(L, busy ? "internal" : "input", busy ? "journal_busy" : "journal_unusable", "journal %s: %s",
+                     path, sqlite3_errmsg(j->db));
+        sqlite3_close_v2(j->db);
+        j->db = NULL;
+        return 2;
+    }
+    for (i = 0; i < STATEMENTS; i++)
+        if (sqlite3_prepare_v2(j->db, SQL[i], -1, &j->stmt[i], NULL) != SQLITE_OK) {
+            journal_error(L, "internal", "journal_failed", "journal %s: %s", path, sqlite3_errmsg(j->db));
+            lua_pushcfunction(L, journal_close);
+            lua_pushvalue(L, -4);
+            lua_call(L, 1, 0);
+            return 2;
+        }
+    return 1;
+}
+
+void journal_init(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "begin", journal_begin },
+        { "finish", journal_finish },
+        { "fail", journal_fail_entry },
+        { "list", journal_list },
+        { "close", journal_close },
+        { NULL, NULL }
+    };
+    if (luaL_newmetatable(L, JOURNAL_MT)) {
+        lua_pushcfunction(L, journal_close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, journal_close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, journal_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
