@@ -138,13 +138,22 @@ describe("csvup command", function()
     end
   end)
 
-  it("draws a progress bar on a terminal's stderr, and none when stderr is not one", function()
-    local command = ("CSVUP_METRIKA_TOKEN=%s %s lua/bin/csvup metrika upload-offline-conversions --counter 1 "
-      .. "--base-url %s %s"):format(support.TOKEN, support.LUA, sandbox.url, support.big_csv())
+  it("draws a progress bar that fits the terminal and names the file, and none when stderr is not one", function()
+    local command = ("stty cols 60; CSVUP_METRIKA_TOKEN=%s %s lua/bin/csvup metrika upload-offline-conversions "
+      .. "--counter 1 --base-url %s --wait --interval 0.1 %s"):format(support.TOKEN, support.LUA, sandbox.url,
+      support.big_csv())
     local pipe = io.popen("script -qec '" .. command .. "' /dev/null")
     local on_terminal = pipe:read("a")
     pipe:close()
-    assert.matches("%[#+%] 100%% ([%d.]+) MB / %1 MB, [%d.]+ MB/s", on_terminal)
+    local name = support.big_csv():match("[^/]+$")
+    assert.matches(name .. " %[[#.]+%] +%d+%% [%d.]+/([%d.]+) MB", on_terminal)
+    assert.matches(name .. ": [%d.]+ MB sent, waiting for the answer", on_terminal)
+    assert.matches("[\r\n]uploading 9007199254740993: UPLOADED", on_terminal) -- a status line per poll
+    for drawn in on_terminal:gmatch("[^\r\n]+") do
+      if drawn:find(name, 1, true) then -- the bar's lines; the result on stdout is whole
+        assert.is_true(#drawn <= 60, drawn)
+      end
+    end
     local _, err, code = metrika("upload-offline-conversions " .. support.big_csv())
     assert.are.equal(OK, code)
     assert.are.equal("", err)

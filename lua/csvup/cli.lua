@@ -311,8 +311,11 @@ local function finish(result, err, args)
   return kind and kind.is_failed and kind.is_failed[result.status] and UPLOAD_FAILED or OK
 end
 
+-- Waits for the uploading; on a terminal, one status line per poll.
 local function wait_for(client, uploading, kind, args)
-  return client:wait(uploading, { kind = kind, timeout = args.timeout, interval = args.interval })
+  local bar = progress.new("")
+  return client:wait(uploading, { kind = kind, timeout = args.timeout, interval = args.interval,
+    progress = bar and function(u) bar.status(describe_uploading(u)) end })
 end
 
 local function run_method(client, m, args)

@@ -8,7 +8,7 @@ local errors = require "csvup.errors"
 local json = require "csvup.json"
 local registry = require "csvup.registry"
 
-local type, error, tostring, ipairs, setmetatable = type, error, tostring, ipairs, setmetatable
+local type, error, tostring, ipairs, setmetatable, pcall = type, error, tostring, ipairs, setmetatable, pcall
 local format, min = string.format, math.min
 
 local metrika = {}
@@ -205,11 +205,12 @@ local function positive(v)
   return type(v) == "number" and v > 0 and v < math.huge
 end
 
--- m:wait(uploading_or_id, { kind?, timeout?, interval? }) -> the final uploading | nil, err
+-- m:wait(uploading_or_id, { kind?, timeout?, interval?, progress? }) -> the final uploading | nil, err
 -- Polls until one of the kind's final statuses (csvup.registry), the pause
 -- growing from interval (5 s) by half each time up to a minute. kind is known
 -- for uploadings this client made, else "offline-conversions". timeout
 -- defaults to 3 hours; past it, err.code is "timeout" with err.last_status.
+-- progress(uploading) is called after each poll.
 function Client:wait(uploading_or_id, opts)
   if type(self) ~= "table" or self.conn == nil then
     error("wait: call it as client:wait(uploading)", 2)
@@ -231,7 +232,14 @@ function Client:wait(uploading_or_id, opts)
     local u, err = self[kind.read](self, id)
     if not u then
       return nil, err
-    elseif kind.is_final[u.status] then
+    end
+    if opts.progress then
+      local ok, raised = pcall(opts.progress, u)
+      if not ok then
+        return errors.fail("internal", "callback_error", tostring(raised), { cause = raised })
+      end
+    end
+    if kind.is_final[u.status] then
       return u
     end
     local left = deadline - core.now()
