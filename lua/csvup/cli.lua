@@ -2,6 +2,7 @@
 -- help come from csvup.registry; the parser is Debian's lua-argparse.
 local argparse = require "argparse"
 local csvup = require "csvup"
+local journal = require "csvup.journal"
 local json = require "csvup.json"
 local progress = require "csvup.progress"
 local registry = require "csvup.registry"
@@ -100,6 +101,9 @@ local function add_method(parent, m)
   add_connection_options(command, m.service)
   if m.shape == "upload" then
     command:argument("file", "the CSV file; - reads it from standard input")
+    command:option("--journal", "the journal of uploads sent; default: $XDG_STATE_HOME/csvup/journal.sqlite3")
+    command:flag("--no-journal", "neither consult nor keep the journal")
+    command:flag("--force", "send even when the journal says this upload was sent")
     command:option("--validate", "check every row (full), the header (header) or nothing (off); default: full")
       :choices { "full", "header", "off" }
     if registry.kind[m.kind].read then
@@ -180,6 +184,10 @@ local function build_parser()
   check:option("--delimiter", "the file's delimiter; auto to detect it; default: ,")
   check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
   check:option("--action", "user-params: update or delete_keys; default: update"):choices { "update", "delete_keys" }
+  local entries = parser:command("journal", "list the latest uploads the journal keeps")
+  entries:option("--journal", "the journal; default: $XDG_STATE_HOME/csvup/journal.sqlite3")
+  entries:option("--limit", "how many; default: 20", "20"):convert(integer)
+  entries:flag("--json", "print the entries as JSON")
   local sandbox = parser:command("sandbox", "run the local sandbox that emulates both APIs (token: sandbox-token)")
   sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one; default: 8080", "8080"):convert(integer)
   sandbox:option("--process-delay", "seconds until an uploading is final; default: 0.5", "0.5"):convert(number(0))
@@ -336,9 +344,14 @@ local function run_method(client, m, args)
     end
     local bar = progress.new(args.file)
     opts.progress = bar and bar.update
-    local result, err = client[m.name](client, opts)
+    opts.force = args.force or nil
+    local result, err, note = client[m.name](client, opts)
     if bar then
       bar.finish()
+    end
+    if note == "journal" and not args.json then
+      say(io.stderr, "csvup: ", printable(args.file), " was uploaded before (the journal says so): not sent again; ",
+        "--force sends it again\n")
     end
     if temporary then
       os.remove(temporary)
@@ -371,7 +384,7 @@ local function run_service(service, args, command)
   end
   local client, err = csvup[service].new { token = secret, base_url = args.base_url, counter = args.counter,
     ulogin = args.ulogin, app = args.app, retries = args.retries, allow_http = args.allow_http or nil,
-    verbose = args.verbose or nil }
+    verbose = args.verbose or nil, journal = args.file and not args.no_journal and (args.journal or true) or nil }
   if not client then
     return report_error(err, args.json)
   end
@@ -411,6 +424,26 @@ local function run_validate(args)
   return report_error(err)
 end
 
+local function run_journal(args)
+  local j, err = journal.open(args.journal)
+  if not j then
+    return report_error(err, args.json)
+  end
+  local entries
+  entries, err = j:list { limit = args.limit }
+  j:close()
+  if not entries then
+    return report_error(err, args.json)
+  elseif args.json then
+    say(io.stdout, json.encode(entries), "\n")
+  else
+    for _, entry in ipairs(entries) do
+      say(io.stdout, journal.describe(entry), "\n")
+    end
+  end
+  return OK
+end
+
 local function run_sandbox(args)
   local sandbox = require "csvup.sandbox" -- only this command needs luasocket
   local server, err = sandbox.new { port = args.port, process_delay = args.process_delay,
@@ -436,6 +469,8 @@ function cli.main(argv)
     return run_validate(args)
   elseif args.command == "sandbox" then
     return run_sandbox(args)
+  elseif args.command == "journal" then
+    return run_journal(args)
   end
   return run_service(args.command, args, args.subcommand)
 end

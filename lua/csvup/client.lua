@@ -3,7 +3,9 @@
 local core = require "csvup.core"
 local csv = require "csvup.csv"
 local errors = require "csvup.errors"
+local journal = require "csvup.journal"
 local json = require "csvup.json"
+local once = require "csvup.once"
 local options = require "csvup.options"
 local registry = require "csvup.registry"
 local schemas = require "csvup.schema"
@@ -25,9 +27,12 @@ local client = {}
 local CONNECTION = { "token", "base_url", "allow_http", "timeout", "upload_timeout", "connect_timeout",
   "low_speed_limit", "low_speed_time", "parallel", "user_agent", "ca_file", "insecure", "verbose" }
 local POLICY = { "retries", "backoff", "retry_unsafe", "rate" }
+-- journal: a path, or true for csvup.journal's default path (see csvup.once).
+local OWN = { "journal" }
 
 -- What an upload method takes besides its registry options.
-local UPLOAD_KEYS = { file = true, rows = true, columns = true, validate = true, progress = true, filename = true }
+local UPLOAD_KEYS = { file = true, rows = true, columns = true, validate = true, progress = true, filename = true,
+  journal = true, force = true }
 local VALIDATE_LEVELS = { [true] = "full", full = "full", header = "header", [false] = false }
 
 -- Failures where the request surely was not processed: nothing reached the server.
@@ -77,7 +82,7 @@ function client.new(service, opts, Client, own)
     error(format("%s.new expects a table of options", service), 3)
   end
   local known, names = {}, {}
-  for _, list in ipairs { CONNECTION, POLICY, own.names } do
+  for _, list in ipairs { CONNECTION, POLICY, OWN, own.names } do
     for _, name in ipairs(list) do
       known[name] = true
       names[#names + 1] = name
@@ -105,14 +110,26 @@ function client.new(service, opts, Client, own)
   if not conn then
     return nil, err
   end
+  local j
+  if opts.journal then
+    j, err = journal.open(opts.journal ~= true and opts.journal or nil)
+    if not j then
+      conn:close()
+      return nil, err
+    end
+  end
   for name, value in pairs(opts) do
     kept[name] = name ~= "token" and value or nil
   end
-  return setmetatable({ conn = conn, connect = connect, service = service, policy = p, options = kept }, Client)
+  return setmetatable({ conn = conn, connect = connect, service = service, policy = p, options = kept,
+    journal = j }, Client)
 end
 
 function client.close(self)
   self.conn:close()
+  if self.journal then
+    self.journal:close()
+  end
 end
 
 -- The id of an uploading, given the uploading itself or its id.
@@ -404,6 +421,8 @@ function client.install(Client, service)
         local call, err = plan(self, a, b)
         if not call then
           return nil, err
+        elseif m.shape == "upload" then
+          return once.send(self, call, m, a)
         end
         local answer
         answer, err = self:call(call.endpoint, call.args)

@@ -22,7 +22,10 @@
 --   flags     further upload options that shape the call: name -> help
 --   confirm   the method that applies an upload (the command line's --confirm)
 -- An upload kind: name (the command line's), service, schema (csvup.schema),
--- upload/list/read (method names), final and failed statuses (for wait()).
+-- upload/list/read (method names), final and failed statuses (for wait()),
+-- mark: where an upload carries the marker that finds it in the list again
+-- ("comment"; "filename" where the upload takes no comment and the service
+-- keeps the file's name as its comment; see csvup.once).
 local registry = {}
 
 local TRAFFIC_SOURCES = { "internal", "direct", "referral", "organic", "ad", "saved", "undefined", "email", "social",
@@ -161,16 +164,18 @@ registry.methods = {
 registry.kinds = {
   { name = "offline-conversions", service = "metrika", schema = "offline_conversions",
     upload = "upload_offline_conversions", list = "offline_conversion_uploadings",
-    read = "offline_conversion_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" } },
+    read = "offline_conversion_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" },
+    mark = "comment" },
   { name = "calls", service = "metrika", schema = "calls", upload = "upload_calls", list = "calls_uploadings",
-    read = "calls_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" } },
+    read = "calls_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" },
+    mark = "comment" },
   { name = "expenses", service = "metrika", schema = "expenses", upload = "upload_expenses",
-    list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {} },
+    list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {}, mark = "comment" },
   { name = "expenses-delete", service = "metrika", schema = "expenses_delete", upload = "delete_expenses",
-    list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {} },
+    list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {}, mark = "comment" },
   { name = "user-params", service = "metrika", schema = "user_params", upload = "upload_user_params",
     list = "user_params_uploadings", read = "user_params_uploading", final = { "processed", "linkage_failure" },
-    failed = { "linkage_failure" } },
+    failed = { "linkage_failure" }, mark = "filename" },
   -- contacts and orders take columns_mapping, so their columns are the user's own
   { name = "crm", service = "metrika", schema = { simple_orders = "crm_simple_orders" }, upload = "upload_crm",
     list = "crm_uploadings" },

@@ -4,6 +4,7 @@
 -- queues one; the next count matching requests get it. The faults:
 --   reset_mid_upload    reads the first 64 KB of the body, then resets the connection
 --   drop_after_body     reads the whole body, then closes without an answer
+--   lost_answer         processes the request as usual, then resets the connection instead of answering
 --   slow                answers as usual after delay seconds
 --   html_500, html_502  an HTML error page from a proxy
 --   too_many_requests   429, with Retry-After when retry_after is given
@@ -17,7 +18,7 @@ local json = require "csvup.json"
 local faults = {}
 
 faults.KNOWN = {
-  reset_mid_upload = true, drop_after_body = true, slow = true, html_500 = true, html_502 = true,
+  reset_mid_upload = true, drop_after_body = true, lost_answer = true, slow = true, html_500 = true, html_502 = true,
   too_many_requests = true, backend_error = true, truncated_json = true, wrong_content_type = true,
   huge = true, redirect = true,
 }

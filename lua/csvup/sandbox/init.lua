@@ -91,6 +91,10 @@ local function answer(self, sock, req)
   else
     code, body, headers = route(self, req)
   end
+  if req.fault == "lost_answer" then -- processed, but the answer never arrives
+    reset(sock)
+    return false
+  end
   headers = headers or {}
   headers["Content-Type"] = headers["Content-Type"] or "application/json; charset=utf-8"
   local delay = self.answer_delay + (req.fault == "slow" and (fault.delay or 1) or 0)

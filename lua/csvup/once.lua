@@ -1,0 +1,173 @@
+-- Exactly once: an upload is sent at most once, even when its answer is lost
+-- or a rerun sends the same file again.
+--  * A marker the service stores and lists back (in the comment, or in the
+--    part's file name where the upload takes no comment) makes each upload
+--    findable: after an unknown outcome the uploadings list is read, with
+--    backoff for a bounded time, and the uploading found is the result.
+--  * The journal (csvup.journal, off unless the client has one) records an
+--    upload before it is sent and its uploading after: a rerun of a finished
+--    upload is answered from it, one whose process died is looked up first.
+local core = require "csvup.core"
+local errors = require "csvup.errors"
+local json = require "csvup.json"
+local journal = require "csvup.journal"
+local options = require "csvup.options"
+local registry = require "csvup.registry"
+
+local format, type, tostring, ipairs, min = string.format, type, tostring, ipairs, math.min
+
+local once = {}
+
+local COMMENT_MAX = 255          -- characters, the services' limit
+local RESOLVE_SECONDS = 30       -- how long a lost answer is looked for
+local RESOLVE_FIRST_PAUSE = 0.25 -- seconds, doubling
+local RUNNING_SECONDS = 120      -- how long a rerun waits for the same upload sent by a live process
+local RUNNING_PAUSE = 0.25
+
+-- "csvup" and ten hex digits: only Latin letters and digits, which a comment may hold.
+local function marker_of(seed)
+  return "csvup" .. core.sha256(seed):sub(1, 10)
+end
+
+-- Puts the marker where the kind's uploadings list shows it; nil, err when it does not fit.
+local function mark(call, kind, marker, name)
+  if kind.mark == "comment" then
+    local query = call.args.query
+    local comment = query.comment and query.comment .. " " .. marker or marker
+    if options.chars(comment) > COMMENT_MAX then
+      return errors.invalid("%s: the comment leaves no room for the marker that makes the upload findable: "
+        .. "shorten it to %d characters", name, COMMENT_MAX - #marker - 1)
+    end
+    query.comment = comment
+  elseif kind.mark == "filename" then
+    local base = call.args.filename or (call.args.file or "rows.csv"):match("[^/]*$")
+    call.args.filename = base:gsub("%.[Cc][Ss][Vv]$", "") .. "_" .. marker .. ".csv"
+  end
+  return true
+end
+
+-- The uploading of the kind whose comment holds the marker, looked for with
+-- backoff for RESOLVE_SECONDS; nil when it is not listed.
+local function find(self, kind, marker, patient)
+  local deadline, pause = core.now() + (patient and RESOLVE_SECONDS or 0), RESOLVE_FIRST_PAUSE
+  while true do
+    local list = self[kind.list](self, {})
+    for _, u in ipairs(type(list) == "table" and list or {}) do
+      if type(u) == "table" and type(u.comment) == "string" and u.comment:find(marker, 1, true) then
+        self.kinds[u] = kind.name
+        return u
+      end
+    end
+    local left = deadline - core.now()
+    if left <= 0 then
+      return nil
+    end
+    core.sleep(min(pause, left))
+    pause = pause * 2
+  end
+end
+
+-- The SHA-256 of what the call sends: the file's bytes or the encoded rows.
+local function hash_of(args)
+  if args.data then
+    return core.sha256(args.data), #args.data
+  end
+  return core.sha256_file(args.file)
+end
+
+local function record(j, entry, result)
+  j:finish(entry.id, { uploading = json.encode(result), uploading_id = tostring(result.id or result.uploading_id),
+    status = result.status and tostring(result.status) or nil })
+end
+
+-- The journal's entry for the call: "new" (send it), "started" (its process
+-- died: look it up first) or "finished"; waits while a live process sends it.
+local function begin(self, j, call, force)
+  local hash, size = hash_of(call.args)
+  if not hash then
+    return nil, size
+  end
+  local key = journal.key(self.service, call.args.counter, call.endpoint, call.args.query or call.args.fields)
+  key.hash, key.size, key.file, key.force = hash, size, call.args.file, force
+  local deadline = core.now() + RUNNING_SECONDS
+  while true do
+    local entry, err = j:begin(key)
+    if not entry or entry.state ~= "running" then
+      return entry, err
+    elseif core.now() >= deadline then
+      return errors.fail("input", "in_progress", format("process %s is sending the same upload now: run again "
+        .. "when it is done", tostring(entry.pid)))
+    end
+    core.sleep(RUNNING_PAUSE)
+    key.force = nil
+  end
+end
+
+-- once.send(self, call, m, opts) -> result | nil, err, and a note ("journal")
+-- when the result was found instead of sent: call is a method's plan.
+function once.send(self, call, m, opts)
+  local kind = registry.kind[m.kind]
+  local j = self.journal
+  local entry, err
+  if j and opts.journal ~= false then
+    entry, err = begin(self, j, call, opts.force)
+    if not entry then
+      return nil, err
+    elseif entry.state == "finished" then
+      local earlier = json.decode(entry.uploading or "")
+      if type(earlier) ~= "table" then
+        return errors.fail("internal", "journal_failed", "the journal's record of this upload is unreadable: "
+          .. "send again with force")
+      end
+      if self.kinds then
+        self.kinds[earlier] = kind.name
+      end
+      return earlier, nil, "journal"
+    end
+  end
+  local marker = kind.mark and marker_of(entry and (entry.hash .. " " .. entry.id .. " " .. entry.created)
+    or format("%s %s %s", core.now(), math.random(), tostring({})))
+  if marker then
+    local ok
+    ok, err = mark(call, kind, marker, m.name)
+    if not ok then
+      if entry then
+        j:fail(entry.id, err.code)
+      end
+      return nil, err
+    end
+  end
+  if entry and entry.state == "started" then
+    if not marker then
+      return errors.fail("network", "outcome_unknown", format("%s: an earlier run started this upload and did not "
+        .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
+        m.name))
+    end
+    local u = find(self, kind, marker, false)
+    if u then
+      record(j, entry, u)
+      return u, nil, "journal"
+    end
+  end
+  local answer
+  answer, err = self:call(call.endpoint, call.args)
+  local result
+  if answer then
+    result, err = call.finish(answer)
+  elseif err.code == "outcome_unknown" and marker then
+    result = find(self, kind, marker, true)
+    if not result then
+      err.marker, err.message = marker, err.message .. format(" (its marker: %s)", marker)
+    end
+  end
+  if entry then
+    if result then
+      record(j, entry, result)
+    elseif err.code ~= "outcome_unknown" and err.code ~= "bad_response" then
+      j:fail(entry.id, err.code) -- refused, or surely not sent: a rerun sends it
+    end
+  end
+  return result, err
+end
+
+return once

@@ -1,0 +1,174 @@
+-- Exactly once: a lost answer is found in the uploadings list instead of
+-- sending the file again, and a rerun of the same upload (cron, a killed job)
+-- is answered from the journal.
+local csvup = require "csvup"
+local json = require "csvup.json"
+local support = require "support.sandbox"
+local files = require "support.files"
+
+local OK = 0
+
+describe("exactly once", function()
+  local sandbox, tmp
+
+  setup(function()
+    sandbox = support.start { ["process-delay"] = 0.2 }
+    tmp = files.tmpdir()
+  end)
+
+  teardown(function()
+    sandbox.stop()
+    files.remove(tmp)
+  end)
+
+  before_each(function()
+    sandbox.reset()
+  end)
+
+  local function posts()
+    local n = 0
+    for _, r in ipairs(sandbox.requests()) do
+      n = n + (r.method == "POST" and 1 or 0)
+    end
+    return n
+  end
+
+  describe("a lost answer", function()
+    local m
+
+    before_each(function()
+      m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+    end)
+
+    after_each(function()
+      m:close()
+    end)
+
+    it("is resolved from the offline-conversion uploadings, with one POST", function()
+      sandbox.fault { fault = "lost_answer", path = "/upload" }
+      local u, err = m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv", comment = "crm" }
+      assert.is_nil(err)
+      assert.are.equal(3, u.line_quantity)
+      assert.matches("^crm csvup%x+$", u.comment)
+      assert.are.equal(1, posts())
+      assert.are.equal("lost_answer", sandbox.requests()[1].fault)
+    end)
+
+    it("is resolved from the expense uploadings, with one POST", function()
+      sandbox.fault { fault = "lost_answer", path = "/expense/upload" }
+      local u = assert(m:upload_expenses { file = "spec/fixtures/expenses.csv", provider = "fb" })
+      assert.are.equal("fb", u.provider)
+      assert.are.equal(1, posts())
+      assert.are.equal("PROCESSED", assert(m:wait(u, { interval = 0.05 })).status) -- its kind is known
+    end)
+
+    it("stays outcome_unknown when the upload is not listed, naming its marker", function()
+      sandbox.fault { fault = "drop_after_body", path = "/expense/upload" }
+      local _, err = m:upload_expenses { file = "spec/fixtures/expenses.csv" }
+      assert.are.same({ "network", "outcome_unknown" }, { err.kind, err.code })
+      assert.matches("^csvup%x+$", err.marker)
+      assert.are.equal(1, posts())
+    end)
+  end)
+
+  describe("the journal, from the command line", function()
+    local state
+
+    before_each(function()
+      state = files.tmpdir()
+    end)
+
+    after_each(function()
+      files.remove(state)
+    end)
+
+    -- Runs csvup with its journal under state; returns stdout, stderr, exit status.
+    local function csvup_cli(args, background)
+      local out, err = tmp .. "/out", tmp .. "/err"
+      local command = ("XDG_STATE_HOME=%s CSVUP_METRIKA_TOKEN=%s CSVUP_CARROTQUEST_TOKEN=%s %s lua/bin/csvup %s"):format(
+        state, support.TOKEN, support.TOKEN, support.LUA, (args:gsub("^((%a+) %S+)", function(head, service)
+          return service == "journal" and head or head .. " --base-url " .. sandbox.url
+        end)))
+      if background then
+        return io.popen(command .. " >/dev/null 2>&1 & echo $!"):read("l")
+      end
+      local ok, _, code = os.execute(("%s >%s 2>%s"):format(command, out, err))
+      return files.read(out), files.read(err), ok and 0 or code
+    end
+
+    local function upload(file, more)
+      return csvup_cli(("metrika upload-expenses --counter 1 --json %s %s"):format(more or "", file))
+    end
+
+    it("answers a rerun of the same file from the journal, sending nothing", function()
+      local out, _, code = upload("spec/fixtures/expenses.csv")
+      assert.are.equal(OK, code)
+      local first = json.decode(out)
+      local err
+      out, err, code = csvup_cli("metrika upload-expenses --counter 1 spec/fixtures/expenses.csv")
+      assert.are.equal(OK, code)
+      assert.matches("uploading " .. first.id, out)
+      assert.matches("uploaded before", err)
+      assert.are.equal(1, posts())
+      out = csvup_cli("journal --json")
+      local entries = json.decode(out)
+      assert.are.same({ "finished", tostring(first.id), "upload_expenses" },
+        { entries[1].state, entries[1].uploading_id, entries[1].endpoint })
+    end)
+
+    it("sends a changed file, and the same file again with --force", function()
+      local path = files.write(tmp .. "/costs.csv", files.read("spec/fixtures/expenses.csv"))
+      assert.are.equal(OK, select(3, upload(path)))
+      files.write(path, files.read("spec/fixtures/expenses.csv") .. "2026-11-03,google,autumn,5.00,RUB,1\n")
+      assert.are.equal(OK, select(3, upload(path)))
+      assert.are.equal(2, posts())
+      assert.are.equal(OK, select(3, upload(path, "--force")))
+      assert.are.equal(3, posts())
+      assert.are.equal(OK, select(3, upload(path, "--no-journal")))
+      assert.are.equal(4, posts())
+    end)
+
+    it("after kill -9 during the answer, finds the upload instead of sending it again", function()
+      sandbox.fault { fault = "slow", delay = 30, path = "/expense/upload" }
+      local pid = csvup_cli("metrika upload-expenses --counter 1 spec/fixtures/expenses.csv", true)
+      for _ = 1, 100 do -- until the upload has arrived
+        if posts() == 1 then
+          break
+        end
+        os.execute("sleep 0.05")
+      end
+      assert.are.equal(1, posts())
+      os.execute("kill -9 " .. pid)
+      local out, _, code = csvup_cli("metrika upload-expenses --counter 1 spec/fixtures/expenses.csv")
+      assert.are.equal(OK, code)
+      assert.matches("uploading %d+", out)
+      assert.are.equal(1, posts())
+    end)
+
+    it("sends the file once when two runs start at once", function()
+      sandbox.fault { fault = "slow", delay = 0.5, path = "/expense/upload" }
+      local pipes = {}
+      for i = 1, 2 do
+        pipes[i] = io.popen(("XDG_STATE_HOME=%s CSVUP_METRIKA_TOKEN=%s %s lua/bin/csvup metrika upload-expenses "
+          .. "--counter 1 --base-url %s spec/fixtures/expenses.csv 2>&1; echo status $?"):format(state, support.TOKEN,
+          support.LUA, sandbox.url))
+      end
+      for i = 1, 2 do
+        local text = pipes[i]:read("a")
+        pipes[i]:close()
+        assert.matches("status 0", text)
+        assert.matches("uploading %d+", text)
+      end
+      assert.are.equal(1, posts())
+    end)
+
+    it("keeps Carrot quest from importing the same file twice", function()
+      local args = "carrotquest import-users --merge-field '$email' --delimiter ';' spec/fixtures/carrotquest_users.csv"
+      assert.are.equal(OK, select(3, csvup_cli(args)))
+      local out, _, code = csvup_cli(args)
+      assert.are.equal(OK, code)
+      assert.matches("updates planned", out)
+      assert.are.equal(1, posts())
+    end)
+  end)
+end)
