@@ -60,8 +60,7 @@ local function policy(opts, default_rate)
   local rate = opts.rate == nil and default_rate or opts.rate
   if type(backoff) ~= "table" then
     error("backoff must be a table { base = seconds, max = seconds }", 4)
-  elseif not (math_type and math_type(retries) == "integer" or retries == math.floor(retries)) or retries < 0
-    or retries > 100 then
+  elseif type(retries) ~= "number" or retries ~= math.floor(retries) or retries < 0 or retries > 100 then
     return errors.invalid("retries must be a whole number from 0 to 100")
   elseif rate ~= nil and not (positive(rate) and rate <= 1000) then
     return errors.invalid("rate must be a number of requests a second above 0 and at most 1000")

@@ -6,7 +6,7 @@
 --   thread_pool csvup_pool threads=4;   # nginx.conf, main context
 --   local res, err = require("csvup.ngx").call("csvup_pool", "metrika",
 --     "upload_offline_conversions", { token = ..., counter = ... }, { file = path })
-local core = require "csvup.core"
+local errors = require "csvup.errors"
 
 local ngx = rawget(_G, "ngx")
 local pairs, type, tostring, require = pairs, type, tostring, require
@@ -33,7 +33,7 @@ local function plain(value)
 end
 
 local function invalid(message)
-  return nil, plain(core.error { code = "invalid_argument", message = message })
+  return nil, plain(errors.new("input", "invalid_argument", message))
 end
 
 -- Runs in the worker thread's VM: one client, one call, closed again.
@@ -62,14 +62,16 @@ end
 --   -> what the client method returns, or nil, err
 function csvup_ngx.call(pool, service, method, client_options, call_options)
   if not (ngx and ngx.run_worker_thread) then
-    return nil, core.error { code = "not_openresty",
-      message = "csvup.ngx needs OpenResty: ngx.run_worker_thread (lua-nginx-module 0.10.21 or newer)" }
+    return errors.fail("input", "not_openresty",
+      "csvup.ngx needs OpenResty: ngx.run_worker_thread (lua-nginx-module 0.10.21 or newer)")
   end
   local ok, result, err = ngx.run_worker_thread(pool, "csvup.ngx", "run", service, method, client_options, call_options)
   if not ok then
-    return nil, core.error { code = "worker_thread_failed", message = tostring(result) }
+    return errors.fail("internal", "worker_thread_failed", tostring(result))
   elseif result == nil then
-    return nil, core.error(err or { code = "worker_thread_failed", message = "no result" })
+    -- an error table lost its metatable crossing from the worker thread's VM
+    return nil, err and errors.new(err.kind, err.code, err.message, err)
+      or errors.new("internal", "worker_thread_failed", "no result")
   end
   return result
 end
