@@ -450,6 +450,11 @@ local function uploading_body(req, id)
     return nil, fail(400, "invalid_json", 'The body must be {"uploading": {...}}', "uploading")
   end
   local u = body.uploading
+  for k, v in pairs(u) do
+    if v == json.null then
+      u[k] = nil -- a field sent back as null is not given
+    end
+  end
   if u.id ~= nil and tostring(u.id) ~= id then
     return nil, fail(400, "invalid_parameter", "uploading.id is not the id in the path", "uploading.id")
   elseif u.content_id_type ~= nil and not enum(u.content_id_type, "client_id user_id") then
