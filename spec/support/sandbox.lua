@@ -1,5 +1,6 @@
 -- Runs the sandbox as its own process (`csvup sandbox --port 0`) for a spec,
--- and reads back what it received.
+-- reads back what it received, and talks to it in plain HTTP (not through the
+-- clients, so that the sandbox is checked against the reference on its own).
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local json = require "csvup.json"
@@ -17,6 +18,26 @@ local support = {
 }
 
 local COMMAND = "echo $$; " .. support.EXEC_LUA .. " lua/bin/csvup sandbox"
+
+-- Options of require("csvup.sandbox").new that the command line does not take,
+-- written as a Lua literal: numbers and arrays of numbers.
+local function literal(value)
+  if type(value) == "table" then
+    local items = {}
+    for k, v in pairs(value) do
+      items[#items + 1] = (type(k) == "string" and k .. " = " or "") .. literal(v)
+    end
+    return "{ " .. table.concat(items, ", ") .. " }"
+  end
+  return type(value) == "string" and ("%q"):format(value) or tostring(value)
+end
+
+local function module_command(options)
+  local script = ("local s = assert(require('csvup.sandbox').new(%s)) "
+    .. "io.stdout:write('csvup sandbox listening on ', s.url, '\\n') io.stdout:flush() s:run()")
+    :format(literal(options))
+  return "echo $$; " .. support.EXEC_LUA .. ' -e "' .. script .. '"'
+end
 
 local function control(url, method, body)
   local chunks = {}
@@ -60,12 +81,19 @@ function support.big_csv()
 end
 
 -- support.start{ ["process-delay"] = 0.2, port = 8080, ... } -> sandbox
+-- support.start{ options = { counters = { 1 }, idle_timeout = 1 } }: the sandbox
+-- made with these options of csvup.sandbox.new (port 0) rather than by the command.
 function support.start(flags)
   local command = COMMAND
   flags = flags or {}
-  flags.port = flags.port or 0
-  for name, value in pairs(flags) do
-    command = command .. " --" .. name .. " " .. value
+  if flags.options then
+    flags.options.port = 0
+    command = module_command(flags.options)
+  else
+    flags.port = flags.port or 0
+    for name, value in pairs(flags) do
+      command = command .. " --" .. name .. " " .. value
+    end
   end
   local pipe = assert(io.popen(command, "r"))
   local pid = pipe:read("l")
@@ -88,6 +116,14 @@ function support.start(flags)
 
   function sandbox.stats()
     return control(url .. "/_sandbox/stats", "GET")
+  end
+
+  -- The most memory the process has held (VmHWM of /proc/<pid>/status), in kB.
+  function sandbox.peak_kb()
+    local status = assert(io.open("/proc/" .. pid .. "/status"))
+    local kb = status:read("a"):match("VmHWM:%s*(%d+)")
+    status:close()
+    return tonumber(kb)
   end
 
   function sandbox.stop()
@@ -119,6 +155,50 @@ function support.sandbox(flags)
     running.reset()
   end
   return handle
+end
+
+-- A multipart/form-data body of parts { name, content, filename? }, and its Content-Type.
+local BOUNDARY = "sandbox-spec-boundary-7MA4YWxkTrZu0gW"
+function support.multipart(parts)
+  local chunks = {}
+  for _, part in ipairs(parts) do
+    chunks[#chunks + 1] = "--" .. BOUNDARY .. "\r\nContent-Disposition: form-data; name=\"" .. part.name .. "\""
+      .. (part.filename and "; filename=\"" .. part.filename .. "\"\r\nContent-Type: text/csv" or "")
+      .. "\r\n\r\n" .. part.content .. "\r\n"
+  end
+  chunks[#chunks + 1] = "--" .. BOUNDARY .. "--\r\n"
+  return table.concat(chunks), "multipart/form-data; boundary=" .. BOUNDARY
+end
+
+-- One plain HTTP request: support.call(url, { method, path, query = { k = v } | "text",
+-- token = "OAuth sandbox-token" | false, body = "...", content_type = "...",
+-- form = { parts } }) -> status, decoded JSON body (or the text), headers.
+function support.call(url, r)
+  local query = r.query or ""
+  if type(query) == "table" then
+    local pairs_ = {}
+    for k, v in pairs(query) do
+      pairs_[#pairs_ + 1] = k .. "=" .. tostring(v):gsub("[^%w%-_.~]", function(c) return ("%%%02X"):format(c:byte()) end)
+    end
+    table.sort(pairs_)
+    query = table.concat(pairs_, "&")
+  end
+  local body, content_type = r.body, r.content_type
+  if r.form then
+    body, content_type = support.multipart(r.form)
+  end
+  local headers = { ["content-length"] = body and #body or nil, ["content-type"] = content_type }
+  if r.token ~= false then
+    headers.authorization = r.token or (r.path:find("^/users/") and "Token " or "OAuth ") .. support.TOKEN
+  end
+  local chunks = {}
+  local _, status, answer_headers = http.request {
+    url = url .. r.path .. (query ~= "" and "?" .. query or ""), method = r.method or (body and "POST" or "GET"),
+    headers = headers, source = body and ltn12.source.string(body), sink = ltn12.sink.table(chunks),
+  }
+  local text = table.concat(chunks)
+  local decoded = json.decode(text)
+  return status, decoded == nil and text or decoded, answer_headers
 end
 
 return support

@@ -8,13 +8,13 @@
 --   slow                answers as usual after delay seconds
 --   html_500, html_502  an HTML error page from a proxy
 --   too_many_requests   429, with Retry-After when retry_after is given
---   backend_error       503 {"errors":[{"error_type":"backend_error"}]}
+--   backend_error       503
+-- (both in the error body of the service the path belongs to: Metrica's
+-- {"errors":[...]} or Carrot quest's {"meta":{...},"data":{}})
 --   truncated_json      200 with JSON cut in the middle
 --   wrong_content_type  200 text/html
 --   huge                200 with a 100 MB body
 --   redirect            302 to another host
-local json = require "csvup.json"
-
 local faults = {}
 
 faults.KNOWN = {
@@ -35,14 +35,11 @@ end
 local ANSWERS = {
   html_500 = function() return html(500, "Internal Server Error") end,
   html_502 = function() return html(502, "Bad Gateway") end,
-  too_many_requests = function(f)
-    return 429, json.encode { errors = { { error_type = "quota_requests_by_ip", message = "Too many requests" } },
-      code = 429, message = "Too many requests" }, f.retry_after and { ["Retry-After"] = tostring(f.retry_after) }
+  too_many_requests = function(f, service)
+    local status, body = service.fault_answer("too_many_requests")
+    return status, body, f.retry_after and { ["Retry-After"] = tostring(f.retry_after) }
   end,
-  backend_error = function()
-    return 503, json.encode { errors = { { error_type = "backend_error", message = "Try later" } }, code = 503,
-      message = "Try later" }
-  end,
+  backend_error = function(_, service) return service.fault_answer("backend_error") end,
   truncated_json = function() return 200, '{"uploading":{"id":90071992547409' end,
   wrong_content_type = function() return 200, "<html><body>Welcome</body></html>", { ["Content-Type"] = "text/html" } end,
   huge = function() return 200, huge_body end,
@@ -56,11 +53,17 @@ function faults.prepare(f)
   end
 end
 
--- The answer of a fault that answers, or nil for the ones that act on the connection.
-function faults.answer(f)
+-- Whether the fault is an answer (rather than something done to the connection).
+function faults.answers(f)
+  return ANSWERS[f.fault] ~= nil
+end
+
+-- The answer of a fault that answers, in the manner of service (metrika.lua or
+-- carrotquest.lua), or nil for the ones that act on the connection.
+function faults.answer(f, service)
   local answer = ANSWERS[f.fault]
   if answer then
-    return answer(f)
+    return answer(f, service)
   end
 end
 

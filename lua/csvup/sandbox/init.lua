@@ -7,11 +7,15 @@
 --
 -- Options: host ("127.0.0.1"), port (0: any free one), process_delay (seconds
 -- until an uploading is final, 0.5), answer_delay (seconds before each answer,
--- 0), tokens ({ metrika = ..., carrotquest = ... }, both "sandbox-token").
+-- 0), tokens ({ metrika = ..., carrotquest = ... }, both "sandbox-token"),
+-- counters (the Metrica counters the token may use: see metrika.lua),
+-- max_connections (256: more get 503 at once; at most 900, below select()'s
+-- limit), idle_timeout (seconds a connection may stay silent, or a client not
+-- read what it asked for, 30).
 -- Besides the APIs it answers GET /_sandbox/requests (what it received, as
--- JSON), GET /_sandbox/stats (the most requests it held at once), POST
--- /_sandbox/faults (see faults.lua) and POST /_sandbox/reset (forget
--- uploadings, requests and faults).
+-- JSON, Authorization values hidden), GET /_sandbox/stats (the most requests it
+-- held at once), POST /_sandbox/faults (see faults.lua) and POST /_sandbox/reset
+-- (forget uploadings, goals, requests and faults).
 local socket = require "socket"
 local json = require "csvup.json"
 local http = require "csvup.sandbox.http"
@@ -21,15 +25,28 @@ local carrotquest = require "csvup.sandbox.carrotquest"
 local faults = require "csvup.sandbox.faults"
 
 local create, resume, status, yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
-local gettime, select, huge = socket.gettime, socket.select, math.huge
-local pairs, ipairs, setmetatable, tostring, type = pairs, ipairs, setmetatable, tostring, type
+local gettime, select, huge, min = socket.gettime, socket.select, math.huge, math.min
+local pairs, ipairs, setmetatable, tostring, type, pcall = pairs, ipairs, setmetatable, tostring, type, pcall
 
 local sandbox = { TOKEN = "sandbox-token" }
+
+local MAX_CONNECTIONS = 256
+local SELECT_LIMIT = 900 -- select() handles descriptors below 1024: keep well under, with room for files
+local IDLE_TIMEOUT = 30
+local ACCEPTS_PER_STEP = 64
 
 local Server = {}
 Server.__index = Server
 
 local SERVICES = { metrika, carrotquest }
+
+local function service_of(path)
+  for _, service in ipairs(SERVICES) do
+    if service.owns(path) then
+      return service
+    end
+  end
+end
 
 local function route(self, req)
   if req.reject then
@@ -51,11 +68,9 @@ local function route(self, req)
     self.state:add_fault(fault)
     return 200, json.encode { queued = fault.fault }
   end
-  for _, service in ipairs(SERVICES) do
-    local code, body, headers = service.handle(self.state, req)
-    if code then
-      return code, body, headers
-    end
+  local service = service_of(req.path)
+  if service then
+    return service.handle(self.state, req)
   end
   return 404, json.encode { message = "no such endpoint: " .. req.method .. " " .. req.path }
 end
@@ -67,17 +82,17 @@ local function reset(sock)
 end
 
 -- Answers one request; false when the connection is done.
-local function answer(self, sock, req)
+local function answer(self, conn, req)
   local state = self.state
   local fault = req.path and not req.path:find("^/_sandbox/") and state:take_fault(req) or nil
   req.fault = fault and fault.fault
   if req.fault == "reset_mid_upload" then
-    http.read_body(sock, req, math.min(req.length, 65536))
+    http.read_body(conn, req, 65536)
     state:record(req)
-    reset(sock)
+    reset(conn.sock)
     return false
   end
-  if not http.read_body(sock, req) then
+  if not http.read_body(conn, req) then
     return false
   end
   if req.fault == "drop_after_body" then
@@ -85,9 +100,9 @@ local function answer(self, sock, req)
     return false
   end
   local code, body, headers
-  if fault and faults.answer(fault) then
+  if fault and faults.answers(fault) then
     state:record(req)
-    code, body, headers = faults.answer(fault)
+    code, body, headers = faults.answer(fault, service_of(req.path) or metrika)
   else
     code, body, headers = route(self, req)
   end
@@ -105,20 +120,27 @@ local function answer(self, sock, req)
   if close then
     headers.Connection = "close"
   end
-  return http.respond(sock, code, body, headers) and not close
+  return http.respond(conn, code, body, headers) and not close
 end
 
 local function serve(self, sock, connection)
+  local conn = http.connection(sock)
   while true do
-    local req = http.read_head(sock)
+    local req = http.read_head(conn)
     if not req then
       break
     end
     req.connection = connection
     self.state:enter()
-    local more = answer(self, sock, req)
+    local ok, more = pcall(answer, self, conn, req)
     self.state:leave()
-    if not more then
+    if req.body_file then
+      req.body_file:close() -- a temporary file: gone once closed
+    end
+    if not ok then
+      io.stderr:write("csvup sandbox: ", tostring(more), "\n")
+    end
+    if not (ok and more) then
       break
     end
   end
@@ -128,7 +150,16 @@ end
 -- sandbox.new(opts) -> server | nil, err
 function sandbox.new(opts)
   opts = opts or {}
-  local listener, err = socket.bind(opts.host or "127.0.0.1", opts.port or 0)
+  local max_connections = opts.max_connections or MAX_CONNECTIONS
+  if type(max_connections) ~= "number" or max_connections < 1 or max_connections > SELECT_LIMIT then
+    return nil, "max_connections must be from 1 to " .. SELECT_LIMIT
+  end
+  local counters, err = metrika.counters(opts.counters)
+  if not counters then
+    return nil, err
+  end
+  local listener
+  listener, err = socket.bind(opts.host or "127.0.0.1", opts.port or 0)
   if not listener then
     return nil, err
   end
@@ -140,28 +171,63 @@ function sandbox.new(opts)
     url = ("http://%s:%d"):format(host, port),
     port = port,
     answer_delay = opts.answer_delay or 0,
+    idle_timeout = opts.idle_timeout or IDLE_TIMEOUT,
+    max_connections = max_connections,
     state = sandbox_state.new {
       process_delay = opts.process_delay or 0.5,
       tokens = { metrika = tokens.metrika or sandbox.TOKEN, carrotquest = tokens.carrotquest or sandbox.TOKEN },
+      counters = counters,
     },
     waiting = {}, -- coroutine -> { kind = "read" | "write" | "sleep", sock = ..., at = ... }
     sockets = {}, -- coroutine -> its client socket
+    open = 0, -- connections open now
     accepted = 0, -- connections so far; requests are logged with theirs
   }, Server)
 end
 
-function Server:resume(co)
-  local ok, kind, arg = resume(co)
+-- Resumes a connection's coroutine, with "timeout" when the server gave up on it.
+function Server:resume(co, signal)
+  local ok, kind, arg = resume(co, signal)
   if not ok then
     io.stderr:write("csvup sandbox: ", tostring(kind), "\n")
     self.sockets[co]:close()
   end
   if status(co) == "dead" then
     self.waiting[co], self.sockets[co] = nil, nil
+    self.open = self.open - 1
   elseif kind == "sleep" then
     self.waiting[co] = { kind = kind, at = arg }
   else
-    self.waiting[co] = { kind = kind, sock = arg }
+    self.waiting[co] = { kind = kind, sock = arg, at = gettime() + self.idle_timeout }
+  end
+end
+
+-- Turns away a connection over the limit with a 503, without waiting for it.
+local function refuse(client, max_connections)
+  local body = json.encode { message = ("the sandbox already serves %d connections: try again later")
+    :format(max_connections) }
+  client:send(("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+    .. "Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"):format(#body, body))
+  client:close()
+end
+
+function Server:accept()
+  for _ = 1, ACCEPTS_PER_STEP do
+    local client = self.listener:accept()
+    if not client then
+      return
+    end
+    client:settimeout(0)
+    if self.open >= self.max_connections then
+      refuse(client, self.max_connections)
+    else
+      client:setoption("tcp-nodelay", true)
+      self.accepted, self.open = self.accepted + 1, self.open + 1
+      local connection = self.accepted
+      local co = create(function() serve(self, client, connection) end)
+      self.sockets[co] = client
+      self:resume(co)
+    end
   end
 end
 
@@ -175,9 +241,8 @@ function Server:step(timeout)
       readers[#readers + 1], owner[w.sock] = w.sock, co
     elseif w.kind == "write" then
       writers[#writers + 1], owner[w.sock] = w.sock, co
-    elseif w.at < wake then
-      wake = w.at
     end
+    wake = min(wake, w.at)
   end
   if wake < huge then
     local until_wake = wake - gettime()
@@ -185,32 +250,29 @@ function Server:step(timeout)
     timeout = timeout > 0 and timeout or 0
   end
   local ready_to_read, ready_to_write = select(readers, writers, timeout)
+  local resumed = {}
   for _, sock in ipairs(ready_to_read) do
     if sock == self.listener then
-      local client = self.listener:accept()
-      if client then
-        client:settimeout(0)
-        client:setoption("tcp-nodelay", true)
-        self.accepted = self.accepted + 1
-        local connection = self.accepted
-        local co = create(function() serve(self, client, connection) end)
-        self.sockets[co] = client
-        self:resume(co)
-      end
+      self:accept()
     elseif owner[sock] then
+      resumed[owner[sock]] = true
       self:resume(owner[sock])
     end
   end
   for _, sock in ipairs(ready_to_write) do
-    if owner[sock] then
+    if owner[sock] and not resumed[owner[sock]] then
+      resumed[owner[sock]] = true
       self:resume(owner[sock])
     end
   end
-  local now = gettime()
+  local now, due = gettime(), {}
   for co, w in pairs(self.waiting) do
-    if w.kind == "sleep" and w.at <= now then
-      self:resume(co)
+    if w.at <= now and not resumed[co] then
+      due[#due + 1] = co
     end
+  end
+  for _, co in ipairs(due) do
+    self:resume(co, self.waiting[co].kind ~= "sleep" and "timeout" or nil)
   end
 end
 

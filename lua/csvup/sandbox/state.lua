@@ -1,8 +1,9 @@
--- What the sandbox remembers: the uploadings it made, and every request it
--- received (for specs to check what actually arrived).
+-- What the sandbox remembers: per counter, the uploadings it made and the goals
+-- it has; and every request it received (for specs to check what actually arrived).
 local socket = require "socket"
+local upload = require "csvup.sandbox.upload"
 
-local setmetatable, ipairs, os_date, floor = setmetatable, ipairs, os.date, math.floor
+local setmetatable, ipairs, pairs, os_date, floor = setmetatable, ipairs, pairs, os.date, math.floor
 
 local state = {}
 
@@ -13,9 +14,11 @@ State.__index = State
 local FIRST_ID = 9007199254740993
 -- A file part is kept whole in the log up to this size; beyond it, only its size and header.
 local LOG_CONTENT_MAX = 1024 * 1024
+local LOG_HEADER_MAX = 64 * 1024
 
 function state.new(opts)
-  local self = setmetatable({ process_delay = opts.process_delay, tokens = opts.tokens }, State)
+  local self = setmetatable({ process_delay = opts.process_delay, tokens = opts.tokens,
+    known_counter = opts.counters }, State)
   self:reset()
   return self
 end
@@ -25,9 +28,18 @@ function State:reset()
   self.faults = {}
   self.in_flight = self.in_flight or 0 -- requests being answered now (this reset among them)
   self.max_in_flight = 0
-  self.uploadings = {} -- kind -> array, newest last
+  self.counters = {} -- counter id -> { uploadings = { kind -> array, newest last }, goals = array }
   self.next_id = FIRST_ID
-  self.thresholds = {}
+end
+
+-- What the sandbox keeps for one counter.
+function State:counter(id)
+  local c = self.counters[id]
+  if not c then
+    c = { uploadings = {}, goals = {}, thresholds = {} }
+    self.counters[id] = c
+  end
+  return c
 end
 
 function State:new_id()
@@ -74,10 +86,24 @@ function State:take_fault(req)
   end
 end
 
+-- The headers as logged: credentials replaced by their scheme and "[hidden]",
+-- since the log is served to anyone who asks.
+local function logged_headers(headers)
+  local copy = {}
+  for name, value in pairs(headers) do
+    copy[name] = value
+  end
+  if copy.authorization then
+    local scheme = copy.authorization:match("^(%a+) ")
+    copy.authorization = (scheme and scheme .. " " or "") .. "[hidden]"
+  end
+  return copy
+end
+
 -- Records a request as received: time, method, path, query, headers, connection number,
 -- form fields and the file, and the fault it was given (req.fault).
 function State:record(req, form)
-  local entry = { method = req.method, path = req.path, query = req.query, headers = req.headers,
+  local entry = { method = req.method, path = req.path, query = req.query, headers = logged_headers(req.headers),
     connection = req.connection, fault = req.fault, time = self.now() }
   if form then
     entry.fields = form.fields
@@ -86,9 +112,9 @@ function State:record(req, form)
       entry.file = {
         filename = file.filename,
         content_type = file.content_type,
-        size = #file.content,
-        header = file.content:match("^[^\r\n]*"),
-        content = #file.content <= LOG_CONTENT_MAX and file.content or nil,
+        size = file.size,
+        header = upload.head(file, LOG_HEADER_MAX):match("^[^\r\n]*"),
+        content = file.size <= LOG_CONTENT_MAX and upload.head(file, file.size) or nil,
       }
     end
   elseif req.body and #req.body <= LOG_CONTENT_MAX then

@@ -1,9 +1,9 @@
 -- What the sandbox does with an uploaded CSV: take the multipart form apart,
 -- read the header, check the first rows in full and count the rest.
-local csv = require "csvup.csv"
 local http = require "csvup.sandbox.http"
+local csv = require "csvup.sandbox.csv"
 
-local pcall, find, tostring = pcall, string.find, tostring
+local ipairs = ipairs
 
 local upload = {}
 
@@ -11,9 +11,13 @@ local upload = {}
 -- 1 GB rehearsal does not take minutes.
 local CHECKED_ROWS = 10000
 
--- The form of a multipart request: { fields = { name = { values } }, file = part }.
+-- The form of a multipart request: { fields = { name = { values } }, file = part }
+-- (see http.multipart); nil, message when it is not one.
 function upload.form(req)
-  local parts, err = http.multipart(req.body, req.headers["content-type"])
+  if not req.body_file then
+    return nil, "the body must be multipart/form-data"
+  end
+  local parts, err = http.multipart(req.body_file, req.body_size, req.headers["content-type"])
   if not parts then
     return nil, err
   end
@@ -30,54 +34,15 @@ function upload.form(req)
   return form
 end
 
--- A file-like object over a string, for csv.rows.
-local function string_file(s)
-  local pos = 1
-  return {
-    read = function()
-      if pos > #s then
-        return nil
-      end
-      local eol = find(s, "\n", pos, true) or #s
-      local line = s:sub(pos, eol)
-      pos = eol + 1
-      return line
-    end,
-    rest = function()
-      return s, pos
-    end,
-  }
+-- The first bytes of the uploaded file, up to n.
+function upload.head(part, n)
+  return http.read_at(part.file, part.start, n < part.size and n or part.size)
 end
 
--- { header = { names }, rows = { first records }, count = all records } or nil, message.
-function upload.read_csv(content, delimiter)
-  local file = string_file(content)
-  local records, header = csv.rows(file, { delimiter = delimiter, name = "file" })
-  if not records then
-    return nil, tostring(header)
-  end
-  local result = { header = header, rows = {}, count = 0 }
-  local ok, problem = pcall(function()
-    for record in records do
-      result.count = result.count + 1
-      result.rows[result.count] = record
-      if result.count == CHECKED_ROWS then
-        break
-      end
-    end
-  end)
-  if not ok then
-    return nil, tostring(problem)
-  end
-  if result.count == CHECKED_ROWS then
-    local s, pos = file.rest()
-    while pos <= #s do
-      local eol = find(s, "\n", pos, true) or #s
-      result.count = result.count + 1
-      pos = eol + 1
-    end
-  end
-  return result
+-- { header = { names }, rows = { first records }, lines = { their line numbers },
+-- count = all records } or nil, message.
+function upload.read_csv(part, delimiter)
+  return csv.read(part, delimiter, CHECKED_ROWS)
 end
 
 return upload
