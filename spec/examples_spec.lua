@@ -28,7 +28,8 @@ describe("examples", function()
     local output, requests = run("costs_upload_delete.lua")
     assert.matches("uploaded 4 cost lines: PROCESSED", output)
     assert.matches("deleting the costs of 2026%-11%-01", output)
-    assert.are.same({ provider = "csvup-example", comment = "daily costs" }, requests[1].query)
+    assert.are.equal("csvup-example", requests[1].query.provider)
+    assert.matches("^daily costs csvup%x+$", requests[1].query.comment) -- the marker that finds a lost answer
     assert.matches("1520.75", requests[1].file.content, 1, true)
     local last = requests[#requests]
     assert.are.same({ "/management/v1/counter/2215573/expense/delete_single", "2026-11-01", "csvup-example" },
@@ -39,7 +40,7 @@ describe("examples", function()
     local output, requests = run("users_to_carrotquest.lua")
     assert.matches("imported: 3 users, 3 updates planned, 0 refused", output)
     assert.matches("vip: 2 users", output)
-    assert.are.same({ '"imported"' }, requests[1].fields.tags)
+    assert.are.same({ '["imported"]' }, requests[1].fields.tags)
     assert.matches("777,margo@example.com,", requests[1].file.content, 1, true)
   end)
 

@@ -49,7 +49,7 @@ describe("metrika client", function()
       assert.are.equal("POST", req.method)
       assert.are.equal(PREFIX .. "/offline_conversions/upload", req.path)
       assert.are.same({ comment = "crm sync", type = "BASIC" }, unmarked(req.query))
-      assert.are.equal("OAuth " .. support.TOKEN, req.headers.authorization)
+      assert.are.equal("OAuth [hidden]", req.headers.authorization) -- the sandbox hides the token it got
       assert.are.equal("offline_conversions.csv", req.file.filename)
       assert.are.equal("text/csv", req.file.content_type)
       assert.are.equal(expected, req.file.content)

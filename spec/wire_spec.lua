@@ -42,6 +42,16 @@ describe("on the wire", function()
     return body:match('name="' .. name .. '"\r\n\r\n(.-)\r\n%-%-')
   end
 
+  it("sends the token only in the Authorization header", function()
+    server.answer { { method = "GET", path = "/expense/uploadings", body = '{"uploadings":[]}' } }
+    local secret = assert(csvup.metrika.new { token = "s3cr3t-token", counter = 1, base_url = server.url })
+    assert(secret:expense_uploadings())
+    secret:close()
+    local req = last()
+    assert.matches("\r\nAuthorization: OAuth s3cr3t%-token\r\n", req.head .. "\r\n")
+    assert.are.equal(1, select(2, req.raw:gsub("s3cr3t%-token", "")))
+  end)
+
   it("sends Carrot quest tags as one form field holding a JSON array", function()
     server.answer { { method = "POST", path = "^/users/import", body = '{"meta":{"status":200},"data":{"row_errors":{},'
       .. '"updates_planned":2}}' } }
@@ -140,7 +150,7 @@ describe("on the wire", function()
   it("exits non-zero from the command line for a refused CRM upload or a shapeless answer", function()
     server.answer { { method = "POST", path = "/data/contacts/csv", body = '{"uploading":{"uploading_id":"7",'
       .. '"api_validation_status":"FAILED"}}' }, { method = "POST", path = "/expense/upload", body = "{}" } }
-    local command = "CSVUP_METRIKA_TOKEN=t " .. support.LUA .. " lua/bin/csvup metrika %s --counter 1 --base-url "
+    local command = "CSVUP_METRIKA_TOKEN=t " .. support.LUA .. " lua/bin/csvup metrika %s --no-journal --counter 1 --base-url "
       .. server.url .. " %s >/dev/null 2>&1"
     local ok, _, code = os.execute(command:format("upload-crm --entity contacts --merge-mode SAVE",
       "spec/fixtures/contacts.csv"))
