@@ -192,6 +192,10 @@ local function build_parser()
   sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one; default: 8080", "8080"):convert(integer)
   sandbox:option("--process-delay", "seconds until an uploading is final; default: 0.5", "0.5"):convert(number(0))
   sandbox:option("--answer-delay", "seconds before every answer; default: 0", "0"):convert(number(0))
+  sandbox:option("--counters", "the Metrica counters the token may use, comma-separated; default: all but 403")
+  sandbox:option("--max-connections", "connections at once, more get 503; default: 256, at most 900")
+    :convert(integer)
+  sandbox:option("--idle-timeout", "seconds a connection may stay silent; default: 30"):convert(number(0.1))
   return parser
 end
 
@@ -446,8 +450,17 @@ end
 
 local function run_sandbox(args)
   local sandbox = require "csvup.sandbox" -- only this command needs luasocket
+  local counters
+  for id in (args.counters or ""):gmatch("[^,]+") do
+    counters = counters or {}
+    counters[#counters + 1] = integer(id)
+    if not counters[#counters] then
+      return usage_error("--counters takes counter ids separated by commas")
+    end
+  end
   local server, err = sandbox.new { port = args.port, process_delay = args.process_delay,
-    answer_delay = args.answer_delay }
+    answer_delay = args.answer_delay, counters = counters, max_connections = args.max_connections,
+    idle_timeout = args.idle_timeout }
   if not server then
     say(io.stderr, format("csvup: sandbox: cannot listen on port %d: %s\n", args.port, printable(err)))
     return API_ERROR

@@ -107,7 +107,7 @@ local function answer(self, conn, req)
     code, body, headers = route(self, req)
   end
   if req.fault == "lost_answer" then -- processed, but the answer never arrives
-    reset(sock)
+    reset(conn.sock)
     return false
   end
   headers = headers or {}
