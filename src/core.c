@@ -13,6 +13,8 @@
 #include "error.h"
 #include "json.h"
 #include "multi.h"
+#include "plan.h"
+#include "records.h"
 #include "request.h"
 #include "scan.h"
 #include "version.h"
@@ -63,6 +65,9 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "connection", connection_new },
         { "check_file", request_check_file },
         { "csv_encoder", csv_encoder_new },
+        { "csv_reader", records_open },
+        { "check_rows", plan_check_rows },
+        { "check_value", plan_check_value },
         { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
         { "isatty", core_isatty },
@@ -80,6 +85,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     connection_init(L);
     request_init(L);
     csv_init(L);
+    records_init(L);
     multi_init(L);
 
     lua_newtable(L);

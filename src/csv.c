@@ -29,12 +29,14 @@ struct problem {
 };
 
 /* One pass over a field: whether it needs quotes, and where its UTF-8 breaks
- * (*bad, or n when it is valid). */
+ * or a NUL byte is (*bad, or n when it is valid). */
 static int scan_field(const struct encoder *e, const unsigned char *s, size_t n, size_t *bad)
 {
     size_t i = 0, len;
     int quote = 0;
     while (i < n) {
+        if (s[i] == 0)
+            break;
         if (s[i] < 0x80)
             quote |= e->special[s[i++]];
         else if ((len = utf8_sequence(s + i, n - i)))
@@ -179,7 +181,8 @@ static int append_value(struct encoder *e, lua_State *L, int idx, struct problem
         s = lua_tolstring(L, idx, &n);
         quote = scan_field(e, (const unsigned char *)s, n, &bad);
         if (bad < n) {
-            snprintf(p->text, sizeof p->text, "is not valid UTF-8 (at byte %lu)", (unsigned long)bad + 1);
+            snprintf(p->text, sizeof p->text, s[bad] ? "is not valid UTF-8 (at byte %lu)"
+                     : "holds a NUL byte (at byte %lu), which the APIs do not take", (unsigned long)bad + 1);
             return -1;
         }
         return quote ? append_quoted(e, s, n) : buffer_append(&e->out, s, n);
