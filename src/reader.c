@@ -10,6 +10,8 @@
 
 enum { PARSED = 1, END = 0, FAILED = -1, MORE = -2 };
 
+
+
 static int fail(struct reader *r, const char *code, long long line, long long column, const char *fmt, ...)
 {
     va_list ap;
@@ -116,13 +118,14 @@ static long long count_lines(const unsigned char *buf, size_t from, size_t to, s
 }
 
 /* A record read whole, buf[r->start, end) with `lines` line breaks: the
- * checks that need all of it, then the fields' addresses. */
-static int finish(struct reader *r, size_t end, long long lines)
+ * checks that need all of it, then the fields' addresses. high: whether
+ * any byte may be beyond ASCII (when none is, the UTF-8 check is skipped). */
+static int finish(struct reader *r, size_t end, long long lines, unsigned high)
 {
     size_t from = r->start, i;
     if (end - from > r->limit)
         return too_long(r);
-    if (r->check_utf8) {
+    if (r->check_utf8 && (high & 0x80)) {
         size_t valid = utf8_valid_prefix(r->buf + from, end - from), line_start = from;
         if (valid < end - from) {
             long long line = r->line + count_lines(r->buf, from, from + valid, &line_start);
@@ -184,6 +187,7 @@ static int parse(struct reader *r)
     const unsigned char *b = r->buf;
     size_t p = r->start, end = r->end, line_start = r->start;
     long long lines = 0;
+    unsigned high = 0; /* the bytes of unquoted fields, or'ed: is any beyond ASCII? */
     r->nfields = 0;
     r->scratch.len = 0;
     if (p == end)
@@ -196,6 +200,7 @@ static int parse(struct reader *r)
         if (p < end && b[p] == '"') {
             size_t open = p;
             int rc = quoted(r, i, open, &p);
+            high = 0x80; /* quoted text is checked whole */
             if (rc == MORE)
                 return MORE;
             if (rc == FAILED)
@@ -207,7 +212,7 @@ static int parse(struct reader *r)
             if (p == end) {
                 if (!r->eof)
                     return MORE;
-                return finish(r, p, lines);
+                return finish(r, p, lines, high);
             }
             c = b[p];
             if (c != (unsigned char)r->delimiter && c != '\n' && c != '\r')
@@ -216,14 +221,14 @@ static int parse(struct reader *r)
         } else {
             size_t s = p;
             while (p < end && !r->special[b[p]])
-                p++;
+                high |= b[p++];
             r->offsets[i] = s;
             r->fields[i].len = p - s;
             r->in_scratch[i] = 0;
             if (p == end) {
                 if (!r->eof)
                     return MORE;
-                return finish(r, p, lines);
+                return finish(r, p, lines, high);
             }
             c = b[p];
             if (c == '"')
@@ -238,12 +243,12 @@ static int parse(struct reader *r)
             continue;
         }
         if (c == '\n')
-            return finish(r, p + 1, lines + 1);
+            return finish(r, p + 1, lines + 1, high);
         /* c == '\r' */
         if (p + 1 == end)
-            return r->eof ? finish(r, p + 1, lines) : MORE;
+            return r->eof ? finish(r, p + 1, lines, high) : MORE;
         if (b[p + 1] == '\n')
-            return finish(r, p + 2, lines + 1);
+            return finish(r, p + 2, lines + 1, high);
         return fail(r, "malformed_csv", r->line + lines, (long long)(p - line_start) + 1,
                     "a lone CR outside quotes: if the lines end with a lone CR (old Mac files), "
                     "save the file with LF or CRLF line endings");

@@ -6,6 +6,7 @@
 #define CSVUP_READER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "buffer.h"
