@@ -120,23 +120,41 @@ function Writer:encode(rows, i, j)
     return nil, err
   end
   self.rows = self.rows + (j - i + 1)
+  if self.streaming then -- numbered on from here
+    self.write = self.encoder:stream(self.fh, self.rows + 1)
+  end
   return self:emit(text)
 end
 
+-- Once the columns are known and the target is a Lua file, w:write is the
+-- encoder's own C writer: one row at a time, written out every 64 KB.
 function Writer:flush()
+  if self.streaming then
+    local bytes, rows = self.encoder:drain(self.fh)
+    if not bytes then
+      return nil, rows
+    end
+    self.bytes, self.rows = self.bytes + bytes, self.rows + rows
+    return true
+  end
   local pending = self.pending
   if #pending == 0 then
     return true
   end
   self.pending = {}
-  return self:encode(pending, 1, #pending)
+  local ok, err = self:encode(pending, 1, #pending)
+  if ok and io_type(self.fh) == "file" then
+    self.write, self.streaming = self.encoder:stream(self.fh, self.rows + 1), true
+  end
+  return ok, err
 end
 
--- w:write(row) -> true | nil, err. Rows are encoded in batches.
+-- w:write(row) -> true | nil, err. Without columns, the first rows are kept
+-- until BATCH of them name the columns.
 function Writer:write(row)
   local pending = self.pending
   pending[#pending + 1] = row
-  if #pending >= BATCH then
+  if #pending >= BATCH or self.opts.columns then
     return self:flush()
   end
   return true
