@@ -54,6 +54,12 @@ static int scan_field(const struct encoder *e, const unsigned char *s, size_t n,
     return quote;
 }
 
+/* An empty field appends nothing: never memcpy from or to a NULL buffer. */
+static int append_bytes(struct encoder *e, const char *s, size_t n)
+{
+    return n ? buffer_append(&e->out, s, n) : 0;
+}
+
 static int append_quoted(struct encoder *e, const char *s, size_t n)
 {
     const char *quote;
@@ -73,7 +79,7 @@ static int append_quoted(struct encoder *e, const char *s, size_t n)
 static int append_text(struct encoder *e, const char *s, size_t n)
 {
     size_t bad;
-    return scan_field(e, (const unsigned char *)s, n, &bad) ? append_quoted(e, s, n) : buffer_append(&e->out, s, n);
+    return scan_field(e, (const unsigned char *)s, n, &bad) ? append_quoted(e, s, n) : append_bytes(e, s, n);
 }
 
 static size_t format_int(int64_t v, char *out)
@@ -191,7 +197,7 @@ static int append_value(struct encoder *e, lua_State *L, int idx, struct problem
                      : "holds a NUL byte (at byte %lu), which the APIs do not take", (unsigned long)bad + 1);
             return -1;
         }
-        return quote ? append_quoted(e, s, n) : buffer_append(&e->out, s, n);
+        return quote ? append_quoted(e, s, n) : append_bytes(e, s, n);
     case LUA_TNUMBER: {
         int64_t i;
         lua_Number v;
