@@ -17,6 +17,7 @@ describe("csv.encode", function()
   it("writes the union of all rows' columns, a key first seen in a later row included", function()
     local rows = { { a = 1 }, { a = 2, b = "x" }, { c = true } }
     assert.are.same({ "a", "b", "c" }, csv.columns(rows))
+    assert.are.same({ "a", "b", "c", "d" }, csv.columns { { b = 1, a = 2 }, { d = 1, c = 1, a = 3 } })
     assert.are.equal("a,b,c\n1,,\n2,x,\n,,true\n", csv.encode(rows))
   end)
 

@@ -64,6 +64,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "connection", connection_new },
         { "check_file", request_check_file },
+        { "csv_columns", csv_columns },
         { "csv_encoder", csv_encoder_new },
         { "csv_reader", records_open },
         { "check_rows", plan_check_rows },

@@ -415,6 +415,77 @@ static int encoder_drain(lua_State *L)
     return 2;
 }
 
+/* Whether the key at a sorts before the key at b, by their text. */
+static int key_before(lua_State *L, int a, int b)
+{
+    const char *x, *y;
+    a = a < 0 ? lua_gettop(L) + a + 1 : a;
+    b = b < 0 ? lua_gettop(L) + b + 1 : b;
+    lua_pushvalue(L, a);
+    lua_pushvalue(L, b);
+    x = lua_isstring(L, -2) ? lua_tostring(L, -2) : luaL_typename(L, -2);
+    y = lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1);
+    a = strcmp(x, y) < 0;
+    lua_pop(L, 2);
+    return a;
+}
+
+/* core.csv_columns(rows, i, j) -> the union of the records' keys in
+ * rows[i..j], in first-seen order; the keys one row adds are sorted, since
+ * a table's own order is not its insertion order. Arrays are skipped. */
+int csv_columns(lua_State *L)
+{
+    lua_Integer i = luaL_checkinteger(L, 2), j = luaL_checkinteger(L, 3), r;
+    const int rows = 1, seen = 4, columns = 5, row = 6;
+    int n = 0;
+    luaL_checktype(L, rows, LUA_TTABLE);
+    lua_settop(L, 3);
+    lua_newtable(L);
+    lua_newtable(L);
+    for (r = i; r <= j; r++) {
+        int first = n, k;
+        lua_settop(L, columns);
+        lua_rawgeti(L, rows, (int)r);
+        if (!lua_istable(L, row))
+            continue;
+        lua_rawgeti(L, row, 1);
+        if (!lua_isnil(L, -1))
+            continue; /* an array */
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        while (lua_next(L, row)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, seen);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushvalue(L, -1);
+                lua_pushboolean(L, 1);
+                lua_rawset(L, seen);
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, columns, ++n);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        for (k = first + 2; k <= n; k++) { /* insertion sort of the keys this row added */
+            int m = k;
+            lua_rawgeti(L, columns, k);
+            while (m > first + 1) {
+                lua_rawgeti(L, columns, m - 1);
+                if (!key_before(L, -2, -1)) {
+                    lua_pop(L, 1);
+                    break;
+                }
+                lua_rawseti(L, columns, m--);
+            }
+            lua_rawseti(L, columns, m);
+        }
+    }
+    lua_settop(L, columns);
+    return 1;
+}
+
 static int encoder_gc(lua_State *L)
 {
     struct encoder *e = luaL_checkudata(L, 1, ENCODER_MT);

@@ -4,9 +4,9 @@
 -- adds the options and the streaming writer.
 local core = require "csvup.core"
 
-local sort, min = table.sort, math.min
-local pairs, ipairs, type, tostring, setmetatable, error, pcall, next =
-  pairs, ipairs, type, tostring, setmetatable, error, pcall, next
+local min = math.min
+local ipairs, type, tostring, setmetatable, error, pcall, next =
+  ipairs, type, tostring, setmetatable, error, pcall, next
 local io_open, io_type = io.open, io.type
 
 local csv = {}
@@ -25,24 +25,7 @@ end
 -- The union of the records' keys in rows[i..j], in first-seen order; the keys
 -- a row adds are sorted, since a table's own order is not its insertion order.
 function csv.columns(rows, i, j)
-  local seen, columns = {}, {}
-  for r = i or 1, j or #rows do
-    local row = rows[r]
-    if type(row) == "table" and not is_array(row) then
-      local fresh = {}
-      for k in pairs(row) do
-        if not seen[k] then
-          seen[k] = true
-          fresh[#fresh + 1] = k
-        end
-      end
-      sort(fresh, function(a, b) return tostring(a) < tostring(b) end)
-      for _, k in ipairs(fresh) do
-        columns[#columns + 1] = k
-      end
-    end
-  end
-  return columns
+  return core.csv_columns(rows, i or 1, j or #rows)
 end
 
 -- columns: given, or the union of rows[i..j]'s keys (then a later key is an error, not dropped).
