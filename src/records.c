@@ -303,12 +303,15 @@ int records_open(lua_State *L)
         return 2;
     }
     rs->ncolumns = rc ? rs->r.nfields : 0;
+    lua_createtable(L, (int)rs->ncolumns, 0); /* the reader's own, which the caller cannot change */
     lua_createtable(L, (int)rs->ncolumns, 0);
     for (i = 0; i < rs->ncolumns; i++) {
         lua_pushlstring(L, rs->r.fields[i].data, rs->r.fields[i].len);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -4, (int)i + 1);
         lua_rawseti(L, -2, (int)i + 1);
     }
-    lua_pushvalue(L, -1);
+    lua_insert(L, -2);
     csvup_setuservalue(L, -3);
     return 2;
 }
