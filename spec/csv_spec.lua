@@ -306,6 +306,21 @@ describe("csv, hostile input", function()
     assert.matches("header .*longer than 64 KB", tostring(err))
   end)
 
+  it("reads from an object with a read method, whatever the size of its pieces", function()
+    local text, pos = 'a,b\n1,"x\ny"\n2,z\n', 1
+    local source = { read = function()
+      local piece = text:sub(pos, pos + 2)
+      pos = pos + 3
+      return piece ~= "" and piece or nil
+    end }
+    local iter = assert(csv.rows(source))
+    assert.are.same({ { a = "1", b = "x\ny" }, 2 }, { iter() })
+    assert.are.same({ { a = "2", b = "z" }, 4 }, { iter() })
+    assert.is_nil(iter())
+    local _, err = csv.rows { read = function() error("gone") end }
+    assert.matches("gone", tostring(err))
+  end)
+
   it("reads from an open file handle", function()
     local f = assert(io.open(files.write(dir .. "/h.csv", "a;b\n1;2\n")))
     local iter, header = assert(csv.rows(f, { delimiter = "auto" }))
