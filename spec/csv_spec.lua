@@ -17,6 +17,7 @@ describe("csv.encode", function()
   it("writes the union of all rows' columns, a key first seen in a later row included", function()
     local rows = { { a = 1 }, { a = 2, b = "x" }, { c = true } }
     assert.are.same({ "a", "b", "c" }, csv.columns(rows))
+    assert.are.same({ "a", "b", "c", "d" }, csv.columns { { b = 1, a = 2 }, { d = 1, c = 1, a = 3 } })
     assert.are.equal("a,b,c\n1,,\n2,x,\n,,true\n", csv.encode(rows))
   end)
 
@@ -88,7 +89,7 @@ describe("csv.rows", function()
   it("returns nil, err for a file it cannot open", function()
     local iter, err = csv.rows(dir .. "/missing.csv")
     assert.is_nil(iter)
-    assert.are.equal("file_unreadable", err.code)
+    assert.are.equal("file_not_found", err.code)
   end)
 
   it("reads back what encode wrote", function()
@@ -172,12 +173,12 @@ describe("csv.writer", function()
       first[i] = { a = i }
     end
     assert(w:write_all(first))
-    assert(w:write { a = 5001, c = "late" })
-    local bytes, err = w:close()
-    assert.is_nil(bytes)
+    local ok, err = w:write { a = 5001, c = "late" }
+    assert.is_nil(ok)
     assert.are.equal("invalid_value", err.code)
     assert.are.equal(5003, err.row)
     assert.matches("has the column 'c', which is not in the header", tostring(err))
+    assert(w:close())
     assert.matches("^a,b\n0,\n1,1\n1,\n", files.read(dir .. "/later.csv"))
   end)
 
@@ -271,5 +272,61 @@ describe("round trips", function()
       assert.are.equal(#rows, r, "seed " .. seed)
     end
     os.remove(path)
+  end)
+end)
+
+describe("csv, hostile input", function()
+  it("refuses a NUL byte in a value, naming row and column", function()
+    local _, err = csv.encode { { a = "ok" }, { a = "x\0y" } }
+    assert.are.equal("invalid_value", err.code)
+    assert.are.same({ 2, "a" }, { err.row, err.column })
+    assert.matches("NUL", tostring(err))
+  end)
+
+  it("says a file's lines end with a lone CR", function()
+    local path = files.write(dir .. "/mac.csv", "a,b\r1,2\r")
+    local ok, err = pcall(function()
+      local iter = assert(csv.rows(path))
+      return iter()
+    end)
+    assert.is_false(ok)
+    assert.matches("lone CR", tostring(err))
+  end)
+
+  it("refuses a record longer than record_limit and a header longer than 64 KB", function()
+    local path = files.write(dir .. "/long.csv", "a,b\n1," .. ("x"):rep(2000) .. "\n")
+    local ok, err = pcall(function()
+      for _ in assert(csv.rows(path, { record_limit = 1000 })) do end
+    end)
+    assert.is_false(ok)
+    assert.matches("long%.csv:2: malformed_csv: .*longer than", tostring(err))
+    local iter
+    iter, err = csv.rows(files.write(dir .. "/wide.csv", ("h"):rep(70000) .. "\n1\n"))
+    assert.is_nil(iter)
+    assert.matches("header .*longer than 64 KB", tostring(err))
+  end)
+
+  it("reads from an object with a read method, whatever the size of its pieces", function()
+    local text, pos = 'a,b\n1,"x\ny"\n2,z\n', 1
+    local source = { read = function()
+      local piece = text:sub(pos, pos + 2)
+      pos = pos + 3
+      return piece ~= "" and piece or nil
+    end }
+    local iter = assert(csv.rows(source))
+    assert.are.same({ { a = "1", b = "x\ny" }, 2 }, { iter() })
+    assert.are.same({ { a = "2", b = "z" }, 4 }, { iter() })
+    assert.is_nil(iter())
+    local _, err = csv.rows { read = function() error("gone") end }
+    assert.matches("gone", tostring(err))
+  end)
+
+  it("reads from an open file handle", function()
+    local f = assert(io.open(files.write(dir .. "/h.csv", "a;b\n1;2\n")))
+    local iter, header = assert(csv.rows(f, { delimiter = "auto" }))
+    assert.are.same({ "a", "b" }, header)
+    assert.are.same({ a = "1", b = "2" }, iter())
+    assert.is_nil(iter())
+    f:close()
   end)
 end)

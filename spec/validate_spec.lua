@@ -105,7 +105,8 @@ describe("validate.rows", function()
       { ["$email"] = "", ["$nick"] = "y", big = 1, note = "" },
     }, ctx)
     local text = reasons(err)
-    assert.matches("%$nick: starts with %$, which is for system properties", text)
+    assert.is_nil(text:find("$nick", 1, true)) -- a system property csvup does not list: a warning
+    assert.are.equal("$nick", err.warnings[1].column)
     assert.matches("1 %$email: \" a@b.c\" has a leading or trailing space", text)
     assert.matches("1 big: .* is outside ±2%^53", text)
     assert.matches("1 note: .* is longer than 255 characters", text)
@@ -181,7 +182,7 @@ describe("validation in the clients", function()
     local _, err = m:upload_offline_conversions { file = latin1 }
     assert.are.equal("invalid_utf8", err.code)
     assert.are.same({ 3, 3 }, { err.line, err.column })
-    assert.matches("cp1251%.csv: line 3, byte 3 of the line is not valid UTF%-8", err.message)
+    assert.matches("cp1251%.csv:3:3: invalid_utf8: byte 3 of line 3 is not valid UTF%-8", tostring(err))
     assert.are.same({}, sandbox.requests())
   end)
 
@@ -228,5 +229,132 @@ describe("csvup validate", function()
   it("exits 2 for a wrong kind or a missing file", function()
     assert.are.equal("2", select(2, run("leads spec/fixtures/offline_conversions.csv")))
     assert.are.equal("2", select(2, run("calls /nonexistent.csv")))
+  end)
+end)
+
+describe("validate.file", function()
+  local dir
+
+  setup(function()
+    dir = files.tmpdir()
+  end)
+
+  teardown(function()
+    files.remove(dir)
+  end)
+
+  local function file(name, text)
+    return files.write(dir .. "/" .. name, text)
+  end
+
+  local function failure(name, path, opts)
+    local ok, err = validate.file(name, path, opts)
+    assert.is_nil(ok)
+    return err
+  end
+
+  it("checks every row by default, only the header with level = 'header'", function()
+    local path = file("rows.csv", "ClientId,Target,DateTime\n1,G,1\n2,G,1481718166000\n")
+    local err = failure("offline_conversions", path)
+    assert.are.same({ 3, "DateTime" }, { err.problems[1].line, err.problems[1].column })
+    assert.is_true(validate.file("offline_conversions", path, { level = "header" }))
+    assert.is_true(validate.file("offline_conversions", path, { full = false }))
+  end)
+
+  it("counts quoted line breaks in the lines it names", function()
+    local path = file("quoted.csv", 'UserId,Target,DateTime\n"a\nb",G,1\n"c",G,soon\n')
+    assert.are.equal(4, failure("offline_conversions", path).problems[1].line)
+  end)
+
+  it("refuses a header longer than 64 KB without reading the whole line", function()
+    local path = dir .. "/wide.csv"
+    assert(os.execute(("head -c 104857600 /dev/zero | tr '\\0' x > %s"):format(path)))
+    local script = ([[
+      local ok, err = require("csvup.validate").file("offline_conversions", %q, { level = "header" })
+      print(ok, err and err.message, io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)"))]]):format(path)
+    local out = assert(io.popen(support.LUA .. " -e '" .. script .. "'")):read("a")
+    os.remove(path)
+    local ok, message, peak = out:match("^(%S+)\t(.-)\t(%d+)\n$")
+    assert.are.equal("nil", ok)
+    assert.matches("header .*longer than 64 KB", message)
+    assert.is_true(tonumber(peak) < 64 * 1024, "peak RSS " .. peak .. " kB")
+  end)
+
+  it("quotes at most 80 characters of a value in a message", function()
+    local path = file("long.csv", "ClientId,Target,DateTime\n" .. ("9"):rep(5000) .. "x,G,1\n")
+    local reason = failure("offline_conversions", path).problems[1].reason
+    assert.matches('^"' .. ("9"):rep(80) .. '…" is not an id', reason)
+  end)
+
+  it("names what a CR-only file has instead of a repeated column", function()
+    local err = failure("offline_conversions", file("mac.csv", "ClientId,Target,DateTime\r1,G,1\r2,G,1\r"))
+    assert.are.equal("malformed_csv", err.code)
+    assert.matches("lone CR", tostring(err))
+  end)
+
+  it("refuses what is not a regular file instead of reading it forever", function()
+    local err = failure("offline_conversions", "/dev/zero")
+    assert.matches("not a regular file", tostring(err))
+    local fifo = dir .. "/fifo"
+    assert(os.execute("mkfifo " .. fifo))
+    err = failure("offline_conversions", fifo)
+    assert.matches("not a regular file", tostring(err))
+  end)
+
+  it("matches user parameter columns without regard to case; a delete_keys file may hold only the key", function()
+    assert.is_true(validate.file("user_params", file("up.csv", "clientid,key,value\n123,plan,gold\n")))
+    assert.is_true(validate.file("user_params", file("up2.csv", "UserID,KEY,Value\nu1,plan,gold\n")))
+    assert.is_true(validate.rows("user_params", { { userid = "u1", key = "plan", value = "x" } }))
+    local keys_only = file("del.csv", "key\nplan\n")
+    assert.matches("one of these columns is required", tostring(failure("user_params", keys_only)))
+    assert.is_true(validate.file("user_params_delete", keys_only))
+    assert.matches("2 key: is empty", reasons(failure("user_params_delete", file("del2.csv", "key,clientid\n,1\n"))))
+  end)
+
+  it("takes the CRM order date formats and an order without an id", function()
+    local good = { "10.01.2024", "10.01.24", "2024-01-10", "10.01.2024 11:56", "10.01.24 11:56:07", "2024-01-10 23:59:59" }
+    local lines = { "id,create_date_time,client_ids" }
+    for i, d in ipairs(good) do
+      lines[#lines + 1] = ("%s,%s,c%d"):format(i == 1 and "" or tostring(i), d, i)
+    end
+    assert.is_true(validate.file("crm_simple_orders", file("orders.csv", table.concat(lines, "\n") .. "\n")))
+    local bad = { "2024-01-10T11:56", "32.01.2024", "10.13.2024", "10.01.2024 24:00", "10/01/2024", "10.01.2024 11:5" }
+    lines = { "id,create_date_time,client_ids" }
+    for i, d in ipairs(bad) do
+      lines[#lines + 1] = ("%d,%s,c"):format(i, d)
+    end
+    local err = failure("crm_simple_orders", file("bad_orders.csv", table.concat(lines, "\n") .. "\n"))
+    assert.are.equal(#bad, err.problem_count)
+    assert.matches("is not a date and time", err.problems[1].reason)
+  end)
+
+  it("lets a Carrot quest system property it does not list through, with a warning", function()
+    local ok, warnings = validate.file("carrotquest_users", file("cq.csv", "$user_id,$city,plan\n1,Paris,gold\n"),
+      { merge_field = "$user_id" })
+    assert.is_true(ok)
+    assert.are.equal("$city", warnings[1].column)
+  end)
+end)
+
+describe("csvup validate, a big file", function()
+  it("refuses a 200 MB file whose only bad row is line 4,000,001, naming that line", function()
+    local dir = files.tmpdir()
+    local path = dir .. "/big.csv"
+    local row = "133591247640966458,GOAL1,1481718166,123.45,RUB"
+    assert(os.execute(("{ echo ClientId,Target,DateTime,Price,Currency; yes %s 2>/dev/null | head -n 3999999; "
+      .. "echo 133591247640966458,GOAL1,1481718166000,123.45,RUB; yes %s 2>/dev/null | head -n 300000; } > %s"):format(row, row, path)))
+    local pipe = io.popen(support.LUA .. " lua/bin/csvup validate offline-conversions " .. path .. " 2>&1; echo \"exit $?\"")
+    local output = pipe:read("a")
+    pipe:close()
+    files.remove(dir)
+    assert.matches("exit 3\n$", output)
+    assert.matches(path .. ":4000001: DateTime: \"1481718166000\" looks like milliseconds", output, 1, true)
+  end)
+
+  it("ends with an error on /dev/zero", function()
+    local pipe = io.popen("timeout 20 env " .. support.LUA .. " lua/bin/csvup validate offline-conversions /dev/zero 2>&1; echo \"exit $?\"")
+    local output = pipe:read("a")
+    pipe:close()
+    assert.matches("not a regular file.*exit 2\n$", output)
   end)
 end)

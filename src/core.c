@@ -15,6 +15,8 @@
 #include "journal.h"
 #include "json.h"
 #include "multi.h"
+#include "plan.h"
+#include "records.h"
 #include "request.h"
 #include "scan.h"
 #include "sha256.h"
@@ -76,7 +78,11 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "connection", connection_new },
         { "check_file", request_check_file },
         { "columns", core_columns },
+        { "csv_columns", csv_columns },
         { "csv_encoder", csv_encoder_new },
+        { "csv_reader", records_open },
+        { "check_rows", plan_check_rows },
+        { "check_value", plan_check_value },
         { "utf8_check_file", scan_utf8_file },
         { "error", csvup_error_new },
         { "isatty", core_isatty },
@@ -97,6 +103,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     connection_init(L);
     request_init(L);
     csv_init(L);
+    records_init(L);
     multi_init(L);
     journal_init(L);
 

@@ -1,7 +1,10 @@
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <lualib.h>
 
 #include "buffer.h"
 #include "csv.h"
@@ -10,6 +13,7 @@
 
 #define ENCODER_MT "csvup.csv_encoder"
 #define TEXT_MAX 64
+#define STREAM_CHUNK (64 * 1024)
 #define EXACT_INT 9007199254740992.0 /* 2^53 */
 
 /* Options fixed at creation; the columns table is the userdata's user value. */
@@ -21,6 +25,8 @@ struct encoder {
     size_t ncolumns;
     char eol[3], null_text[TEXT_MAX], true_text[TEXT_MAX], false_text[TEXT_MAX];
     struct buffer out;    /* reused across calls; freed by __gc */
+    lua_Integer next_row; /* the number of the next row a stream writes */
+    size_t stream_bytes, stream_rows; /* written by the stream since the last drain */
 };
 
 /* Why a value cannot be written, for the error that names its row and column. */
@@ -29,12 +35,14 @@ struct problem {
 };
 
 /* One pass over a field: whether it needs quotes, and where its UTF-8 breaks
- * (*bad, or n when it is valid). */
+ * or a NUL byte is (*bad, or n when it is valid). */
 static int scan_field(const struct encoder *e, const unsigned char *s, size_t n, size_t *bad)
 {
     size_t i = 0, len;
     int quote = 0;
     while (i < n) {
+        if (s[i] == 0)
+            break;
         if (s[i] < 0x80)
             quote |= e->special[s[i++]];
         else if ((len = utf8_sequence(s + i, n - i)))
@@ -44,6 +52,12 @@ static int scan_field(const struct encoder *e, const unsigned char *s, size_t n,
     }
     *bad = i;
     return quote;
+}
+
+/* An empty field appends nothing: never memcpy from or to a NULL buffer. */
+static int append_bytes(struct encoder *e, const char *s, size_t n)
+{
+    return n ? buffer_append(&e->out, s, n) : 0;
 }
 
 static int append_quoted(struct encoder *e, const char *s, size_t n)
@@ -65,7 +79,7 @@ static int append_quoted(struct encoder *e, const char *s, size_t n)
 static int append_text(struct encoder *e, const char *s, size_t n)
 {
     size_t bad;
-    return scan_field(e, (const unsigned char *)s, n, &bad) ? append_quoted(e, s, n) : buffer_append(&e->out, s, n);
+    return scan_field(e, (const unsigned char *)s, n, &bad) ? append_quoted(e, s, n) : append_bytes(e, s, n);
 }
 
 static size_t format_int(int64_t v, char *out)
@@ -179,10 +193,11 @@ static int append_value(struct encoder *e, lua_State *L, int idx, struct problem
         s = lua_tolstring(L, idx, &n);
         quote = scan_field(e, (const unsigned char *)s, n, &bad);
         if (bad < n) {
-            snprintf(p->text, sizeof p->text, "is not valid UTF-8 (at byte %lu)", (unsigned long)bad + 1);
+            snprintf(p->text, sizeof p->text, s[bad] ? "is not valid UTF-8 (at byte %lu)"
+                     : "holds a NUL byte (at byte %lu), which the APIs do not take", (unsigned long)bad + 1);
             return -1;
         }
-        return quote ? append_quoted(e, s, n) : buffer_append(&e->out, s, n);
+        return quote ? append_quoted(e, s, n) : append_bytes(e, s, n);
     case LUA_TNUMBER: {
         int64_t i;
         lua_Number v;
@@ -253,6 +268,53 @@ static int stray_key(lua_State *L, int row_idx, int columns_idx, size_t ncolumns
     return 0;
 }
 
+/* Appends the row at index row (its number in errors: number) and its line
+ * end to e->out: 0, or 2 with nil and an error pushed. */
+static int append_row(struct encoder *e, lua_State *L, int row, int columns, lua_Integer number)
+{
+    struct problem p;
+    size_t c, ncols;
+    int positional, top = lua_gettop(L), value = top + 1;
+    if (!lua_istable(L, row)) {
+        snprintf(p.text, sizeof p.text, "is a %s, not a table", luaL_typename(L, row));
+        return row_error(L, number, 0, p.text);
+    }
+    lua_rawgeti(L, row, 1);
+    positional = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    ncols = e->has_columns ? e->ncolumns : lua_rawlen(L, row);
+    for (c = 1; c <= ncols; c++) {
+        if (c > 1 && buffer_append(&e->out, &e->delimiter, 1))
+            return luaL_error(L, "csv: out of memory");
+        if (positional || !e->has_columns) {
+            lua_rawgeti(L, row, (int)c);
+        } else {
+            lua_rawgeti(L, columns, (int)c);
+            lua_rawget(L, row);
+        }
+        if (append_value(e, L, value, &p)) {
+            if (positional || !e->has_columns)
+                lua_pushinteger(L, (lua_Integer)c);
+            else
+                lua_rawgeti(L, columns, (int)c);
+            return row_error(L, number, lua_gettop(L), p.text);
+        }
+        lua_pop(L, 1);
+    }
+    if (e->strict && e->has_columns) {
+        if (positional && lua_rawlen(L, row) > ncols)
+            return row_error(L, number, 0, "has more fields than the header");
+        if (!positional && stray_key(L, row, columns, ncols))
+            return row_error(L, number, 0, lua_pushfstring(L,
+                "has the column '%s', which is not in the header (taken from the first rows written:"
+                " name every column with columns = {...})", key_text(L, -1)));
+    }
+    if (buffer_puts(&e->out, e->eol))
+        return luaL_error(L, "csv: out of memory");
+    lua_settop(L, top);
+    return 0;
+}
+
 /* encoder:rows(rows, i, j, first_number) -> text | nil, err
  * Encodes rows[i..j]; first_number is the row number of rows[i] in errors. */
 static int encoder_rows(lua_State *L)
@@ -260,57 +322,167 @@ static int encoder_rows(lua_State *L)
     struct encoder *e = luaL_checkudata(L, 1, ENCODER_MT);
     lua_Integer i = luaL_checkinteger(L, 3), j = luaL_checkinteger(L, 4), r;
     lua_Integer number = luaL_optinteger(L, 5, i) - i;
-    const int rows = 2, columns = 6, row = 7, value = 8;
-    struct problem p;
+    const int rows = 2, columns = 6, row = 7;
     luaL_checktype(L, rows, LUA_TTABLE);
     lua_settop(L, 5);
     csvup_getuservalue(L, 1); /* columns, or nil */
     e->out.len = 0;
     for (r = i; r <= j; r++) {
-        size_t c, ncols;
-        int positional;
         lua_settop(L, columns);
         lua_rawgeti(L, rows, (int)r);
-        if (!lua_istable(L, row)) {
-            snprintf(p.text, sizeof p.text, "is a %s, not a table", luaL_typename(L, row));
-            return row_error(L, r + number, 0, p.text);
+        if (append_row(e, L, row, columns, r + number)) {
+            e->out.len = 0;
+            return 2;
         }
-        lua_rawgeti(L, row, 1);
-        positional = !lua_isnil(L, -1);
-        lua_pop(L, 1);
-        ncols = e->has_columns ? e->ncolumns : lua_rawlen(L, row);
-        for (c = 1; c <= ncols; c++) {
-            if (c > 1 && buffer_append(&e->out, &e->delimiter, 1))
-                return luaL_error(L, "csv: out of memory");
-            if (positional || !e->has_columns) {
-                lua_rawgeti(L, row, (int)c);
-            } else {
-                lua_rawgeti(L, columns, (int)c);
-                lua_rawget(L, row);
-            }
-            if (append_value(e, L, value, &p)) {
-                if (positional || !e->has_columns)
-                    lua_pushinteger(L, (lua_Integer)c);
-                else
-                    lua_rawgeti(L, columns, (int)c);
-                return row_error(L, r + number, lua_gettop(L), p.text);
-            }
-            lua_pop(L, 1);
-        }
-        if (e->strict && e->has_columns) {
-            if (positional && lua_rawlen(L, row) > ncols)
-                return row_error(L, r + number, 0, "has more fields than the header");
-            if (!positional && stray_key(L, row, columns, ncols))
-                return row_error(L, r + number, 0, lua_pushfstring(L,
-                    "has the column '%s', which is not in the header (taken from the first rows written:"
-                    " name every column with columns = {...})", key_text(L, -1)));
-        }
-        if (buffer_puts(&e->out, e->eol))
-            return luaL_error(L, "csv: out of memory");
     }
     lua_pushlstring(L, e->out.data ? e->out.data : "", e->out.len);
+    e->out.len = 0; /* what a stream writes next starts empty */
     if (e->out.cap > (1u << 20)) /* do not keep a huge batch's buffer */
         buffer_free(&e->out);
+    return 1;
+}
+
+/* The FILE* of the open Lua file handle at idx; raises when it is closed. */
+static FILE *stream_file(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM >= 502
+    luaL_Stream *s = luaL_checkudata(L, idx, LUA_FILEHANDLE);
+    if (!s->closef)
+        luaL_error(L, "csv: the writer's file is closed");
+    return s->f;
+#else
+    FILE **f = luaL_checkudata(L, idx, LUA_FILEHANDLE);
+    if (!*f)
+        luaL_error(L, "csv: the writer's file is closed");
+    return *f;
+#endif
+}
+
+/* Writes what the stream encoded to its file: 0, or 2 with nil, err pushed. */
+static int drain(lua_State *L, struct encoder *e, FILE *f)
+{
+    if (e->out.len && fwrite(e->out.data, 1, e->out.len, f) != e->out.len) {
+        lua_pushnil(L);
+        csvup_push_error(L, "write_error", strerror(errno));
+        return 2;
+    }
+    e->stream_bytes += e->out.len;
+    e->out.len = 0;
+    return 0;
+}
+
+/* The write of encoder:stream: (self, row) -> true | nil, err.
+ * Upvalues: the encoder, the file handle, the columns. */
+static int encoder_write(lua_State *L)
+{
+    struct encoder *e = lua_touserdata(L, lua_upvalueindex(1));
+    FILE *f = stream_file(L, lua_upvalueindex(2));
+    lua_settop(L, 2);
+    if (append_row(e, L, 2, lua_upvalueindex(3), e->next_row))
+        return 2;
+    e->next_row++;
+    e->stream_rows++;
+    if (e->out.len >= STREAM_CHUNK && drain(L, e, f))
+        return 2;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* encoder:stream(file, first_number) -> write(self, row): one row at a time
+ * into the encoder's buffer, written to the file every 64 KB and at drain. */
+static int encoder_stream(lua_State *L)
+{
+    struct encoder *e = luaL_checkudata(L, 1, ENCODER_MT);
+    stream_file(L, 2);
+    e->next_row = luaL_checkinteger(L, 3);
+    e->out.len = 0;
+    e->stream_bytes = e->stream_rows = 0;
+    lua_settop(L, 2);
+    csvup_getuservalue(L, 1);
+    lua_pushcclosure(L, encoder_write, 3);
+    return 1;
+}
+
+/* encoder:drain(file) -> bytes, rows written since the last drain | nil, err */
+static int encoder_drain(lua_State *L)
+{
+    struct encoder *e = luaL_checkudata(L, 1, ENCODER_MT);
+    if (drain(L, e, stream_file(L, 2)))
+        return 2;
+    lua_pushinteger(L, (lua_Integer)e->stream_bytes);
+    lua_pushinteger(L, (lua_Integer)e->stream_rows);
+    e->stream_bytes = e->stream_rows = 0;
+    return 2;
+}
+
+/* Whether the key at a sorts before the key at b, by their text. */
+static int key_before(lua_State *L, int a, int b)
+{
+    const char *x, *y;
+    a = a < 0 ? lua_gettop(L) + a + 1 : a;
+    b = b < 0 ? lua_gettop(L) + b + 1 : b;
+    lua_pushvalue(L, a);
+    lua_pushvalue(L, b);
+    x = lua_isstring(L, -2) ? lua_tostring(L, -2) : luaL_typename(L, -2);
+    y = lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1);
+    a = strcmp(x, y) < 0;
+    lua_pop(L, 2);
+    return a;
+}
+
+/* core.csv_columns(rows, i, j) -> the union of the records' keys in
+ * rows[i..j], in first-seen order; the keys one row adds are sorted, since
+ * a table's own order is not its insertion order. Arrays are skipped. */
+int csv_columns(lua_State *L)
+{
+    lua_Integer i = luaL_checkinteger(L, 2), j = luaL_checkinteger(L, 3), r;
+    const int rows = 1, seen = 4, columns = 5, row = 6;
+    int n = 0;
+    luaL_checktype(L, rows, LUA_TTABLE);
+    lua_settop(L, 3);
+    lua_newtable(L);
+    lua_newtable(L);
+    for (r = i; r <= j; r++) {
+        int first = n, k;
+        lua_settop(L, columns);
+        lua_rawgeti(L, rows, (int)r);
+        if (!lua_istable(L, row))
+            continue;
+        lua_rawgeti(L, row, 1);
+        if (!lua_isnil(L, -1))
+            continue; /* an array */
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        while (lua_next(L, row)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, seen);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushvalue(L, -1);
+                lua_pushboolean(L, 1);
+                lua_rawset(L, seen);
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, columns, ++n);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        for (k = first + 2; k <= n; k++) { /* insertion sort of the keys this row added */
+            int m = k;
+            lua_rawgeti(L, columns, k);
+            while (m > first + 1) {
+                lua_rawgeti(L, columns, m - 1);
+                if (!key_before(L, -2, -1)) {
+                    lua_pop(L, 1);
+                    break;
+                }
+                lua_rawseti(L, columns, m--);
+            }
+            lua_rawseti(L, columns, m);
+        }
+    }
+    lua_settop(L, columns);
     return 1;
 }
 
@@ -383,6 +555,10 @@ void csv_init(lua_State *L)
         lua_newtable(L);
         lua_pushcfunction(L, encoder_rows);
         lua_setfield(L, -2, "rows");
+        lua_pushcfunction(L, encoder_stream);
+        lua_setfield(L, -2, "stream");
+        lua_pushcfunction(L, encoder_drain);
+        lua_setfield(L, -2, "drain");
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

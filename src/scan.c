@@ -1,6 +1,9 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "scan.h"
@@ -28,9 +31,20 @@ int scan_utf8_file(lua_State *L)
     unsigned char buf[CHUNK + 4];
     size_t carry = 0;
     long long line = 1, offset = 0, line_start = 0; /* offsets in the file */
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO would block here */
+    FILE *f;
+    if (fd < 0)
         return csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return csvup_fail(L, "file_unreadable", "%s: not a regular file", path);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (!(f = fdopen(fd, "rb"))) {
+        close(fd);
+        return csvup_fail(L, "file_unreadable", "%s: %s", path, strerror(errno));
+    }
     for (;;) {
         size_t n = carry + fread(buf + carry, 1, CHUNK, f), valid, i;
         int done = n == carry;
@@ -51,8 +65,8 @@ int scan_utf8_file(lua_State *L)
             char at[64];
             fclose(f);
             snprintf(at, sizeof at, "%lld", offset + (long long)valid - line_start + 1);
-            csvup_fail(L, "invalid_utf8", "%s: line %d, byte %s of the line is not valid UTF-8 (the APIs take UTF-8 only)",
-                       path, (int)line, at);
+            csvup_fail(L, "invalid_utf8", "byte %s of line %d is not valid UTF-8 (the APIs take UTF-8 only)",
+                       at, (int)line);
             lua_pushstring(L, path);
             lua_setfield(L, -2, "file");
             lua_pushinteger(L, (lua_Integer)line);

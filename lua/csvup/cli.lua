@@ -173,7 +173,7 @@ local function build_parser()
   end
   local kinds = {}
   for _, k in ipairs(registry.kinds) do
-    if type(k.schema) == "string" then
+    if k.schema then
       kinds[#kinds + 1] = k.name
     end
   end
@@ -183,7 +183,10 @@ local function build_parser()
   check:argument("file", "the CSV file")
   check:option("--delimiter", "the file's delimiter; auto to detect it; default: ,")
   check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
-  check:option("--action", "user-params: update or delete_keys; default: update"):choices { "update", "delete_keys" }
+  check:option("--action", "user-params: update or delete_keys; default: update", "update")
+    :choices { "update", "delete_keys" }
+  check:option("--entity", "crm: what the file holds (only simple_orders has fixed columns); default: simple_orders",
+    "simple_orders"):choices { "simple_orders" }
   local entries = parser:command("journal", "list the latest uploads the journal keeps")
   entries:option("--journal", "the journal; default: $XDG_STATE_HOME/csvup/journal.sqlite3")
   entries:option("--limit", "how many; default: 20", "20"):convert(integer)
@@ -409,9 +412,9 @@ local function run_service(service, args, command)
 end
 
 local function run_validate(args)
-  local kind = registry.kind[args.kind]
-  local ok, err = validate.file(kind.schema, args.file, { full = true, level = "full", delimiter = args.delimiter,
-    merge_field = args.merge_field or "$user_id", action = args.action })
+  local schema = registry.schema(registry.kind[args.kind], args)
+  local ok, err = validate.file(schema, args.file, { level = "full", delimiter = args.delimiter,
+    merge_field = args.merge_field or "$user_id" })
   if ok then
     say(io.stdout, args.file, ": valid for ", args.kind, "\n")
     return OK

@@ -142,7 +142,7 @@ end
 -- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records),
 -- checked first as opts.validate says: every row (true, "full", the
 -- default), the header only ("header"), nothing (false).
--- upload: { endpoint, schema?, delimiter?, merge_field?, action? }.
+-- upload: { endpoint, schema?, delimiter?, merge_field? }.
 function client.body(args, opts, upload)
   local level = VALIDATE_LEVELS[opts.validate == nil and true or opts.validate]
   if level == nil then
@@ -151,7 +151,7 @@ function client.body(args, opts, upload)
     and next(opts.rows) == nil) then
     return errors.invalid("give exactly one of file (a path) or rows (a non-empty array of records)")
   end
-  local ctx = { delimiter = upload.delimiter, merge_field = upload.merge_field, action = upload.action }
+  local ctx = { delimiter = upload.delimiter, merge_field = upload.merge_field }
   local ok, err
   if opts.file ~= nil then
     if type(opts.file) ~= "string" then
@@ -160,7 +160,7 @@ function client.body(args, opts, upload)
     ok, err = core.check_file(upload.endpoint, opts.file)
     if ok and level then
       if upload.schema then
-        ctx.full, ctx.level = level == "full", level
+        ctx.level = level
         ok, err = validate.file(upload.schema, opts.file, ctx)
       else
         ok, err = core.utf8_check_file(opts.file)
@@ -389,7 +389,7 @@ local function planner(service, m)
       local kind = registry.kind[m.kind]
       call.args.progress = opts.progress
       call.args, err = client.body(call.args, opts, { endpoint = call.endpoint, delimiter = call.delimiter,
-        schema = registry.schema(kind, values), merge_field = values.merge_field, action = values.action })
+        schema = registry.schema(kind, values), merge_field = values.merge_field })
       if not call.args then
         return nil, err
       end

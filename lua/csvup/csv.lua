@@ -1,19 +1,18 @@
 -- CSV for the APIs: RFC 4180 quoting, exact integers, shortest floats, UTF-8
 -- only, and every column of every row (never only the first row's keys).
--- The per-row loop is C (core.csv_encoder); this module adds the options,
--- the streaming writer and the reader.
+-- The per-row loops are C (core.csv_encoder, core.csv_reader); this module
+-- adds the options and the streaming writer.
 local core = require "csvup.core"
 
-local concat, sort, min = table.concat, table.sort, math.min
-local pairs, ipairs, type, tostring, setmetatable, error, pcall, next =
-  pairs, ipairs, type, tostring, setmetatable, error, pcall, next
-local io_open = io.open
+local min = math.min
+local ipairs, type, tostring, setmetatable, error, pcall, next =
+  ipairs, type, tostring, setmetatable, error, pcall, next
+local io_open, io_type = io.open, io.type
 
 local csv = {}
 
 local BOM = "\239\187\191"
 local BATCH = 4096 -- rows encoded by one C call
-local SNIFFED = { ",", ";", "\t", "|" }
 
 local function fail(fields)
   fields.kind = "input"
@@ -27,24 +26,7 @@ end
 -- The union of the records' keys in rows[i..j], in first-seen order; the keys
 -- a row adds are sorted, since a table's own order is not its insertion order.
 function csv.columns(rows, i, j)
-  local seen, columns = {}, {}
-  for r = i or 1, j or #rows do
-    local row = rows[r]
-    if type(row) == "table" and not is_array(row) then
-      local fresh = {}
-      for k in pairs(row) do
-        if not seen[k] then
-          seen[k] = true
-          fresh[#fresh + 1] = k
-        end
-      end
-      sort(fresh, function(a, b) return tostring(a) < tostring(b) end)
-      for _, k in ipairs(fresh) do
-        columns[#columns + 1] = k
-      end
-    end
-  end
-  return columns
+  return core.csv_columns(rows, i or 1, j or #rows)
 end
 
 -- columns: given, or the union of rows[i..j]'s keys (then a later key is an error, not dropped).
@@ -122,23 +104,41 @@ function Writer:encode(rows, i, j)
     return nil, err
   end
   self.rows = self.rows + (j - i + 1)
+  if self.streaming then -- numbered on from here
+    self.write = self.encoder:stream(self.fh, self.rows + 1)
+  end
   return self:emit(text)
 end
 
+-- Once the columns are known and the target is a Lua file, w:write is the
+-- encoder's own C writer: one row at a time, written out every 64 KB.
 function Writer:flush()
+  if self.streaming then
+    local bytes, rows = self.encoder:drain(self.fh)
+    if not bytes then
+      return nil, rows
+    end
+    self.bytes, self.rows = self.bytes + bytes, self.rows + rows
+    return true
+  end
   local pending = self.pending
   if #pending == 0 then
     return true
   end
   self.pending = {}
-  return self:encode(pending, 1, #pending)
+  local ok, err = self:encode(pending, 1, #pending)
+  if ok and io_type(self.fh) == "file" then
+    self.write, self.streaming = self.encoder:stream(self.fh, self.rows + 1), true
+  end
+  return ok, err
 end
 
--- w:write(row) -> true | nil, err. Rows are encoded in batches.
+-- w:write(row) -> true | nil, err. Without columns, the first rows are kept
+-- until BATCH of them name the columns.
 function Writer:write(row)
   local pending = self.pending
   pending[#pending + 1] = row
-  if #pending >= BATCH then
+  if #pending >= BATCH or self.opts.columns then
     return self:flush()
   end
   return true
@@ -218,147 +218,34 @@ end
 
 -- Reading ------------------------------------------------------------------------
 
-local Reader = {}
-Reader.__index = Reader
-
-function Reader:malformed(line, column, message)
-  error(core.error { kind = "input", code = "malformed_csv", file = self.name, line = line, column = column, message = message }, 0)
-end
-
-function Reader:read_line()
-  local line = self.peeked or self.fh:read("L")
-  self.peeked = nil
-  if line then
-    self.line = self.line + 1
-    if self.line == 1 then
-      line = line:gsub("^\239\187\191", "") -- a UTF-8 byte order mark
-    end
-  end
-  return line
-end
-
--- The delimiter of the first line: the candidate seen most often outside quotes.
-function Reader:sniff()
-  local line = self.fh:read("L") or ""
-  self.peeked = line
-  local unquoted = line:gsub('"[^"]*"', "")
-  local best, count = ",", 0
-  for _, d in ipairs(SNIFFED) do
-    local n = select(2, unquoted:gsub(d == "|" and "%|" or d, ""))
-    if n > count then
-      best, count = d, n
-    end
-  end
-  return best
-end
-
--- The fields of the next record, which may span lines inside quotes; and its first line.
-function Reader:record()
-  local line = self:read_line()
-  if not line then
-    return nil
-  end
-  local first_line, fields, i, d = self.line, {}, 1, self.delimiter
-  while true do
-    if line:sub(i, i) == '"' then
-      local parts, start = {}, i
-      i = i + 1
-      while true do
-        local q = line:find('"', i, true)
-        if not q then
-          parts[#parts + 1] = line:sub(i)
-          line, i = self:read_line(), 1
-          if not line then
-            self:malformed(first_line, start, "a quoted field is not closed")
-          end
-        elseif line:sub(q + 1, q + 1) == '"' then
-          parts[#parts + 1] = line:sub(i, q)
-          i = q + 2
-        else
-          parts[#parts + 1] = line:sub(i, q - 1)
-          i = q + 1
-          break
-        end
-      end
-      fields[#fields + 1] = concat(parts)
-      local after = line:sub(i, i)
-      if after == d then
-        i = i + 1
-      elseif line:find("^\r?\n?$", i) then
-        return fields, first_line
-      else
-        self:malformed(self.line, i, "unexpected text after a closing quote")
-      end
-    else
-      local j = line:find(d, i, true)
-      local field = j and line:sub(i, j - 1) or line:sub(i):gsub("\r?\n$", "")
-      local q = field:find('"', 1, true)
-      if q then
-        self:malformed(self.line, i + q - 1, "a quote inside an unquoted field")
-      end
-      fields[#fields + 1] = field
-      if not j then
-        return fields, first_line
-      end
-      i = j + 1
-    end
-  end
-end
-
-function Reader:next()
-  local fields, line = self:record()
-  while fields and #fields == 1 and fields[1] == "" and #self.header > 1 do
-    fields, line = self:record() -- a blank line
-  end
-  if not fields then
-    if self.owned then
-      self.fh:close()
-    end
-    return nil
-  end
-  if #fields ~= #self.header then
-    self:malformed(line, nil, ("%d fields where the header has %d"):format(#fields, #self.header))
-  end
-  local record = {}
-  for i, name in ipairs(self.header) do
-    record[name] = fields[i]
-  end
-  return record, line
-end
-
--- csv.rows(path_or_file, opts) -> iterator, header | nil, err
--- The iterator gives each record (keyed by the header) and its line number.
--- opts.delimiter: one byte (","), or "auto" to take the most frequent of , ; tab |
--- in the header line. A malformed record raises an error naming file, line and column.
+-- csv.rows(source, opts) -> iterator, header | nil, err
+-- source: a path, an open file handle, or an object whose read(n) gives the
+-- next piece of text (any length) or nil at the end.
+-- The iterator gives each record (keyed by the header) and its line number
+-- (line breaks inside quotes counted). opts.delimiter: one byte (","), or
+-- "auto" to take the most frequent of , ; tab | in the header line;
+-- opts.record_limit: the longest record in bytes (4 MB; the header: 64 KB).
+-- A malformed record raises an error naming file, line and column.
 function csv.rows(source, opts)
   opts = opts or {}
-  local reader = setmetatable({ line = 0, name = opts.name or "input" }, Reader)
-  if type(source) == "string" then
-    local fh, message = io_open(source, "rb")
-    if not fh then
-      return fail { code = "file_unreadable", file = source, message = message }
-    end
-    reader.fh, reader.name, reader.owned = fh, source, true
-  else
-    reader.fh = source
+  if type(source) ~= "string" and io_type(source) ~= "file" and not (type(source) == "table" and source.read) then
+    error("csv.rows expects a path, an open file handle or an object with a read method", 2)
   end
-  reader.delimiter = opts.delimiter == "auto" and reader:sniff() or opts.delimiter or ","
-  local ok, header = pcall(reader.record, reader)
-  if not ok then
+  local reader, header = core.csv_reader(source,
+    { delimiter = opts.delimiter, name = opts.name, record_limit = opts.record_limit })
+  if not reader then
     return nil, header
   end
-  reader.header = header or {}
   local seen = {}
-  for i, name in ipairs(reader.header) do
+  for i, name in ipairs(header) do
     if seen[name] then
-      return fail { code = "malformed_csv", file = reader.name, line = 1, column = i,
-        message = ("the column %q appears twice in the header"):format(name) }
+      reader:close()
+      return fail { code = "malformed_csv", kind = "input", file = type(source) == "string" and source or opts.name,
+        line = 1, column = i, message = ("the column %q appears twice in the header"):format(name) }
     end
     seen[name] = true
   end
-  return function()
-    return reader:next()
-  end, reader.header
+  return reader:records(), header
 end
 
 return csv

@@ -173,11 +173,13 @@ registry.kinds = {
     list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {}, mark = "comment" },
   { name = "expenses-delete", service = "metrika", schema = "expenses_delete", upload = "delete_expenses",
     list = "expense_uploadings", read = "expense_uploading", final = { "PROCESSED" }, failed = {}, mark = "comment" },
-  { name = "user-params", service = "metrika", schema = "user_params", upload = "upload_user_params",
+  { name = "user-params", service = "metrika", upload = "upload_user_params",
+    schema = { by = "action", update = "user_params", delete_keys = "user_params_delete" },
     list = "user_params_uploadings", read = "user_params_uploading", final = { "processed", "linkage_failure" },
     failed = { "linkage_failure" }, mark = "filename" },
   -- contacts and orders take columns_mapping, so their columns are the user's own
-  { name = "crm", service = "metrika", schema = { simple_orders = "crm_simple_orders" }, upload = "upload_crm",
+  { name = "crm", service = "metrika", schema = { by = "entity", simple_orders = "crm_simple_orders" },
+    upload = "upload_crm",
     list = "crm_uploadings" },
   { name = "carrotquest-users", service = "carrotquest", schema = "carrotquest_users", upload = "import_users" },
 }
@@ -209,10 +211,11 @@ for _, k in ipairs(registry.kinds) do
   end
 end
 
--- The schema name of an upload kind for these options (CRM: by entity), or nil.
+-- The schema name of an upload kind for these options (where it depends on
+-- one, schema.by names it: CRM's entity, user parameters' action), or nil.
 function registry.schema(kind, opts)
   if type(kind.schema) == "table" then
-    return kind.schema[opts and opts.entity]
+    return kind.schema[opts and opts[kind.schema.by]]
   end
   return kind.schema
 end

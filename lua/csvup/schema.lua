@@ -3,10 +3,13 @@
 -- them before anything is sent. Where the documentation is silent, the
 -- decision is written next to the table it shapes.
 --
--- A schema: columns (name -> type, see csvup.validate), required (names),
--- one_of (names, at least one present and filled in each row), unknown
--- ("error": a column not listed is refused; "allow"), booleans (how true and
--- false are written for rows).
+-- A schema: columns (name -> type: text, id, unix_seconds, decimal, currency,
+-- flag, count, date_or_range, datetime, traffic_source, property, key,
+-- property_date; checked in C, see src/check.c), required (names, present and
+-- filled), one_of (names, at least one present and filled in each row),
+-- unknown ("error": a column not listed is refused; "allow"; "custom": typed
+-- as custom), case_insensitive (column names match without regard to case),
+-- booleans (how true and false are written for rows).
 local schema = {}
 
 local ID_COLUMNS = { "UserId", "ClientId", "Yclid", "PurchaseId" }
@@ -62,31 +65,42 @@ schema.expenses_delete = {
   unknown = "error",
 }
 
--- The column names are not confirmed by the documentation; these are the ones
--- clients send. Value is absent from delete_keys uploads.
+-- Yandex's own API tests write the columns in lower case (userid or clientid,
+-- key, value): names match without regard to case.
 schema.user_params = {
   columns = { UserId = "text", ClientId = "id", Key = "text", Value = "text" },
   required = { "Key" },
   one_of = { "UserId", "ClientId" },
   unknown = "error",
+  case_insensitive = true,
+}
+
+-- action = delete_keys: the file may hold only the key.
+schema.user_params_delete = {
+  columns = schema.user_params.columns,
+  required = { "Key" },
+  unknown = "error",
+  case_insensitive = true,
 }
 
 -- Only the documented columns are typed; the documentation does not close the
--- list of optional ones, so other columns are let through.
+-- list of optional ones, so other columns are let through. create_date_time:
+-- dd.MM.yyyy, dd.MM.yy or yyyy-MM-dd, optionally with " HH:mm" or " HH:mm:ss".
+-- The reference's sample has an order without an id: id may be empty.
 schema.crm_simple_orders = {
   columns = {
     id = "text", create_date_time = "datetime", client_ids = "text", emails = "text", phones = "text",
     emails_md5 = "text", phones_md5 = "text", client_uniq_id = "text", order_status = "text",
     revenue = "decimal", cost = "decimal",
   },
-  required = { "id", "create_date_time" },
+  required = { "create_date_time" },
   one_of = { "client_ids", "emails", "phones", "emails_md5", "phones_md5" },
   unknown = "allow",
 }
 
 -- Custom properties are any names without "$"; system properties are "$" keys.
--- The system keys listed are those the documentation names: extend the list
--- here when a real upload needs another.
+-- The system keys listed are those the documentation names; the service's
+-- list is open, so another "$" column passes with a warning.
 schema.carrotquest_users = {
   columns = {
     ["$user_id"] = "key", ["$email"] = "key", ["$name"] = "property", ["$phone"] = "property",

@@ -44,4 +44,29 @@ function common.conversions_file(megabytes)
   return path
 end
 
+-- Offline conversions of every shape a user sends (ClientId, UserId or Yclid,
+-- five goals, prices, currencies, quoted notes), about `megabytes` MB or
+-- `rows` rows, under build/bench, made once.
+function common.varied_conversions_file(megabytes, rows)
+  rows = rows or math.floor(megabytes * 1048576 / 50)
+  local path = ("build/bench/varied_%d.csv"):format(rows)
+  local f = io.open(path)
+  if f then
+    f:close()
+    return path
+  end
+  common.run(([[awk -v n=%d 'BEGIN {
+    print "ClientId,UserId,Yclid,Target,DateTime,Price,Currency"
+    split("RUB USD EUR KZT BYN", cur, " ")
+    for (i = 1; i <= n; i++) {
+      id = i %% 3
+      printf "%%s,%%s,%%s,GOAL%%d,%%d,%%d.%%02d,%%s\n",
+        id == 0 ? sprintf("1335912476%%08d", i) : "", id == 1 ? sprintf("\"user %%d, \"\"vip\"\"\"", i) : "",
+        id == 2 ? sprintf("4000%%09d", i) : "", i %% 5, 1700000000 + i %% 9000000, i %% 100000, i %% 100,
+        cur[i %% 5 + 1]
+    }
+  }' > %s]]):format(rows, path))
+  return path
+end
+
 return common

@@ -1,6 +1,6 @@
 -- `make bench`: every figure side by side in one markdown table. Figures
 -- only, never pass/fail; the goals are printed beside them.
-local SECTIONS = { "upload", "csv", "parallel", "openresty" }
+local SECTIONS = { "upload", "validate", "csv", "parallel", "openresty" }
 
 local function seconds(t)
   return t and ("%.3f"):format(t) or ""

@@ -1,0 +1,41 @@
+/* A schema compiled for one header: the check of each column, and the
+ * problems found, as csvup.validate lists them. */
+#ifndef CSVUP_PLAN_H
+#define CSVUP_PLAN_H
+
+#include "check.h"
+#include "compat.h"
+#include "reader.h"
+
+struct plan_column {
+    int type;     /* enum check_type */
+    int required; /* an empty value is a problem */
+    int one_of;   /* one of these columns must be filled in each row */
+};
+
+struct plan {
+    struct check_sets sets;
+    struct plan_column *columns;
+    size_t ncolumns;
+    int one_of;           /* whether each row must fill a one_of column */
+    int names, problems;  /* stack indexes: the column names, the problem list */
+    lua_Integer total, max;
+    const char *one_of_name;
+};
+
+/* Reads the plan table at idx (see validate.lua) for `names` (a stack index);
+ * leaves what it allocates on the stack. Raises on a malformed plan. */
+void plan_compile(lua_State *L, int idx, int names, struct plan *p);
+/* Counts a problem, and lists it while fewer than max are: at line (and row
+ * when not 0), column (0-based; -1 for the one_of group), the value shown
+ * (if any) before the reason. */
+void plan_problem(lua_State *L, struct plan *p, lua_Integer line, lua_Integer row, long column,
+                  const char *shown, const char *reason);
+/* Checks the fields of one record; line for the problems. */
+void plan_check_fields(lua_State *L, struct plan *p, const struct field *fields, lua_Integer line);
+/* core.check_rows(plan, rows, columns) -> problem count; problems appended to plan.problems */
+int plan_check_rows(lua_State *L);
+/* core.check_value(type, s) -> nil | why s is not a value of the type */
+int plan_check_value(lua_State *L);
+
+#endif

@@ -1,0 +1,337 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lualib.h>
+
+#include "error.h"
+#include "plan.h"
+#include "reader.h"
+#include "records.h"
+
+#define READER_MT "csvup.csv_reader"
+
+struct records {
+    struct reader r;
+    FILE *f;          /* a file, or NULL for an object with a read method */
+    int owned;        /* the file is ours to close */
+    int open;         /* records are left to read */
+    int busy;         /* a read method runs: the reader must not be re-entered */
+    lua_State *L;     /* the state of the call reading, for the read method */
+    int source, pending; /* registry references: the object, the string it gave last */
+    const char *rest; /* what is left of that string */
+    size_t rest_len;
+    size_t ncolumns;  /* fields of the header */
+    char name[256];   /* the file, for errors */
+};
+
+/* A reader_source over an object's read method: source:read(n) gives a
+ * string (of any length) or nil at the end; it runs under lua_pcall. */
+static long method_source(void *ctx, unsigned char *buf, size_t n, char *message, size_t size)
+{
+    struct records *rs = ctx;
+    lua_State *L = rs->L;
+    while (rs->rest_len == 0) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, rs->source);
+        lua_getfield(L, -1, "read");
+        lua_insert(L, -2);
+        lua_pushinteger(L, (lua_Integer)n);
+        if (lua_pcall(L, 2, 1, 0) != 0 || (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)) {
+            snprintf(message, size, "the source's read method %s: %s",
+                     lua_type(L, -1) == LUA_TSTRING ? "failed" : "returned neither a string nor nil",
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+            lua_pop(L, 1);
+            return -1;
+        }
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        rs->rest = lua_tolstring(L, -1, &rs->rest_len);
+        lua_rawseti(L, LUA_REGISTRYINDEX, rs->pending); /* keeps rest alive */
+    }
+    if (n > rs->rest_len)
+        n = rs->rest_len;
+    memcpy(buf, rs->rest, n);
+    rs->rest += n;
+    rs->rest_len -= n;
+    return (long)n;
+}
+
+/* reader_next, with the state a read method needs, never re-entered. */
+static int read_record(lua_State *L, struct records *rs)
+{
+    int rc;
+    if (rs->busy)
+        luaL_error(L, "csv: the reader was called from its own source's read method");
+    rs->busy = 1;
+    rs->L = L;
+    rc = reader_next(&rs->r);
+    rs->busy = 0;
+    return rc;
+}
+
+static int flag_of(lua_State *L, int t, const char *name)
+{
+    int on;
+    lua_getfield(L, t, name);
+    on = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return on;
+}
+
+/* Sets the place of an error of the file (the table on top). */
+static void place(lua_State *L, const char *name, long long line, long long column)
+{
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "file");
+    if (line > 0) {
+        lua_pushinteger(L, (lua_Integer)line);
+        lua_setfield(L, -2, "line");
+    }
+    if (column > 0) {
+        lua_pushinteger(L, (lua_Integer)column);
+        lua_setfield(L, -2, "column");
+    }
+    lua_pushliteral(L, "input");
+    lua_setfield(L, -2, "kind");
+}
+
+static void push_read_error(lua_State *L, struct records *rs)
+{
+    csvup_push_error(L, rs->r.error.code, rs->r.error.message);
+    place(L, rs->name, rs->r.error.line, rs->r.error.column);
+}
+
+static void close_file(struct records *rs)
+{
+    if (rs->f && rs->owned)
+        fclose(rs->f);
+    rs->f = NULL;
+    rs->open = 0;
+}
+
+/* The next record with as many fields as the header (blank lines skipped
+ * when the header has more than one): 1, 0 at the end, or -1 with the error pushed. */
+static int next_record(lua_State *L, struct records *rs)
+{
+    int rc;
+    if (!rs->open)
+        return 0;
+    do
+        rc = read_record(L, rs);
+    while (rc > 0 && rs->r.blank && rs->ncolumns > 1);
+    if (rc < 0) {
+        push_read_error(L, rs);
+        return -1;
+    }
+    if (rc == 0) {
+        close_file(rs);
+        return 0;
+    }
+    if (rs->r.nfields != rs->ncolumns) {
+        lua_pushfstring(L, "%d fields where the header has %d", (int)rs->r.nfields, (int)rs->ncolumns);
+        csvup_push_error(L, "malformed_csv", lua_tostring(L, -1));
+        lua_remove(L, -2);
+        place(L, rs->name, rs->r.record_line, 0);
+        return -1;
+    }
+    return 1;
+}
+
+/* The iterator of reader:records(): each record keyed by the header, and its
+ * line; raises the error of a malformed record. Upvalues: reader, header. */
+static int records_iterate(lua_State *L)
+{
+    struct records *rs = lua_touserdata(L, lua_upvalueindex(1));
+    const int header = lua_upvalueindex(2);
+    size_t i;
+    int rc = next_record(L, rs);
+    if (rc < 0)
+        return lua_error(L);
+    if (rc == 0)
+        return 0;
+    lua_createtable(L, 0, (int)rs->ncolumns);
+    for (i = 0; i < rs->ncolumns; i++) {
+        lua_rawgeti(L, header, (int)i + 1);
+        lua_pushlstring(L, rs->r.fields[i].data, rs->r.fields[i].len);
+        lua_rawset(L, -3);
+    }
+    lua_pushinteger(L, (lua_Integer)rs->r.record_line);
+    return 2;
+}
+
+/* reader:records() -> iterator */
+static int records_records(lua_State *L)
+{
+    luaL_checkudata(L, 1, READER_MT);
+    lua_settop(L, 1);
+    csvup_getuservalue(L, 1);
+    lua_pushcclosure(L, records_iterate, 2);
+    return 1;
+}
+
+/* reader:check(plan) -> problem count | nil, err: every remaining record
+ * through the plan's checks (see plan.h); problems go to plan.problems. */
+static int records_check(lua_State *L)
+{
+    struct records *rs = luaL_checkudata(L, 1, READER_MT);
+    struct plan p;
+    int rc;
+    lua_settop(L, 2);
+    csvup_getuservalue(L, 1);
+    plan_compile(L, 2, 3, &p);
+    if (p.ncolumns != rs->ncolumns)
+        return luaL_error(L, "csvup: the check plan and the header differ");
+    while ((rc = next_record(L, rs)) > 0)
+        plan_check_fields(L, &p, rs->r.fields, (lua_Integer)rs->r.record_line);
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushinteger(L, p.total);
+    return 1;
+}
+
+static int records_close(lua_State *L)
+{
+    struct records *rs = luaL_checkudata(L, 1, READER_MT);
+    if (rs->busy)
+        return luaL_error(L, "csv: the reader was closed from its own source's read method");
+    close_file(rs);
+    reader_free(&rs->r);
+    luaL_unref(L, LUA_REGISTRYINDEX, rs->source);
+    luaL_unref(L, LUA_REGISTRYINDEX, rs->pending);
+    rs->source = rs->pending = LUA_NOREF;
+    return 0;
+}
+
+/* A path opened for reading; with regular, anything but a regular file
+ * (a FIFO, /dev/zero) is refused before it is read. NULL with nil, err pushed. */
+static FILE *open_path(lua_State *L, const char *path, int regular)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | (regular ? O_NONBLOCK : 0));
+    FILE *f;
+    if (fd < 0) {
+        csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s", strerror(errno));
+        place(L, path, 0, 0);
+        return NULL;
+    }
+    if (regular && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        csvup_fail(L, "file_unreadable", "not a regular file");
+        place(L, path, 0, 0);
+        return NULL;
+    }
+    if (regular)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (!(f = fdopen(fd, "rb"))) {
+        close(fd);
+        csvup_fail(L, "file_unreadable", "%s", strerror(errno));
+        place(L, path, 0, 0);
+    }
+    return f;
+}
+
+/* The FILE* of an open Lua file handle at idx, or NULL. */
+static FILE *file_handle(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM >= 502
+    luaL_Stream *s = luaL_testudata(L, idx, LUA_FILEHANDLE);
+    return s && s->closef ? s->f : NULL;
+#else
+    FILE **f = luaL_testudata(L, idx, LUA_FILEHANDLE);
+    return f ? *f : NULL;
+#endif
+}
+
+/* core.csv_reader(source, { delimiter?, utf8?, regular?, record_limit?, name? })
+ *   -> reader, header | nil, err
+ * source: a path, an open file handle, or an object with a read method.
+ * delimiter: one byte, or "auto" for the most frequent of , ; tab | in the
+ * first line; utf8: invalid UTF-8 is an error; regular: refuse what is not a
+ * regular file. The header is read at once (at most 64 KB). */
+int records_open(lua_State *L)
+{
+    struct records *rs;
+    const char *delimiter, *name;
+    size_t delimiter_len, i;
+    lua_Integer limit;
+    int rc;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_getfield(L, 2, "delimiter");
+    delimiter = luaL_optlstring(L, -1, ",", &delimiter_len);
+    if (strcmp(delimiter, "auto") == 0)
+        delimiter_len = 0;
+    else if (delimiter_len != 1 || strchr("\"\r\n", delimiter[0]))
+        return luaL_error(L, "csv: delimiter must be one byte other than a quote or a line break, or \"auto\"");
+    lua_getfield(L, 2, "record_limit");
+    limit = luaL_optinteger(L, -1, READER_RECORD_LIMIT);
+    luaL_argcheck(L, limit > 0, 2, "record_limit must be positive");
+    lua_getfield(L, 2, "name");
+    name = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : luaL_optstring(L, -1, "input");
+    rs = lua_newuserdata(L, sizeof *rs);
+    memset(rs, 0, sizeof *rs);
+    luaL_getmetatable(L, READER_MT);
+    lua_setmetatable(L, -2);
+    rs->source = rs->pending = LUA_NOREF;
+    snprintf(rs->name, sizeof rs->name, "%s", name);
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        if (!(rs->f = open_path(L, lua_tostring(L, 1), flag_of(L, 2, "regular"))))
+            return 2;
+        rs->owned = 1;
+    } else if (!(rs->f = file_handle(L, 1))) {
+        lua_pushvalue(L, 1);
+        rs->source = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pushboolean(L, 0);
+        rs->pending = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    rs->open = 1;
+    rs->L = L;
+    if (reader_open(&rs->r, rs->f ? reader_file_source : method_source, rs->f ? (void *)rs->f : (void *)rs,
+                    delimiter_len ? delimiter[0] : 0, flag_of(L, 2, "utf8"), (size_t)limit) < 0
+        || (rc = read_record(L, rs)) < 0) {
+        lua_pushnil(L);
+        push_read_error(L, rs);
+        close_file(rs);
+        return 2;
+    }
+    rs->ncolumns = rc ? rs->r.nfields : 0;
+    lua_createtable(L, (int)rs->ncolumns, 0); /* the reader's own, which the caller cannot change */
+    lua_createtable(L, (int)rs->ncolumns, 0);
+    for (i = 0; i < rs->ncolumns; i++) {
+        lua_pushlstring(L, rs->r.fields[i].data, rs->r.fields[i].len);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -4, (int)i + 1);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_insert(L, -2);
+    csvup_setuservalue(L, -3);
+    return 2;
+}
+
+void records_init(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "records", records_records },
+        { "check", records_check },
+        { "close", records_close },
+        { NULL, NULL }
+    };
+    if (luaL_newmetatable(L, READER_MT)) {
+        lua_pushcfunction(L, records_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, records_close);
+        lua_setfield(L, -2, "__close");
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
