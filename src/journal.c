@@ -433,6 +433,25 @@ static int make_parents(lua_State *L, const char *path)
     free(dir);
     return 0;
 }
+/* WAL (readers never wait for a writer), FULL (a recorded start survives a
+ * power cut) and the schema. Switching a new file to WAL can be refused at
+ * once with SQLITE_BUSY while another process does the same, without the busy
+ * handler: that is retried here, for as long as the busy timeout. */
+static int set_up(sqlite3 *db)
+{
+    int rc, waited;
+    for (waited = 0;; waited += 10) {
+        rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, SCHEMA, NULL, NULL, NULL);
+        if (rc != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+            return rc;
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_sleep(10);
+    }
+}
+
 
 /* core.journal_open(path) -> journal | nil, err; the file (mode 0600) and the
  * folders above it are created where missing. */
@@ -460,10 +479,7 @@ int journal_open(lua_State *L)
     if (!j->db)
         return luaL_error(L, "out of memory");
     sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
-    /* WAL: readers never wait for a writer; FULL: a recorded start survives a power cut */
-    if (rc != SQLITE_OK
-        || sqlite3_exec(j->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK
-        || sqlite3_exec(j->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
+    if (rc != SQLITE_OK || set_up(j->db) != SQLITE_OK) {
         int busy = sqlite3_errcode(j->db) == SQLITE_BUSY;
         journal_error(L, busy ? "internal" : "input", busy ? "journal_busy" : "journal_unusable", "journal %s: %s",
                      path, sqlite3_errmsg(j->db));
