@@ -336,21 +336,41 @@ describe("validate.file", function()
   end)
 end)
 
-describe("csvup validate, a big file", function()
-  it("refuses a 200 MB file whose only bad row is line 4,000,001, naming that line", function()
-    local dir = files.tmpdir()
-    local path = dir .. "/big.csv"
+describe("a big file whose only bad row is line 4,000,001", function()
+  local sandbox, dir, path
+
+  setup(function()
+    sandbox = support.start()
+    dir = files.tmpdir()
+    path = dir .. "/big.csv"
     local row = "133591247640966458,GOAL1,1481718166,123.45,RUB"
     assert(os.execute(("{ echo ClientId,Target,DateTime,Price,Currency; yes %s 2>/dev/null | head -n 3999999; "
       .. "echo 133591247640966458,GOAL1,1481718166000,123.45,RUB; yes %s 2>/dev/null | head -n 300000; } > %s"):format(row, row, path)))
+  end)
+
+  teardown(function()
+    sandbox.stop()
+    files.remove(dir)
+  end)
+
+  it("is refused by csvup validate, naming that line", function()
     local pipe = io.popen(support.LUA .. " lua/bin/csvup validate offline-conversions " .. path .. " 2>&1; echo \"exit $?\"")
     local output = pipe:read("a")
     pipe:close()
-    files.remove(dir)
     assert.matches("exit 3\n$", output)
     assert.matches(path .. ":4000001: DateTime: \"1481718166000\" looks like milliseconds", output, 1, true)
   end)
 
+  it("is refused by a default upload, and nothing reaches the service", function()
+    local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+    local _, err = m:upload_offline_conversions { file = path }
+    m:close()
+    assert.are.same({ "input", "validation_failed", 4000001 }, { err.kind, err.code, err.problems[1].line })
+    assert.are.same({}, sandbox.requests())
+  end)
+end)
+
+describe("csvup validate, a file that never ends", function()
   it("ends with an error on /dev/zero", function()
     local pipe = io.popen("timeout 20 env " .. support.LUA .. " lua/bin/csvup validate offline-conversions /dev/zero 2>&1; echo \"exit $?\"")
     local output = pipe:read("a")
