@@ -328,6 +328,15 @@ describe("validate.file", function()
     assert.matches("is not a date and time", err.problems[1].reason)
   end)
 
+  it("hashes the file in the pass that checks it, at either level", function()
+    local path = file("digest.csv", "ClientId,Target,DateTime\n1,G,1481718166\n2,G,1481718166\n")
+    for _, level in ipairs { "full", "header" } do
+      local digest = {}
+      assert(validate.file("offline_conversions", path, { level = level, digest = digest }))
+      assert.are.same({ core.sha256_file(path) }, { digest.sha256, digest.size }, level)
+    end
+  end)
+
   it("lets a Carrot quest system property it does not list through, with a warning", function()
     local ok, warnings = validate.file("carrotquest_users", file("cq.csv", "$user_id,$city,plan\n1,Paris,gold\n"),
       { merge_field = "$user_id" })

@@ -11,6 +11,7 @@
 #include "plan.h"
 #include "reader.h"
 #include "records.h"
+#include "sha256.h"
 
 #define READER_MT "csvup.csv_reader"
 
@@ -26,7 +27,20 @@ struct records {
     size_t rest_len;
     size_t ncolumns;  /* fields of the header */
     char name[256];   /* the file, for errors */
+    int hashing;      /* every byte read from the file goes through sha */
+    struct sha256 sha;
 };
+
+/* reader_file_source that also hashes what it reads: the file's digest comes
+ * from the pass that checks it, with no second read. */
+static long hashed_file_source(void *ctx, unsigned char *buf, size_t n, char *message, size_t size)
+{
+    struct records *rs = ctx;
+    long got = reader_file_source(rs->f, buf, n, message, size);
+    if (got > 0)
+        sha256_update(&rs->sha, buf, (size_t)got);
+    return got;
+}
 
 /* A reader_source over an object's read method: source:read(n) gives a
  * string (of any length) or nil at the end; it runs under lua_pcall. */
@@ -197,6 +211,27 @@ static int records_check(lua_State *L)
     return 1;
 }
 
+/* reader:sha256() -> hex, size | nil, err: the digest of the whole file (with
+ * sha256 = true); what the checks did not read yet is read for it now. */
+static int records_sha256(lua_State *L)
+{
+    struct records *rs = luaL_checkudata(L, 1, READER_MT);
+    unsigned char chunk[1 << 16];
+    char hex[SHA256_HEX], message[160];
+    long got = 0;
+    luaL_argcheck(L, rs->hashing, 1, "the reader was opened on a file without sha256 = true");
+    while (rs->f && (got = hashed_file_source(rs, chunk, sizeof chunk, message, sizeof message)) > 0)
+        ;
+    if (got < 0)
+        return csvup_fail(L, "file_unreadable", "%s: %s", rs->name, message);
+    lua_pushinteger(L, (lua_Integer)rs->sha.length);
+    sha256_final(&rs->sha, hex);
+    rs->hashing = 0;
+    lua_pushstring(L, hex);
+    lua_insert(L, -2);
+    return 2;
+}
+
 static int records_close(lua_State *L)
 {
     struct records *rs = luaL_checkudata(L, 1, READER_MT);
@@ -255,7 +290,8 @@ static FILE *file_handle(lua_State *L, int idx)
  * source: a path, an open file handle, or an object with a read method.
  * delimiter: one byte, or "auto" for the most frequent of , ; tab | in the
  * first line; utf8: invalid UTF-8 is an error; regular: refuse what is not a
- * regular file. The header is read at once (at most 64 KB). */
+ * regular file; sha256: hash the file's bytes as they are read (reader:sha256()).
+ * The header is read at once (at most 64 KB). */
 int records_open(lua_State *L)
 {
     struct records *rs;
@@ -294,7 +330,11 @@ int records_open(lua_State *L)
     }
     rs->open = 1;
     rs->L = L;
-    if (reader_open(&rs->r, rs->f ? reader_file_source : method_source, rs->f ? (void *)rs->f : (void *)rs,
+    rs->hashing = rs->f && flag_of(L, 2, "sha256");
+    if (rs->hashing)
+        sha256_init(&rs->sha);
+    if (reader_open(&rs->r, rs->hashing ? hashed_file_source : rs->f ? reader_file_source : method_source,
+                    rs->hashing || !rs->f ? (void *)rs : (void *)rs->f,
                     delimiter_len ? delimiter[0] : 0, flag_of(L, 2, "utf8"), (size_t)limit) < 0
         || (rc = read_record(L, rs)) < 0) {
         lua_pushnil(L);
@@ -321,6 +361,7 @@ void records_init(lua_State *L)
     static const luaL_Reg methods[] = {
         { "records", records_records },
         { "check", records_check },
+        { "sha256", records_sha256 },
         { "close", records_close },
         { NULL, NULL }
     };

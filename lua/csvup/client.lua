@@ -142,7 +142,8 @@ end
 -- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records),
 -- checked first as opts.validate says: every row (true, "full", the
 -- default), the header only ("header"), nothing (false).
--- upload: { endpoint, schema?, delimiter?, merge_field? }.
+-- upload: { endpoint, schema?, delimiter?, merge_field?, digest? (a table for
+-- the file's sha256 and size, when the check reads it) }.
 function client.body(args, opts, upload)
   local level = VALIDATE_LEVELS[opts.validate == nil and true or opts.validate]
   if level == nil then
@@ -151,7 +152,7 @@ function client.body(args, opts, upload)
     and next(opts.rows) == nil) then
     return errors.invalid("give exactly one of file (a path) or rows (a non-empty array of records)")
   end
-  local ctx = { delimiter = upload.delimiter, merge_field = upload.merge_field }
+  local ctx = { delimiter = upload.delimiter, merge_field = upload.merge_field, digest = upload.digest }
   local ok, err
   if opts.file ~= nil then
     if type(opts.file) ~= "string" then
@@ -388,8 +389,9 @@ local function planner(service, m)
     if m.shape == "upload" then
       local kind = registry.kind[m.kind]
       call.args.progress = opts.progress
+      call.digest = {} -- the file's SHA-256, from the pass that checks it
       call.args, err = client.body(call.args, opts, { endpoint = call.endpoint, delimiter = call.delimiter,
-        schema = registry.schema(kind, values), merge_field = values.merge_field })
+        schema = registry.schema(kind, values), merge_field = values.merge_field, digest = call.digest })
       if not call.args then
         return nil, err
       end

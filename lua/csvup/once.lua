@@ -67,10 +67,14 @@ local function find(self, kind, marker, patient)
   end
 end
 
--- The SHA-256 of what the call sends: the file's bytes or the encoded rows.
-local function hash_of(args)
+-- The SHA-256 of what the call sends: the encoded rows, or the file's bytes
+-- (hashed by the check that read them, else read again here).
+local function hash_of(call)
+  local args = call.args
   if args.data then
     return core.sha256(args.data), #args.data
+  elseif call.digest and call.digest.sha256 then
+    return call.digest.sha256, call.digest.size
   end
   return core.sha256_file(args.file)
 end
@@ -83,7 +87,7 @@ end
 -- The journal's entry for the call: "new" (send it), "started" (its process
 -- died: look it up first) or "finished"; waits while a live process sends it.
 local function begin(self, j, call, force)
-  local hash, size = hash_of(call.args)
+  local hash, size = hash_of(call)
   if not hash then
     return nil, size
   end

@@ -180,7 +180,8 @@ function validate.rows(name, rows, columns, ctx)
   return found:result()
 end
 
--- validate.file(schema_name, path, { level?, delimiter?, merge_field? }) -> true[, warnings] | nil, err
+-- validate.file(schema_name, path, { level?, delimiter?, merge_field?, digest? }) -> true[, warnings] | nil, err
+-- digest: a table that gets the file's sha256 and size, hashed as it is read.
 -- level "full" (the default): the header and every value of every row, in one
 -- pass in C; "header": the header and a UTF-8 scan; false: nothing.
 -- full = false is the older spelling of level = "header".
@@ -196,7 +197,8 @@ function validate.file(name, path, opts)
   elseif level ~= "full" and level ~= "header" then
     error('csvup.validate: level must be "full", "header" or false', 2)
   end
-  local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true })
+  local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
+    sha256 = opts.digest ~= nil })
   if not reader then
     return nil, header
   end
@@ -204,14 +206,17 @@ function validate.file(name, path, opts)
   found.file = path
   local plan = compile(spec, header, opts, found)
   local total, err = found.total, nil
-  if level == "header" then
-    reader:close()
-    total, err = core.utf8_check_file(path)
-    total = total and found.total
-  elseif found.total == 0 then
+  if level == "full" and found.total == 0 then
     total, err = reader:check(plan)
   end
+  if total and opts.digest then
+    opts.digest.sha256, opts.digest.size = reader:sha256()
+  end
   reader:close()
+  if total and level == "header" then
+    total, err = core.utf8_check_file(path)
+    total = total and found.total
+  end
   if not total then
     return nil, err
   end
