@@ -76,6 +76,13 @@ describe("the command line", function()
     end
   end)
 
+  it("names the delimiter a file seems to use when its header does not fit", function()
+    local path = files.write(tmp .. "/excel.csv", "ClientId;Target;DateTime\n1;G;1481718166\n")
+    local _, err, code = csvup_cli("validate offline-conversions " .. path)
+    assert.are.equal(3, code)
+    assert.matches("this file looks ;%-separated: pass %-%-delimiter ';'", err)
+  end)
+
   it("says what is wrong with a token file, and trims its line end", function()
     local empty = files.write(tmp .. "/empty", "")
     local _, err, code = csvup_cli("metrika uploadings --counter 1 --token-file " .. empty)

@@ -426,6 +426,9 @@ local function run_validate(args)
     if err.problem_count > #err.problems then
       say(io.stderr, format("%s: %d more problems not listed\n", printable(args.file), err.problem_count - #err.problems))
     end
+    if err.hint then
+      say(io.stderr, printable(args.file), ": ", err.hint, "\n")
+    end
     return INVALID
   end
   return report_error(err)

@@ -43,6 +43,17 @@ validate.chars = chars
 local Problems = {}
 Problems.__index = Problems
 
+-- When a one-column header holds another delimiter, what to pass instead.
+local function other_delimiter(name, delimiter)
+  for _, d in ipairs { ";", "\t", "|", "," } do
+    if d ~= delimiter and name:find(d, 1, true) then
+      local shown = d == "\t" and "\\t" or d
+      return format("this file looks %s-separated: pass --delimiter '%s' (delimiter = \"%s\")", d == "\t" and "tab"
+        or d, shown, shown)
+    end
+  end
+end
+
 local function problems(where)
   return setmetatable({ list = {}, total = 0, where = where }, Problems)
 end
@@ -78,8 +89,9 @@ function Problems:result()
   return nil, core.error {
     code = "validation_failed", kind = "input", file = self.file, problems = self.list, problem_count = self.total,
     warnings = self.warnings,
-    message = format("%d problem%s in %s: %s%s", self.total, self.total == 1 and "" or "s", self.where,
-      concat(shown, "; "), more),
+    hint = self.hint,
+    message = format("%d problem%s in %s: %s%s%s", self.total, self.total == 1 and "" or "s", self.where,
+      concat(shown, "; "), more, self.hint and "; " .. self.hint or ""),
   }
 end
 
@@ -205,6 +217,7 @@ function validate.file(name, path, opts)
   local found = problems(path)
   found.file = path
   local plan = compile(spec, header, opts, found)
+  found.hint = found.total > 0 and #header == 1 and other_delimiter(header[1], opts.delimiter or ",") or nil
   local total, err = found.total, nil
   if level == "full" and found.total == 0 then
     total, err = reader:check(plan)
