@@ -1,5 +1,9 @@
 -- The README's recipes, taken from it verbatim and run as a user would paste them.
+local socket = require "socket"
+local http = require "socket.http"
 local files = require "support.files"
+local nginx = require "support.nginx"
+local support = require "support.sandbox"
 
 local README = "README.md"
 
@@ -27,6 +31,24 @@ local function run(command)
   local output = pipe:read("a")
   local ok, _, status = pipe:close()
   return ok and 0 or status, output
+end
+
+-- Runs a command that execs nginx and waits until port answers; returns the function that stops it.
+local function start_nginx(command, port)
+  local pipe = assert(io.popen("echo $$; " .. command))
+  local pid = pipe:read("l")
+  for _ = 1, 100 do
+    local client = socket.connect("127.0.0.1", port)
+    if client then
+      client:close()
+      break
+    end
+    socket.sleep(0.05)
+  end
+  return function()
+    os.execute("kill " .. pid)
+    pipe:close()
+  end
 end
 
 local function quote(s)
@@ -84,5 +106,64 @@ describe("the README's LuaRocks command", function()
       assert(package.loaded.socket == nil and package.loaded["socket.core"] == nil, "luasocket was loaded")
       os.exit(status)]]))
     assert.are.equal(0, status, output)
+  end)
+end)
+
+describe("the README's OpenResty configuration", function()
+  local sandbox = support.sandbox()
+  local dir, port, stop
+
+  setup(function()
+    sandbox.start()
+    dir = files.tmpdir()
+    -- the recipe's install command, into a temporary root
+    local status, output = run(("make --no-print-directory install-luajit DESTDIR=%s PREFIX=/usr/local"):format(dir))
+    assert(status == 0, output)
+    -- the two things the README says to change: the listen address and the prefix of the Lua paths
+    port = nginx.free_port()
+    local config, listens = fenced("OpenResty", "nginx"):gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. port .. ";")
+    local prefixed
+    config, prefixed = config:gsub('"/usr/local/', '"' .. dir .. "/usr/local/")
+    assert(listens == 1 and prefixed == 2, "the recipe's listen address or Lua paths are not as the README says")
+    files.write(dir .. "/nginx.conf", config)
+    -- as `nginx -c`, in the foreground, with its pid and error log here
+    local command = ("CSVUP_METRIKA_TOKEN=%s CSVUP_METRIKA_URL=%s exec nginx -p %s -c %s/nginx.conf -e %s/error.log "
+      .. "-g 'daemon off; pid %s/nginx.pid;' 2>&1"):format(support.TOKEN, sandbox.url, dir, dir, dir, dir)
+    stop = start_nginx(command, port)
+  end)
+
+  before_each(sandbox.reset)
+
+  teardown(function()
+    if stop then
+      stop()
+    end
+    sandbox.stop()
+    files.remove(dir)
+  end)
+
+  local function log()
+    local f = io.open(dir .. "/error.log")
+    local text = f and f:read("a") or ""
+    if f then
+      f:close()
+    end
+    return text
+  end
+
+  it("uploads a paid order's conversion through a worker thread, with the token from the environment", function()
+    local body, status = http.request(("http://127.0.0.1:%d/order-paid?client_id=133591247640966458"):format(port))
+    assert.are.equal(200, status, log())
+    assert.matches("^uploading %d+ UPLOADED\n$", body)
+    local requests = sandbox.requests()
+    assert.are.equal(1, #requests)
+    assert.are.equal("/management/v1/counter/2215573/offline_conversions/upload", requests[1].path)
+    assert.matches("^ClientId,DateTime,Target\n133591247640966458,%d+,paid\n$", requests[1].file.content)
+  end)
+
+  it("refuses a request without a client id, sending nothing", function()
+    local _, status = http.request(("http://127.0.0.1:%d/order-paid"):format(port))
+    assert.are.equal(400, status)
+    assert.are.equal(0, #sandbox.requests())
   end)
 end)
