@@ -1,6 +1,7 @@
 #!/bin/sh
 # Part of `make test`: `make install` and `make install-luajit` each give a
-# csvup that a plain lua5.4 (or luajit) can require. The rockspecs are
+# csvup that a plain lua5.4 (or luajit) can require; `make install` also
+# installs the man page. The rockspecs are
 # spec/rockspec_spec.lua's, the README's LuaRocks command spec/readme_spec.lua's.
 set -eu
 tmp=$(mktemp -d)
@@ -16,9 +17,14 @@ check() {
     assert(csvup.metrika and csvup.carrotquest and csvup.csv)'
 }
 
-make --no-print-directory install DESTDIR="$tmp/dest" PREFIX=/usr/local >/dev/null
+# an ldoc that fails: make install must not need it (the man page does not)
+mkdir "$tmp/bin"
+printf '#!/bin/sh\nexit 1\n' >"$tmp/bin/ldoc"
+chmod +x "$tmp/bin/ldoc"
+PATH="$tmp/bin:$PATH" make --no-print-directory install DESTDIR="$tmp/dest" PREFIX=/usr/local DOCS="$tmp/docs" >/dev/null
 check "$tmp/dest/usr/local" lua5.4 5.4
 test -x "$tmp/dest/usr/local/bin/csvup"
+grep -q '^\.TH CSVUP 1' "$tmp/dest/usr/local/share/man/man1/csvup.1" || { echo "packaging: no man page installed" >&2; exit 1; }
 make --no-print-directory install-luajit DESTDIR="$tmp/dest" PREFIX=/usr/local >/dev/null
 check "$tmp/dest/usr/local" luajit 5.1
-echo "packaging: make install and make install-luajit give a working csvup"
+echo "packaging: make install (with its man page, without ldoc) and make install-luajit give a working csvup"
