@@ -12,10 +12,11 @@ BUILD ?= build/lua$(LUA_VERSION)
 LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
 	lua-cjson lua-argparse lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
-	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3
+	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3 lua-ldoc
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
@@ -32,7 +33,7 @@ LUA_MODULES = $(shell find lua/csvup -name '*.lua')
 export LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo bench check-asan check-valgrind fuzz luajit install install-luajit clean
+.PHONY: all deps test demo bench check-asan check-valgrind fuzz luajit install install-luajit docs clean
 
 all: $(MODULE)
 
@@ -123,14 +124,32 @@ bench: deps
 luajit:
 	$(MAKE) --no-print-directory BUILD=build/luajit LUA_PKG=luajit build/luajit/csvup/core.so
 
+# The library for OpenResty; the command and its man page are the Lua 5.4 install's.
 install-luajit:
-	$(MAKE) --no-print-directory BUILD=build/luajit LUA_PKG=luajit LUA_VERSION=5.1 install
+	$(MAKE) --no-print-directory BUILD=build/luajit LUA_PKG=luajit LUA_VERSION=5.1 MAN_PAGE= install
 
-install: $(MODULE)
+# The API reference (LDoc, from stubs that csvup.docs writes: the client
+# methods exist only at run time) and the man page (from the parser of --help).
+DOCS = build/docs
+docs: $(DOCS)/api/index.html $(DOCS)/csvup.1
+
+$(DOCS)/api/index.html: $(MODULE) $(LUA_MODULES)
+	@rm -rf $(DOCS)/ldoc $(DOCS)/api && mkdir -p $(DOCS)/ldoc
+	$(LUA) -e 'assert(require("csvup.docs").write_ldoc_input("$(DOCS)/ldoc"))'
+	ldoc -q -c $(DOCS)/ldoc/config.ld -d $(CURDIR)/$(DOCS)/api .
+
+# Needs only the module and lua-argparse, so that `make install` needs no ldoc.
+$(DOCS)/csvup.1: $(MODULE) $(LUA_MODULES)
+	@mkdir -p $(@D)
+	$(LUA) -e 'io.write(require("csvup.docs").man_page())' >$@.tmp && mv $@.tmp $@
+
+MAN_PAGE = $(DOCS)/csvup.1
+install: $(MODULE) $(MAN_PAGE)
 	install -d $(DESTDIR)$(LIBDIR)/csvup $(DESTDIR)$(BINDIR)
 	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/csvup/core.so
 	for f in $(LUA_MODULES:lua/%=%); do install -D -m 644 lua/$$f $(DESTDIR)$(SHAREDIR)/$$f; done
 	install -m 755 lua/bin/csvup $(DESTDIR)$(BINDIR)/csvup
+	$(if $(MAN_PAGE),install -D -m 644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man1/csvup.1)
 
 clean:
 	rm -rf build

@@ -1,5 +1,5 @@
--- LuaRocks build of csvup. On multiarch Debian, LuaRocks finds curl/curl.h only
--- when told: luarocks make rockspec/csvup-scm-1.rockspec CURL_INCDIR=/usr/include/x86_64-linux-gnu
+-- LuaRocks build of csvup from the checkout; see the README's "Building and
+-- installing" for the command that works on Debian 12.
 rockspec_format = "3.0"
 package = "csvup"
 version = "scm-1"
@@ -15,9 +15,16 @@ description = {
   ]],
   license = "MIT",
 }
+-- Lua 5.4 only. The C also builds against LuaJIT 2.1 (OpenResty: `make
+-- install-luajit`), but LuaRocks names LuaJIT and PUC-Rio Lua 5.1 alike
+-- ("5.1"), and the module does not load on PUC-Rio 5.1 (it needs
+-- luaL_setfuncs, which LuaJIT has and 5.1 lacks), nor was it ever tried on
+-- 5.2 or 5.3. Debian 12's luarocks defaults to PUC-Rio 5.1.
+-- luasocket is no dependency: only `csvup sandbox` and the specs use it.
 dependencies = {
-  "lua >= 5.1",
+  "lua >= 5.4, < 5.5",
   "lua-cjson",
+  "argparse", -- the csvup command; Debian's lua-argparse
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
@@ -53,11 +60,15 @@ build = {
     ["csvup.cli"] = "lua/csvup/cli.lua",
     ["csvup.client"] = "lua/csvup/client.lua",
     ["csvup.csv"] = "lua/csvup/csv.lua",
+    ["csvup.docs"] = "lua/csvup/docs.lua",
+    ["csvup.errors"] = "lua/csvup/errors.lua",
     ["csvup.journal"] = "lua/csvup/journal.lua",
     ["csvup.json"] = "lua/csvup/json.lua",
     ["csvup.metrika"] = "lua/csvup/metrika.lua",
     ["csvup.ngx"] = "lua/csvup/ngx.lua",
+    ["csvup.options"] = "lua/csvup/options.lua",
     ["csvup.progress"] = "lua/csvup/progress.lua",
+    ["csvup.registry"] = "lua/csvup/registry.lua",
     ["csvup.sandbox"] = "lua/csvup/sandbox/init.lua",
     ["csvup.sandbox.carrotquest"] = "lua/csvup/sandbox/carrotquest.lua",
     ["csvup.sandbox.faults"] = "lua/csvup/sandbox/faults.lua",

@@ -31,6 +31,7 @@ local function check_jobs(jobs)
   end
 end
 
+--- Runs many client calls at once; the results come in the order of the jobs.
 -- csvup.batch(jobs, { concurrency = 3, progress = fn }) -> results
 return function(jobs, opts)
   check_jobs(jobs)

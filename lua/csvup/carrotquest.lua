@@ -29,6 +29,7 @@ function Client.read_error(status, body)
     errors = meta.error_fields, status = status < 300 and meta_status or status }
 end
 
+--- Opens a Carrot quest client.
 -- carrotquest.new{ token, app = "$self_app", base_url?, ... } -> client | nil, err
 -- (the connection and retry options are csvup.client's; rate defaults to 2 a second)
 function carrotquest.new(opts)

@@ -51,6 +51,7 @@ local function new_encoder(opts, rows, i, j)
   return encoder, head
 end
 
+--- Encodes records as CSV text.
 -- csv.encode(rows, opts) -> text | nil, err
 -- opts: columns, header (true), delimiter (","), eol ("\n" or "\r\n"), null (""),
 -- bom (false), true_text/false_text ("true"/"false").
@@ -133,6 +134,7 @@ function Writer:flush()
   return ok, err
 end
 
+--- Writes one record.
 -- w:write(row) -> true | nil, err. Without columns, the first rows are kept
 -- until BATCH of them name the columns.
 function Writer:write(row)
@@ -144,6 +146,7 @@ function Writer:write(row)
   return true
 end
 
+--- Writes every record of an array, or that an iterator gives.
 -- w:write_all(rows_or_iterator) -> true | nil, err. An iterator that raises
 -- stops the writing with err.code "callback_error".
 function Writer:write_all(source)
@@ -174,6 +177,7 @@ function Writer:write_all(source)
   end
 end
 
+--- Writes what is buffered and closes the file.
 -- w:close() -> bytes, rows | nil, err
 function Writer:close()
   if self.closed then
@@ -197,6 +201,7 @@ function Writer:close()
 end
 Writer.__close = Writer.close
 
+--- Opens a streaming CSV writer on a file.
 -- csv.writer(path_or_file, opts) -> writer | nil, err; opts as for csv.encode.
 -- Without opts.columns, the columns are those of the first rows written (up to
 -- 4096); a later row with another key is an error rather than a dropped value.
@@ -218,6 +223,7 @@ end
 
 -- Reading ------------------------------------------------------------------------
 
+--- Reads a CSV file record by record.
 -- csv.rows(source, opts) -> iterator, header | nil, err
 -- source: a path, an open file handle, or an object whose read(n) gives the
 -- next piece of text (any length) or nil at the end.

@@ -1,11 +1,14 @@
--- Reference text derived from csvup.registry and the C endpoint rows: the
--- README's endpoint table, so that the documentation cannot drift from what
--- the clients do.
+-- Reference text derived from csvup.registry and the C endpoint rows, so
+-- that the documentation cannot drift from what the clients do: the README's
+-- endpoint table, the LDoc input of the API reference (`make docs`) and the
+-- man page, which shows each subcommand as its --help does.
+local argparse = require "argparse"
 local core = require "csvup.core"
 local registry = require "csvup.registry"
 
 local format, concat = string.format, table.concat
-local ipairs = ipairs
+local ipairs, pairs, error, pcall, require, tostring = ipairs, pairs, error, pcall, require, tostring
+local io, package = io, package
 
 local docs = {}
 
@@ -50,6 +53,294 @@ function docs.endpoint_table()
     lines[#lines + 1] = format("| %s | `%s` | %s | %s | %s |", m.service, docs.signature(m), verbs[1],
       concat(paths, "<br>"), m.help)
   end
+  return concat(lines, "\n") .. "\n"
+end
+
+-- The API reference -------------------------------------------------------------
+
+-- The modules of the reference: the source whose header comment describes
+-- the module and whose doc comments (a block opened by `---`) above functions
+-- are taken as they are; the class of its `function Class:name` methods, and
+-- the service whose registry methods the class also holds.
+local MODULES = {
+  { name = "csvup", source = "init.lua" },
+  { name = "csvup.metrika", source = "metrika.lua", class = "Client", service = "metrika",
+    class_help = "A client, from csvup.metrika.new: one method per Metrica API method, wait and close." },
+  { name = "csvup.carrotquest", source = "carrotquest.lua", class = "Client", service = "carrotquest",
+    class_help = "A client, from csvup.carrotquest.new: one method per Carrot quest API method, and close." },
+  { name = "csvup.csv", source = "csv.lua", class = "Writer", class_help = "A writer, from csv.writer." },
+  { name = "csvup.batch", source = "batch.lua" },
+  { name = "csvup.ngx", source = "ngx.lua" },
+  { name = "csvup.errors", source = "errors.lua" },
+}
+
+-- What an upload method takes besides its registry options (csvup.client's UPLOAD_KEYS).
+local UPLOAD_OPTIONS = {
+  "@tparam[opt] string opts.file the CSV file's path, streamed from disk",
+  "@tparam[opt] {table,...} opts.rows records to send instead of a file (column name -> value)",
+  "@tparam[opt] {string,...} opts.columns the rows' columns, in this order (default: the union of their keys)",
+  "@tparam[opt] string opts.filename the file name the service is told (default: the file's own)",
+  "@param[opt] opts.validate check every row (true or \"full\", the default), the header (\"header\") or nothing (false)",
+  "@tparam[opt] function opts.progress called as progress(sent, total) while the body goes out",
+}
+
+local LUA_TYPES = { text = "string", enum = "string", integer = "int", date_or_range = "string", tags = "{string,...}" }
+
+-- The text of an option's @tparam: its meaning, allowed values, bounds, default.
+local function option_text(o)
+  local parts = { o.help }
+  if o.values then
+    parts[#parts + 1] = "one of: " .. concat(o.values, ", ")
+  end
+  if o.max and o.type == "text" then
+    parts[#parts + 1] = format("at most %d characters", o.max)
+  elseif o.min and o.max then
+    parts[#parts + 1] = format("from %d to %d", o.min, o.max)
+  elseif o.min then
+    parts[#parts + 1] = format("at least %d", o.min)
+  end
+  if o.default ~= nil then
+    parts[#parts + 1] = "default: " .. tostring(o.default)
+  end
+  return (concat(parts, "; "):gsub("\t", "tab"))
+end
+
+-- The documented stub of one registry method, as a method of class.
+local function method_stub(m, class)
+  local lines = { "---", "-- " .. m.help:gsub("^%l", string.upper) .. ".", "-- " .. docs.signature(m) }
+  local params = {}
+  if m.shape == "read" or m.id then
+    lines[#lines + 1] = "-- @param id the uploading's id, or the uploading"
+    params[#params + 1] = "id"
+  end
+  if m.shape ~= "read" then
+    local required = false
+    for _, o in ipairs(m.options) do
+      required = required or o.required
+    end
+    lines[#lines + 1] = format("-- @tparam%s table opts the call's options", required and "" or "[opt]")
+    for _, o in ipairs(m.options) do
+      lines[#lines + 1] = format("-- @tparam%s %s opts.%s %s", o.required and "" or "[opt]", LUA_TYPES[o.type], o.name,
+        option_text(o))
+    end
+    for name, help in pairs(m.flags or {}) do
+      lines[#lines + 1] = format("-- @tparam[opt] boolean opts.%s %s", name, help)
+    end
+    if m.shape == "upload" then
+      for _, text in ipairs(UPLOAD_OPTIONS) do
+        lines[#lines + 1] = "-- " .. text
+      end
+    end
+    params[#params + 1] = "opts"
+  end
+  lines[#lines + 1] = "-- @return the result: " .. (m.kind and m.service == "metrika" and "the uploading"
+    or m.result and "the answer's " .. m.result or "the answer")
+  lines[#lines + 1] = "-- @return[2] nil"
+  lines[#lines + 1] = "-- @return[2] err, a csvup.errors error"
+  lines[#lines + 1] = format("function %s:%s(%s) end", class, m.name, concat(params, ", "))
+  return concat(lines, "\n")
+end
+
+-- A source file's header comment, and its doc comments with the functions
+-- they stand above: { header = lines, functions = { { block, owner, name, params } } }.
+-- `return function(...)` (a module that is one function) is named after the module.
+local function read_source(text, module_name)
+  local source = { header = {}, functions = {} }
+  local block, in_header = nil, true
+  for line in text:gmatch("([^\n]*)\n") do
+    local comment = line:match("^%-%-%-? ?(.*)$")
+    if in_header and comment and not line:match("^%-%-%-") then
+      source.header[#source.header + 1] = comment
+    else
+      in_header = false
+      if line:match("^%-%-%-") and not line:match("^%-%-%-%-") then
+        block = { comment }
+      elseif block and comment then
+        block[#block + 1] = comment
+      elseif block then
+        local owner, sep, name, params = line:match("^function ([%w_]+)([.:])([%w_]+)%(([^)]*)%)")
+        if not owner and line:match("^return function%(") then
+          owner, sep, name, params = nil, nil, module_name:match("[%w_]+$"), line:match("%(([^)]*)%)")
+        end
+        if name then
+          source.functions[#source.functions + 1] = { block = block, owner = owner, method = sep == ":", name = name,
+            params = params }
+        end
+        block = nil
+      end
+    end
+  end
+  return source
+end
+
+local function write(path, text)
+  local f, err = io.open(path, "w")
+  if not f then
+    return nil, err
+  end
+  local ok
+  ok, err = f:write(text)
+  f:close()
+  return ok and true, err
+end
+
+-- A doc comment opened by a line of its own: LDoc drops an item whose
+-- opening line holds "--" (as in "--provider").
+local function comment_block(lines)
+  local out = { "---" }
+  for _, line in ipairs(lines) do
+    out[#out + 1] = "-- " .. line
+  end
+  return concat(out, "\n")
+end
+
+-- docs.ldoc_input() -> { { name = module, text = LDoc input }, ... } | nil, err:
+-- one Lua file of documented stubs per module, from the registry and the
+-- modules' sources (found on package.path).
+function docs.ldoc_input()
+  local files = {}
+  for _, mod in ipairs(MODULES) do
+    local path = package.searchpath(mod.name, package.path)
+    local file, err = io.open(path or mod.name)
+    if not file then
+      return nil, err
+    end
+    local source = read_source(file:read("a"), mod.name)
+    file:close()
+    local header = source.header
+    header[#header + 1] = "@module " .. mod.name
+    local parts = { comment_block(header) }
+    local methods = {}
+    for _, f in ipairs(source.functions) do
+      local stub = comment_block(f.block) .. "\n" .. (f.method and format("function %s:%s(%s) end", f.owner, f.name,
+        f.params) or format("function %s(%s) end", f.name, f.params))
+      if f.method then
+        methods[#methods + 1] = stub
+      else
+        parts[#parts + 1] = stub
+      end
+    end
+    if mod.class then
+      parts[#parts + 1] = format("--- %s\n-- @type %s", mod.class_help, mod.class)
+      for _, m in ipairs(mod.service and registry.methods or {}) do
+        if m.service == mod.service then
+          parts[#parts + 1] = method_stub(m, mod.class)
+        end
+      end
+      for _, stub in ipairs(methods) do
+        parts[#parts + 1] = stub
+      end
+      if mod.service then
+        parts[#parts + 1] = format("--- Closes the client's connections; also by `<close>` and the garbage collector."
+          .. "\nfunction %s:close() end", mod.class)
+      end
+    end
+    files[#files + 1] = { name = mod.name, text = concat(parts, "\n\n") .. "\n" }
+  end
+  return files
+end
+
+-- docs.write_ldoc_input(dir) -> true | nil, err: the stubs as dir/<module>.lua
+-- and dir/config.ld, for `ldoc -c dir/config.ld -d OUT .`
+function docs.write_ldoc_input(dir)
+  local files, err = docs.ldoc_input()
+  if not files then
+    return nil, err
+  end
+  local names = {}
+  for i, file in ipairs(files) do
+    names[i] = format("%q", file.name .. ".lua") -- ldoc reads them from the config's folder
+    local ok
+    ok, err = write(dir .. "/" .. file.name .. ".lua", file.text)
+    if not ok then
+      return nil, err
+    end
+  end
+  return write(dir .. "/config.ld", format('project = "csvup"\ntitle = "csvup %s reference"\n'
+    .. "file = { %s }\nsort = false\nformat = \"plain\"\n", require("csvup").VERSION, concat(names, ", ")))
+end
+
+-- The man page ------------------------------------------------------------------
+
+-- The parser that `csvup` builds, with every subcommand's options and help:
+-- cli.main is entered with argparse's parse replaced by one that hands the
+-- parser back, so that the man page shows exactly what --help shows.
+local function cli_parser()
+  local Parser = getmetatable(argparse("csvup"))
+  local pparse, parser = Parser.pparse, nil
+  Parser.pparse = function(self)
+    parser = self
+    error("the parser is built")
+  end
+  local ok, err = pcall(require("csvup.cli").main, {})
+  Parser.pparse = pparse
+  if not parser then
+    error(ok and "csvup.cli did not build its parser" or err, 0)
+  end
+  return parser
+end
+
+-- Text for roff: backslashes escaped, hyphens as minus signs (so that
+-- options can be copied), a tab shown as \t, a line break allowed after a
+-- comma (long lists of choices), no line that starts as a request.
+local function roff(text)
+  text = text:gsub("\\", "\\e"):gsub("%-", "\\-"):gsub("\t", "\\et"):gsub(",", ",\\:")
+  return (text:gsub("\n([.'])", "\n\\&%1"):gsub("^([.'])", "\\&%1"))
+end
+
+-- The arguments and options of one command, each as its --help lists it (argparse's own labels and descriptions).
+local function elements(command, lines)
+  for _, list in ipairs { command._arguments, command._options } do
+    for _, element in ipairs(list) do
+      if not element._hidden then
+        lines[#lines + 1] = ".TP"
+        lines[#lines + 1] = ".B " .. roff(concat(element:_get_label_lines(), " "))
+        lines[#lines + 1] = roff(element:_get_description())
+      end
+    end
+  end
+end
+
+local function commands(parent, lines)
+  for _, command in ipairs(parent._commands) do
+    lines[#lines + 1] = ".SS " .. roff(command:_get_fullname())
+    lines[#lines + 1] = roff(command._description or command._summary or "")
+    elements(command, lines)
+    commands(command, lines)
+  end
+end
+
+-- docs.man_page() -> the text of csvup.1
+function docs.man_page()
+  local parser = cli_parser()
+  local version = require("csvup").VERSION
+  local lines = {
+    format('.TH CSVUP 1 "" "csvup %s" "User Commands"', version),
+    ".ad l",
+    ".nh",
+    ".SH NAME",
+    "csvup \\- " .. roff(parser._description:gsub("^%u", string.lower):gsub("%.$", "")),
+    ".SH SYNOPSIS",
+    ".B csvup",
+    ".I command",
+    "[\\fIsubcommand\\fR] [\\fIoptions\\fR] [\\fIarguments\\fR]",
+    ".SH DESCRIPTION",
+    roff(parser._description),
+    "Every command and subcommand takes \\fB\\-h\\fR, \\fB\\-\\-help\\fR; an option's value may follow it or an"
+      .. " equals sign (\\fB\\-\\-counter=1\\fR).",
+    ".SH OPTIONS",
+  }
+  elements(parser, lines)
+  lines[#lines + 1] = ".SH COMMANDS"
+  commands(parser, lines)
+  lines[#lines + 1] = ".SH ENVIRONMENT"
+  for _, service in ipairs { "metrika", "carrotquest" } do
+    lines[#lines + 1] = ".TP"
+    lines[#lines + 1] = ".B " .. registry.services[service].token_env
+    lines[#lines + 1] = "the " .. registry.services[service].help .. " token, unless \\fB\\-\\-token\\-file\\fR is given"
+  end
+  lines[#lines + 1] = ".SH EXIT STATUS"
+  lines[#lines + 1] = roff(parser._epilog)
   return concat(lines, "\n") .. "\n"
 end
 

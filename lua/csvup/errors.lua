@@ -15,6 +15,7 @@ local errors = {}
 
 errors.KINDS = { network = true, api = true, input = true, internal = true }
 
+--- Makes an error: a table with kind, code, message and a readable __tostring.
 -- errors.new(kind, code, message, fields?) -> err; fields keeps its other keys
 -- (status, errors, retry_after, attempts, sent, request_sent, problems, ...).
 function errors.new(kind, code, message, fields)
@@ -23,15 +24,18 @@ function errors.new(kind, code, message, fields)
   return core.error(err)
 end
 
+--- Returns nil and errors.new(kind, code, message, fields).
 function errors.fail(kind, code, message, fields)
   return nil, errors.new(kind, code, message, fields)
 end
 
+--- Returns nil and an invalid_argument error whose message is format(fmt, ...).
 -- An argument the caller can fix: invalid_argument, kind input.
 function errors.invalid(fmt, ...)
   return nil, errors.new("input", "invalid_argument", format(fmt, ...))
 end
 
+--- Tells whether a value is a csvup error.
 -- Whether a value is one of our errors (a table with code and kind).
 function errors.is(value)
   return type(value) == "table" and type(value.code) == "string" and errors.KINDS[value.kind] ~= nil

@@ -35,6 +35,7 @@ function Client.read_error(status, body)
   return fields
 end
 
+--- Opens a Yandex Metrica client for one counter.
 -- metrika.new{ token, counter, ulogin?, base_url?, ... } -> client | nil, err
 -- (the connection and retry options are csvup.client's)
 function metrika.new(opts)
@@ -205,6 +206,7 @@ local function positive(v)
   return type(v) == "number" and v > 0 and v < math.huge
 end
 
+--- Waits until an uploading is processed.
 -- m:wait(uploading_or_id, { kind?, timeout?, interval?, progress? }) -> the final uploading | nil, err
 -- Polls until one of the kind's final statuses (csvup.registry), the pause
 -- growing from interval (5 s) by half each time up to a minute. kind is known

@@ -58,6 +58,7 @@ function csvup_ngx.run(service, method, client_options, call_options)
   return plain(result)
 end
 
+--- Calls a client method in a worker thread of an nginx thread pool (OpenResty).
 -- csvup_ngx.call(pool, service, method, client_options, call_options)
 --   -> what the client method returns, or nil, err
 function csvup_ngx.call(pool, service, method, client_options, call_options)

@@ -1,0 +1,169 @@
+-- The README's recipes, taken from it verbatim and run as a user would paste them.
+local socket = require "socket"
+local http = require "socket.http"
+local files = require "support.files"
+local nginx = require "support.nginx"
+local support = require "support.sandbox"
+
+local README = "README.md"
+
+-- The text of the README's "## title" section.
+local function section(title)
+  local text = files.read(README)
+  local start = assert(text:find("\n## " .. title .. "\n", 1, true), "the README has no section " .. title)
+  local stop = text:find("\n## ", start + 1, true)
+  return text:sub(start, stop)
+end
+
+-- The one fenced block of a language in a section.
+local function fenced(title, language)
+  local text = section(title)
+  local blocks = {}
+  for block in text:gmatch("\n```" .. language .. "\n(.-\n)```") do
+    blocks[#blocks + 1] = block
+  end
+  assert(#blocks == 1, ("the README's %s section has %d ```%s blocks, not one"):format(title, #blocks, language))
+  return blocks[1]
+end
+
+local function run(command)
+  local pipe = assert(io.popen(command .. " 2>&1"))
+  local output = pipe:read("a")
+  local ok, _, status = pipe:close()
+  return ok and 0 or status, output
+end
+
+-- Runs a command that execs nginx and waits until port answers; returns the function that stops it.
+local function start_nginx(command, port)
+  local pipe = assert(io.popen("echo $$; " .. command))
+  local pid = pipe:read("l")
+  for _ = 1, 100 do
+    local client = socket.connect("127.0.0.1", port)
+    if client then
+      client:close()
+      break
+    end
+    socket.sleep(0.05)
+  end
+  return function()
+    os.execute("kill " .. pid)
+    pipe:close()
+  end
+end
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+describe("the README's LuaRocks command", function()
+  local dir, copy, tree, only
+
+  setup(function()
+    dir = files.tmpdir()
+    copy, tree, only = dir .. "/checkout", dir .. "/tree", dir .. "/only"
+    -- a copy of the checkout, its git status included; build/ is not part of it
+    assert(os.execute(("mkdir -p %s %s && tar -c --exclude=./build . | tar -x -C %s"):format(copy, only, copy)))
+    -- lua-cjson and lua-argparse, and nothing else that Debian installed (luasocket)
+    assert(os.execute(("ln -s %s %s/cjson.so && ln -s %s %s/argparse.lua"):format(
+      package.searchpath("cjson", package.cpath), only, package.searchpath("argparse", package.path), only)))
+  end)
+
+  teardown(function()
+    files.remove(dir)
+  end)
+
+  it("installs a rock that validates a file with only lua-cjson and lua-argparse beside it, leaving the checkout as it was", function()
+    local command = fenced("Building and installing", "sh")
+    -- a temporary tree instead of /usr/local: the one change to the command
+    local into_tree, n = command:gsub("luarocks ", "luarocks --tree=" .. tree .. " ")
+    assert.are.equal(1, n)
+    local _, before = run("git -C " .. copy .. " status --porcelain")
+    local status, output = run(("cd %s && TMPDIR=%s sh -c %s"):format(copy, dir, quote(into_tree)))
+    assert.are.equal(0, status, output)
+    local _, after = run("git -C " .. copy .. " status --porcelain")
+    assert.are.equal(before, after)
+    assert.are.equal("", select(2, run("find " .. dir .. " -maxdepth 1 -name 'tmp.*'"))) -- nor is the build folder left
+
+    local env = ("env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;%s/?.lua' "
+      .. "LUA_CPATH='%s/lib/lua/5.4/?.so;%s/?.so'"):format(tree, tree, only, tree, only)
+    local valid = "spec/fixtures/offline_conversions.csv"
+    status, output = run(("%s %s/bin/csvup validate offline-conversions %s"):format(env, tree, valid))
+    assert.are.equal(0, status, output)
+    assert.matches("valid for offline%-conversions", output)
+    status, output = run(("%s %s/bin/csvup validate offline-conversions spec/fixtures/calls.csv"):format(env, tree))
+    assert.are.equal(3, status, output)
+    assert.matches("Target: the required column is missing", output)
+
+    -- the same from Lua: the rock's modules, and luasocket neither reachable nor loaded
+    status, output = run(env .. " TREE=" .. tree .. " lua5.4 -e " .. quote([[
+      local tree = os.getenv("TREE")
+      assert(not pcall(require, "socket"), "luasocket is on the path")
+      package.loaded.socket = nil
+      local cli = require "csvup.cli"
+      assert(package.searchpath("csvup.cli", package.path):find(tree, 1, true) == 1)
+      assert(package.searchpath("csvup.core", package.cpath):find(tree, 1, true) == 1)
+      local status = cli.main { "validate", "offline-conversions", "]] .. valid .. [[" }
+      assert(package.loaded.socket == nil and package.loaded["socket.core"] == nil, "luasocket was loaded")
+      os.exit(status)]]))
+    assert.are.equal(0, status, output)
+  end)
+end)
+
+describe("the README's OpenResty configuration", function()
+  local sandbox = support.sandbox()
+  local dir, port, stop
+
+  setup(function()
+    sandbox.start()
+    dir = files.tmpdir()
+    -- the recipe's install command, into a temporary root
+    local status, output = run(("make --no-print-directory install-luajit DESTDIR=%s PREFIX=/usr/local"):format(dir))
+    assert(status == 0, output)
+    -- the two things the README says to change: the listen address and the prefix of the Lua paths
+    port = nginx.free_port()
+    local config, listens = fenced("OpenResty", "nginx"):gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. port .. ";")
+    local prefixed
+    config, prefixed = config:gsub('"/usr/local/', '"' .. dir .. "/usr/local/")
+    assert(listens == 1 and prefixed == 2, "the recipe's listen address or Lua paths are not as the README says")
+    files.write(dir .. "/nginx.conf", config)
+    -- as `nginx -c`, in the foreground, with its pid and error log here
+    local command = ("CSVUP_METRIKA_TOKEN=%s CSVUP_METRIKA_URL=%s exec nginx -p %s -c %s/nginx.conf -e %s/error.log "
+      .. "-g 'daemon off; pid %s/nginx.pid;' 2>&1"):format(support.TOKEN, sandbox.url, dir, dir, dir, dir)
+    stop = start_nginx(command, port)
+  end)
+
+  before_each(sandbox.reset)
+
+  teardown(function()
+    if stop then
+      stop()
+    end
+    sandbox.stop()
+    files.remove(dir)
+  end)
+
+  local function log()
+    local f = io.open(dir .. "/error.log")
+    local text = f and f:read("a") or ""
+    if f then
+      f:close()
+    end
+    return text
+  end
+
+  it("uploads a paid order's conversion through a worker thread, with the token from the environment", function()
+    local body, status = http.request(("http://127.0.0.1:%d/order-paid?client_id=133591247640966458"):format(port))
+    assert.are.equal(200, status, log())
+    assert.matches("^uploading %d+ UPLOADED\n$", body)
+    local requests = sandbox.requests()
+    assert.are.equal(1, #requests)
+    assert.are.equal("/management/v1/counter/2215573/offline_conversions/upload", requests[1].path)
+    assert.matches("^ClientId,DateTime,Target\n133591247640966458,%d+,paid\n$", requests[1].file.content)
+  end)
+
+  it("refuses a request without a client id, sending nothing", function()
+    local _, status = http.request(("http://127.0.0.1:%d/order-paid"):format(port))
+    assert.are.equal(400, status)
+    assert.are.equal(0, #sandbox.requests())
+  end)
+end)
