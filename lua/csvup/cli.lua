@@ -476,6 +476,9 @@ local function run_sandbox(args)
   return OK
 end
 
+-- cli.parser() -> the command line's lua-argparse parser (for csvup.docs' man page)
+cli.parser = build_parser
+
 -- cli.main(args) -> exit status
 function cli.main(argv)
   local parser = build_parser()

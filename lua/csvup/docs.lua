@@ -2,12 +2,11 @@
 -- that the documentation cannot drift from what the clients do: the README's
 -- endpoint table, the LDoc input of the API reference (`make docs`) and the
 -- man page, which shows each subcommand as its --help does.
-local argparse = require "argparse"
 local core = require "csvup.core"
 local registry = require "csvup.registry"
 
 local format, concat = string.format, table.concat
-local ipairs, pairs, error, pcall, require, tostring = ipairs, pairs, error, pcall, require, tostring
+local ipairs, pairs, require, tostring = ipairs, pairs, require, tostring
 local io, package = io, package
 
 local docs = {}
@@ -265,21 +264,6 @@ end
 -- The parser that `csvup` builds, with every subcommand's options and help:
 -- cli.main is entered with argparse's parse replaced by one that hands the
 -- parser back, so that the man page shows exactly what --help shows.
-local function cli_parser()
-  local Parser = getmetatable(argparse("csvup"))
-  local pparse, parser = Parser.pparse, nil
-  Parser.pparse = function(self)
-    parser = self
-    error("the parser is built")
-  end
-  local ok, err = pcall(require("csvup.cli").main, {})
-  Parser.pparse = pparse
-  if not parser then
-    error(ok and "csvup.cli did not build its parser" or err, 0)
-  end
-  return parser
-end
-
 -- Text for roff: backslashes escaped, hyphens as minus signs (so that
 -- options can be copied), a tab shown as \t, a line break allowed after a
 -- comma (long lists of choices), no line that starts as a request.
@@ -312,7 +296,7 @@ end
 
 -- docs.man_page() -> the text of csvup.1
 function docs.man_page()
-  local parser = cli_parser()
+  local parser = require("csvup.cli").parser()
   local version = require("csvup").VERSION
   local lines = {
     format('.TH CSVUP 1 "" "csvup %s" "User Commands"', version),
