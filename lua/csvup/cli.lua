@@ -59,8 +59,12 @@ local function option_help(o)
   if o.values then
     parts[#parts + 1] = "one of: " .. concat(o.values, ", ")
   end
-  if o.min or o.max then
-    parts[#parts + 1] = format("from %s to %s", tostring(o.min or "-"), tostring(o.max or "-"))
+  if o.type == "text" and o.max then
+    parts[#parts + 1] = format("at most %d characters", o.max)
+  elseif o.min and o.max then
+    parts[#parts + 1] = format("from %d to %d", o.min, o.max)
+  elseif o.min then
+    parts[#parts + 1] = format("at least %d", o.min)
   end
   if o.default ~= nil then
     parts[#parts + 1] = "default: " .. tostring(o.default)
