@@ -17,6 +17,7 @@
 #include "multi.h"
 #include "plan.h"
 #include "records.h"
+#include "recode.h"
 #include "request.h"
 #include "scan.h"
 #include "sha256.h"
@@ -77,6 +78,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "connection", connection_new },
         { "check_file", request_check_file },
+        { "recoder", recode_new },
         { "columns", core_columns },
         { "csv_columns", csv_columns },
         { "csv_encoder", csv_encoder_new },
@@ -103,6 +105,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     connection_init(L);
     request_init(L);
     csv_init(L);
+    recode_init(L);
     records_init(L);
     multi_init(L);
     journal_init(L);

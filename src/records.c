@@ -10,6 +10,7 @@
 #include "error.h"
 #include "plan.h"
 #include "reader.h"
+#include "cp1251.h"
 #include "records.h"
 #include "sha256.h"
 
@@ -29,6 +30,7 @@ struct records {
     char name[256];   /* the file, for errors */
     int hashing;      /* every byte read from the file goes through sha */
     struct sha256 sha;
+    struct cp1251_source decoder; /* with encoding = "cp1251": between the bytes and the reader */
 };
 
 /* reader_file_source that also hashes what it reads: the file's digest comes
@@ -290,15 +292,18 @@ static FILE *file_handle(lua_State *L, int idx)
  * source: a path, an open file handle, or an object with a read method.
  * delimiter: one byte, or "auto" for the most frequent of , ; tab | in the
  * first line; utf8: invalid UTF-8 is an error; regular: refuse what is not a
- * regular file; sha256: hash the file's bytes as they are read (reader:sha256()).
+ * regular file; sha256: hash the file's bytes as they are read (reader:sha256());
+ * encoding: "utf-8" (the default) or "cp1251", read as UTF-8.
  * The header is read at once (at most 64 KB). */
 int records_open(lua_State *L)
 {
     struct records *rs;
-    const char *delimiter, *name;
+    const char *delimiter, *name, *encoding;
     size_t delimiter_len, i;
     lua_Integer limit;
-    int rc;
+    int rc, cp1251;
+    reader_source source;
+    void *source_ctx;
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
     lua_getfield(L, 2, "delimiter");
@@ -312,6 +317,11 @@ int records_open(lua_State *L)
     luaL_argcheck(L, limit > 0, 2, "record_limit must be positive");
     lua_getfield(L, 2, "name");
     name = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : luaL_optstring(L, -1, "input");
+    lua_getfield(L, 2, "encoding");
+    encoding = luaL_optstring(L, -1, "utf-8");
+    cp1251 = strcmp(encoding, "cp1251") == 0;
+    if (!cp1251 && strcmp(encoding, "utf-8") != 0)
+        return luaL_error(L, "csv: encoding must be \"utf-8\" or \"cp1251\"");
     rs = lua_newuserdata(L, sizeof *rs);
     memset(rs, 0, sizeof *rs);
     luaL_getmetatable(L, READER_MT);
@@ -333,8 +343,15 @@ int records_open(lua_State *L)
     rs->hashing = rs->f && flag_of(L, 2, "sha256");
     if (rs->hashing)
         sha256_init(&rs->sha);
-    if (reader_open(&rs->r, rs->hashing ? hashed_file_source : rs->f ? reader_file_source : method_source,
-                    rs->hashing || !rs->f ? (void *)rs : (void *)rs->f,
+    source = rs->hashing ? hashed_file_source : rs->f ? reader_file_source : method_source;
+    source_ctx = rs->hashing || !rs->f ? (void *)rs : (void *)rs->f;
+    if (cp1251) {
+        rs->decoder.read = source;
+        rs->decoder.ctx = source_ctx;
+        source = cp1251_source;
+        source_ctx = &rs->decoder;
+    }
+    if (reader_open(&rs->r, source, source_ctx,
                     delimiter_len ? delimiter[0] : 0, flag_of(L, 2, "utf8"), (size_t)limit) < 0
         || (rc = read_record(L, rs)) < 0) {
         lua_pushnil(L);

@@ -2,6 +2,7 @@
 -- help come from csvup.registry; the parser is Debian's lua-argparse.
 local argparse = require "argparse"
 local csvup = require "csvup"
+local csv = require "csvup.csv"
 local journal = require "csvup.journal"
 local json = require "csvup.json"
 local progress = require "csvup.progress"
@@ -110,6 +111,16 @@ local function add_method(parent, m)
     command:flag("--force", "send even when the journal says this upload was sent")
     command:option("--validate", "check every row (full), the header (header) or nothing (off); default: full")
       :choices { "full", "header", "off" }
+    command:option("--encoding", "the file's encoding (auto: UTF-8 unless it is not valid UTF-8); default: utf-8")
+      :choices { "utf-8", "cp1251", "windows-1251", "auto" }
+    local takes_delimiter = false
+    for _, o in ipairs(m.options) do
+      takes_delimiter = takes_delimiter or o.name == "delimiter" or o.name == "delimiter_type"
+    end
+    if not takes_delimiter then
+      command:option("--delimiter", "the file's delimiter, sent as a comma (auto: the most frequent of , ; tab | in "
+        .. "the header); default: ,"):choices { ",", ";", "\t", "|", "tab", "auto" }
+    end
     if registry.kind[m.kind].read then
       command:flag("--wait", "wait until the uploading is processed")
       add_wait_options(command)
@@ -186,6 +197,8 @@ local function build_parser()
   check:argument("kind", "the upload kind"):choices(kinds)
   check:argument("file", "the CSV file")
   check:option("--delimiter", "the file's delimiter; auto to detect it; default: ,")
+  check:option("--encoding", "the file's encoding (auto: UTF-8 unless it is not valid UTF-8); default: utf-8")
+    :choices { "utf-8", "cp1251", "windows-1251", "auto" }
   check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
   check:option("--action", "user-params: update or delete_keys; default: update", "update")
     :choices { "update", "delete_keys" }
@@ -283,6 +296,20 @@ local function token(service, args)
   return t
 end
 
+-- The file's encoding from --encoding; what auto found is said on stderr.
+local function encoding_of(args, path)
+  if args.encoding ~= "auto" then
+    return args.encoding
+  end
+  local encoding, why = csv.encoding("auto", path)
+  if encoding then
+    say(io.stderr, format("csvup: %s: read as %s: %s\n", printable(args.file), encoding == "cp1251" and "windows-1251"
+      or encoding, why))
+    return encoding
+  end
+  return "auto" -- the upload says what is wrong with the file
+end
+
 -- A file named "-" is standard input, copied to a temporary file so that it
 -- can be checked and sent with its length.
 local function input_file(path)
@@ -356,6 +383,8 @@ local function run_method(client, m, args)
     local bar = progress.new(args.file)
     opts.progress = bar and bar.update
     opts.force = args.force or nil
+    opts.encoding = encoding_of(args, opts.file)
+    opts.delimiter = opts.delimiter or (args.delimiter == "tab" and "\t" or args.delimiter)
     local result, err, note = client[m.name](client, opts)
     if bar then
       bar.finish()
@@ -418,7 +447,7 @@ end
 local function run_validate(args)
   local schema = registry.schema(registry.kind[args.kind], args)
   local ok, err = validate.file(schema, args.file, { level = "full", delimiter = args.delimiter,
-    merge_field = args.merge_field or "$user_id" })
+    encoding = encoding_of(args, args.file), merge_field = args.merge_field or "$user_id" })
   if ok then
     say(io.stdout, args.file, ": valid for ", args.kind, "\n")
     return OK

@@ -32,7 +32,9 @@ local OWN = { "journal" }
 
 -- What an upload method takes besides its registry options.
 local UPLOAD_KEYS = { file = true, rows = true, columns = true, validate = true, progress = true, filename = true,
-  journal = true, force = true }
+  journal = true, force = true, delimiter = true, encoding = true }
+-- A file's delimiter, where the service takes no delimiter of its own: what it has is converted to a comma.
+local FILE_DELIMITERS = { [","] = true, [";"] = true, ["\t"] = true, ["|"] = true, auto = true }
 local VALIDATE_LEVELS = { [true] = "full", full = "full", header = "header", [false] = false }
 
 -- Failures where the request surely was not processed: nothing reached the server.
@@ -159,13 +161,22 @@ function client.body(args, opts, upload)
       error("file must be a path", 3)
     end
     ok, err = core.check_file(upload.endpoint, opts.file)
+    if ok then
+      ok, err = client.input_form(ctx, opts, upload)
+    end
     if ok and level then
       if upload.schema then
         ctx.level = level
         ok, err = validate.file(upload.schema, opts.file, ctx)
-      else
+      elseif ctx.encoding == "utf-8" then
         ok, err = core.utf8_check_file(opts.file)
       end
+    end
+    if ok and (ctx.encoding ~= "utf-8" or ctx.delimiter ~= (upload.delimiter or ",")) then
+      -- sent as the service documents it: UTF-8, in its delimiter; converted while it is sent
+      args.recode, err = core.recoder(opts.file, { encoding = ctx.encoding, delimiter = ctx.delimiter,
+        to = upload.delimiter or "," })
+      ok = args.recode ~= nil
     end
     if not ok then
       return nil, err
@@ -192,6 +203,25 @@ function client.body(args, opts, upload)
   end
   args.data, args.filename = data, opts.filename or "rows.csv"
   return args
+end
+
+-- How the file is written: ctx.encoding ("utf-8" or "cp1251") and
+-- ctx.delimiter, from opts.encoding and, where the service takes no delimiter
+-- of its own (upload.delimiter), opts.delimiter. true | nil, err.
+function client.input_form(ctx, opts, upload)
+  local encoding, err = csv.encoding(opts.encoding, opts.file)
+  if not encoding then
+    return nil, err
+  end
+  ctx.encoding = encoding
+  if upload.delimiter == nil and opts.delimiter ~= nil then
+    if not FILE_DELIMITERS[opts.delimiter] then
+      return errors.invalid('delimiter must be one of ",", ";", "\\t", "|" or "auto"')
+    end
+    ctx.delimiter = opts.delimiter
+  end
+  ctx.delimiter = ctx.delimiter or ","
+  return true
 end
 
 -- Retries ------------------------------------------------------------------------

@@ -223,6 +223,38 @@ end
 
 -- Reading ------------------------------------------------------------------------
 
+local ENCODINGS = { ["utf-8"] = "utf-8", utf8 = "utf-8", cp1251 = "cp1251", ["windows-1251"] = "cp1251" }
+
+--- Names the encoding of a file.
+-- csv.encoding(name, path) -> "utf-8" | "cp1251", and why when it was detected
+-- | nil, err. name: "utf-8", "cp1251" (or "windows-1251"), or "auto": UTF-8
+-- when the file starts with a byte order mark or is valid UTF-8, else
+-- Windows-1251 (a Russian-locale Excel export).
+function csv.encoding(name, path)
+  if name == nil or ENCODINGS[name] then
+    return ENCODINGS[name or "utf-8"]
+  elseif name ~= "auto" then
+    return fail { code = "invalid_argument", message = ("encoding %q is not one of: utf-8, cp1251, windows-1251, auto")
+      :format(tostring(name)) }
+  end
+  local f, message = io.open(path, "rb")
+  if not f then
+    return fail { code = "file_not_found", file = path, message = message }
+  end
+  local head = f:read(3)
+  f:close()
+  if head == BOM then
+    return "utf-8", "it starts with a UTF-8 byte order mark"
+  end
+  local ok, err = core.utf8_check_file(path)
+  if ok then
+    return "utf-8", "it is valid UTF-8"
+  elseif err.code == "invalid_utf8" then
+    return "cp1251", "it is not valid UTF-8"
+  end
+  return nil, err
+end
+
 --- Reads a CSV file record by record.
 -- csv.rows(source, opts) -> iterator, header | nil, err
 -- source: a path, an open file handle, or an object whose read(n) gives the
@@ -230,15 +262,20 @@ end
 -- The iterator gives each record (keyed by the header) and its line number
 -- (line breaks inside quotes counted). opts.delimiter: one byte (","), or
 -- "auto" to take the most frequent of , ; tab | in the header line;
--- opts.record_limit: the longest record in bytes (4 MB; the header: 64 KB).
+-- opts.record_limit: the longest record in bytes (4 MB; the header: 64 KB);
+-- opts.encoding: see csv.encoding (a path's only, for "auto").
 -- A malformed record raises an error naming file, line and column.
 function csv.rows(source, opts)
   opts = opts or {}
   if type(source) ~= "string" and io_type(source) ~= "file" and not (type(source) == "table" and source.read) then
     error("csv.rows expects a path, an open file handle or an object with a read method", 2)
   end
+  local encoding, err = csv.encoding(opts.encoding, source)
+  if not encoding then
+    return nil, err
+  end
   local reader, header = core.csv_reader(source,
-    { delimiter = opts.delimiter, name = opts.name, record_limit = opts.record_limit })
+    { delimiter = opts.delimiter, name = opts.name, record_limit = opts.record_limit, encoding = encoding })
   if not reader then
     return nil, header
   end

@@ -192,7 +192,8 @@ function validate.rows(name, rows, columns, ctx)
   return found:result()
 end
 
--- validate.file(schema_name, path, { level?, delimiter?, merge_field?, digest? }) -> true[, warnings] | nil, err
+-- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest? })
+--   -> true[, warnings] | nil, err; encoding: "utf-8" (the default) or "cp1251".
 -- digest: a table that gets the file's sha256 and size, hashed as it is read.
 -- level "full" (the default): the header and every value of every row, in one
 -- pass in C; "header": the header and a UTF-8 scan; false: nothing.
@@ -210,7 +211,7 @@ function validate.file(name, path, opts)
     error('csvup.validate: level must be "full", "header" or false', 2)
   end
   local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
-    sha256 = opts.digest ~= nil })
+    sha256 = opts.digest ~= nil, encoding = opts.encoding })
   if not reader then
     return nil, header
   end
@@ -226,7 +227,7 @@ function validate.file(name, path, opts)
     opts.digest.sha256, opts.digest.size = reader:sha256()
   end
   reader:close()
-  if total and level == "header" then
+  if total and level == "header" and opts.encoding ~= "cp1251" then
     total, err = core.utf8_check_file(path)
     total = total and found.total
   end

@@ -1,0 +1,209 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "recode.h"
+
+#define RECODE_MT "csvup.recoder"
+
+static void close_input(struct recode *rc)
+{
+    reader_free(&rc->r);
+    memset(&rc->r, 0, sizeof rc->r);
+    if (rc->f)
+        fclose(rc->f);
+    rc->f = NULL;
+}
+
+static int open_input(struct recode *rc)
+{
+    reader_source source = reader_file_source;
+    void *ctx;
+    close_input(rc);
+    if (!(rc->f = fopen(rc->path, "rb"))) {
+        rc->r.error.code = "file_unreadable";
+        snprintf(rc->r.error.message, sizeof rc->r.error.message, "%s", strerror(errno));
+        return -1;
+    }
+    ctx = rc->f;
+    if (rc->cp1251) {
+        rc->decoder.read = source;
+        rc->decoder.ctx = ctx;
+        rc->decoder.pos = rc->decoder.len = 0;
+        source = cp1251_source;
+        ctx = &rc->decoder;
+    }
+    rc->out.len = rc->pos = 0;
+    rc->done = 0;
+    rc->produced = 0;
+    return reader_open(&rc->r, source, ctx, rc->in_delimiter, 0, READER_RECORD_LIMIT);
+}
+
+/* One record, its fields quoted where they hold the delimiter, a quote or a line break. */
+static int encode_record(struct recode *rc)
+{
+    size_t i, j;
+    struct buffer *b = &rc->out;
+    int failed = 0;
+    for (i = 0; i < rc->r.nfields; i++) {
+        const struct field *f = &rc->r.fields[i];
+        int quote = 0;
+        if (i > 0)
+            failed |= buffer_append(b, &rc->out_delimiter, 1);
+        for (j = 0; j < f->len && !quote; j++)
+            quote = f->data[j] == rc->out_delimiter || f->data[j] == '"' || f->data[j] == '\r' || f->data[j] == '\n';
+        if (!quote) {
+            failed |= buffer_append(b, f->data, f->len);
+            continue;
+        }
+        failed |= buffer_append(b, "\"", 1);
+        for (j = 0; j < f->len; j++)
+            failed |= buffer_append(b, f->data + j, 1) | (f->data[j] == '"' ? buffer_append(b, "\"", 1) : 0);
+        failed |= buffer_append(b, "\"", 1);
+    }
+    return failed | buffer_append(b, "\n", 1);
+}
+
+long recode_read(struct recode *rc, char *buf, size_t n)
+{
+    while (rc->pos == rc->out.len && !rc->done) {
+        int got;
+        rc->out.len = rc->pos = 0;
+        got = reader_next(&rc->r);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            rc->done = 1;
+        else if (!rc->r.blank && encode_record(rc) < 0) {
+            rc->r.error.code = "file_unreadable";
+            snprintf(rc->r.error.message, sizeof rc->r.error.message, "out of memory recoding a record");
+            return -1;
+        }
+    }
+    if (n > rc->out.len - rc->pos)
+        n = rc->out.len - rc->pos;
+    memcpy(buf, rc->out.data + rc->pos, n);
+    rc->pos += n;
+    rc->produced += (long long)n;
+    return (long)n;
+}
+
+int recode_rewind(struct recode *rc)
+{
+    return open_input(rc);
+}
+
+struct recode *recode_check(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, RECODE_MT);
+}
+
+static int push_error(lua_State *L, struct recode *rc)
+{
+    return csvup_fail(L, rc->r.error.code ? rc->r.error.code : "file_unreadable", "%s: line %lld: %s", rc->path,
+                      rc->r.error.line, rc->r.error.message);
+}
+
+static int recoder_gc(lua_State *L)
+{
+    struct recode *rc = recode_check(L, 1);
+    close_input(rc);
+    buffer_free(&rc->out);
+    free(rc->path);
+    rc->path = NULL;
+    return 0;
+}
+
+/* recoder:size() -> the bytes the recoded file has | nil, err: read through once. */
+static int recoder_size(lua_State *L)
+{
+    struct recode *rc = recode_check(L, 1);
+    char chunk[1 << 16];
+    long got;
+    long long total = 0;
+    if (open_input(rc) < 0)
+        return push_error(L, rc);
+    while ((got = recode_read(rc, chunk, sizeof chunk)) > 0)
+        total += got;
+    if (got < 0)
+        return push_error(L, rc);
+    if (recode_rewind(rc) < 0)
+        return push_error(L, rc);
+    lua_pushinteger(L, (lua_Integer)total);
+    return 1;
+}
+
+/* recoder:read(n) -> up to n (at most 64 KB) next bytes, or nil at the end (nil, err on an error). */
+static int recoder_read(lua_State *L)
+{
+    struct recode *rc = recode_check(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    char chunk[1 << 16];
+    long got;
+    luaL_argcheck(L, n > 0, 2, "read at least one byte");
+    got = recode_read(rc, chunk, n < (lua_Integer)sizeof chunk ? (size_t)n : sizeof chunk);
+    if (got < 0)
+        return push_error(L, rc);
+    if (got == 0)
+        return 0;
+    lua_pushlstring(L, chunk, (size_t)got);
+    return 1;
+}
+
+static char delimiter_of(lua_State *L, const char *name, const char *fallback)
+{
+    size_t len;
+    const char *d;
+    lua_getfield(L, 2, name);
+    d = luaL_optlstring(L, -1, fallback, &len);
+    lua_pop(L, 1);
+    if (strcmp(d, "auto") == 0)
+        return 0;
+    if (len != 1 || strchr("\"\r\n", d[0]))
+        luaL_error(L, "recoder: %s must be one byte other than a quote or a line break", name);
+    return d[0];
+}
+
+int recode_new(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1), *encoding;
+    struct recode *rc;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "encoding");
+    encoding = luaL_optstring(L, -1, "utf-8");
+    luaL_argcheck(L, !strcmp(encoding, "utf-8") || !strcmp(encoding, "cp1251"), 2,
+                  "encoding must be \"utf-8\" or \"cp1251\"");
+    rc = lua_newuserdata(L, sizeof *rc);
+    memset(rc, 0, sizeof *rc);
+    luaL_getmetatable(L, RECODE_MT);
+    lua_setmetatable(L, -2);
+    rc->cp1251 = strcmp(encoding, "cp1251") == 0;
+    rc->in_delimiter = delimiter_of(L, "delimiter", ",");
+    rc->out_delimiter = delimiter_of(L, "to", ",");
+    luaL_argcheck(L, rc->out_delimiter != 0, 2, "to must be a delimiter, not \"auto\"");
+    rc->out.limit = 2 * READER_RECORD_LIMIT + 16;
+    if (!(rc->path = strdup(path)))
+        return luaL_error(L, "out of memory");
+    if (open_input(rc) < 0)
+        return push_error(L, rc);
+    return 1;
+}
+
+void recode_init(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "size", recoder_size },
+        { "read", recoder_read },
+        { "close", recoder_gc },
+        { NULL, NULL }
+    };
+    if (luaL_newmetatable(L, RECODE_MT)) {
+        lua_pushcfunction(L, recoder_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
