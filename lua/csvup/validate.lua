@@ -43,6 +43,14 @@ validate.chars = chars
 local Problems = {}
 Problems.__index = Problems
 
+-- Invalid UTF-8 is most often a Russian-locale Excel export: say how to read one.
+local function with_encoding_hint(err)
+  if err.code == "invalid_utf8" then
+    err.message = err.message .. ": a Windows-1251 export? pass --encoding cp1251 (encoding = \"cp1251\")"
+  end
+  return err
+end
+
 -- When a one-column header holds another delimiter, what to pass instead.
 local function other_delimiter(name, delimiter)
   for _, d in ipairs { ";", "\t", "|", "," } do
@@ -213,7 +221,7 @@ function validate.file(name, path, opts)
   local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
     sha256 = opts.digest ~= nil, encoding = opts.encoding })
   if not reader then
-    return nil, header
+    return nil, with_encoding_hint(header)
   end
   local found = problems(path)
   found.file = path
@@ -232,7 +240,7 @@ function validate.file(name, path, opts)
     total = total and found.total
   end
   if not total then
-    return nil, err
+    return nil, with_encoding_hint(err)
   end
   found.total = total
   return found:result()
