@@ -1,0 +1,84 @@
+-- An Excel export from a Russian-locale machine (";"-separated, Windows-1251)
+-- is sent as the services document: UTF-8, with commas for Metrica.
+local csvup = require "csvup"
+local json = require "csvup.json"
+local support = require "support.sandbox"
+local files = require "support.files"
+
+-- "Привет" and "Заказ; оплачен" in Windows-1251
+local PRIVET = "\207\240\232\226\229\242"
+local ORDER = "\199\224\234\224\231; \238\239\235\224\247\229\237"
+
+describe("an Excel export", function()
+  local sandbox, tmp, path, m
+
+  setup(function()
+    sandbox = support.start()
+    tmp = files.tmpdir()
+    path = files.write(tmp .. "/export.csv", "ClientId;Target;DateTime;Price\r\n"
+      .. "133591247640966458;" .. PRIVET .. ";1481718166;12.50\r\n"
+      .. '1725043211904716011;"' .. ORDER .. '";1481718200;99.90\r\n')
+  end)
+
+  teardown(function()
+    sandbox.stop()
+    files.remove(tmp)
+  end)
+
+  before_each(function()
+    sandbox.reset()
+    m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+  end)
+
+  after_each(function()
+    m:close()
+  end)
+
+  it("arrives as UTF-8 with commas, quoted where a value holds one", function()
+    local u = assert(m:upload_offline_conversions { file = path, delimiter = ";", encoding = "cp1251" })
+    assert.are.equal(2, u.line_quantity)
+    assert.are.equal("ClientId,Target,DateTime,Price\n133591247640966458,Привет,1481718166,12.50\n"
+      .. "1725043211904716011,Заказ; оплачен,1481718200,99.90\n", sandbox.requests()[1].file.content)
+  end)
+
+  it("is read with encoding = 'auto', which finds it is not UTF-8", function()
+    assert(m:upload_offline_conversions { file = path, delimiter = "auto", encoding = "auto" })
+    assert.matches("Привет", sandbox.requests()[1].file.content, 1, true)
+  end)
+
+  it("names the exact line of a bad row, and sends nothing", function()
+    local bad = files.write(tmp .. "/bad.csv", "ClientId;Target;DateTime\r\n1;" .. PRIVET .. ";1481718166\r\n"
+      .. '2;"' .. ORDER .. '\r\nна две строки";1481718166\r\n3;G;1481718166000\r\n')
+    local _, err = m:upload_offline_conversions { file = bad, delimiter = ";", encoding = "cp1251" }
+    assert.are.same({ "validation_failed", 5, "DateTime" }, { err.code, err.problems[1].line, err.problems[1].column })
+    assert.are.same({}, sandbox.requests())
+  end)
+
+  it("is refused as invalid UTF-8 without an encoding, with a hint", function()
+    local _, err = m:upload_offline_conversions { file = path, delimiter = ";" }
+    assert.are.equal("invalid_utf8", err.code)
+    assert.matches("encoding cp1251", err.message)
+  end)
+
+  it("goes through the command line, and csvup validate agrees", function()
+    local command = ("CSVUP_METRIKA_TOKEN=%s %s lua/bin/csvup %%s --delimiter ';' --encoding cp1251 %s 2>&1")
+      :format(support.TOKEN, support.LUA, path)
+    local pipe = io.popen(command:format("validate offline-conversions") .. "; echo status $?")
+    assert.matches("valid for offline%-conversions\nstatus 0", pipe:read("a"))
+    pipe:close()
+    pipe = io.popen(command:format("metrika upload-offline-conversions --no-journal --json --counter 1 --base-url "
+      .. sandbox.url))
+    local u = json.decode(pipe:read("a"))
+    pipe:close()
+    assert.are.equal(2, u.line_quantity)
+  end)
+
+  it("keeps its delimiter for Carrot quest, which is told it, and becomes UTF-8", function()
+    local users = files.write(tmp .. "/users.csv", "$email;$name\r\nmargo@example.com;" .. PRIVET .. "\r\n")
+    local cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url })
+    assert(cq:import_users { file = users, merge_field = "$email", delimiter = ";", encoding = "cp1251" })
+    cq:close()
+    local req = sandbox.requests()[1]
+    assert.are.same({ { ";" }, "$email;$name\nmargo@example.com;Привет\n" }, { req.fields.delimiter, req.file.content })
+  end)
+end)
