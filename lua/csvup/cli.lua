@@ -3,8 +3,10 @@
 local argparse = require "argparse"
 local csvup = require "csvup"
 local csv = require "csvup.csv"
+local errors = require "csvup.errors"
 local journal = require "csvup.journal"
 local json = require "csvup.json"
+local options = require "csvup.options"
 local progress = require "csvup.progress"
 local registry = require "csvup.registry"
 local validate = require "csvup.validate"
@@ -25,10 +27,7 @@ Exit status: 0 done, 1 API error, 2 usage, 3 validation failed, 4 network,
 5 waited and the upload failed (LINKAGE_FAILURE), 6 done but some rows were
 refused (Carrot quest row_errors).]]
 
--- Text from a server or a file, safe for a terminal.
-local function printable(s)
-  return (tostring(s):gsub("[%z\1-\31\127]", function(c) return format("\\x%02x", c:byte()) end))
-end
+local printable = errors.printable
 
 local function say(stream, ...)
   stream:write(...)
@@ -54,27 +53,6 @@ local function integer(text)
   return n
 end
 
--- An option's help: its meaning, allowed values, default, and whether it is required.
-local function option_help(o)
-  local parts = { o.help }
-  if o.values then
-    parts[#parts + 1] = "one of: " .. concat(o.values, ", ")
-  end
-  if o.type == "text" and o.max then
-    parts[#parts + 1] = format("at most %d characters", o.max)
-  elseif o.min and o.max then
-    parts[#parts + 1] = format("from %d to %d", o.min, o.max)
-  elseif o.min then
-    parts[#parts + 1] = format("at least %d", o.min)
-  end
-  if o.default ~= nil then
-    parts[#parts + 1] = "default: " .. tostring(o.default)
-  end
-  if o.required then
-    parts[#parts + 1] = "required"
-  end
-  return concat(parts, "; ")
-end
 
 local function add_connection_options(command, service)
   command:option("--token-file", format("a file whose first line is the token (else $%s)",
@@ -130,7 +108,7 @@ local function add_method(parent, m)
   end
   for _, o in ipairs(m.options) do
     local flag = "--" .. registry.cli_name(o.type == "tags" and "tag" or o.name)
-    local option = command:option(flag, option_help(o))
+    local option = command:option(flag, options.describe(o))
     if o.type == "enum" then
       option:choices(o.values)
     elseif o.type == "integer" then

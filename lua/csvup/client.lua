@@ -48,8 +48,7 @@ local MESSAGE_MAX = 300 -- characters of a server's text kept in an error
 
 -- Server text made safe to print: control characters escaped, length bounded.
 function client.printable(s)
-  s = tostring(s):gsub("[%z\1-\31\127]", function(c) return format("\\x%02x", c:byte()) end)
-  return #s > MESSAGE_MAX and s:sub(1, MESSAGE_MAX) .. "..." or s
+  return errors.printable(s, MESSAGE_MAX)
 end
 
 local function positive(v)

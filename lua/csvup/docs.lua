@@ -3,10 +3,11 @@
 -- endpoint table, the LDoc input of the API reference (`make docs`) and the
 -- man page, which shows each subcommand as its --help does.
 local core = require "csvup.core"
+local options = require "csvup.options"
 local registry = require "csvup.registry"
 
 local format, concat = string.format, table.concat
-local ipairs, pairs, require, tostring = ipairs, pairs, require, tostring
+local ipairs, pairs, require = ipairs, pairs, require
 local io, package = io, package
 
 local docs = {}
@@ -85,24 +86,6 @@ local UPLOAD_OPTIONS = {
 
 local LUA_TYPES = { text = "string", enum = "string", integer = "int", date_or_range = "string", tags = "{string,...}" }
 
--- The text of an option's @tparam: its meaning, allowed values, bounds, default.
-local function option_text(o)
-  local parts = { o.help }
-  if o.values then
-    parts[#parts + 1] = "one of: " .. concat(o.values, ", ")
-  end
-  if o.max and o.type == "text" then
-    parts[#parts + 1] = format("at most %d characters", o.max)
-  elseif o.min and o.max then
-    parts[#parts + 1] = format("from %d to %d", o.min, o.max)
-  elseif o.min then
-    parts[#parts + 1] = format("at least %d", o.min)
-  end
-  if o.default ~= nil then
-    parts[#parts + 1] = "default: " .. tostring(o.default)
-  end
-  return (concat(parts, "; "):gsub("\t", "tab"))
-end
 
 -- The documented stub of one registry method, as a method of class.
 local function method_stub(m, class)
@@ -120,7 +103,7 @@ local function method_stub(m, class)
     lines[#lines + 1] = format("-- @tparam%s table opts the call's options", required and "" or "[opt]")
     for _, o in ipairs(m.options) do
       lines[#lines + 1] = format("-- @tparam%s %s opts.%s %s", o.required and "" or "[opt]", LUA_TYPES[o.type], o.name,
-        option_text(o))
+        (options.describe(o):gsub("; required$", ""):gsub("\t", "tab")))
     end
     for name, help in pairs(m.flags or {}) do
       lines[#lines + 1] = format("-- @tparam[opt] boolean opts.%s %s", name, help)

@@ -9,7 +9,7 @@
 --   internal  a callback raised, or a bug was caught
 local core = require "csvup.core"
 
-local format, type = string.format, type
+local format, type, tostring = string.format, type, tostring
 
 local errors = {}
 
@@ -36,6 +36,15 @@ function errors.invalid(fmt, ...)
 end
 
 --- Tells whether a value is a csvup error.
+-- Text from a server or a file made safe to print: control characters as
+-- \n, \t or \xNN; cut at max characters (none when max is nil) with "...".
+function errors.printable(s, max)
+  s = tostring(s):gsub("[%c\127]", function(c)
+    return c == "\n" and "\\n" or c == "\t" and "\\t" or format("\\x%02X", c:byte())
+  end)
+  return max and #s > max and s:sub(1, max) .. "..." or s
+end
+
 -- Whether a value is one of our errors (a table with code and kind).
 function errors.is(value)
   return type(value) == "table" and type(value.code) == "string" and errors.KINDS[value.kind] ~= nil

@@ -3,6 +3,7 @@
 -- upload is answered from it instead of being sent again (csvup.core does the
 -- SQLite and the hashing).
 local core = require "csvup.core"
+local errors = require "csvup.errors"
 
 local byte, format, gsub = string.byte, string.format, string.gsub
 local concat, sort = table.concat, table.sort
@@ -89,12 +90,6 @@ function journal.key(service, counter, endpoint, query)
     query = journal.query(query) }
 end
 
--- Control characters (a file name may hold any) as \n, \t or \xNN.
-local function printable(s)
-  return (gsub(tostring(s), "[%c\127]", function(c)
-    return c == "\n" and "\\n" or c == "\t" and "\\t" or format("\\x%02X", byte(c))
-  end))
-end
 
 -- journal.describe(entry) -> one line for a listing: time, state, service,
 -- counter, endpoint, file, the start of the hash, uploading id and status.
@@ -118,7 +113,7 @@ function journal.describe(entry)
     parts[#parts + 1] = entry.error
   end
   for i, part in ipairs(parts) do
-    parts[i] = printable(part)
+    parts[i] = errors.printable(part)
   end
   return concat(parts, "  ")
 end

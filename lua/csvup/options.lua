@@ -136,6 +136,28 @@ function options.check(m, opts, extra)
   return values
 end
 
+-- An option's help: its meaning, allowed values, bounds, default, and whether it is required.
+function options.describe(o)
+  local parts = { o.help }
+  if o.values then
+    parts[#parts + 1] = "one of: " .. concat(o.values, ", ")
+  end
+  if o.type == "text" and o.max then
+    parts[#parts + 1] = format("at most %d characters", o.max)
+  elseif o.min and o.max then
+    parts[#parts + 1] = format("from %d to %d", o.min, o.max)
+  elseif o.min then
+    parts[#parts + 1] = format("at least %d", o.min)
+  end
+  if o.default ~= nil then
+    parts[#parts + 1] = "default: " .. tostring(o.default)
+  end
+  if o.required then
+    parts[#parts + 1] = "required"
+  end
+  return concat(parts, "; ")
+end
+
 -- The wire parameters of checked values: wire name -> value, for the options sent.
 function options.wire(m, values)
   local out = {}
