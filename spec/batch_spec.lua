@@ -69,6 +69,43 @@ describe("csvup.batch", function()
     assert.is_table(results[4][1])
   end)
 
+  it("keeps what landed when its progress callback raises, and starts nothing more", function()
+    local list = jobs(6)
+    local results, err = csvup.batch(list, { concurrency = 1, progress = function(_, _, done)
+      if done >= 2 then
+        error("stop here")
+      end
+    end })
+    assert.is_nil(err)
+    assert.are.equal(6, #results)
+    assert.is_table(results[1][1])
+    assert.is_table(results[2][1])
+    local stopped = 0
+    for i = 3, 6 do
+      assert.is_nil(results[i][1])
+      stopped = stopped + (results[i][2].code == "callback_error" and 1 or 0)
+    end
+    assert.are.equal(4, stopped)
+    assert.are.equal(2, #sandbox.requests()) -- the rest were never started
+  end)
+
+  it("starts a client's jobs no faster than its rate", function()
+    local cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url, rate = 5 })
+    local list = {}
+    for i = 1, 4 do
+      list[i] = { client = cq, method = "import_users", args = { file = "spec/fixtures/carrotquest_users.csv",
+        merge_field = "$email", delimiter = ";" } }
+    end
+    for _, r in ipairs(csvup.batch(list, { concurrency = 4 })) do
+      assert.is_table(r[1], tostring(r[2]))
+    end
+    cq:close()
+    local requests = sandbox.requests()
+    for i = 2, #requests do
+      assert.is_true(requests[i].time - requests[i - 1].time >= 0.18, "the starts came too close")
+    end
+  end)
+
   it("repeats on its own a job the API asked to retry", function()
     sandbox.fault { fault = "too_many_requests", count = 1, retry_after = 0 }
     local results = csvup.batch(jobs(3))
