@@ -265,7 +265,7 @@ static int encoder_rows(lua_State *L)
     luaL_checktype(L, rows, LUA_TTABLE);
     lua_settop(L, 5);
     csvup_getuservalue(L, 1); /* columns, or nil */
-    e->out.len = 0;
+    buffer_clear(&e->out);
     for (r = i; r <= j; r++) {
         size_t c, ncols;
         int positional;
