@@ -220,7 +220,7 @@ static const char *key_text(lua_State *L, int idx)
 static int row_error(lua_State *L, lua_Integer row, int column_idx, const char *what)
 {
     lua_pushnil(L);
-    csvup_push_error(L, "invalid_value", "");
+    csvup_push_error(L, KIND_INPUT, "invalid_value", "");
     lua_pushinteger(L, row);
     lua_setfield(L, -2, "row");
     if (column_idx) {

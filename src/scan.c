@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "scan.h"
@@ -28,15 +29,20 @@ int scan_utf8_file(lua_State *L)
     unsigned char buf[CHUNK + 4];
     size_t carry = 0;
     long long line = 1, offset = 0, line_start = 0; /* offsets in the file */
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path, strerror(errno));
+    char why[128];
+    struct stat st;
+    FILE *f;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* a FIFO or /dev/zero would never end */
+        return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: not a regular file", path);
+    if (!(f = fopen(path, "rb")))
+        return csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
+                          csvup_strerror(errno, why, sizeof why));
     for (;;) {
         size_t n = carry + fread(buf + carry, 1, CHUNK, f), valid, i;
         int done = n == carry;
         if (ferror(f)) {
             fclose(f);
-            return csvup_fail(L, "file_unreadable", "%s: read error", path);
+            return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: read error", path);
         }
         valid = utf8_valid_prefix(buf, n);
         for (i = 0; i < valid; i++) {
@@ -51,7 +57,7 @@ int scan_utf8_file(lua_State *L)
             char at[64];
             fclose(f);
             snprintf(at, sizeof at, "%lld", offset + (long long)valid - line_start + 1);
-            csvup_fail(L, "invalid_utf8", "%s: line %d, byte %s of the line is not valid UTF-8 (the APIs take UTF-8 only)",
+            csvup_fail(L, KIND_INPUT, "invalid_utf8", "%s: line %d, byte %s of the line is not valid UTF-8 (the APIs take UTF-8 only)",
                        path, (int)line, at);
             lua_pushstring(L, path);
             lua_setfield(L, -2, "file");
