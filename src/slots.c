@@ -131,7 +131,9 @@ char *slots_open(const char *authorization, uint64_t *key, char *why, size_t why
     unsigned char salt[SALT_SIZE];
     char dir[4096];
     char *copy;
-    if (runtime && *runtime == '/')
+    struct stat st;
+    /* $XDG_RUNTIME_DIR only when it is ours: under sudo it names the caller's */
+    if (runtime && *runtime == '/' && stat(runtime, &st) == 0 && st.st_uid == geteuid())
         snprintf(dir, sizeof dir, "%s/csvup", runtime);
     else
         snprintf(dir, sizeof dir, "/tmp/csvup-%lu", (unsigned long)geteuid());
