@@ -310,6 +310,30 @@ describe("csvup.core safety", function()
       assert.matches("nil\tinterrupted\tfalse\n", output)
     end)
 
+    it("stop a batch: interrupted, with the results so far", function()
+      local output, code = run(PID .. ([[
+        local core = require "csvup.core"
+        core.signals()
+        local conns, entries = {}, {}
+        for i = 1, 2 do
+          conns[i] = assert(core.connection { service = "metrika", token = "sandbox-token", base_url = %q })
+        end
+        for i = 1, 5 do
+          entries[i] = { endpoint = "upload_offline_conversions", args = { counter = 1, file = %q } }
+        end
+        local killed = false
+        local results, err = core.multi(conns, entries, function()
+          if not killed then
+            killed = true
+            os.execute("kill -TERM " .. pid)
+          end
+        end)
+        print(results, err.code, err.kind, #err.results, err.results[1][2].code, err.results[5])
+      ]]):format(sandbox.url, copy_of_big_csv()))
+      assert.are.equal(0, code, output)
+      assert.matches("nil\tinterrupted\tinternal\t2\tinterrupted\tnil\n", output)
+    end)
+
     it("cut core.sleep short", function()
       local output, code = run(PID .. [[
         local core = require "csvup.core"
