@@ -105,6 +105,25 @@ describe("csvup.core safety", function()
     end)
   end)
 
+  it("a batch whose progress raises keeps the results of the uploads that landed", function()
+    local conn = assert(connect())
+    local entries = {}
+    for i = 1, 3 do
+      entries[i] = { endpoint = "upload_offline_conversions", args = { counter = 1, file = CONVERSIONS } }
+    end
+    local results, err = core.multi({ conn }, entries, function(_, _, done)
+      if done == 1 then
+        error("enough")
+      end
+    end)
+    assert.is_nil(results)
+    assert.are.same({ "callback_error", "internal" }, { err.code, err.kind })
+    assert.are.equal(200, err.results[1][1])
+    assert.is_nil(err.results[3])
+    assert.are.equal(200, (core.expense_uploadings(conn, { counter = 1 })))
+    conn:close()
+  end)
+
   it("encodes an empty first field (no memcpy from NULL under UBSan)", function()
     assert.are.equal(',x\r\n', csvup.csv.encode({ { "", "x" } }, { eol = "\r\n" }) or "?")
   end)
