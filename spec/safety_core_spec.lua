@@ -272,7 +272,7 @@ describe("csvup.core safety", function()
     it("are refused at creation when not positive and finite", function()
       for _, opts in ipairs { { timeout = 0 }, { timeout = -1 }, { timeout = 0 / 0 }, { timeout = 1 / 0 },
         { upload_timeout = 0 }, { connect_timeout = -5 }, { low_speed_limit = 0 }, { low_speed_time = 0 },
-        { low_speed_time = 1 / 0 }, { parallel = -1 } } do
+        { low_speed_time = 1 / 0 }, { parallel = -1 }, { parallel = 2.5 } } do
         local name = next(opts)
         local conn, err = connect(opts)
         assert.is_nil(conn, name)

@@ -321,6 +321,10 @@ static int read_numbers(lua_State *L, struct connection *c, int service)
         || (rc = opt_number(L, "low_speed_time", 1, 86400, 1, 120, &c->low_speed_time))
         || (rc = opt_number(L, "parallel", 0, 64, 1, csvup_services[service].parallel, &parallel)))
         return rc;
+    lua_getfield(L, 1, "parallel");
+    if (!lua_isnil(L, -1) && lua_tonumber(L, -1) != (lua_Number)parallel)
+        return csvup_fail(L, KIND_INPUT, "invalid_argument", "parallel must be a whole number of requests");
+    lua_pop(L, 1);
     c->parallel = (int)parallel;
     return 0;
 }
