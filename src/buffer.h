@@ -9,13 +9,21 @@
 struct buffer {
     char *data;
     size_t len, cap, limit;
+    int overflow; /* sticky: an append failed, so the content is incomplete */
 };
 
-/* 0 on success; -1 when the limit would be passed or memory runs out. */
+/* 0 on success; -1 when the limit would be passed, memory runs out, or an
+ * earlier append failed. */
 static inline int buffer_append(struct buffer *b, const void *p, size_t n)
 {
-    if (n > b->limit - b->len)
+    if (b->overflow)
         return -1;
+    if (n == 0)
+        return 0; /* p may be NULL then, and memcpy must not see it */
+    if (n > b->limit - b->len) {
+        b->overflow = 1;
+        return -1;
+    }
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         char *data;
@@ -24,8 +32,10 @@ static inline int buffer_append(struct buffer *b, const void *p, size_t n)
         if (cap > b->limit)
             cap = b->limit;
         data = realloc(b->data, cap);
-        if (!data)
+        if (!data) {
+            b->overflow = 1;
             return -1;
+        }
         b->data = data;
         b->cap = cap;
     }
@@ -39,11 +49,19 @@ static inline int buffer_puts(struct buffer *b, const char *s)
     return buffer_append(b, s, strlen(s));
 }
 
+/* Empties the buffer, keeping its memory; the overflow flag is cleared. */
+static inline void buffer_clear(struct buffer *b)
+{
+    b->len = 0;
+    b->overflow = 0;
+}
+
 static inline void buffer_free(struct buffer *b)
 {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->overflow = 0;
 }
 
 #endif

@@ -21,6 +21,7 @@
 #include "request.h"
 #include "scan.h"
 #include "sha256.h"
+#include "signals.h"
 #include "version.h"
 
 #define CSVUP_EXPORT __attribute__((visibility("default")))
@@ -33,18 +34,24 @@ static void curl_init(void)
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* core.sleep(seconds): for retries and rate limits, in any thread. */
+#define SLEEP_MAX 86400.0 /* a day: a longer wait is a bug in the caller */
+#define SLEEP_SLICE 0.1   /* seconds between looks at the signal flag */
+
+/* core.sleep(seconds) -> nil | "SIGINT" | "SIGTERM": for retries and rate
+ * limits, in any thread; cut short by a signal caught since core.signals(). */
 static int core_sleep(lua_State *L)
 {
-    lua_Number s = luaL_checknumber(L, 1);
-    struct timespec t;
-    if (s > 0) {
-        t.tv_sec = (time_t)s;
-        t.tv_nsec = (long)((s - (lua_Number)t.tv_sec) * 1e9);
-        while (nanosleep(&t, &t) != 0)
-            ;
+    lua_Number left = luaL_checknumber(L, 1);
+    luaL_argcheck(L, left >= -SLEEP_MAX && left <= SLEEP_MAX, 1, "seconds must be a finite number up to a day");
+    while (left > 0 && !signal_caught()) {
+        lua_Number slice = left < SLEEP_SLICE ? left : SLEEP_SLICE;
+        struct timespec t;
+        t.tv_sec = (time_t)slice;
+        t.tv_nsec = (long)((slice - (lua_Number)t.tv_sec) * 1e9);
+        nanosleep(&t, NULL); /* a signal ends it early: the flag is looked at next */
+        left -= slice;
     }
-    return 0;
+    return signals_interrupted(L);
 }
 
 /* core.isatty(fd) -> whether the descriptor is a terminal (stderr: 2) */
@@ -91,9 +98,11 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "journal_open", journal_open },
         { "json_mark_integers", json_mark_integers },
         { "multi", multi_run },
+        { "interrupted", signals_interrupted },
         { "now", core_now },
         { "sha256", sha256_string },
         { "sha256_file", sha256_file },
+        { "signals", signals_install },
         { "sleep", core_sleep },
         { NULL, NULL }
     };
@@ -103,11 +112,9 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         return luaL_error(L, "curl_global_init failed: %s", curl_easy_strerror(curl_init_result));
     csvup_error_init(L);
     connection_init(L);
-    request_init(L);
     csv_init(L);
     recode_init(L);
     records_init(L);
-    multi_init(L);
     journal_init(L);
 
     lua_newtable(L);

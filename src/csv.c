@@ -235,7 +235,7 @@ static const char *key_text(lua_State *L, int idx)
 static int row_error(lua_State *L, lua_Integer row, int column_idx, const char *what)
 {
     lua_pushnil(L);
-    csvup_push_error(L, "invalid_value", "");
+    csvup_push_error(L, KIND_INPUT, "invalid_value", "");
     lua_pushinteger(L, row);
     lua_setfield(L, -2, "row");
     if (column_idx) {
@@ -326,7 +326,7 @@ static int encoder_rows(lua_State *L)
     luaL_checktype(L, rows, LUA_TTABLE);
     lua_settop(L, 5);
     csvup_getuservalue(L, 1); /* columns, or nil */
-    e->out.len = 0;
+    buffer_clear(&e->out);
     for (r = i; r <= j; r++) {
         lua_settop(L, columns);
         lua_rawgeti(L, rows, (int)r);
@@ -361,9 +361,10 @@ static FILE *stream_file(lua_State *L, int idx)
 /* Writes what the stream encoded to its file: 0, or 2 with nil, err pushed. */
 static int drain(lua_State *L, struct encoder *e, FILE *f)
 {
+    char why[128];
     if (e->out.len && fwrite(e->out.data, 1, e->out.len, f) != e->out.len) {
         lua_pushnil(L);
-        csvup_push_error(L, "write_error", strerror(errno));
+        csvup_push_error(L, KIND_INPUT, "write_error", csvup_strerror(errno, why, sizeof why));
         return 2;
     }
     e->stream_bytes += e->out.len;

@@ -1,30 +1,45 @@
 #include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "error.h"
 
 #define ERROR_MT "csvup.error"
 
-void csvup_push_error(lua_State *L, const char *code, const char *message)
+static const char *const kind_names[] = {
+    [KIND_NETWORK] = "network", [KIND_API] = "api", [KIND_INPUT] = "input", [KIND_INTERNAL] = "internal",
+};
+
+void csvup_push_error(lua_State *L, enum error_kind kind, const char *code, const char *message)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, code);
     lua_setfield(L, -2, "code");
     lua_pushstring(L, message);
     lua_setfield(L, -2, "message");
+    lua_pushstring(L, kind_names[kind]);
+    lua_setfield(L, -2, "kind");
     luaL_getmetatable(L, ERROR_MT);
     lua_setmetatable(L, -2);
 }
 
-int csvup_fail(lua_State *L, const char *code, const char *fmt, ...)
+int csvup_fail(lua_State *L, enum error_kind kind, const char *code, const char *fmt, ...)
 {
     va_list ap;
     lua_pushnil(L);
     va_start(ap, fmt);
     lua_pushvfstring(L, fmt, ap);
     va_end(ap);
-    csvup_push_error(L, code, lua_tostring(L, -1));
+    csvup_push_error(L, kind, code, lua_tostring(L, -1));
     lua_remove(L, -2);
     return 2;
+}
+
+const char *csvup_strerror(int errnum, char *buf, size_t size)
+{
+    if (strerror_r(errnum, buf, size) != 0)
+        snprintf(buf, size, "error %d", errnum);
+    return buf;
 }
 
 int csvup_error_new(lua_State *L)

@@ -76,16 +76,14 @@ struct owner {
 
 /* Journal errors carry a kind: "input" when the path cannot hold a journal,
  * "internal" for what SQLite reports afterwards. */
-static int journal_error(lua_State *L, const char *kind, const char *code, const char *fmt, ...)
+static int journal_error(lua_State *L, enum error_kind kind, const char *code, const char *fmt, ...)
 {
     va_list ap;
     const char *message;
     va_start(ap, fmt);
     message = lua_pushvfstring(L, fmt, ap);
     va_end(ap);
-    csvup_fail(L, code, "%s", message);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
+    csvup_fail(L, kind, code, "%s", message);
     lua_remove(L, -3);
     return 2;
 }
@@ -107,7 +105,7 @@ static int run(sqlite3_stmt *stmt)
 static int sqlite_fail(lua_State *L, struct journal *j, const char *what)
 {
     int rc = sqlite3_errcode(j->db);
-    journal_error(L, "internal", rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? "journal_busy" : "journal_failed",
+    journal_error(L, KIND_INTERNAL, rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? "journal_busy" : "journal_failed",
                  "journal: %s: %s", what, sqlite3_errmsg(j->db));
     if (!sqlite3_get_autocommit(j->db))
         run(j->stmt[S_ROLLBACK]);
@@ -266,7 +264,7 @@ static int journal_begin(lua_State *L)
     lua_getfield(L, 2, "force");
     force = lua_toboolean(L, -1);
     if (!j->db)
-        return journal_error(L, "internal", "closed", "the journal is closed");
+        return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     if (!text[1])
         text[1] = "";
     if (!text[3])
@@ -351,7 +349,7 @@ static int journal_finish(lua_State *L)
     for (i = 0; i < 3; i++)
         text[i] = text_arg(L, 3, key[i], 0, &len[i]);
     if (!j->db)
-        return journal_error(L, "internal", "closed", "the journal is closed");
+        return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     sqlite3_bind_int64(finish, 1, id);
     for (i = 0; i < 3; i++)
         bind_text(finish, i + 2, text[i], len[i]);
@@ -361,7 +359,7 @@ static int journal_finish(lua_State *L)
     if (sqlite3_changes(j->db) == 0) {
         char number[24];
         snprintf(number, sizeof number, "%lld", (long long)id);
-        return journal_error(L, "internal", "journal_no_entry", "journal: no entry %s", number);
+        return journal_error(L, KIND_INTERNAL, "journal_no_entry", "journal: no entry %s", number);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -376,7 +374,7 @@ static int journal_fail_entry(lua_State *L)
     sqlite3_stmt *fail = j->stmt[S_FAIL];
     const char *code = luaL_optstring(L, 3, "failed");
     if (!j->db)
-        return journal_error(L, "internal", "closed", "the journal is closed");
+        return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     sqlite3_bind_int64(fail, 1, id);
     sqlite3_bind_text(fail, 2, code, -1, SQLITE_STATIC);
     sqlite3_bind_int64(fail, 3, (sqlite3_int64)time(NULL));
@@ -400,7 +398,7 @@ static int journal_list(lua_State *L)
                       "limit must be a positive integer");
     }
     if (!j->db)
-        return journal_error(L, "internal", "closed", "the journal is closed");
+        return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     lua_newtable(L);
     sqlite3_bind_int64(list, 1, (sqlite3_int64)limit);
     while ((rc = sqlite3_step(list)) == SQLITE_ROW) {
@@ -416,6 +414,7 @@ static int journal_list(lua_State *L)
 /* Creates the folders above path (mode 0700) that do not exist yet. */
 static int make_parents(lua_State *L, const char *path)
 {
+    char why[128];
     char *dir = malloc(strlen(path) + 1), *p;
     if (!dir)
         return luaL_error(L, "out of memory");
@@ -424,7 +423,7 @@ static int make_parents(lua_State *L, const char *path)
         *p = '\0';
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
             int e = errno;
-            journal_error(L, "input", "journal_unusable", "journal %s: cannot create %s: %s", path, dir, strerror(e));
+            journal_error(L, KIND_INPUT, "journal_unusable", "journal %s: cannot create %s: %s", path, dir, csvup_strerror(e, why, sizeof why));
             free(dir);
             return 2;
         }
@@ -457,16 +456,17 @@ static int set_up(sqlite3 *db)
  * folders above it are created where missing. */
 int journal_open(lua_State *L)
 {
+    char why[128];
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len), *name;
     struct journal *j;
     int fd, i, rc;
     if (len == 0 || strlen(path) != len)
-        return journal_error(L, "input", "journal_unusable", "journal path must be a file name");
+        return journal_error(L, KIND_INPUT, "journal_unusable", "journal path must be a file name");
     if (make_parents(L, path))
         return 2;
     if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-        return journal_error(L, "input", "journal_unusable", "journal %s: %s", path, strerror(errno));
+        return journal_error(L, KIND_INPUT, "journal_unusable", "journal %s: %s", path, csvup_strerror(errno, why, sizeof why));
     close(fd);
     /* SQLite reads ":memory:" or "file:..." as something else than a file name */
     name = path[0] == '/' ? path : lua_pushfstring(L, "./%s", path);
@@ -481,7 +481,7 @@ int journal_open(lua_State *L)
     sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
     if (rc != SQLITE_OK || set_up(j->db) != SQLITE_OK) {
         int busy = sqlite3_errcode(j->db) == SQLITE_BUSY;
-        journal_error(L, busy ? "internal" : "input", busy ? "journal_busy" : "journal_unusable", "journal %s: %s",
+        journal_error(L, busy ? KIND_INTERNAL : KIND_INPUT, busy ? "journal_busy" : "journal_unusable", "journal %s: %s",
                      path, sqlite3_errmsg(j->db));
         sqlite3_close_v2(j->db);
         j->db = NULL;
@@ -489,7 +489,7 @@ int journal_open(lua_State *L)
     }
     for (i = 0; i < STATEMENTS; i++)
         if (sqlite3_prepare_v2(j->db, SQL[i], -1, &j->stmt[i], NULL) != SQLITE_OK) {
-            journal_error(L, "internal", "journal_failed", "journal %s: %s", path, sqlite3_errmsg(j->db));
+            journal_error(L, KIND_INTERNAL, "journal_failed", "journal %s: %s", path, sqlite3_errmsg(j->db));
             lua_pushcfunction(L, journal_close);
             lua_pushvalue(L, -4);
             lua_call(L, 1, 0);

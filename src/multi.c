@@ -8,48 +8,27 @@
 #include "error.h"
 #include "multi.h"
 #include "request.h"
+#include "signals.h"
 #include "slots.h"
 
-#define MULTI_MT "csvup.multi"
 #define POLL_MS 100
 
-/* The multi handle and which entry each connection runs (0: idle). A userdata,
- * so that a Lua error anywhere cleans it up. */
-struct batch {
+/* The connections of one core.multi call, the multi handle that drives them,
+ * and the request running on each (entry 0: the connection is idle). */
+struct pool {
     CURLM *multi;
     int nconns;
     struct connection **conns;
-    lua_Integer *running; /* entry index per connection */
+    struct request *requests;
+    lua_Integer *entry;
+    curl_off_t done_sent, done_size; /* upload bytes of the finished entries */
 };
 
-/* Takes every running transfer off the multi handle and out of its request. */
-static void stop_all(struct batch *b)
-{
-    int c;
-    for (c = 0; c < b->nconns; c++) {
-        if (b->running[c] && b->conns[c]->easy) {
-            curl_multi_remove_handle(b->multi, b->conns[c]->easy);
-            curl_easy_reset(b->conns[c]->easy);
-        }
-        b->running[c] = 0;
-    }
-}
-
-static int batch_gc(lua_State *L)
-{
-    struct batch *b = luaL_checkudata(L, 1, MULTI_MT);
-    if (b->running)
-        stop_all(b);
-    if (b->multi)
-        curl_multi_cleanup(b->multi);
-    free(b->conns);
-    free(b->running);
-    memset(b, 0, sizeof *b);
-    return 0;
-}
+/* Stack slots of the protected part. */
+enum { POOL = 1, CONNS, ENTRIES, PROGRESS, RESULTS, ANCHORS };
 
 /* results[i] = { status, body, headers } or { nil, err }: the n values on top, popped. */
-static void store_result(lua_State *L, int results, lua_Integer i, int n)
+static void store_result(lua_State *L, lua_Integer i, int n)
 {
     int k;
     lua_createtable(L, n, 0);
@@ -57,170 +36,238 @@ static void store_result(lua_State *L, int results, lua_Integer i, int n)
         lua_pushvalue(L, -(n - k + 2));
         lua_rawseti(L, -2, k);
     }
-    lua_rawseti(L, results, (int)i);
+    lua_rawseti(L, RESULTS, (int)i);
     lua_pop(L, n);
 }
 
-/* Starts entry i on connection c; false when it was refused before sending
- * (its result is stored then). */
-static int start(lua_State *L, struct batch *b, int c, lua_Integer i, int entries, int anchors, int results, int slot)
+static void finish(lua_State *L, struct pool *p, int c, CURLcode rc)
 {
+    struct request *req = &p->requests[c];
+    p->done_sent += req->sent;
+    p->done_size += req->size;
+    store_result(L, p->entry[c], request_finish(L, req, rc));
+    p->entry[c] = 0;
+    lua_pushnil(L);
+    lua_rawseti(L, ANCHORS, c + 1);
+}
+
+/* Starts entry i on connection c, which holds slot (or -1); false when it was
+ * refused before sending (its result is stored then). */
+static int start(lua_State *L, struct pool *p, int c, lua_Integer i, int slot)
+{
+    struct request *req = &p->requests[c];
     const struct endpoint *ep;
-    struct request *req;
     int top = lua_gettop(L), n;
-    lua_rawgeti(L, entries, (int)i);
+    lua_rawgeti(L, ENTRIES, (int)i);
     luaL_argcheck(L, lua_istable(L, -1), 2, "each entry must be { endpoint = name, args = table }");
     lua_getfield(L, -1, "endpoint");
     ep = endpoint_find(lua_tostring(L, -1));
-    if (!ep || ep->service != b->conns[c]->service)
-        return luaL_error(L, "entry %d: no %s endpoint named %s", (int)i, csvup_services[b->conns[c]->service].name,
+    if (!ep || ep->service != p->conns[c]->service)
+        return luaL_error(L, "entry %d: no %s endpoint named %s", (int)i, csvup_services[p->conns[c]->service].name,
                           lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
     lua_getfield(L, -2, "args");
     luaL_argcheck(L, lua_istable(L, -1), 2, "each entry's args must be a table");
-    req = request_new(L, b->conns[c], ep, lua_gettop(L));
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, anchors, (int)i);
-    if ((n = request_prepare(L, req)) != 0) {
-        slots_release(slot);
-        store_result(L, results, i, n);
+    request_init(req, L, p->conns[c], ep, lua_gettop(L));
+    req->slot = slot;
+    p->entry[c] = i;
+    if ((n = request_prepare(L, req)) != 0 || (n = request_take_slot(L, req)) != 0) {
+        request_release(req);
+        p->entry[c] = 0;
+        store_result(L, i, n);
         lua_settop(L, top);
         return 0;
     }
-    request_set_slot(req, slot);
-    curl_multi_add_handle(b->multi, b->conns[c]->easy);
-    b->running[c] = i;
+    lua_getfield(L, req->args, "data"); /* read in place while the transfer runs */
+    lua_rawseti(L, ANCHORS, c + 1);
+    req->multi = p->multi;
+    curl_multi_add_handle(p->multi, p->conns[c]->easy);
     lua_settop(L, top);
     return 1;
 }
 
-/* Calls progress(sent, total, done, count) under lua_pcall; false when it raised. */
-static int report(lua_State *L, int progress, int anchors, lua_Integer count, lua_Integer done)
+/* Calls progress(sent, total, done, count) under lua_pcall; false when it
+ * raised, its error then on top. */
+static int report(lua_State *L, struct pool *p, lua_Integer count, lua_Integer done)
 {
-    curl_off_t sent_all = 0, size_all = 0, sent, size;
-    lua_Integer i;
-    if (!progress)
+    curl_off_t sent = p->done_sent, size = p->done_size;
+    int c;
+    if (lua_isnil(L, PROGRESS))
         return 1;
-    for (i = 1; i <= count; i++) {
-        lua_rawgeti(L, anchors, (int)i);
-        if (lua_touserdata(L, -1)) {
-            request_progress(lua_touserdata(L, -1), &sent, &size);
-            sent_all += sent;
-            size_all += size;
+    for (c = 0; c < p->nconns; c++) {
+        if (p->entry[c]) {
+            sent += p->requests[c].sent;
+            size += p->requests[c].size;
         }
-        lua_pop(L, 1);
     }
-    lua_pushvalue(L, progress);
-    lua_pushnumber(L, (lua_Number)sent_all);
-    lua_pushnumber(L, (lua_Number)size_all);
+    lua_pushvalue(L, PROGRESS);
+    lua_pushnumber(L, (lua_Number)sent);
+    lua_pushnumber(L, (lua_Number)size);
     lua_pushinteger(L, done);
     lua_pushinteger(L, count);
     return lua_pcall(L, 4, 0, 0) == 0;
 }
 
-/* core.multi(conns, entries, progress?) -> results | nil, err
- * entries[i] = { endpoint = name, args = {...} } run at most #conns at a time,
- * each on a free connection; results[i] = { status, body, headers } or
- * { nil, err }, in the order of entries. A raising progress stops the batch. */
-int multi_run(lua_State *L)
+/* Stops every running transfer: its result says why (the error at cause, or a
+ * signal), with how much of it was sent. Returns nil and the batch's error,
+ * which carries the results so far. */
+static int stop_all(lua_State *L, struct pool *p, int cause)
 {
-    const int conns = 1, entries = 2, results = 4, anchors = 5;
-    int progress = 0, c, still = 0, active = 0;
-    lua_Integer count, next = 1, done = 0;
-    struct batch *b;
-    luaL_checktype(L, conns, LUA_TTABLE);
-    luaL_checktype(L, entries, LUA_TTABLE);
-    if (!lua_isnoneornil(L, 3)) {
-        luaL_checktype(L, 3, LUA_TFUNCTION);
-        progress = 3;
+    int c;
+    for (c = 0; c < p->nconns; c++) {
+        if (p->entry[c]) {
+            if (cause)
+                p->requests[c].failed = cause;
+            else
+                p->requests[c].interrupted = 1;
+            finish(L, p, c, CURLE_ABORTED_BY_CALLBACK);
+        }
     }
-    lua_settop(L, 3);
-    count = (lua_Integer)lua_rawlen(L, entries);
-    lua_createtable(L, (int)count, 0); /* results */
-    lua_createtable(L, (int)count, 0); /* anchors: the request userdata of each entry */
-    b = lua_newuserdata(L, sizeof *b);
-    memset(b, 0, sizeof *b);
-    luaL_getmetatable(L, MULTI_MT);
-    lua_setmetatable(L, -2);
-    b->nconns = (int)lua_rawlen(L, conns);
-    luaL_argcheck(L, b->nconns > 0, 1, "at least one connection");
-    b->conns = calloc((size_t)b->nconns, sizeof *b->conns);
-    b->running = calloc((size_t)b->nconns, sizeof *b->running);
-    b->multi = curl_multi_init();
-    if (!b->conns || !b->running || !b->multi)
-        return luaL_error(L, "out of memory");
-    for (c = 0; c < b->nconns; c++) {
-        lua_rawgeti(L, conns, c + 1);
-        b->conns[c] = connection_check(L, -1);
-        lua_pop(L, 1);
-        if (!b->conns[c]->easy)
-            return csvup_fail(L, "closed", "a connection of the batch is closed");
-    }
-    luaL_checkstack(L, 16, "batch");
+    lua_pushnil(L);
+    if (cause)
+        csvup_push_error(L, KIND_INTERNAL, "callback_error", lua_tostring(L, cause) ? lua_tostring(L, cause)
+                                                                                   : "progress raised");
+    else
+        csvup_push_error(L, KIND_INTERNAL, "interrupted", signal_name() ? signal_name() : "interrupted");
+    lua_pushvalue(L, RESULTS);
+    lua_setfield(L, -2, "results");
+    return 2;
+}
 
+/* The next parallel-request slot for connection c: a descriptor, -1 when it
+ * needs none or request_take_slot must wait for one, SLOTS_BUSY when one of
+ * ours will free one. */
+static int next_slot(const struct pool *p, int c, int active)
+{
+    const struct connection *conn = p->conns[c];
+    int slot;
+    if (conn->parallel <= 0)
+        return -1;
+    slot = slots_try_acquire(conn->slots_dir, conn->slot_key, conn->parallel);
+    if (slot == SLOTS_BUSY && active == 0)
+        return -1; /* all held by other processes: request_take_slot waits, within the timeout */
+    return slot;
+}
+
+static int run_protected(lua_State *L)
+{
+    struct pool *p = lua_touserdata(L, POOL);
+    lua_Integer count = (lua_Integer)lua_rawlen(L, ENTRIES), next = 1, done = 0;
+    int c, still = 0, active = 0;
+    lua_settop(L, PROGRESS);
+    lua_createtable(L, (int)count, 0); /* RESULTS */
+    lua_createtable(L, p->nconns, 0);  /* ANCHORS: what each running request reads in place */
+    luaL_checkstack(L, 16, "batch");
     while (done < count) {
         CURLMsg *msg;
-        int queued, finished = 0;
+        int queued, finished = 0, usable = 0;
+        if (signal_caught())
+            return stop_all(L, p, 0);
         /* start what the free connections and the parallel-request slots allow */
-        for (c = 0; c < b->nconns && next <= count; c++) {
-            struct connection *conn = b->conns[c];
-            int slot = -1;
-            if (b->running[c])
+        for (c = 0; c < p->nconns && next <= count; c++) {
+            int slot;
+            if (p->entry[c] || p->conns[c]->close_pending)
                 continue;
-            if (conn->parallel > 0) {
-                slot = slots_try_acquire(conn->slot_key, conn->parallel);
-                if (slot == SLOTS_BUSY && active == 0)
-                    slot = slots_acquire(conn->slot_key, conn->parallel); /* all held by other processes */
-                if (slot == SLOTS_BUSY)
-                    break; /* one of ours will free a slot */
-            }
-            if (start(L, b, c, next++, entries, anchors, results, slot))
+            usable++;
+            if ((slot = next_slot(p, c, active)) == SLOTS_BUSY)
+                break;
+            if (start(L, p, c, next++, slot))
                 active++;
             else
                 done++;
         }
-        curl_multi_perform(b->multi, &still);
-        while ((msg = curl_multi_info_read(b->multi, &queued))) {
+        if (!usable && active == 0) { /* a callback closed every connection */
+            for (; next <= count; next++, done++)
+                store_result(L, next, csvup_fail(L, KIND_INPUT, "closed", "the batch's connections were closed"));
+            break;
+        }
+        curl_multi_perform(p->multi, &still);
+        while ((msg = curl_multi_info_read(p->multi, &queued))) {
             if (msg->msg != CURLMSG_DONE)
                 continue;
-            for (c = 0; c < b->nconns && b->conns[c]->easy != msg->easy_handle; c++)
+            for (c = 0; c < p->nconns && p->conns[c]->easy != msg->easy_handle; c++)
                 ;
-            curl_multi_remove_handle(b->multi, msg->easy_handle);
-            lua_rawgeti(L, anchors, (int)b->running[c]);
-            store_result(L, results, b->running[c], request_result(L, lua_touserdata(L, -1), msg->data.result));
-            lua_pop(L, 1);
-            b->running[c] = 0;
+            finish(L, p, c, msg->data.result);
             active--;
             done++;
             finished++;
         }
-        if (!report(L, progress, anchors, count, done)) {
-            lua_Integer *stopped = lua_newuserdata(L, sizeof *stopped * (size_t)b->nconns);
-            memcpy(stopped, b->running, sizeof *stopped * (size_t)b->nconns);
-            stop_all(b);
-            for (c = 0; c < b->nconns; c++) { /* their parallel-request slots too, now rather than at collection */
-                if (stopped[c]) {
-                    lua_rawgeti(L, anchors, (int)stopped[c]);
-                    request_abort(lua_touserdata(L, -1));
-                    lua_pop(L, 1);
-                }
-            }
-            lua_pop(L, 1);
-            lua_pushnil(L);
-            csvup_push_error(L, "callback_error", lua_tostring(L, -2) ? lua_tostring(L, -2) : "progress raised");
-            return 2; /* __gc of the batch stops what still runs */
-        }
+        if (!report(L, p, count, done))
+            return stop_all(L, p, lua_gettop(L));
         if (active > 0 && !finished) /* a freed connection starts the next entry first */
-            curl_multi_poll(b->multi, NULL, 0, POLL_MS, NULL);
+            curl_multi_poll(p->multi, NULL, 0, POLL_MS, NULL);
     }
-    lua_pushvalue(L, results);
+    lua_pushvalue(L, RESULTS);
     return 1;
 }
 
-void multi_init(lua_State *L)
+static void pool_free(struct pool *p)
 {
-    if (luaL_newmetatable(L, MULTI_MT)) {
-        lua_pushcfunction(L, batch_gc);
-        lua_setfield(L, -2, "__gc");
+    int c;
+    for (c = 0; c < p->nconns; c++) {
+        if (p->requests && p->entry[c])
+            request_release(&p->requests[c]);
+        if (p->conns[c])
+            connection_unclaim(p->conns[c]);
     }
-    lua_pop(L, 1);
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    free(p->conns);
+    free(p->requests);
+    free(p->entry);
+}
+
+/* core.multi(conns, entries, progress?) -> results | nil, err
+ * entries[i] = { endpoint = name, args = {...} } run at most #conns at a time,
+ * each on a free connection; results[i] = { status, body, headers } or
+ * { nil, err }, in the order of entries. A raising progress or a signal stops
+ * the batch: nil, err with err.results, where a stopped entry's error says
+ * how much of it was sent and an entry never started has no result. The
+ * connections are busy until the call returns. */
+int multi_run(lua_State *L)
+{
+    struct pool p;
+    int c, rc;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    memset(&p, 0, sizeof p);
+    p.nconns = (int)lua_rawlen(L, 1);
+    luaL_argcheck(L, p.nconns > 0, 1, "at least one connection");
+    lua_createtable(L, p.nconns, 0); /* a copy: a callback emptying conns cannot free one in use */
+    for (c = 0; c < p.nconns; c++) {
+        lua_rawgeti(L, 1, c + 1);
+        connection_check(L, -1);
+        lua_rawseti(L, -2, c + 1);
+    }
+    lua_replace(L, 1);
+    p.conns = calloc((size_t)p.nconns, sizeof *p.conns);
+    p.requests = calloc((size_t)p.nconns, sizeof *p.requests);
+    p.entry = calloc((size_t)p.nconns, sizeof *p.entry);
+    p.multi = curl_multi_init();
+    if (!p.conns || !p.requests || !p.entry || !p.multi) {
+        pool_free(&p);
+        return luaL_error(L, "out of memory");
+    }
+    for (c = 0; c < p.nconns; c++) {
+        lua_rawgeti(L, 1, c + 1);
+        p.conns[c] = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        if ((rc = connection_claim(L, p.conns[c], "a connection of the batch"))) {
+            p.conns[c] = NULL;
+            pool_free(&p);
+            return rc;
+        }
+    }
+    lua_pushcfunction(L, run_protected);
+    lua_pushlightuserdata(L, &p);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    rc = lua_pcall(L, 4, LUA_MULTRET, 0);
+    pool_free(&p);
+    if (rc != 0)
+        return lua_error(L);
+    return lua_gettop(L) - 3;
 }

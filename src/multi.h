@@ -5,6 +5,5 @@
 #include "compat.h"
 
 int multi_run(lua_State *L);
-void multi_init(lua_State *L);
 
 #endif

@@ -23,7 +23,7 @@ static int open_input(struct recode *rc)
     close_input(rc);
     if (!(rc->f = fopen(rc->path, "rb"))) {
         rc->r.error.code = "file_unreadable";
-        snprintf(rc->r.error.message, sizeof rc->r.error.message, "%s", strerror(errno));
+        csvup_strerror(errno, rc->r.error.message, sizeof rc->r.error.message);
         return -1;
     }
     ctx = rc->f;
@@ -101,7 +101,7 @@ struct recode *recode_check(lua_State *L, int idx)
 
 static int push_error(lua_State *L, struct recode *rc)
 {
-    return csvup_fail(L, rc->r.error.code ? rc->r.error.code : "file_unreadable", "%s: line %lld: %s", rc->path,
+    return csvup_fail(L, KIND_INPUT, rc->r.error.code ? rc->r.error.code : "file_unreadable", "%s: line %lld: %s", rc->path,
                       rc->r.error.line, rc->r.error.message);
 }
 
@@ -115,20 +115,24 @@ static int recoder_gc(lua_State *L)
     return 0;
 }
 
-/* recoder:size() -> the bytes the recoded file has | nil, err: read through once. */
-static int recoder_size(lua_State *L)
+long long recode_total(struct recode *rc)
 {
-    struct recode *rc = recode_check(L, 1);
     char chunk[1 << 16];
     long got;
     long long total = 0;
     if (open_input(rc) < 0)
-        return push_error(L, rc);
+        return -1;
     while ((got = recode_read(rc, chunk, sizeof chunk)) > 0)
         total += got;
-    if (got < 0)
-        return push_error(L, rc);
-    if (recode_rewind(rc) < 0)
+    return got < 0 || recode_rewind(rc) < 0 ? -1 : total;
+}
+
+/* recoder:size() -> the bytes the recoded file has | nil, err: read through once. */
+static int recoder_size(lua_State *L)
+{
+    struct recode *rc = recode_check(L, 1);
+    long long total = recode_total(rc);
+    if (total < 0)
         return push_error(L, rc);
     lua_pushinteger(L, (lua_Integer)total);
     return 1;

@@ -31,6 +31,8 @@ struct recode {
 long recode_read(struct recode *rc, char *buf, size_t n);
 /* Back to the first byte (libcurl rewinds a body it sends again): 0 or -1. */
 int recode_rewind(struct recode *rc);
+/* The bytes the whole recoded file has (read through once, then rewound), or -1. */
+long long recode_total(struct recode *rc);
 
 /* core.recoder(path, { encoding = "utf-8" | "cp1251", delimiter = "," | "auto" | ..., to = "," })
  *   -> recoder | nil, err; recoder:size() -> bytes | nil, err, recoder:read(n) -> text | nil */

@@ -112,13 +112,11 @@ static void place(lua_State *L, const char *name, long long line, long long colu
         lua_pushinteger(L, (lua_Integer)column);
         lua_setfield(L, -2, "column");
     }
-    lua_pushliteral(L, "input");
-    lua_setfield(L, -2, "kind");
 }
 
 static void push_read_error(lua_State *L, struct records *rs)
 {
-    csvup_push_error(L, rs->r.error.code, rs->r.error.message);
+    csvup_push_error(L, KIND_INPUT, rs->r.error.code, rs->r.error.message);
     place(L, rs->name, rs->r.error.line, rs->r.error.column);
 }
 
@@ -150,7 +148,7 @@ static int next_record(lua_State *L, struct records *rs)
     }
     if (rs->r.nfields != rs->ncolumns) {
         lua_pushfstring(L, "%d fields where the header has %d", (int)rs->r.nfields, (int)rs->ncolumns);
-        csvup_push_error(L, "malformed_csv", lua_tostring(L, -1));
+        csvup_push_error(L, KIND_INPUT, "malformed_csv", lua_tostring(L, -1));
         lua_remove(L, -2);
         place(L, rs->name, rs->r.record_line, 0);
         return -1;
@@ -225,7 +223,7 @@ static int records_sha256(lua_State *L)
     while (rs->f && (got = hashed_file_source(rs, chunk, sizeof chunk, message, sizeof message)) > 0)
         ;
     if (got < 0)
-        return csvup_fail(L, "file_unreadable", "%s: %s", rs->name, message);
+        return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", rs->name, message);
     lua_pushinteger(L, (lua_Integer)rs->sha.length);
     sha256_final(&rs->sha, hex);
     rs->hashing = 0;
@@ -251,17 +249,18 @@ static int records_close(lua_State *L)
  * (a FIFO, /dev/zero) is refused before it is read. NULL with nil, err pushed. */
 static FILE *open_path(lua_State *L, const char *path, int regular)
 {
+    char why[128];
     struct stat st;
     int fd = open(path, O_RDONLY | (regular ? O_NONBLOCK : 0));
     FILE *f;
     if (fd < 0) {
-        csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s", strerror(errno));
+        csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s", csvup_strerror(errno, why, sizeof why));
         place(L, path, 0, 0);
         return NULL;
     }
     if (regular && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(fd);
-        csvup_fail(L, "file_unreadable", "not a regular file");
+        csvup_fail(L, KIND_INPUT, "file_unreadable", "not a regular file");
         place(L, path, 0, 0);
         return NULL;
     }
@@ -269,7 +268,7 @@ static FILE *open_path(lua_State *L, const char *path, int regular)
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (!(f = fdopen(fd, "rb"))) {
         close(fd);
-        csvup_fail(L, "file_unreadable", "%s", strerror(errno));
+        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s", csvup_strerror(errno, why, sizeof why));
         place(L, path, 0, 0);
     }
     return f;

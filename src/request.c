@@ -10,55 +10,16 @@
 #include "endpoints.h"
 #include "error.h"
 #include "request.h"
+#include "signals.h"
 #include "slots.h"
 
-#define REQUEST_MT "csvup.request"
 #define URL_LIMIT (64u << 10)
 #define HEADERS_LIMIT (64u << 10)
 #define RESPONSE_LIMIT (16u << 20) /* an answer larger than this is an error, not an out-of-memory */
+#define UPLOAD_MIN_RATE (64 << 10) /* bytes a second, see upload_ceiling_ms */
 
-/* The state of one call. A userdata, so that a Lua error anywhere frees it. */
-struct request {
-    lua_State *L;
-    struct connection *conn;
-    const struct endpoint *ep;
-    int args;               /* stack index of the arguments while the request is built */
-    curl_mime *mime;
-    struct curl_slist *headers;
-    struct buffer url, body, head;
-    const char *data;       /* args.data, anchored on the stack */
-    size_t data_len, data_pos;
-    int progress;           /* stack index of args.progress, or 0 */
-    int failed;             /* stack index of the callback's error, or 0 */
-    int too_large;          /* the answer passed RESPONSE_LIMIT */
-    curl_off_t reported;    /* bytes sent at the last progress call, -1 before it */
-    int slot;               /* descriptor holding a parallel-request slot, or -1 */
-    curl_off_t sent, size;  /* upload progress, kept for a batch's overall progress */
-    char errbuf[CURL_ERROR_SIZE];
-};
-
-static void request_free(struct request *req)
+void request_init(struct request *req, lua_State *L, struct connection *conn, const struct endpoint *ep, int args)
 {
-    slots_release(req->slot);
-    req->slot = -1;
-    curl_mime_free(req->mime);
-    curl_slist_free_all(req->headers);
-    req->mime = NULL;
-    req->headers = NULL;
-    buffer_free(&req->url);
-    buffer_free(&req->body);
-    buffer_free(&req->head);
-}
-
-static int request_gc(lua_State *L)
-{
-    request_free(luaL_checkudata(L, 1, REQUEST_MT));
-    return 0;
-}
-
-struct request *request_new(lua_State *L, struct connection *conn, const struct endpoint *ep, int args)
-{
-    struct request *req = lua_newuserdata(L, sizeof *req);
     memset(req, 0, sizeof *req);
     req->L = L;
     req->conn = conn;
@@ -69,9 +30,41 @@ struct request *request_new(lua_State *L, struct connection *conn, const struct 
     req->head.limit = HEADERS_LIMIT;
     req->reported = -1;
     req->slot = -1;
-    luaL_getmetatable(L, REQUEST_MT);
-    lua_setmetatable(L, -2);
-    return req;
+    req->fd = -1;
+}
+
+/* The header list holds a copy of the Authorization line: overwritten before it is freed. */
+static void wipe_headers(struct curl_slist *headers)
+{
+    for (; headers; headers = headers->next) {
+        volatile char *p = headers->data;
+        while (*p)
+            *p++ = 0;
+    }
+}
+
+void request_release(struct request *req)
+{
+    CURL *e = req->conn ? req->conn->easy : NULL;
+    if (req->multi && e)
+        curl_multi_remove_handle(req->multi, e);
+    req->multi = NULL;
+    if (req->attached && e)
+        curl_easy_reset(e); /* drops the handle's pointers into req; live connections stay */
+    req->attached = 0;
+    slots_release(req->slot);
+    req->slot = -1;
+    if (req->fd >= 0)
+        close(req->fd);
+    req->fd = -1;
+    curl_mime_free(req->mime);
+    req->mime = NULL;
+    wipe_headers(req->headers);
+    curl_slist_free_all(req->headers);
+    req->headers = NULL;
+    buffer_free(&req->url);
+    buffer_free(&req->body);
+    buffer_free(&req->head);
 }
 
 static const char *describe(lua_State *L, int idx)
@@ -135,7 +128,7 @@ static int append_path(lua_State *L, struct request *req, const struct endpoint 
         buffer_append(&req->url, p, (size_t)(open - p));
         lua_getfield(L, req->args, name);
         if (!path_integer(L, -1, digits))
-            return csvup_fail(L, "invalid_argument",
+            return csvup_fail(L, KIND_INPUT, "invalid_argument",
                               "%s: %s must be a positive integer (a Lua integer or a string of digits), got %s",
                               ep->name, name, describe(L, -1));
         lua_pop(L, 1);
@@ -190,7 +183,7 @@ static int append_query_list(lua_State *L, struct request *req, CURL *easy, cons
             continue;
         }
         if (!(text = query_text(L, -1, num)))
-            return csvup_fail(L, "invalid_argument",
+            return csvup_fail(L, KIND_INPUT, "invalid_argument",
                               "%s: query parameter '%s' must be one line of text, an integer or a boolean",
                               ep->name, name);
         escaped = curl_easy_escape(easy, text, (int)strlen(text));
@@ -201,6 +194,10 @@ static int append_query_list(lua_State *L, struct request *req, CURL *easy, cons
         buffer_puts(&req->url, "=");
         buffer_puts(&req->url, escaped);
         curl_free(escaped);
+        if (req->url.overflow) /* sending the rest would change what the request means */
+            return csvup_fail(L, KIND_INPUT, "invalid_argument",
+                              "%s: query parameter '%s' does not fit in a URL (%d KB at most)", ep->name, name,
+                              (int)(URL_LIMIT >> 10));
         *first = 0;
         lua_pop(L, 1);
     }
@@ -226,7 +223,7 @@ static int append_query(lua_State *L, struct request *req, const struct connecti
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING || !(listed(ep->query, lua_tostring(L, -1))
                                                 || listed(common, lua_tostring(L, -1))))
-            return csvup_fail(L, "invalid_argument", "%s: unknown query parameter '%s' (known: %s%s%s)",
+            return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: unknown query parameter '%s' (known: %s%s%s)",
                               ep->name, describe(L, -1), ep->query, *ep->query && *common ? "," : "", common);
     }
     if ((rc = append_query_list(L, req, conn->easy, ep, query, ep->query, &first))
@@ -261,25 +258,126 @@ static int too_large(lua_State *L, const struct endpoint *ep, const char *what, 
     char text[160];
     snprintf(text, sizeof text, "%.1f MB (%lld bytes), over the %lld MB limit of ", (double)size / (1 << 20),
              (long long)size, (long long)(ep->max_file_size >> 20));
-    return csvup_fail(L, "file_too_large", "%s is %s%s", what, text, ep->name);
+    return csvup_fail(L, KIND_INPUT, "file_too_large", "%s is %s%s", what, text, ep->name);
 }
 
-/* Checks a file before anything is sent: it exists, is a readable regular file, fits the limit. */
-static int check_file(lua_State *L, const struct endpoint *ep, const char *path)
+/* Opens a file to upload and checks it before anything is sent: a readable
+ * regular file within the limit. The descriptor (>= 0), or nil, err pushed and
+ * -1. O_NONBLOCK: a FIFO put in the file's place must not block the open. */
+static int open_file(lua_State *L, const struct endpoint *ep, const char *path, struct stat *st)
+{
+    char why[128];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
+                   csvup_strerror(errno, why, sizeof why));
+        return -1;
+    }
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: not a regular file", path);
+        return -1;
+    }
+    if (ep->max_file_size && st->st_size > ep->max_file_size) {
+        close(fd);
+        too_large(L, ep, path, (int64_t)st->st_size);
+        return -1;
+    }
+    return fd;
+}
+
+/* Whether the open file differs from what it was when the upload began. */
+static int file_moved(const struct request *req)
 {
     struct stat st;
-    int fd;
-    if (stat(path, &st) != 0)
-        return csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
-                          strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return csvup_fail(L, "file_unreadable", "%s: not a regular file", path);
-    if ((fd = open(path, O_RDONLY)) < 0)
-        return csvup_fail(L, "file_unreadable", "%s: %s", path, strerror(errno));
-    close(fd);
-    if (ep->max_file_size && st.st_size > ep->max_file_size)
-        return too_large(L, ep, path, (int64_t)st.st_size);
-    return 0;
+    return fstat(req->fd, &st) != 0 || st.st_size != req->file_size
+        || st.st_mtim.tv_sec != req->file_mtime.tv_sec || st.st_mtim.tv_nsec != req->file_mtime.tv_nsec;
+}
+
+/* The file's bytes for libcurl, from the descriptor opened once. A file that
+ * ends early, grows or is rewritten stops the upload: what was sent would not
+ * be the file that was checked. */
+static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct request *req = arg;
+    size_t want = size * nitems;
+    ssize_t n;
+    if (signal_caught()) {
+        req->interrupted = 1;
+        return CURL_READFUNC_ABORT;
+    }
+    if ((off_t)want > req->file_size - req->file_pos)
+        want = (size_t)(req->file_size - req->file_pos);
+    if (want == 0) {
+        req->file_changed = file_moved(req);
+        return req->file_changed ? CURL_READFUNC_ABORT : 0;
+    }
+    do
+        n = pread(req->fd, buf, want, req->file_pos);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        req->read_errno = errno;
+        return CURL_READFUNC_ABORT;
+    }
+    req->file_pos += n;
+    if (n == 0 || (req->file_pos == req->file_size && file_moved(req))) {
+        req->file_changed = 1; /* the last bytes are never sent: the body stays incomplete */
+        return CURL_READFUNC_ABORT;
+    }
+    return (size_t)n;
+}
+
+static int file_seek(void *arg, curl_off_t offset, int origin)
+{
+    struct request *req = arg;
+    if (origin != SEEK_SET || offset < 0 || offset > (curl_off_t)req->file_size)
+        return CURL_SEEKFUNC_CANTSEEK;
+    req->file_pos = (off_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* The file through its recoder (args.recode): what it gives must come to the
+ * size measured before, or the file changed while it was sent. */
+static size_t recode_part_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct request *req = arg;
+    size_t want = size * nitems;
+    long n;
+    if (signal_caught()) {
+        req->interrupted = 1;
+        return CURL_READFUNC_ABORT;
+    }
+    if ((long long)want > req->recode_size - req->recode->produced)
+        want = (size_t)(req->recode_size - req->recode->produced);
+    if (want == 0) {
+        req->file_changed = file_moved(req);
+        return req->file_changed ? CURL_READFUNC_ABORT : 0;
+    }
+    n = recode_read(req->recode, buf, want);
+    if (n <= 0) {
+        req->file_changed = 1; /* shorter than measured, or no longer readable as it was */
+        return CURL_READFUNC_ABORT;
+    }
+    return (size_t)n;
+}
+
+static int recode_part_seek(void *arg, curl_off_t offset, int origin)
+{
+    struct request *req = arg;
+    if (origin != SEEK_SET || offset != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    return recode_rewind(req->recode) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
+}
+
+/* How long an upload of size bytes may take unless upload_timeout says
+ * otherwise: the connect timeout, plus the body at UPLOAD_MIN_RATE (64 KB/s),
+ * plus 60 s for the service to answer. A server that takes the body slower
+ * than that cannot keep the upload alive for hours. */
+static long upload_ceiling_ms(const struct connection *conn, curl_off_t size)
+{
+    if (conn->upload_timeout_ms > 0)
+        return conn->upload_timeout_ms;
+    return conn->connect_timeout_ms + (long)(size * 1000 / UPLOAD_MIN_RATE) + 60000;
 }
 
 static int add_field(lua_State *L, struct request *req, const struct endpoint *ep, const char *name, int idx)
@@ -287,7 +385,7 @@ static int add_field(lua_State *L, struct request *req, const struct endpoint *e
     const char *value = one_line(L, idx);
     curl_mimepart *part;
     if (!value)
-        return csvup_fail(L, "invalid_argument", "%s: form field '%s' must be one line of text", ep->name, name);
+        return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: form field '%s' must be one line of text", ep->name, name);
     part = curl_mime_addpart(req->mime);
     if (!part || curl_mime_name(part, name) != CURLE_OK || curl_mime_data(part, value, CURL_ZERO_TERMINATED) != CURLE_OK)
         return luaL_error(L, "out of memory");
@@ -310,7 +408,7 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
     while (lua_next(L, fields)) {
         const char *name = one_line(L, -2);
         if (!name || !strcmp(name, "file"))
-            return csvup_fail(L, "invalid_argument", "%s: bad form field name '%s'", ep->name, describe(L, -2));
+            return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: bad form field name '%s'", ep->name, describe(L, -2));
         if (lua_istable(L, -1)) {
             size_t i, n = lua_rawlen(L, -1);
             for (i = 1; i <= n; i++) {
@@ -328,13 +426,15 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
     return 0;
 }
 
-/* The CSV goes in the part "file": args.file is streamed from disk by libcurl,
- * args.data is read from the Lua string in place. Values stay on the stack. */
+/* The CSV goes in the part "file": args.file is streamed from the descriptor
+ * opened here, args.data is read from the Lua string in place (it stays on
+ * the stack). The upload's timeout follows from the body's size. */
 static int build_multipart(lua_State *L, struct request *req, const struct connection *conn,
                            const struct endpoint *ep)
 {
     const char *file, *filename;
     curl_mimepart *part;
+    struct stat st;
     int rc;
     lua_getfield(L, req->args, "file");
     lua_getfield(L, req->args, "data");
@@ -346,27 +446,43 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
     if (!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TSTRING)
         return luaL_error(L, "%s: args.data must be a string", ep->name);
     if (!file == !req->data)
-        return csvup_fail(L, "invalid_argument", "%s: give exactly one of file (a path) or data (CSV text)", ep->name);
+        return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: give exactly one of file (a path) or data (CSV text)", ep->name);
     if (lua_isnil(L, -1)) {
         const char *slash = file ? strrchr(file, '/') : NULL;
         filename = slash ? slash + 1 : file ? file : "data.csv";
     } else if (!(filename = one_line(L, -1))) {
-        return csvup_fail(L, "invalid_argument", "%s: filename must be one line of text", ep->name);
+        return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: filename must be one line of text", ep->name);
     }
-    if (file && (rc = check_file(L, ep, file)))
-        return rc;
-    if (req->data && ep->max_file_size && (int64_t)req->data_len > ep->max_file_size)
+    if (file) {
+        if ((req->fd = open_file(L, ep, file, &st)) < 0)
+            return 2;
+        req->file_size = st.st_size;
+        req->file_mtime = st.st_mtim;
+        lua_getfield(L, req->args, "recode"); /* anchored by args while the transfer runs */
+        if (!lua_isnil(L, -1)) {
+            req->recode = recode_check(L, -1);
+            if ((req->recode_size = recode_total(req->recode)) < 0)
+                return csvup_fail(L, KIND_INPUT, req->recode->r.error.code ? req->recode->r.error.code
+                                  : "file_unreadable", "%s: line %lld: %s", file, req->recode->r.error.line,
+                                  req->recode->r.error.message);
+        }
+        lua_pop(L, 1);
+    } else if (ep->max_file_size && (int64_t)req->data_len > ep->max_file_size) {
         return too_large(L, ep, "data", (int64_t)req->data_len);
+    }
+    req->timeout_ms = upload_ceiling_ms(conn, file ? (curl_off_t)req->file_size : (curl_off_t)req->data_len);
 
     if (!(req->mime = curl_mime_init(conn->easy)))
         return luaL_error(L, "out of memory");
     if ((rc = add_fields(L, req, ep)))
         return rc;
     if (!(part = curl_mime_addpart(req->mime)) || curl_mime_name(part, "file") != CURLE_OK
-        || (file ? curl_mime_filedata(part, file)
-                 : curl_mime_data_cb(part, (curl_off_t)req->data_len, data_read, data_seek, NULL, req)) != CURLE_OK
+        || (req->recode ? curl_mime_data_cb(part, (curl_off_t)req->recode_size, recode_part_read, recode_part_seek,
+                                            NULL, req)
+            : file ? curl_mime_data_cb(part, (curl_off_t)req->file_size, file_read, file_seek, NULL, req)
+                   : curl_mime_data_cb(part, (curl_off_t)req->data_len, data_read, data_seek, NULL, req)) != CURLE_OK
         || curl_mime_filename(part, filename) != CURLE_OK || curl_mime_type(part, "text/csv") != CURLE_OK)
-        return csvup_fail(L, "file_unreadable", "%s: cannot attach %s", ep->name, file ? file : "data");
+        return luaL_error(L, "out of memory");
     curl_easy_setopt(conn->easy, CURLOPT_MIMEPOST, req->mime);
     return 0;
 }
@@ -375,12 +491,15 @@ static int build_json(lua_State *L, struct request *req, const struct connection
 {
     size_t len;
     const char *body;
-    lua_getfield(L, req->args, "body"); /* referenced by args while libcurl reads it */
+    lua_getfield(L, req->args, "body");
     if (!(body = lua_tolstring(L, -1, &len)) || lua_type(L, -1) != LUA_TSTRING)
-        return csvup_fail(L, "invalid_argument", "%s: args.body must be a JSON string", ep->name);
+        return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: args.body must be a JSON string", ep->name);
     req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
     curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDS, body);
+    /* copied: a callback may drop args.body while the transfer runs */
+    if (curl_easy_setopt(conn->easy, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK)
+        return luaL_error(L, "out of memory");
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -397,11 +516,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct request *req = arg;
     if (size * nmemb >= 5 && strncmp(data, "HTTP/", 5) == 0)
-        req->head.len = 0; /* a new response (after "100 Continue", say) */
+        buffer_clear(&req->head); /* a new response (after "100 Continue", say) */
     return buffer_append(&req->head, data, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
-/* Calls args.progress(sent, total) under lua_pcall; an error stops the transfer. */
+/* Calls args.progress(sent, total) under lua_pcall; an error stops the
+ * transfer, and so does a signal (checked at least once a second). */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     struct request *req = arg;
@@ -410,6 +530,10 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)dlnow;
     req->sent = ulnow;
     req->size = ultotal;
+    if (signal_caught()) {
+        req->interrupted = 1;
+        return 1;
+    }
     if (!req->progress || ultotal == 0 || ulnow == req->reported)
         return 0;
     req->reported = ulnow;
@@ -481,12 +605,14 @@ static void push_headers(lua_State *L, const struct buffer *head)
 
 /* After a transfer failed: how much of the request body went out, so that the
  * caller can tell a request that surely was not processed from one that may have been. */
-static void add_sent(lua_State *L, CURL *e)
+static void add_sent(lua_State *L, const struct request *req)
 {
     curl_off_t sent = 0, size = -1, started = 0;
-    curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &sent);
-    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &size);
-    curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &started); /* 0: no request went out */
+    if (req->attached) {
+        curl_easy_getinfo(req->conn->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+        curl_easy_getinfo(req->conn->easy, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &size);
+        curl_easy_getinfo(req->conn->easy, CURLINFO_PRETRANSFER_TIME_T, &started); /* 0: no request went out */
+    }
     lua_pushnumber(L, (lua_Number)sent);
     lua_setfield(L, -2, "sent");
     if (size > 0) {
@@ -507,6 +633,8 @@ int request_prepare(lua_State *L, struct request *req)
     const struct endpoint *ep = req->ep;
     CURL *e = conn->easy;
     int rc = 0;
+    req->attached = 1;
+    req->timeout_ms = conn->timeout_ms;
     connection_prepare(conn);
     buffer_puts(&req->url, conn->base_url);
     if ((rc = append_path(L, req, ep)) || (rc = append_query(L, req, conn, ep)))
@@ -532,8 +660,11 @@ int request_prepare(lua_State *L, struct request *req)
         return rc;
     req->headers = curl_slist_append(req->headers, conn->authorization);
     req->headers = curl_slist_append(req->headers, "Accept: application/json");
-    if (!req->headers || buffer_append(&req->url, "", 1) != 0)
-        return csvup_fail(L, "invalid_argument", "%s: the request URL is too long", ep->name);
+    if (!req->headers)
+        return luaL_error(L, "out of memory");
+    if (buffer_append(&req->url, "", 1) != 0)
+        return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: the request URL is longer than %d KB", ep->name,
+                          (int)(URL_LIMIT >> 10));
     curl_easy_setopt(e, CURLOPT_URL, req->url.data);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
@@ -541,52 +672,133 @@ int request_prepare(lua_State *L, struct request *req)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ep->body == BODY_MULTIPART ? conn->upload_timeout_ms : conn->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, req);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     return 0;
 }
 
-/* After the transfer: pushes status, body, headers, or nil and an error (then
- * with how much of the body went out); returns the count. */
-int request_result(lua_State *L, struct request *req, CURLcode rc)
+static long long now_ms(void)
 {
-    CURL *e = req->conn->easy;
-    long status = 0;
-    slots_release(req->slot);
-    req->slot = -1;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    if (req->failed) {
-        lua_pushnil(L);
-        csvup_push_error(L, "callback_error", describe(L, req->failed));
-        lua_pushvalue(L, req->failed);
-        lua_setfield(L, -2, "cause");
-    } else if (req->too_large) {
-        csvup_fail(L, "response_too_large", "the answer is larger than %d MB", RESPONSE_LIMIT >> 20);
-    } else if (rc != CURLE_OK) {
-        csvup_fail(L, curl_code_name(rc), "%s", *req->errbuf ? req->errbuf : curl_easy_strerror(rc));
-    }
-    if (req->failed || rc != CURLE_OK) {
-        add_sent(L, e);
-        curl_easy_reset(e); /* drops the handle's pointers into req; live connections stay */
-        return 2;
-    }
-    curl_easy_reset(e);
-    lua_pushinteger(L, (lua_Integer)status);
-    lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
-    push_headers(L, &req->head);
-    request_free(req);
-    return 3;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* endpoint(conn, args) -> status, body, headers | nil, err */
+/* nil and an error of a request that was stopped before anything was sent. */
+static int fail_unsent(lua_State *L, enum error_kind kind, const char *code, const char *message)
+{
+    lua_pushnil(L);
+    csvup_push_error(L, kind, code, message);
+    lua_pushnumber(L, 0);
+    lua_setfield(L, -2, "sent");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "request_sent");
+    return 2;
+}
+
+static int fail_interrupted(lua_State *L, int sent)
+{
+    char text[160];
+    snprintf(text, sizeof text, "stopped by %s%s", signal_name() ? signal_name() : "a signal",
+             sent ? "" : " before anything was sent");
+    return sent ? csvup_fail(L, KIND_INTERNAL, "interrupted", "%s", text)
+                : fail_unsent(L, KIND_INTERNAL, "interrupted", text);
+}
+
+int request_take_slot(lua_State *L, struct request *req)
+{
+    struct connection *conn = req->conn;
+    long long started = now_ms();
+    long waited;
+    char text[256], why[128];
+    if (conn->parallel <= 0 || req->slot >= 0)
+        return 0;
+    req->slot = slots_acquire(conn->slots_dir, conn->slot_key, conn->parallel, req->timeout_ms);
+    if (req->slot == SLOTS_INTERRUPTED)
+        return fail_interrupted(L, 0);
+    if (req->slot == SLOTS_BUSY) {
+        snprintf(text, sizeof text, "%s: all %d parallel-request slots of this token stayed taken for %ld ms "
+                 "(by other csvup processes of this user)", req->ep->name, conn->parallel, req->timeout_ms);
+        return fail_unsent(L, KIND_NETWORK, "slot_timeout", text);
+    }
+    if (req->slot < 0) {
+        snprintf(text, sizeof text, "%s: a lock file in %s cannot be opened: %s", req->ep->name, conn->slots_dir,
+                 csvup_strerror(errno, why, sizeof why));
+        return fail_unsent(L, KIND_INTERNAL, "slots_unavailable", text);
+    }
+    /* the wait counts against the call's timeout */
+    waited = (long)(now_ms() - started);
+    curl_easy_setopt(conn->easy, CURLOPT_TIMEOUT_MS, req->timeout_ms > waited ? req->timeout_ms - waited : 1L);
+    return 0;
+}
+
+int request_finish(lua_State *L, struct request *req, CURLcode rc)
+{
+    long status = 0;
+    int n = 2;
+    char why[128];
+    curl_easy_getinfo(req->conn->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (req->interrupted) {
+        fail_interrupted(L, 1);
+    } else if (req->failed) {
+        lua_pushnil(L);
+        csvup_push_error(L, KIND_INTERNAL, "callback_error", describe(L, req->failed));
+        lua_pushvalue(L, req->failed);
+        lua_setfield(L, -2, "cause");
+    } else if (req->file_changed) {
+        csvup_fail(L, KIND_INPUT, "file_changed",
+                   "%s: the file changed while it was uploaded (%d bytes at the start); the upload was stopped "
+                   "before its end, so the service refuses what it got. Upload it again once it is complete",
+                   req->ep->name, (int)req->file_size);
+    } else if (req->read_errno) {
+        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: reading the file failed: %s", req->ep->name,
+                   csvup_strerror(req->read_errno, why, sizeof why));
+    } else if (req->too_large) {
+        csvup_fail(L, KIND_API, "response_too_large", "the answer is larger than %d MB", RESPONSE_LIMIT >> 20);
+    } else if (rc != CURLE_OK) {
+        csvup_fail(L, KIND_NETWORK, curl_code_name(rc), "%s", *req->errbuf ? req->errbuf : curl_easy_strerror(rc));
+    } else {
+        lua_pushinteger(L, (lua_Integer)status);
+        lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
+        push_headers(L, &req->head);
+        n = 3;
+    }
+    if (n == 2)
+        add_sent(L, req);
+    request_release(req);
+    return n;
+}
+
+/* The protected part of a call: (request, args) on the stack. */
+static int call_protected(lua_State *L)
+{
+    struct request *req = lua_touserdata(L, 1);
+    int rc;
+    req->args = 2;
+    lua_getfield(L, 2, "progress");
+    luaL_argcheck(L, lua_isnil(L, -1) || lua_isfunction(L, -1), 2, "args.progress must be a function");
+    if (lua_isfunction(L, -1)) {
+        req->progress = lua_gettop(L);
+        luaL_checkstack(L, 4, "progress callback");
+    }
+    if ((rc = request_prepare(L, req)) || (rc = request_take_slot(L, req)))
+        return rc;
+    if (signal_caught())
+        return fail_interrupted(L, 0);
+    return request_finish(L, req, curl_easy_perform(req->conn->easy));
+}
+
+/* endpoint(conn, args) -> status, body, headers | nil, err. The connection is
+ * busy while the call runs: its callbacks cannot use it (busy), a close() is
+ * done at the end; and whatever happens, the request is released. */
 int request_call(lua_State *L)
 {
     const struct endpoint *ep = &csvup_endpoints[lua_tointeger(L, lua_upvalueindex(1))];
     struct connection *conn = connection_check(L, 1);
-    struct request *req;
-    int rc;
+    struct request req;
+    int rc, base;
     if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
         lua_newtable(L);
@@ -596,20 +808,19 @@ int request_call(lua_State *L)
     if (ep->service != conn->service)
         return luaL_error(L, "%s is a %s endpoint, called with a %s connection", ep->name,
                           csvup_services[ep->service].name, csvup_services[conn->service].name);
-    if (!conn->easy)
-        return csvup_fail(L, "closed", "%s: the connection is closed", ep->name);
-    lua_getfield(L, 2, "progress");
-    luaL_argcheck(L, lua_isnil(L, -1) || lua_isfunction(L, -1), 2, "args.progress must be a function");
-    req = request_new(L, conn, ep, 2);
-    if (lua_isfunction(L, -2)) {
-        req->progress = lua_gettop(L) - 1;
-        luaL_checkstack(L, 4, "progress callback");
-    }
-    if ((rc = request_prepare(L, req)))
+    if ((rc = connection_claim(L, conn, ep->name)))
         return rc;
-    if (conn->parallel > 0)
-        req->slot = slots_acquire(conn->slot_key, conn->parallel);
-    return request_result(L, req, curl_easy_perform(conn->easy));
+    request_init(&req, L, conn, ep, 0);
+    base = lua_gettop(L);
+    lua_pushcfunction(L, call_protected);
+    lua_pushlightuserdata(L, &req);
+    lua_pushvalue(L, 2);
+    rc = lua_pcall(L, 2, LUA_MULTRET, 0);
+    request_release(&req);
+    connection_unclaim(conn);
+    if (rc != 0)
+        return lua_error(L);
+    return lua_gettop(L) - base;
 }
 
 /* core.check_file(endpoint_name, path) -> true | nil, err: the checks an upload
@@ -618,35 +829,12 @@ int request_check_file(lua_State *L)
 {
     const struct endpoint *ep = endpoint_find(luaL_checkstring(L, 1));
     const char *path = luaL_checkstring(L, 2);
-    int rc;
+    struct stat st;
+    int fd;
     luaL_argcheck(L, ep != NULL, 1, "no such endpoint");
-    if ((rc = check_file(L, ep, path)))
-        return rc;
+    if ((fd = open_file(L, ep, path, &st)) < 0)
+        return 2;
+    close(fd);
     lua_pushboolean(L, 1);
     return 1;
-}
-
-void request_init(lua_State *L)
-{
-    if (luaL_newmetatable(L, REQUEST_MT)) {
-        lua_pushcfunction(L, request_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
-}
-
-void request_progress(const struct request *req, curl_off_t *sent, curl_off_t *size)
-{
-    *sent = req->sent;
-    *size = req->size;
-}
-
-void request_set_slot(struct request *req, int slot)
-{
-    req->slot = slot;
-}
-
-void request_abort(struct request *req)
-{
-    request_free(req);
 }

@@ -1,32 +1,68 @@
-/* One call of an endpoint: arguments checked, the request built and sent. */
+/* One call of an endpoint, in three steps shared by the single-call path
+ * (request_call) and the multi path (multi.c): request_prepare checks the
+ * arguments and sets the connection's handle up, the caller performs the
+ * transfer, request_finish pushes its outcome. request_release, the one
+ * cleanup, runs on every path: after finish, after a refusal, on abort and
+ * when a Lua error unwinds the call. */
 #ifndef CSVUP_REQUEST_H
 #define CSVUP_REQUEST_H
 
+#include <sys/types.h>
+#include <time.h>
+
 #include <curl/curl.h>
 
+#include "buffer.h"
 #include "compat.h"
 #include "connection.h"
 #include "endpoints.h"
+#include "recode.h"
 
-struct request;
+struct request {
+    lua_State *L;
+    struct connection *conn;
+    const struct endpoint *ep;
+    int args;               /* stack index of the arguments */
+    int attached;           /* the handle holds options pointing into this request */
+    CURLM *multi;           /* the multi handle running the transfer, or NULL */
+    curl_mime *mime;
+    struct curl_slist *headers;
+    struct buffer url, body, head;
+    long timeout_ms;        /* of the transfer, decided by request_prepare */
+    const char *data;       /* args.data, anchored by the caller */
+    size_t data_len, data_pos;
+    int fd;                 /* args.file, opened once, or -1 */
+    off_t file_size, file_pos;
+    struct timespec file_mtime;
+    struct recode *recode;  /* args.recode: the file converted while it is sent, or NULL */
+    long long recode_size;  /* the bytes it gives */
+    int file_changed;       /* the file's size or time moved during the upload */
+    int read_errno;         /* reading the file failed */
+    int progress;           /* stack index of args.progress, or 0 */
+    int failed;             /* stack index of a callback's error, or 0 */
+    int interrupted;        /* a signal stopped the transfer */
+    int too_large;          /* the answer passed the response limit */
+    curl_off_t reported;    /* bytes sent at the last progress call, -1 before it */
+    int slot;               /* descriptor holding a parallel-request slot, or -1 */
+    curl_off_t sent, size;  /* upload progress, for a batch's overall progress */
+    char errbuf[CURL_ERROR_SIZE];
+};
 
-/* A request userdata (pushed) for ep on conn, its arguments at stack index args. */
-struct request *request_new(lua_State *L, struct connection *conn, const struct endpoint *ep, int args);
+void request_init(struct request *req, lua_State *L, struct connection *conn, const struct endpoint *ep, int args);
 /* 0 when the handle is ready to transfer; else nil, err pushed and 2. */
 int request_prepare(lua_State *L, struct request *req);
-/* Pushes the outcome of a finished transfer: 3 values, or nil, err (2). */
-int request_result(lua_State *L, struct request *req, CURLcode rc);
-/* Frees what a request stopped before its end holds (its slot among them);
- * its connection's handle must be reset first. */
-void request_abort(struct request *req);
-/* Hands the request a parallel-request slot, released with its result. */
-void request_set_slot(struct request *req, int slot);
-/* Upload bytes sent so far and the body's size (0 until known). */
-void request_progress(const struct request *req, curl_off_t *sent, curl_off_t *size);
+/* Takes a parallel-request slot unless one is held or none is needed, waiting
+ * at most the transfer's timeout: 0, or nil, err pushed and 2. */
+int request_take_slot(lua_State *L, struct request *req);
+/* Pushes the outcome of a finished (or stopped) transfer, status, body,
+ * headers (3) or nil, err (2), then releases the request. */
+int request_finish(lua_State *L, struct request *req, CURLcode rc);
+/* Gives back all a request holds and resets the connection's handle; safe to
+ * call again. */
+void request_release(struct request *req);
 
 /* The Lua function behind every endpoint; upvalue 1 is its row in csvup_endpoints. */
 int request_call(lua_State *L);
 int request_check_file(lua_State *L);
-void request_init(lua_State *L);
 
 #endif

@@ -31,26 +31,28 @@ int scan_utf8_file(lua_State *L)
     unsigned char buf[CHUNK + 4];
     size_t carry = 0;
     long long line = 1, offset = 0, line_start = 0; /* offsets in the file */
+    char why[128];
     struct stat st;
     int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO would block here */
     FILE *f;
     if (fd < 0)
-        return csvup_fail(L, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path, strerror(errno));
+        return csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
+                          csvup_strerror(errno, why, sizeof why));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return csvup_fail(L, "file_unreadable", "%s: not a regular file", path);
+        return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: not a regular file", path);
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (!(f = fdopen(fd, "rb"))) {
         close(fd);
-        return csvup_fail(L, "file_unreadable", "%s: %s", path, strerror(errno));
+        return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", path, csvup_strerror(errno, why, sizeof why));
     }
     for (;;) {
         size_t n = carry + fread(buf + carry, 1, CHUNK, f), valid, i;
         int done = n == carry;
         if (ferror(f)) {
             fclose(f);
-            return csvup_fail(L, "file_unreadable", "%s: read error", path);
+            return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: read error", path);
         }
         valid = utf8_valid_prefix(buf, n);
         for (i = 0; i < valid; i++) {
@@ -65,7 +67,7 @@ int scan_utf8_file(lua_State *L)
             char at[64];
             fclose(f);
             snprintf(at, sizeof at, "%lld", offset + (long long)valid - line_start + 1);
-            csvup_fail(L, "invalid_utf8", "byte %s of line %d is not valid UTF-8 (the APIs take UTF-8 only)",
+            csvup_fail(L, KIND_INPUT, "invalid_utf8", "byte %s of line %d is not valid UTF-8 (the APIs take UTF-8 only)",
                        at, (int)line);
             lua_pushstring(L, path);
             lua_setfield(L, -2, "file");

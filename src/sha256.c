@@ -112,14 +112,12 @@ int sha256_string(lua_State *L)
 /* Errors about the file are the user's input. */
 static int file_error(lua_State *L, const char *code, const char *path, const char *reason)
 {
-    csvup_fail(L, code, "%s: %s", path, reason);
-    lua_pushliteral(L, "input");
-    lua_setfield(L, -2, "kind");
-    return 2;
+    return csvup_fail(L, KIND_INPUT, code, "%s: %s", path, reason);
 }
 
 int sha256_file(lua_State *L)
 {
+    char why[128];
     const char *path = luaL_checkstring(L, 1);
     unsigned char buf[CHUNK];
     struct sha256 h;
@@ -127,7 +125,7 @@ int sha256_file(lua_State *L)
     size_t n;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return file_error(L, errno == ENOENT ? "file_not_found" : "file_unreadable", path, strerror(errno));
+        return file_error(L, errno == ENOENT ? "file_not_found" : "file_unreadable", path, csvup_strerror(errno, why, sizeof why));
     sha256_init(&h);
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         sha256_update(&h, buf, n);

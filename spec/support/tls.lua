@@ -20,7 +20,7 @@ http {
   uwsgi_temp_path %s/uwsgi;
   scgi_temp_path %s/scgi;
   server {
-    listen 127.0.0.1:%d ssl;
+    listen 127.0.0.1:%d ssl%s;
     ssl_certificate %s/cert.pem;
     ssl_certificate_key %s/key.pem;
     client_max_body_size 0;
@@ -33,13 +33,14 @@ http {
 }
 ]]
 
--- tls.start(upstream_url) -> { url, ca_file, stop() }
-function tls.start(upstream)
+-- tls.start(upstream_url, { http2 = true }?) -> { url, ca_file, stop() }
+function tls.start(upstream, opts)
   local dir = files.tmpdir()
   assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 "
     .. "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"):format(dir, dir)))
   local port = nginx.free_port()
-  local stop = nginx.start(dir, port, CONFIG:format(dir, dir, dir, dir, dir, dir, dir, port, dir, dir, upstream))
+  local stop = nginx.start(dir, port, CONFIG:format(dir, dir, dir, dir, dir, dir, dir, port,
+    opts and opts.http2 and " http2" or "", dir, dir, upstream))
   return {
     url = "https://127.0.0.1:" .. port,
     ca_file = dir .. "/cert.pem",
