@@ -35,9 +35,10 @@ build = {
   modules = {
     ["csvup.core"] = {
       sources = {
+        "src/check.c",
         "src/connection.c",
         "src/core.c",
-        "src/check.c",
+        "src/cp1251.c",
         "src/csv.c",
         "src/endpoints.c",
         "src/error.c",
@@ -46,10 +47,12 @@ build = {
         "src/multi.c",
         "src/plan.c",
         "src/reader.c",
+        "src/recode.c",
         "src/records.c",
         "src/request.c",
         "src/scan.c",
         "src/sha256.c",
+        "src/signals.c",
         "src/slots.c",
         "src/utf8.c",
       },

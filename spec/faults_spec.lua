@@ -15,7 +15,8 @@ describe("retries", function()
 
   before_each(function()
     sandbox.reset()
-    m = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, backoff = { base = 0.05 } })
+    m = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, backoff = { base = 0.05 },
+      resolve_timeout = 0.3 })
   end)
 
   after_each(function()
@@ -72,14 +73,26 @@ describe("retries", function()
     assert.are.same({ "reset_mid_upload", "ok" }, faults_seen())
   end)
 
+  -- The methods of the requests the sandbox saw, in order.
+  local function methods_seen()
+    local seen = {}
+    for i, r in ipairs(sandbox.requests()) do
+      seen[i] = r.method
+    end
+    return seen
+  end
+
   it("never re-sends an upload that was sent whole without an answer: outcome_unknown", function()
     sandbox.fault { fault = "drop_after_body" }
     local ok, err = m:upload_offline_conversions { file = CONVERSIONS }
     assert.is_nil(ok)
-    assert.are.equal("outcome_unknown", err.code)
-    assert.are.equal("GOT_NOTHING", err.cause)
+    assert.are.same({ "network", "outcome_unknown", "GOT_NOTHING" }, { err.kind, err.code, err.cause })
     assert.matches("look for it in the uploadings list", tostring(err))
-    assert.are.same({ "drop_after_body" }, faults_seen())
+    assert.matches("its marker: csvup%x+", tostring(err))
+    -- one POST, then the uploadings list read for it (it was not kept: not found)
+    local seen = methods_seen()
+    assert.are.same({ "POST", "GET" }, { seen[1], seen[#seen] })
+    assert.are.equal(1, select(2, table.concat(seen, " "):gsub("POST", "")))
   end)
 
   it("re-sends it anyway with retry_unsafe = true", function()
@@ -91,15 +104,16 @@ describe("retries", function()
     bold:close()
   end)
 
-  it("treats an upload that timed out after sending as outcome_unknown, and retries a read that timed out", function()
+  it("finds an upload whose answer timed out in the uploadings list, and retries a read that timed out", function()
     local hasty = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, timeout = 0.3,
       upload_timeout = 0.3, backoff = { base = 0.05 } })
     sandbox.fault { fault = "slow", delay = 1 }
-    local _, err = hasty:upload_offline_conversions { file = CONVERSIONS }
-    assert.are.same({ "outcome_unknown", "OPERATION_TIMEDOUT" }, { err.code, err.cause })
+    local u = assert(hasty:upload_offline_conversions { file = CONVERSIONS }) -- kept by the service, answer lost
+    assert.are.equal(3, u.line_quantity)
+    assert.are.same({ "slow", "ok" }, faults_seen()) -- the upload, then the list that found it
     sandbox.fault { fault = "slow", delay = 1 }
     assert(hasty:offline_conversion_uploadings())
-    assert.are.same({ "slow", "slow", "ok" }, faults_seen())
+    assert.are.same({ "slow", "ok", "slow", "ok" }, faults_seen())
     hasty:close()
   end)
 
@@ -134,7 +148,7 @@ describe("the fault matrix", function()
   before_each(function()
     sandbox.reset()
     m = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, retries = 0, timeout = 0.5,
-      upload_timeout = 0.5 })
+      upload_timeout = 0.5, resolve_timeout = 0.3 })
   end)
 
   after_each(function()
@@ -145,7 +159,6 @@ describe("the fault matrix", function()
   local MATRIX = {
     { "reset_mid_upload", "SEND_ERROR|RECV_ERROR", nil, true }, -- whichever side of the socket sees it first
     { "drop_after_body", "outcome_unknown" },
-    { "slow", "outcome_unknown" },
     { "html_500", "http_500", 500 },
     { "html_502", "http_502", 502 },
     { "too_many_requests", "quota_requests_by_ip", 429 },

@@ -37,7 +37,7 @@ describe("exactly once", function()
     local m
 
     before_each(function()
-      m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+      m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url, resolve_timeout = 1 })
     end)
 
     after_each(function()

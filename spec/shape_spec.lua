@@ -64,6 +64,10 @@ describe("error kinds", function()
     files.remove(tmp)
   end)
 
+  before_each(function()
+    sandbox.reset()
+  end)
+
   local function metrika(url)
     return assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = url, retries = 0 })
   end

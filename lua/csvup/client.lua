@@ -27,8 +27,10 @@ local client = {}
 local CONNECTION = { "token", "base_url", "allow_http", "timeout", "upload_timeout", "connect_timeout",
   "low_speed_limit", "low_speed_time", "parallel", "user_agent", "ca_file", "insecure", "verbose" }
 local POLICY = { "retries", "backoff", "retry_unsafe", "rate" }
--- journal: a path, or true for csvup.journal's default path (see csvup.once).
-local OWN = { "journal" }
+-- journal: a path, or true for csvup.journal's default path; resolve_timeout:
+-- seconds to look for a lost answer in the uploadings list (30; see csvup.once).
+local OWN = { "journal", "resolve_timeout" }
+local RESOLVE_TIMEOUT = 30
 
 -- What an upload method takes besides its registry options.
 local UPLOAD_KEYS = { file = true, rows = true, columns = true, validate = true, progress = true, filename = true,
@@ -97,6 +99,9 @@ function client.new(service, opts, Client, own)
   local p, err = policy(opts, own.rate)
   if not p then
     return nil, err
+  elseif opts.resolve_timeout ~= nil and not (type(opts.resolve_timeout) == "number"
+      and opts.resolve_timeout >= 0 and opts.resolve_timeout <= 3600) then
+    return errors.invalid("resolve_timeout must be a number of seconds from 0 to 3600")
   end
   local settings, kept = { service = service }, {}
   for _, name in ipairs(CONNECTION) do
@@ -122,7 +127,7 @@ function client.new(service, opts, Client, own)
     kept[name] = name ~= "token" and value or nil
   end
   return setmetatable({ conn = conn, connect = connect, service = service, policy = p, options = kept,
-    journal = j }, Client)
+    journal = j, resolve_timeout = opts.resolve_timeout or RESOLVE_TIMEOUT }, Client)
 end
 
 function client.close(self)

@@ -35,9 +35,9 @@ function errors.invalid(fmt, ...)
   return nil, errors.new("input", "invalid_argument", format(fmt, ...))
 end
 
---- Tells whether a value is a csvup error.
--- Text from a server or a file made safe to print: control characters as
--- \n, \t or \xNN; cut at max characters (none when max is nil) with "...".
+--- Makes text from a server or a file safe to print.
+-- Control characters become \n, \t or \xNN; the text is cut at max
+-- characters (none when max is nil) with "...".
 function errors.printable(s, max)
   s = tostring(s):gsub("[%c\127]", function(c)
     return c == "\n" and "\\n" or c == "\t" and "\\t" or format("\\x%02X", c:byte())
@@ -45,6 +45,7 @@ function errors.printable(s, max)
   return max and #s > max and s:sub(1, max) .. "..." or s
 end
 
+--- Tells whether a value is a csvup error.
 -- Whether a value is one of our errors (a table with code and kind).
 function errors.is(value)
   return type(value) == "table" and type(value.code) == "string" and errors.KINDS[value.kind] ~= nil

@@ -19,8 +19,7 @@ local format, type, tostring, ipairs, min = string.format, type, tostring, ipair
 local once = {}
 
 local COMMENT_MAX = 255          -- characters, the services' limit
-local RESOLVE_SECONDS = 30       -- how long a lost answer is looked for
-local RESOLVE_FIRST_PAUSE = 0.25 -- seconds, doubling
+local RESOLVE_FIRST_PAUSE = 0.25 -- seconds between looks for a lost answer, doubling
 local RUNNING_SECONDS = 120      -- how long a rerun waits for the same upload sent by a live process
 local RUNNING_PAUSE = 0.25
 
@@ -47,9 +46,9 @@ local function mark(call, kind, marker, name)
 end
 
 -- The uploading of the kind whose comment holds the marker, looked for with
--- backoff for RESOLVE_SECONDS; nil when it is not listed.
-local function find(self, kind, marker, patient)
-  local deadline, pause = core.now() + (patient and RESOLVE_SECONDS or 0), RESOLVE_FIRST_PAUSE
+-- backoff for up to seconds (once when nil); nil when it is not listed.
+local function find(self, kind, marker, seconds)
+  local deadline, pause = core.now() + (seconds or 0), RESOLVE_FIRST_PAUSE
   while true do
     local list = self[kind.list](self, {})
     for _, u in ipairs(type(list) == "table" and list or {}) do
@@ -147,7 +146,7 @@ function once.send(self, call, m, opts)
         .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
         m.name))
     end
-    local u = find(self, kind, marker, false)
+    local u = find(self, kind, marker)
     if u then
       record(j, entry, u)
       return u, nil, "journal"
@@ -159,8 +158,10 @@ function once.send(self, call, m, opts)
   if answer then
     result, err = call.finish(answer)
   elseif err.code == "outcome_unknown" and marker then
-    result = find(self, kind, marker, true)
-    if not result then
+    result = find(self, kind, marker, self.resolve_timeout)
+    if result then
+      err = nil
+    else
       err.marker, err.message = marker, err.message .. format(" (its marker: %s)", marker)
     end
   end
