@@ -126,10 +126,12 @@ describe("csvup.batch", function()
     assert.are.equal(3, #sandbox.requests())
   end)
 
-  it("stops the batch when the progress callback raises", function()
-    local results, err = csvup.batch(jobs(5), { progress = function() error("enough") end })
-    assert.is_nil(results)
-    assert.are.equal("callback_error", err.code)
-    assert.matches("enough", tostring(err))
+  it("stops the batch when the progress callback raises at once, each job saying why", function()
+    local results = csvup.batch(jobs(5), { progress = function() error("enough") end })
+    assert.are.equal(5, #results)
+    for _, r in ipairs(results) do
+      assert.are.same({ "internal", "callback_error" }, { r[2].kind, r[2].code })
+      assert.matches("enough", tostring(r[2]))
+    end
   end)
 end)

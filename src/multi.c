@@ -1,5 +1,6 @@
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -22,7 +23,16 @@ struct pool {
     struct request *requests;
     lua_Integer *entry;
     curl_off_t done_sent, done_size; /* upload bytes of the finished entries */
+    long interval_ms;      /* between two starts (a client's rate), or 0 */
+    long long next_start;  /* the monotonic ms before which nothing starts */
 };
+
+static long long monotonic_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* Stack slots of the protected part. */
 enum { POOL = 1, CONNS, ENTRIES, PROGRESS, RESULTS, ANCHORS };
@@ -168,12 +178,15 @@ static int run_protected(lua_State *L)
             if (p->entry[c] || p->conns[c]->close_pending)
                 continue;
             usable++;
+            if (p->interval_ms && monotonic_ms() < p->next_start)
+                break; /* the rate allows no start yet */
             if ((slot = next_slot(p, c, active)) == SLOTS_BUSY)
                 break;
             if (start(L, p, c, next++, slot))
                 active++;
             else
                 done++;
+            p->next_start = monotonic_ms() + p->interval_ms;
         }
         if (!usable && active == 0) { /* a callback closed every connection */
             for (; next <= count; next++, done++)
@@ -193,8 +206,13 @@ static int run_protected(lua_State *L)
         }
         if (!report(L, p, count, done))
             return stop_all(L, p, lua_gettop(L));
-        if (active > 0 && !finished) /* a freed connection starts the next entry first */
+        if (active > 0 && !finished) { /* a freed connection starts the next entry first */
             curl_multi_poll(p->multi, NULL, 0, POLL_MS, NULL);
+        } else if (next <= count && p->interval_ms) { /* until the rate allows the next start */
+            long long wait = p->next_start - monotonic_ms();
+            if (wait > 0)
+                curl_multi_poll(p->multi, NULL, 0, (int)(wait < POLL_MS ? wait : POLL_MS), NULL);
+        }
     }
     lua_pushvalue(L, RESULTS);
     return 1;
@@ -216,7 +234,7 @@ static void pool_free(struct pool *p)
     free(p->entry);
 }
 
-/* core.multi(conns, entries, progress?) -> results | nil, err
+/* core.multi(conns, entries, progress?, { interval = seconds }?) -> results | nil, err
  * entries[i] = { endpoint = name, args = {...} } run at most #conns at a time,
  * each on a free connection; results[i] = { status, body, headers } or
  * { nil, err }, in the order of entries. A raising progress or a signal stops
@@ -231,8 +249,16 @@ int multi_run(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3))
         luaL_checktype(L, 3, LUA_TFUNCTION);
-    lua_settop(L, 3);
     memset(&p, 0, sizeof p);
+    if (!lua_isnoneornil(L, 4)) {
+        lua_Number interval;
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "interval");
+        interval = luaL_optnumber(L, -1, 0);
+        luaL_argcheck(L, interval >= 0 && interval <= 3600, 4, "interval must be from 0 to 3600 seconds");
+        p.interval_ms = (long)(interval * 1000);
+    }
+    lua_settop(L, 3);
     p.nconns = (int)lua_rawlen(L, 1);
     luaL_argcheck(L, p.nconns > 0, 1, "at least one connection");
     lua_createtable(L, p.nconns, 0); /* a copy: a callback emptying conns cannot free one in use */

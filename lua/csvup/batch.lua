@@ -8,12 +8,14 @@
 --     if r[1] then ... else print(r[2]) end  -- { result } or { nil, err }
 --   end
 --
--- Each job is checked exactly as the method would check it; jobs whose
--- clients share a token and base URL share up to `concurrency` connections,
--- and Metrica's parallel-request guard still holds (3 per token). A job that
--- failed in a way that is safe to repeat (429, 503 backend_error, refused)
--- is repeated on its own afterwards, with its client's retry policy; one
--- failure never stops the rest.
+-- Each job is checked exactly as the method would check it; the jobs of one
+-- client share up to `concurrency` connections, start no faster than its
+-- `rate`, and Metrica's parallel-request guard still holds (3 per token). A
+-- job that failed in a way that is safe to repeat (429, 503 backend_error,
+-- refused) is repeated on its own afterwards, with its client's retry
+-- policy; one failure never stops the rest. A progress callback that raises
+-- (or SIGINT/SIGTERM, once core.signals() is on) stops the batch: what landed
+-- keeps its result, the rest get the error that stopped it.
 local client = require "csvup.client"
 local core = require "csvup.core"
 
@@ -53,30 +55,41 @@ return function(jobs, opts)
       pool.jobs[#pool.jobs + 1] = { index = i, call = call, job = job }
     end
   end
-  local done, count = 0, #jobs
+  local done, count, stopped = 0, #jobs, nil
   for _, key in ipairs(order) do
     local pool = pools[key]
-    local conns = {}
-    for c = 1, math.min(concurrency, #pool.entries) do
-      conns[c] = assert(pool.client.connect()) -- the client's own connection opened with the same options
-    end
-    local progress = opts.progress and function(sent, total, finished)
-      opts.progress(sent, total, done + finished, count)
-    end
-    local raw, err = core.multi(conns, pool.entries, progress)
-    for _, conn in ipairs(conns) do
-      conn:close()
-    end
-    if not raw then
-      return nil, err
+    local raw = {}
+    if not stopped then
+      local conns, err = {}
+      for c = 1, math.min(concurrency, #pool.entries) do
+        conns[c] = assert(pool.client.connect()) -- the client's own connection opened with the same options
+      end
+      local progress = opts.progress and function(sent, total, finished)
+        opts.progress(sent, total, done + finished, count)
+      end
+      local rate = pool.client.policy.rate
+      raw, err = core.multi(conns, pool.entries, progress, { interval = rate and 1 / rate })
+      for _, conn in ipairs(conns) do
+        conn:close()
+      end
+      if not raw and not err.results then
+        return nil, err
+      elseif not raw then -- stopped by the progress callback or a signal: keep what landed
+        raw, stopped = err.results, err
+      end
     end
     for k, entry in ipairs(pool.jobs) do
-      local c = entry.job.client
-      local answer, failure = client.interpret(raw[k][1], raw[k][2], raw[k][3], c.read_error)
+      local c, r = entry.job.client, raw[k]
+      local answer, failure
+      if r then
+        answer, failure = client.interpret(r[1], r[2], r[3], c.read_error)
+      end
       if answer then
         results[entry.index] = { entry.call.finish(answer) }
+      elseif not r then
+        results[entry.index] = { nil, stopped } -- never started
       else
-        local verdict = client.classify(failure, core.ENDPOINTS[entry.call.endpoint].method)
+        local verdict = not stopped and client.classify(failure, core.ENDPOINTS[entry.call.endpoint].method)
         if verdict == "retry" or (verdict == "unknown" and c.policy.retry_unsafe) then
           results[entry.index] = { c[entry.job.method](c, entry.job.args) }
         elseif verdict == "unknown" then
