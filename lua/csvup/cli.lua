@@ -2,6 +2,7 @@
 -- help come from csvup.registry; the parser is Debian's lua-argparse.
 local argparse = require "argparse"
 local csvup = require "csvup"
+local core = require "csvup.core"
 local csv = require "csvup.csv"
 local errors = require "csvup.errors"
 local journal = require "csvup.journal"
@@ -19,13 +20,14 @@ local cli = {}
 
 -- Exit statuses.
 local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL = 0, 1, 2, 3, 4, 5, 6
+local SIGNALLED = { SIGINT = 130, SIGTERM = 143 }
 local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malformed_csv = true, invalid_value = true,
   unknown_target = true }
 
 local EXIT_TEXT = [[
 Exit status: 0 done, 1 API error, 2 usage, 3 validation failed, 4 network,
 5 waited and the upload failed (LINKAGE_FAILURE), 6 done but some rows were
-refused (Carrot quest row_errors).]]
+refused (Carrot quest row_errors), 130 and 143 stopped by SIGINT and SIGTERM.]]
 
 local printable = errors.printable
 
@@ -198,7 +200,9 @@ local function build_parser()
 end
 
 local function status_of(err)
-  if err.kind == "input" then
+  if err.code == "interrupted" then
+    return SIGNALLED[core.interrupted() or "SIGINT"]
+  elseif err.kind == "input" then
     return CONTENT_ERRORS[err.code] and INVALID or USAGE
   elseif err.kind == "network" then
     return NETWORK
@@ -206,8 +210,23 @@ local function status_of(err)
   return API_ERROR
 end
 
+-- What a signal left behind: nothing sent, or sent whole with the outcome unknown.
+local function interruption(err)
+  local signal = core.interrupted() or "a signal"
+  if err.signal then -- between requests: waiting for a slot, a retry or processing
+    return format("csvup: stopped by %s while waiting: nothing more was sent\n", signal)
+  elseif err.request_sent == false then
+    return format("csvup: stopped by %s: nothing was sent\n", signal)
+  end
+  return format("csvup: stopped by %s after the request was sent whole: whether the service kept it is unknown. "
+    .. "Run the same command again: the journal looks for it in the uploadings list before sending%s\n", signal,
+    err.marker and format(" (its marker: %s)", err.marker) or "")
+end
+
 local function report_error(err, as_json)
-  if as_json then
+  if err.code == "interrupted" and not as_json then
+    say(io.stderr, interruption(err))
+  elseif as_json then
     say(io.stdout, json.encode { error = { code = err.code, kind = err.kind, status = err.status,
       message = err.message, problems = err.problems, id = err.id, last_status = err.last_status } }, "\n")
   else
@@ -393,6 +412,7 @@ local function run_method(client, m, args)
 end
 
 local function run_service(service, args, command)
+  core.signals() -- SIGINT and SIGTERM stop a transfer or a wait at once, and are reported
   if service == "metrika" and not args.counter then
     return usage_error("--counter is required")
   end

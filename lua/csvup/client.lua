@@ -247,13 +247,16 @@ local function wait_for_rate(p)
   if p.rate then
     local now = core.now()
     if p.next_start > now then
-      core.sleep(p.next_start - now)
+      local signal = core.sleep(p.next_start - now)
+      if signal then
+        return errors.interrupted(signal)
+      end
       now = p.next_start
     end
     p.next_start = now + 1 / p.rate
   end
+  return true
 end
-client.wait_for_rate = wait_for_rate
 
 -- Seconds to wait before attempt n + 1, or nil when the wait would pass backoff.max.
 local function delay(p, attempt, err)
@@ -326,7 +329,10 @@ function client.call(conn, name, args, read_error, p)
   local attempt = 0
   while true do
     attempt = attempt + 1
-    wait_for_rate(p)
+    local ready, interrupted = wait_for_rate(p)
+    if not ready then
+      return nil, interrupted
+    end
     local status, body, headers = core[name](conn, args)
     local answer, err = client.interpret(status, body, headers, read_error)
     if answer then
@@ -341,7 +347,10 @@ function client.call(conn, name, args, read_error, p)
     if not wait then
       return nil, err
     end
-    core.sleep(wait)
+    local signal = core.sleep(wait)
+    if signal then
+      return errors.interrupted(signal)
+    end
   end
 end
 

@@ -35,6 +35,13 @@ function errors.invalid(fmt, ...)
   return nil, errors.new("input", "invalid_argument", format(fmt, ...))
 end
 
+--- Returns nil and the error of a wait a signal cut short (see core.signals).
+-- errors.interrupted(signal) -> nil, err (code "interrupted", kind "internal")
+function errors.interrupted(signal)
+  return errors.fail("internal", "interrupted", "interrupted by " .. tostring(signal) .. " while waiting: nothing "
+    .. "more was sent", { signal = signal, request_sent = false })
+end
+
 --- Makes text from a server or a file safe to print.
 -- Control characters become \n, \t or \xNN; the text is cut at max
 -- characters (none when max is nil) with "...".

@@ -249,7 +249,10 @@ function Client:wait(uploading_or_id, opts)
       return errors.fail("network", "timeout", format("uploading %s is still %s", tostring(id),
         client.printable(u.status)), { id = id, last_status = u.status, uploading = u })
     end
-    core.sleep(min(interval, left))
+    local signal = core.sleep(min(interval, left))
+    if signal then
+      return errors.interrupted(signal)
+    end
     interval = min(interval * WAIT_GROWTH, WAIT_MAX_INTERVAL)
   end
 end

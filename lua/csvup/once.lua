@@ -61,7 +61,9 @@ local function find(self, kind, marker, seconds)
     if left <= 0 then
       return nil
     end
-    core.sleep(min(pause, left))
+    if core.sleep(min(pause, left)) then
+      return nil -- a signal: stop looking
+    end
     pause = pause * 2
   end
 end
@@ -101,7 +103,10 @@ local function begin(self, j, call, force)
       return errors.fail("input", "in_progress", format("process %s is sending the same upload now: run again "
         .. "when it is done", tostring(entry.pid)))
     end
-    core.sleep(RUNNING_PAUSE)
+    local signal = core.sleep(RUNNING_PAUSE)
+    if signal then
+      return errors.interrupted(signal)
+    end
     key.force = nil
   end
 end
@@ -168,9 +173,10 @@ function once.send(self, call, m, opts)
   if entry then
     if result then
       record(j, entry, result)
-    elseif err.code ~= "outcome_unknown" and err.code ~= "bad_response" then
+    elseif err.request_sent == false or (err.kind ~= "network" and err.code ~= "bad_response"
+        and err.code ~= "interrupted") then
       j:fail(entry.id, err.code) -- refused, or surely not sent: a rerun sends it
-    end
+    end -- else its outcome is unknown: a rerun looks for it by its marker first
   end
   return result, err
 end
