@@ -98,6 +98,13 @@ describe("bad input", function()
     app:close()
   end)
 
+  it("tags that are not an array of names", function()
+    refused("invalid_argument", "tags must be a tag name or an array", cq:import_users { file = CONVERSIONS,
+      tags = { x = "vip" }, validate = false })
+    refused("invalid_argument", "tags must be a tag name or an array", cq:import_users { file = CONVERSIONS,
+      tags = { "a", nil, "c" }, validate = false })
+  end)
+
   it("an unknown delimiter or merge_field for Carrot quest", function()
     refused("invalid_argument", 'delimiter must be one of: ",", ";", "|", "\\9", " ", got "::"', cq:import_users { file = CONVERSIONS, delimiter = "::" })
     refused("invalid_argument", 'merge_field must be one of: "%$user_id", "%$email", got "%$phone"',

@@ -11,7 +11,7 @@ describe("csvup.batch", function()
 
   before_each(function()
     sandbox.reset()
-    m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+    m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url, resolve_timeout = 0.5 })
   end)
 
   after_each(function()
@@ -38,7 +38,7 @@ describe("csvup.batch", function()
     assert.are.equal(20, #results)
     local by_comment = {}
     for _, r in ipairs(sandbox.requests()) do
-      by_comment[r.query.comment] = true
+      by_comment[r.query.comment:gsub(" csvup%x+$", "")] = true -- without the marker that finds a lost answer
     end
     for i, r in ipairs(results) do
       assert.is_table(r[1], tostring(r[2]))
@@ -123,7 +123,11 @@ describe("csvup.batch", function()
       unknown = unknown + (r[2] and r[2].code == "outcome_unknown" and 1 or 0)
     end
     assert.are.equal(1, unknown)
-    assert.are.equal(3, #sandbox.requests())
+    local posts = 0
+    for _, r in ipairs(sandbox.requests()) do -- then the uploadings list, read for the lost one
+      posts = posts + (r.method == "POST" and 1 or 0)
+    end
+    assert.are.equal(3, posts)
   end)
 
   it("stops the batch when the progress callback raises at once, each job saying why", function()

@@ -83,6 +83,21 @@ describe("the command line", function()
     assert.matches("this file looks ;%-separated: pass %-%-delimiter ';'", err)
   end)
 
+  it("sends unchecked with --validate off, and takes odd values without a traceback", function()
+    local bad = files.write(tmp .. "/bad.csv", "ClientId,Target,DateTime\n1,G,1481718166000\n")
+    local _, _, code = csvup_cli(("metrika upload-offline-conversions --counter 1 --base-url %s --validate off %s")
+      :format(sandbox.url, bad))
+    assert.are.equal(1, code) -- sent: the service refused the row, not csvup
+    assert.are.equal(1, #sandbox.requests())
+    local err
+    for _, args in ipairs { "validate offline-conversions --delimiter tab " .. bad, "journal --limit 0",
+      "validate offline-conversions --delimiter ab " .. bad } do
+      _, err, code = csvup_cli(args)
+      assert.is_nil(err:find("traceback", 1, true), args)
+      assert.is_true(code == 2 or code == 3, args)
+    end
+  end)
+
   it("says what is wrong with a token file, and trims its line end", function()
     local empty = files.write(tmp .. "/empty", "")
     local _, err, code = csvup_cli("metrika uploadings --counter 1 --token-file " .. empty)

@@ -73,6 +73,28 @@ describe("an Excel export", function()
     assert.are.equal(2, u.line_quantity)
   end)
 
+  it("that cannot be read as given comes back as an error, not a raise", function()
+    local broken = files.write(tmp .. "/broken.csv", 'ClientId;Target;DateTime\r\n1;"G;1481718166\r\n')
+    local ok, result, err = pcall(m.upload_offline_conversions, m, { file = broken, delimiter = ";", validate = false })
+    assert.is_true(ok)
+    assert.is_nil(result)
+    assert.are.same({ "input", "malformed_csv" }, { err.kind, err.code })
+    assert.are.same({}, sandbox.requests())
+  end)
+
+  it("is held to the service's size limit as it is sent, converted", function()
+    -- 20 MB of mostly Cyrillic in Windows-1251 is 37 MB of UTF-8: over Carrot quest's 30 MB
+    local big = tmp .. "/big_users.csv"
+    assert(os.execute(("{ printf '$email;$name\\n'; yes 'a@b.c;%s' | head -c 20000000; } > %s"):format(
+      ("\207"):rep(40), big)))
+    local cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url })
+    local _, err = cq:import_users { file = big, merge_field = "$email", delimiter = ";", encoding = "cp1251",
+      validate = false }
+    cq:close()
+    assert.are.same({ "input", "file_too_large" }, { err.kind, err.code })
+    assert.are.same({}, sandbox.requests())
+  end)
+
   it("keeps its delimiter for Carrot quest, which is told it, and becomes UTF-8", function()
     local users = files.write(tmp .. "/users.csv", "$email;$name\r\nmargo@example.com;" .. PRIVET .. "\r\n")
     local cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url })

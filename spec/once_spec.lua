@@ -162,6 +162,17 @@ describe("exactly once", function()
       assert.are.equal(1, posts())
     end)
 
+    it("keeps a batch from sending again what the journal says was sent", function()
+      local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url,
+        journal = state .. "/journal.sqlite3" })
+      local jobs = { { client = m, method = "upload_expenses", args = { file = "spec/fixtures/expenses.csv" } } }
+      local first = csvup.batch(jobs)[1][1]
+      assert.matches("^csvup%x+$", sandbox.requests()[1].query.comment) -- marked, as a single call is
+      assert.are.equal(first.id, csvup.batch(jobs)[1][1].id)
+      m:close()
+      assert.are.equal(1, posts())
+    end)
+
     it("keeps Carrot quest from importing the same file twice", function()
       local args = "carrotquest import-users --merge-field '$email' --delimiter ';' spec/fixtures/carrotquest_users.csv"
       assert.are.equal(OK, select(3, csvup_cli(args)))

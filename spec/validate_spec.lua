@@ -328,6 +328,14 @@ describe("validate.file", function()
     assert.matches("is not a date and time", err.problems[1].reason)
   end)
 
+  it("shows a value of the wrong type in rows as what it is, and refuses a NUL inside quotes in a file", function()
+    local _, err = validate.rows("offline_conversions", { { ClientId = true, Target = "G", DateTime = 1481718166 } })
+    assert.matches("ClientId: true is not an id", err.message)
+    local nul = file("nul.csv", 'ClientId,Target,DateTime\n1,"G\0x",1481718166\n')
+    _, err = validate.file("offline_conversions", nul)
+    assert.are.same({ "malformed_csv", 2 }, { err.code, err.line })
+  end)
+
   it("hashes the file in the pass that checks it, at either level", function()
     local path = file("digest.csv", "ClientId,Target,DateTime\n1,G,1481718166\n2,G,1481718166\n")
     for _, level in ipairs { "full", "header" } do

@@ -136,6 +136,13 @@ describe("on the wire", function()
     assert.are.same({ CONVERSIONS, 4, 1 }, { err.file, err.problems[1].line, err.problem_count })
     assert(m:upload_offline_conversions { check_targets = true,
       rows = { { ClientId = "1", Target = "GOAL1", DateTime = 1481718166 } } })
+    local semicolons = os.tmpname()
+    local f = assert(io.open(semicolons, "w"))
+    f:write("ClientId;Target;DateTime\n1;NOSUCHGOAL;1481718166\n")
+    f:close()
+    _, err = m:upload_offline_conversions { file = semicolons, delimiter = ";", check_targets = true }
+    os.remove(semicolons)
+    assert.are.same({ "unknown_target", 2 }, { err.code, err.problems[1].line }) -- read as the upload reads it
   end)
 
   it("treats a success of the wrong shape as bad_response, never as a result", function()

@@ -197,8 +197,10 @@ static void check_lua_value(lua_State *L, struct plan *p, size_t column, int idx
             s = lua_tolstring(L, idx, &n);
             check_quote(s, n, shown);
         } else {
-            lua_pushvalue(L, idx);
-            snprintf(shown, sizeof shown, "%s", lua_tostring(L, -1));
+            int t = lua_type(L, idx);
+            lua_pushvalue(L, idx); /* lua_tostring converts in place */
+            snprintf(shown, sizeof shown, "%s", t == LUA_TBOOLEAN ? (lua_toboolean(L, idx) ? "true" : "false")
+                     : t == LUA_TNUMBER ? lua_tostring(L, -1) : lua_typename(L, t));
             lua_pop(L, 1);
         }
         plan_problem(L, p, line, row, (long)column, shown, reason);

@@ -208,6 +208,9 @@ static int parse(struct reader *r)
             if (rc == 0)
                 return fail(r, "malformed_csv", r->line + lines, (long long)(open - line_start) + 1,
                             "a quoted field is not closed");
+            if (memchr(b + open + 1, 0, p - 1 - (open + 1)))
+                return fail(r, "malformed_csv", r->line + lines, (long long)(open - line_start) + 1,
+                            "a NUL byte in a quoted field: the file is binary or UTF-16, not UTF-8 text");
             lines += count_lines(b, open + 1, p - 1, &line_start);
             if (p == end) {
                 if (!r->eof)

@@ -101,8 +101,17 @@ struct recode *recode_check(lua_State *L, int idx)
 
 static int push_error(lua_State *L, struct recode *rc)
 {
-    return csvup_fail(L, KIND_INPUT, rc->r.error.code ? rc->r.error.code : "file_unreadable", "%s: line %lld: %s", rc->path,
-                      rc->r.error.line, rc->r.error.message);
+    return csvup_fail(L, KIND_INPUT, rc->r.error.code ? rc->r.error.code : "file_unreadable", "%s: line %d: %s", rc->path,
+                      (int)rc->r.error.line, rc->r.error.message);
+}
+
+/* The recoder at idx, not closed. */
+static struct recode *recode_open_check(lua_State *L, int idx)
+{
+    struct recode *rc = recode_check(L, idx);
+    if (!rc->path)
+        luaL_error(L, "recoder: it is closed");
+    return rc;
 }
 
 static int recoder_gc(lua_State *L)
@@ -130,7 +139,7 @@ long long recode_total(struct recode *rc)
 /* recoder:size() -> the bytes the recoded file has | nil, err: read through once. */
 static int recoder_size(lua_State *L)
 {
-    struct recode *rc = recode_check(L, 1);
+    struct recode *rc = recode_open_check(L, 1);
     long long total = recode_total(rc);
     if (total < 0)
         return push_error(L, rc);
@@ -141,7 +150,7 @@ static int recoder_size(lua_State *L)
 /* recoder:read(n) -> up to n (at most 64 KB) next bytes, or nil at the end (nil, err on an error). */
 static int recoder_read(lua_State *L)
 {
-    struct recode *rc = recode_check(L, 1);
+    struct recode *rc = recode_open_check(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     char chunk[1 << 16];
     long got;

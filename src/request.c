@@ -463,8 +463,10 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
             req->recode = recode_check(L, -1);
             if ((req->recode_size = recode_total(req->recode)) < 0)
                 return csvup_fail(L, KIND_INPUT, req->recode->r.error.code ? req->recode->r.error.code
-                                  : "file_unreadable", "%s: line %lld: %s", file, req->recode->r.error.line,
+                                  : "file_unreadable", "%s: line %d: %s", file, (int)req->recode->r.error.line,
                                   req->recode->r.error.message);
+            if (ep->max_file_size && req->recode_size > ep->max_file_size)
+                return too_large(L, ep, "the converted file", (int64_t)req->recode_size);
         }
         lua_pop(L, 1);
     } else if (ep->max_file_size && (int64_t)req->data_len > ep->max_file_size) {

@@ -18,6 +18,9 @@
 -- keeps its result, the rest get the error that stopped it.
 local client = require "csvup.client"
 local core = require "csvup.core"
+local errors = require "csvup.errors"
+local once = require "csvup.once"
+local registry = require "csvup.registry"
 
 local type, error, ipairs = type, error, ipairs
 
@@ -42,8 +45,15 @@ return function(jobs, opts)
   local results, pools, order = {}, {}, {}
   for i, job in ipairs(jobs) do
     local call, err = job.client.plans[job.method](job.client, job.args)
+    local m, ticket = registry.method[job.method], nil
+    if call and m.shape == "upload" then -- its journal entry and marker, as a single call has
+      ticket, err = once.before(job.client, call, m, job.args)
+      call = ticket and call
+    end
     if not call then
       results[i] = { nil, err }
+    elseif ticket and ticket.result then
+      results[i] = { ticket.result }
     else
       local key = job.client -- jobs of one client share its pool of connections
       if not pools[key] then
@@ -52,7 +62,7 @@ return function(jobs, opts)
       end
       local pool = pools[key]
       pool.entries[#pool.entries + 1] = { endpoint = call.endpoint, args = call.args }
-      pool.jobs[#pool.jobs + 1] = { index = i, call = call, job = job }
+      pool.jobs[#pool.jobs + 1] = { index = i, call = call, job = job, ticket = ticket }
     end
   end
   local done, count, stopped = 0, #jobs, nil
@@ -62,7 +72,13 @@ return function(jobs, opts)
     if not stopped then
       local conns, err = {}
       for c = 1, math.min(concurrency, #pool.entries) do
-        conns[c] = assert(pool.client.connect()) -- the client's own connection opened with the same options
+        conns[c], err = pool.client.connect() -- the client's own worked: the same options
+        if not conns[c] then
+          break
+        end
+      end
+      if #conns == 0 then
+        return nil, err
       end
       local progress = opts.progress and function(sent, total, finished)
         opts.progress(sent, total, done + finished, count)
@@ -79,24 +95,27 @@ return function(jobs, opts)
       end
     end
     for k, entry in ipairs(pool.jobs) do
-      local c, r = entry.job.client, raw[k]
+      local c, r, call = entry.job.client, raw[k], entry.call
       local answer, failure
       if r then
         answer, failure = client.interpret(r[1], r[2], r[3], c.read_error)
+      else -- never started
+        failure = errors.new(stopped.kind, stopped.code, stopped.message, { request_sent = false })
       end
-      if answer then
-        results[entry.index] = { entry.call.finish(answer) }
-      elseif not r then
-        results[entry.index] = { nil, stopped } -- never started
-      else
-        local verdict = not stopped and client.classify(failure, core.ENDPOINTS[entry.call.endpoint].method)
+      if not answer and r then
+        local verdict = not stopped and client.classify(failure, core.ENDPOINTS[call.endpoint].method)
         if verdict == "retry" or (verdict == "unknown" and c.policy.retry_unsafe) then
-          results[entry.index] = { c[entry.job.method](c, entry.job.args) }
+          answer, failure = c:call(call.endpoint, call.args) -- on its own, with the client's retries
         elseif verdict == "unknown" then
-          results[entry.index] = { nil, client.outcome_unknown(failure, entry.call.endpoint) }
-        else
-          results[entry.index] = { nil, failure }
+          failure = client.outcome_unknown(failure, call.endpoint)
         end
+      end
+      if entry.ticket then
+        results[entry.index] = { once.after(c, call, entry.ticket, answer, failure) }
+      elseif answer then
+        results[entry.index] = { call.finish(answer) }
+      else
+        results[entry.index] = { nil, failure }
       end
     end
     done = done + #pool.jobs

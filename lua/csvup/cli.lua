@@ -176,7 +176,8 @@ local function build_parser()
     "Exit status 0: valid; 3: problems found, listed on stderr as file:line: column: reason.")
   check:argument("kind", "the upload kind"):choices(kinds)
   check:argument("file", "the CSV file")
-  check:option("--delimiter", "the file's delimiter; auto to detect it; default: ,")
+  check:option("--delimiter", "the file's delimiter (auto: the most frequent of , ; tab | in the header); default: ,")
+    :choices { ",", ";", "\t", "|", "tab", "auto" }
   check:option("--encoding", "the file's encoding (auto: UTF-8 unless it is not valid UTF-8); default: utf-8")
     :choices { "utf-8", "cp1251", "windows-1251", "auto" }
   check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
@@ -186,7 +187,13 @@ local function build_parser()
     "simple_orders"):choices { "simple_orders" }
   local entries = parser:command("journal", "list the latest uploads the journal keeps")
   entries:option("--journal", "the journal; default: $XDG_STATE_HOME/csvup/journal.sqlite3")
-  entries:option("--limit", "how many; default: 20", "20"):convert(integer)
+  entries:option("--limit", "how many; default: 20", "20"):convert(function(text)
+    local n = integer(text)
+    if not n or n < 1 then
+      return nil, format("'%s' is not a whole number of at least 1", text)
+    end
+    return n
+  end)
   entries:flag("--json", "print the entries as JSON")
   local sandbox = parser:command("sandbox", "run the local sandbox that emulates both APIs (token: sandbox-token)")
   sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one; default: 8080", "8080"):convert(integer)
@@ -314,15 +321,28 @@ local function input_file(path)
     return path
   end
   local name = os.tmpname()
-  local out = assert(io.open(name, "wb"))
-  while true do
-    local chunk = io.stdin:read(1 << 16)
+  local out, err = io.open(name, "wb")
+  while out do
+    local chunk
+    chunk, err = io.stdin:read(1 << 16)
     if not chunk then
       break
     end
-    out:write(chunk)
+    local written, why = out:write(chunk)
+    if not written then
+      err = why
+      break
+    end
   end
-  out:close()
+  local closed, why = false, nil
+  if out then
+    closed, why = out:close()
+  end
+  if err or not closed then
+    os.remove(name)
+    return nil, errors.new("input", "file_unreadable", "standard input could not be copied to " .. name .. ": "
+      .. tostring(err or why))
+  end
   return name, name
 end
 
@@ -373,7 +393,14 @@ local function run_method(client, m, args)
   local temporary
   if m.shape == "upload" then
     opts.file, temporary = input_file(args.file)
-    opts.validate = args.validate == "off" and false or args.validate
+    if not opts.file then
+      return report_error(temporary, args.json)
+    end
+    if args.validate == "off" then
+      opts.validate = false
+    else
+      opts.validate = args.validate
+    end
     for name in pairs(m.flags or {}) do
       opts[name] = args[name] or nil
     end
@@ -444,7 +471,8 @@ end
 
 local function run_validate(args)
   local schema = registry.schema(registry.kind[args.kind], args)
-  local ok, err = validate.file(schema, args.file, { level = "full", delimiter = args.delimiter,
+  local ok, err = validate.file(schema, args.file, { level = "full",
+    delimiter = args.delimiter == "tab" and "\t" or args.delimiter,
     encoding = encoding_of(args, args.file), merge_field = args.merge_field or "$user_id" })
   if ok then
     say(io.stdout, args.file, ": valid for ", args.kind, "\n")

@@ -174,12 +174,18 @@ function PREPARE.check_targets(self, _, opts)
     end
   end
   if opts.file then
-    local records, header = csv.rows(opts.file)
+    -- read as the upload will be: its delimiter and encoding
+    local records, header = csv.rows(opts.file, { delimiter = opts.delimiter, encoding = opts.encoding })
     if not records then
       return nil, header
     end
-    for record, line in records do
-      check(record.Target, line)
+    local read, failure = pcall(function()
+      for record, line in records do
+        check(record.Target, line)
+      end
+    end)
+    if not read then -- a malformed record: the upload's own check names it
+      return nil, errors.is(failure) and failure or errors.new("internal", "callback_error", tostring(failure))
     end
   else
     local column = "Target"

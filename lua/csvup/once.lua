@@ -111,13 +111,15 @@ local function begin(self, j, call, force)
   end
 end
 
--- once.send(self, call, m, opts) -> result | nil, err, and a note ("journal")
--- when the result was found instead of sent: call is a method's plan.
-function once.send(self, call, m, opts)
+-- once.before(self, call, m, opts) -> ticket | nil, err, before an upload
+-- is sent: the journal consulted (and the upload recorded), the marker put
+-- in. ticket.result is set when the upload was found instead of to be sent.
+function once.before(self, call, m, opts)
   local kind = registry.kind[m.kind]
-  local j = self.journal
+  local j = opts.journal ~= false and self.journal or nil
+  local ticket = { kind = kind, name = m.name, journal = j }
   local entry, err
-  if j and opts.journal ~= false then
+  if j then
     entry, err = begin(self, j, call, opts.force)
     if not entry then
       return nil, err
@@ -130,14 +132,16 @@ function once.send(self, call, m, opts)
       if self.kinds then
         self.kinds[earlier] = kind.name
       end
-      return earlier, nil, "journal"
+      ticket.result = earlier
+      return ticket
     end
+    ticket.entry = entry
   end
-  local marker = kind.mark and marker_of(entry and (entry.hash .. " " .. entry.id .. " " .. entry.created)
+  ticket.marker = kind.mark and marker_of(entry and (entry.hash .. " " .. entry.id .. " " .. entry.created)
     or format("%s %s %s", core.now(), math.random(), tostring({})))
-  if marker then
+  if ticket.marker then
     local ok
-    ok, err = mark(call, kind, marker, m.name)
+    ok, err = mark(call, kind, ticket.marker, m.name)
     if not ok then
       if entry then
         j:fail(entry.id, err.code)
@@ -146,39 +150,58 @@ function once.send(self, call, m, opts)
     end
   end
   if entry and entry.state == "started" then
-    if not marker then
+    if not ticket.marker then
       return errors.fail("network", "outcome_unknown", format("%s: an earlier run started this upload and did not "
         .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
         m.name))
     end
-    local u = find(self, kind, marker)
-    if u then
-      record(j, entry, u)
-      return u, nil, "journal"
+    ticket.result = find(self, kind, ticket.marker)
+    if ticket.result then
+      record(j, entry, ticket.result)
     end
   end
-  local answer
-  answer, err = self:call(call.endpoint, call.args)
+  return ticket
+end
+
+-- once.after(self, call, ticket, answer, err) -> result | nil, err: the
+-- upload's answer, or its lost answer looked for by the marker; the journal
+-- told how it ended.
+function once.after(self, call, ticket, answer, err)
   local result
   if answer then
     result, err = call.finish(answer)
-  elseif err.code == "outcome_unknown" and marker then
-    result = find(self, kind, marker, self.resolve_timeout)
+  elseif err.code == "outcome_unknown" and ticket.marker then
+    result = find(self, ticket.kind, ticket.marker, self.resolve_timeout)
     if result then
       err = nil
     else
-      err.marker, err.message = marker, err.message .. format(" (its marker: %s)", marker)
+      err.marker, err.message = ticket.marker, err.message .. format(" (its marker: %s)", ticket.marker)
     end
   end
+  local entry = ticket.entry
   if entry then
     if result then
-      record(j, entry, result)
+      record(ticket.journal, entry, result)
     elseif err.request_sent == false or (err.kind ~= "network" and err.code ~= "bad_response"
         and err.code ~= "interrupted") then
-      j:fail(entry.id, err.code) -- refused, or surely not sent: a rerun sends it
+      ticket.journal:fail(entry.id, err.code) -- refused, or surely not sent: a rerun sends it
     end -- else its outcome is unknown: a rerun looks for it by its marker first
   end
   return result, err
+end
+
+-- once.send(self, call, m, opts) -> result | nil, err, and a note ("journal")
+-- when the result was found instead of sent: call is a method's plan.
+function once.send(self, call, m, opts)
+  local ticket, err = once.before(self, call, m, opts)
+  if not ticket then
+    return nil, err
+  elseif ticket.result then
+    return ticket.result, nil, "journal"
+  end
+  local answer
+  answer, err = self:call(call.endpoint, call.args)
+  return once.after(self, call, ticket, answer, err)
 end
 
 return once

@@ -79,15 +79,21 @@ end
 -- Tags travel as one form field holding a JSON array of names (apis.md).
 function TYPES.tags(v)
   local tags = type(v) == "string" and { v } or v
-  if type(tags) ~= "table" then
+  local count = 0
+  for _ in pairs(type(tags) == "table" and tags or {}) do
+    count = count + 1
+  end
+  if type(tags) ~= "table" or count ~= #tags then
     return nil, "must be a tag name or an array of tag names"
   end
+  local quoted = {}
   for i, tag in ipairs(tags) do
     if type(tag) ~= "string" or tag == "" or tag:find("[%z\r\n]") then
       return nil, format("[%d] must be a non-empty tag name of one line", i)
     end
+    quoted[i] = cjson.encode(tag)
   end
-  return (cjson.encode(tags):gsub("^{}$", "[]"))
+  return "[" .. concat(quoted, ",") .. "]"
 end
 
 options.TYPES = TYPES

@@ -232,7 +232,13 @@ function validate.file(name, path, opts)
     total, err = reader:check(plan)
   end
   if total and opts.digest then
-    opts.digest.sha256, opts.digest.size = reader:sha256()
+    local size
+    opts.digest.sha256, size = reader:sha256()
+    if opts.digest.sha256 then
+      opts.digest.size = size
+    else
+      total, err = nil, size
+    end
   end
   reader:close()
   if total and level == "header" and opts.encoding ~= "cp1251" then
