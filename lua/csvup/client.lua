@@ -432,7 +432,8 @@ local function planner(service, m)
     if m.shape == "upload" then
       local kind = registry.kind[m.kind]
       call.args.progress = opts.progress
-      call.digest = {} -- the file's SHA-256, from the pass that checks it
+      -- the file's SHA-256 for the journal, from the pass that checks it
+      call.digest = self.journal and opts.journal ~= false and {} or nil
       call.args, err = client.body(call.args, opts, { endpoint = call.endpoint, delimiter = call.delimiter,
         schema = registry.schema(kind, values), merge_field = values.merge_field, digest = call.digest })
       if not call.args then

@@ -23,14 +23,14 @@ return function()
     common.run(("curl -sS -o /dev/null -F file=@%s %s/management/v1/counter/1/offline_conversions/upload"):format(big, url))
   end) }
   local plain = { common.time(function() csvup_upload(url, big, "false") end) }
-  local checked = { common.time(function() csvup_upload(url, big, "true") end) }
+  local header = { common.time(function() csvup_upload(url, big, '"header"') end) }
   local full = { common.time(function() csvup_upload(url, big, '"full"') end) }
   rows[#rows + 1] = { "upload 1 GB: curl -F", curl, ("%.0f MB/s"):format(size_mb / curl[1]) }
   rows[#rows + 1] = { "upload 1 GB: csvup (validate = false)", plain,
     ("%.0f MB/s, %.2f× curl (goal ≤ 1.05×)"):format(size_mb / plain[1], plain[1] / curl[1]) }
-  rows[#rows + 1] = { "upload 1 GB: csvup (validate = true)", checked,
-    ("%.0f MB/s, %.2f× curl"):format(size_mb / checked[1], checked[1] / curl[1]) }
-  rows[#rows + 1] = { "upload 1 GB: csvup, every row checked (validate = \"full\")", full,
+  rows[#rows + 1] = { "upload 1 GB: csvup, the header and a UTF-8 scan (validate = \"header\")", header,
+    ("%.0f MB/s, %.2f× curl"):format(size_mb / header[1], header[1] / curl[1]) }
+  rows[#rows + 1] = { "upload 1 GB: csvup, every row checked (the default)", full,
     ("%.0f MB/s, %.2f× curl (goal ≤ 1.0×)"):format(size_mb / full[1], full[1] / curl[1]) }
   local peak_100 = csvup_upload(url, common.conversions_file(100), "false") / 1024
   local peak_1g = csvup_upload(url, big, "false") / 1024
