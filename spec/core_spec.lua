@@ -74,7 +74,7 @@ describe("csvup.core", function()
     end
     collectgarbage()
     collectgarbage()
-    assert.are.equal(before, support.open_fds())
+    assert.is_true(support.open_fds() <= before) -- a descriptor an earlier spec left to the collector may close meanwhile
   end)
 
   it("reports upload progress, ending at the whole body", function()
