@@ -23,6 +23,34 @@
 #define csvup_getuservalue(L, idx) lua_getfenv(L, idx)
 #endif
 
+/* Creates, once per Lua state, the metatable `name` of a userdata: methods as
+ * its __index, gc as __gc, close (if any) as __close on Lua 5.4, tostring (if
+ * any) as __tostring. luaopen runs once per spec file under busted. */
+static inline void csvup_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                               lua_CFunction close, lua_CFunction tostring)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        if (close) {
+            lua_pushcfunction(L, close);
+            lua_setfield(L, -2, "__close");
+        }
+#else
+        (void)close;
+#endif
+        if (tostring) {
+            lua_pushcfunction(L, tostring);
+            lua_setfield(L, -2, "__tostring");
+        }
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
 /* Doubles hold every integer up to 2^53 exactly. */
 #define CSVUP_EXACT_DOUBLE_MAX 9007199254740992.0
 

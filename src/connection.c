@@ -399,18 +399,5 @@ void connection_init(lua_State *L)
         { "close", connection_close },
         { NULL, NULL }
     };
-    if (luaL_newmetatable(L, CONNECTION_MT)) {
-        lua_pushcfunction(L, connection_gc);
-        lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, connection_close);
-        lua_setfield(L, -2, "__close");
-#endif
-        lua_pushcfunction(L, connection_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    csvup_class(L, CONNECTION_MT, methods, connection_gc, connection_close, connection_tostring);
 }

@@ -550,17 +550,11 @@ int csv_encoder_new(lua_State *L)
 
 void csv_init(lua_State *L)
 {
-    if (luaL_newmetatable(L, ENCODER_MT)) {
-        lua_pushcfunction(L, encoder_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_newtable(L);
-        lua_pushcfunction(L, encoder_rows);
-        lua_setfield(L, -2, "rows");
-        lua_pushcfunction(L, encoder_stream);
-        lua_setfield(L, -2, "stream");
-        lua_pushcfunction(L, encoder_drain);
-        lua_setfield(L, -2, "drain");
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg methods[] = {
+        { "rows", encoder_rows },
+        { "stream", encoder_stream },
+        { "drain", encoder_drain },
+        { NULL, NULL }
+    };
+    csvup_class(L, ENCODER_MT, methods, encoder_gc, NULL, NULL);
 }

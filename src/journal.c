@@ -508,18 +508,5 @@ void journal_init(lua_State *L)
         { "close", journal_close },
         { NULL, NULL }
     };
-    if (luaL_newmetatable(L, JOURNAL_MT)) {
-        lua_pushcfunction(L, journal_close);
-        lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, journal_close);
-        lua_setfield(L, -2, "__close");
-#endif
-        lua_pushcfunction(L, journal_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    csvup_class(L, JOURNAL_MT, methods, journal_close, journal_close, journal_tostring);
 }

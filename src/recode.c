@@ -211,12 +211,5 @@ void recode_init(lua_State *L)
         { "close", recoder_gc },
         { NULL, NULL }
     };
-    if (luaL_newmetatable(L, RECODE_MT)) {
-        lua_pushcfunction(L, recoder_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    csvup_class(L, RECODE_MT, methods, recoder_gc, recoder_gc, NULL);
 }

@@ -381,14 +381,5 @@ void records_init(lua_State *L)
         { "close", records_close },
         { NULL, NULL }
     };
-    if (luaL_newmetatable(L, READER_MT)) {
-        lua_pushcfunction(L, records_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, records_close);
-        lua_setfield(L, -2, "__close");
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    csvup_class(L, READER_MT, methods, records_close, records_close, NULL);
 }
