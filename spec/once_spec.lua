@@ -25,13 +25,6 @@ describe("exactly once", function()
     sandbox.reset()
   end)
 
-  local function posts()
-    local n = 0
-    for _, r in ipairs(sandbox.requests()) do
-      n = n + (r.method == "POST" and 1 or 0)
-    end
-    return n
-  end
 
   describe("a lost answer", function()
     local m
@@ -50,7 +43,7 @@ describe("exactly once", function()
       assert.is_nil(err)
       assert.are.equal(3, u.line_quantity)
       assert.matches("^crm csvup%x+$", u.comment)
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
       assert.are.equal("lost_answer", sandbox.requests()[1].fault)
     end)
 
@@ -58,7 +51,7 @@ describe("exactly once", function()
       sandbox.fault { fault = "lost_answer", path = "/expense/upload" }
       local u = assert(m:upload_expenses { file = "spec/fixtures/expenses.csv", provider = "fb" })
       assert.are.equal("fb", u.provider)
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
       assert.are.equal("PROCESSED", assert(m:wait(u, { interval = 0.05 })).status) -- its kind is known
     end)
 
@@ -67,7 +60,7 @@ describe("exactly once", function()
       local _, err = m:upload_expenses { file = "spec/fixtures/expenses.csv" }
       assert.are.same({ "network", "outcome_unknown" }, { err.kind, err.code })
       assert.matches("^csvup%x+$", err.marker)
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
     end)
   end)
 
@@ -109,7 +102,7 @@ describe("exactly once", function()
       assert.are.equal(OK, code)
       assert.matches("uploading " .. first.id, out)
       assert.matches("uploaded before", err)
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
       out = csvup_cli("journal --json")
       local entries = json.decode(out)
       assert.are.same({ "finished", tostring(first.id), "upload_expenses" },
@@ -121,28 +114,28 @@ describe("exactly once", function()
       assert.are.equal(OK, select(3, upload(path)))
       files.write(path, files.read("spec/fixtures/expenses.csv") .. "2026-11-03,google,autumn,5.00,RUB,1\n")
       assert.are.equal(OK, select(3, upload(path)))
-      assert.are.equal(2, posts())
+      assert.are.equal(2, sandbox.posts())
       assert.are.equal(OK, select(3, upload(path, "--force")))
-      assert.are.equal(3, posts())
+      assert.are.equal(3, sandbox.posts())
       assert.are.equal(OK, select(3, upload(path, "--no-journal")))
-      assert.are.equal(4, posts())
+      assert.are.equal(4, sandbox.posts())
     end)
 
     it("after kill -9 during the answer, finds the upload instead of sending it again", function()
       sandbox.fault { fault = "slow", delay = 30, path = "/expense/upload" }
       local pid = csvup_cli("metrika upload-expenses --counter 1 spec/fixtures/expenses.csv", true)
       for _ = 1, 100 do -- until the upload has arrived
-        if posts() == 1 then
+        if sandbox.posts() == 1 then
           break
         end
         os.execute("sleep 0.05")
       end
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
       os.execute("kill -9 " .. pid)
       local out, _, code = csvup_cli("metrika upload-expenses --counter 1 spec/fixtures/expenses.csv")
       assert.are.equal(OK, code)
       assert.matches("uploading %d+", out)
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
     end)
 
     it("sends the file once when two runs start at once", function()
@@ -159,7 +152,7 @@ describe("exactly once", function()
         assert.matches("status 0", text)
         assert.matches("uploading %d+", text)
       end
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
     end)
 
     it("keeps a batch from sending again what the journal says was sent", function()
@@ -170,7 +163,7 @@ describe("exactly once", function()
       assert.matches("^csvup%x+$", sandbox.requests()[1].query.comment) -- marked, as a single call is
       assert.are.equal(first.id, csvup.batch(jobs)[1][1].id)
       m:close()
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
     end)
 
     it("keeps Carrot quest from importing the same file twice", function()
@@ -179,7 +172,7 @@ describe("exactly once", function()
       local out, _, code = csvup_cli(args)
       assert.are.equal(OK, code)
       assert.matches("updates planned", out)
-      assert.are.equal(1, posts())
+      assert.are.equal(1, sandbox.posts())
     end)
   end)
 end)

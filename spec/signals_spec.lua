@@ -20,13 +20,6 @@ describe("a signal to the csvup command", function()
     sandbox.reset()
   end)
 
-  local function posts()
-    local n = 0
-    for _, r in ipairs(sandbox.requests()) do
-      n = n + (r.method == "POST" and 1 or 0)
-    end
-    return n
-  end
 
   -- Starts csvup in the background; returns its pid and a function that waits
   -- for it (bounded) and gives its stderr and exit status.
@@ -63,7 +56,7 @@ describe("a signal to the csvup command", function()
   it("SIGTERM while the answer is awaited: exit 143, and it says the upload was sent whole", function()
     sandbox.fault { fault = "slow", delay = 30, path = "/expense/upload" }
     local pid, finished = start("metrika upload-expenses --counter 1 spec/fixtures/expenses.csv")
-    when(function() return posts() == 1 end)
+    when(function() return sandbox.posts() == 1 end)
     os.execute("kill -TERM " .. pid)
     local err, code = finished()
     assert.are.equal(143, code)
@@ -78,6 +71,6 @@ describe("a signal to the csvup command", function()
     local err, code = finished()
     assert.are.equal(130, code)
     assert.matches("stopped by SIGINT while waiting", err)
-    assert.are.equal(1, posts())
+    assert.are.equal(1, sandbox.posts())
   end)
 end)

@@ -294,6 +294,15 @@ static int file_moved(const struct request *req)
         || st.st_mtim.tv_sec != req->file_mtime.tv_sec || st.st_mtim.tv_nsec != req->file_mtime.tv_nsec;
 }
 
+/* Whether SIGINT or SIGTERM arrived: then the transfer is marked
+ * interrupted, and the callback asking stops it at once. */
+static int stopped_by_signal(struct request *req)
+{
+    if (signal_caught())
+        req->interrupted = 1;
+    return req->interrupted;
+}
+
 /* The file's bytes for libcurl, from the descriptor opened once. A file that
  * ends early, grows or is rewritten stops the upload: what was sent would not
  * be the file that was checked. */
@@ -302,10 +311,8 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
     struct request *req = arg;
     size_t want = size * nitems;
     ssize_t n;
-    if (signal_caught()) {
-        req->interrupted = 1;
+    if (stopped_by_signal(req))
         return CURL_READFUNC_ABORT;
-    }
     if ((off_t)want > req->file_size - req->file_pos)
         want = (size_t)(req->file_size - req->file_pos);
     if (want == 0) {
@@ -343,10 +350,8 @@ static size_t recode_part_read(char *buf, size_t size, size_t nitems, void *arg)
     struct request *req = arg;
     size_t want = size * nitems;
     long n;
-    if (signal_caught()) {
-        req->interrupted = 1;
+    if (stopped_by_signal(req))
         return CURL_READFUNC_ABORT;
-    }
     if ((long long)want > req->recode_size - req->recode->produced)
         want = (size_t)(req->recode_size - req->recode->produced);
     if (want == 0) {
@@ -532,10 +537,8 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)dlnow;
     req->sent = ulnow;
     req->size = ultotal;
-    if (signal_caught()) {
-        req->interrupted = 1;
+    if (stopped_by_signal(req))
         return 1;
-    }
     if (!req->progress || ultotal == 0 || ulnow == req->reported)
         return 0;
     req->reported = ulnow;

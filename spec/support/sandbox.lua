@@ -105,6 +105,15 @@ function support.start(flags)
     return control(url .. "/_sandbox/requests", "GET").requests
   end
 
+  -- How many POSTs (uploads and other changes) the sandbox received.
+  function sandbox.posts()
+    local n = 0
+    for _, r in ipairs(sandbox.requests()) do
+      n = n + (r.method == "POST" and 1 or 0)
+    end
+    return n
+  end
+
   function sandbox.reset()
     control(url .. "/_sandbox/reset", "POST")
   end

@@ -466,15 +466,25 @@ local function uploading_body(req, id)
   return u
 end
 
-local function edit(state, req, counter, id)
+-- The user-parameter uploading a confirm or an edit names, and the changes
+-- its body asks for; else nil and the answer (404, or the body's error).
+local function user_params_change(state, req, counter, id)
   state:record(req)
   local u = find(counter, "user_params", id)
   if not u then
-    return fail(404, "not_found", "No uploading with id " .. id)
+    return nil, fail(404, "not_found", "No uploading with id " .. id)
   end
   local changes, status, body = uploading_body(req, id)
   if not changes then
-    return status, body
+    return nil, status, body
+  end
+  return u, changes
+end
+
+local function edit(state, req, counter, id)
+  local u, changes, body = user_params_change(state, req, counter, id)
+  if not u then
+    return changes, body
   end
   u.fields.content_id_type = changes.content_id_type or u.fields.content_id_type
   u.fields.comment = changes.comment or u.fields.comment
@@ -483,14 +493,9 @@ end
 
 -- Confirming applies the uploading; its content_id_type is set here (or was, by an edit).
 local function confirm(state, req, counter, id)
-  state:record(req)
-  local u = find(counter, "user_params", id)
+  local u, changes, body = user_params_change(state, req, counter, id)
   if not u then
-    return fail(404, "not_found", "No uploading with id " .. id)
-  end
-  local changes, status, body = uploading_body(req, id)
-  if not changes then
-    return status, body
+    return changes, body
   end
   local content_id_type = changes.content_id_type or u.fields.content_id_type
   if content_id_type == json.null then
