@@ -45,6 +45,7 @@ build = {
         "src/journal.c",
         "src/json.c",
         "src/multi.c",
+        "src/pass.c",
         "src/plan.c",
         "src/reader.c",
         "src/recode.c",

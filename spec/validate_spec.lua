@@ -4,6 +4,7 @@ local core = require "csvup.core"
 local validate = require "csvup.validate"
 local support = require "support.sandbox"
 local files = require "support.files"
+local recorder = require "support.recorder"
 
 local NOW = os.time()
 
@@ -384,6 +385,58 @@ describe("a big file whose only bad row is line 4,000,001", function()
     m:close()
     assert.are.same({ "input", "validation_failed", 4000001 }, { err.kind, err.code, err.problems[1].line })
     assert.are.same({}, sandbox.requests())
+  end)
+end)
+
+describe("a default upload checks each record as it sends it", function()
+  local server, dir
+
+  before_each(function()
+    server = recorder.start()
+    server.answer { { method = "POST", path = "/upload", body = '{"uploading":{"id":7,"status":"UPLOADED"}}' } }
+    dir = files.tmpdir()
+  end)
+
+  after_each(function()
+    server.stop()
+    files.remove(dir)
+  end)
+
+  -- rows of 37 bytes: 8 MB before the bad one, 1 MB after it
+  local function file_with(bad)
+    local path = dir .. "/conversions.csv"
+    local row = "133591247640966458,GOAL1,1481718166"
+    assert(os.execute(("{ echo ClientId,Target,DateTime; yes %s 2>/dev/null | head -n 230000; echo %s; yes %s 2>/dev/null | head -n 30000; } > %s")
+      :format(row, bad, row, path)))
+    return path
+  end
+
+  it("stops the body before the record that fails: the service gets no complete request", function()
+    local path = file_with("133591247640966458,GOAL1,1481718166000")
+    local m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url })
+    local _, err = m:upload_offline_conversions { file = path }
+    m:close()
+    assert.are.same({ "input", "validation_failed", 230002 }, { err.kind, err.code, err.problems[1].line })
+    assert.matches("looks like milliseconds", err.problems[1].reason)
+    local requests = server.requests()
+    assert.are.equal(1, #requests)
+    local declared = tonumber(requests[1].head:match("[Cc]ontent%-[Ll]ength: (%d+)"))
+    local size = io.open(path):seek("end")
+    assert.is_true(declared > size)
+    assert.is_true(#requests[1].body < size, "the body stopped before the file's end")
+    assert.is_nil(requests[1].body:find("1481718166000", 1, true))
+  end)
+
+  it("sends the whole file in one pass when every record passes", function()
+    local path = file_with("133591247640966458,GOAL1,1481718167")
+    local m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url })
+    local uploading = assert(m:upload_offline_conversions { file = path })
+    m:close()
+    assert.are.equal("7", tostring(uploading.id))
+    local body = server.requests()[1].body
+    local f = io.open(path)
+    assert.is_truthy(body:find(f:read("a"), 1, true))
+    f:close()
   end)
 end)
 

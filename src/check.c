@@ -5,8 +5,6 @@
 #include "check.h"
 #include "utf8.h"
 
-#define FUTURE_SLACK 300 /* seconds of clock skew a DateTime may be ahead */
-
 static const char *const type_names[] = {
     "", "text", "id", "unix_seconds", "decimal", "currency", "flag", "count", "date_or_range", "datetime",
     "traffic_source", "property", "key", "property_date", "name"
@@ -252,7 +250,7 @@ const char *check_value(const struct check_sets *sets, int type, const char *s, 
         }
         for (i = 0; i < n; i++)
             v = v * 10 + (s[i] - '0');
-        return v > sets->now + FUTURE_SLACK ? "is in the future" : NULL;
+        return v > sets->now + CHECK_FUTURE_SLACK ? "is in the future" : NULL;
     }
     case CHECK_DECIMAL:
         if (n && decimal(s, n, '.'))

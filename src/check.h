@@ -11,6 +11,7 @@ enum check_type {
     CHECK_PROPERTY_DATE, CHECK_NAME
 };
 
+#define CHECK_FUTURE_SLACK 300 /* seconds of clock skew a DateTime may be ahead */
 #define CHECK_TEXT_MAX 255    /* characters in a text value */
 #define CHECK_QUOTE_MAX 80    /* characters of a value quoted in a message */
 #define CHECK_QUOTED_SIZE 400 /* room for a quoted value */

@@ -36,6 +36,8 @@ void plan_compile(lua_State *L, int idx, int names, struct plan *p)
     lua_pop(L, 1);
     if (check_sets_init(&p->sets, text_field(L, idx, "currencies"), text_field(L, idx, "traffic_sources"), now))
         luaL_error(L, "csvup: malformed check plan (sets)");
+    if (now + CHECK_FUTURE_SLACK >= 0)
+        p->latest_len = (size_t)snprintf(p->latest, sizeof p->latest, "%lld", now + CHECK_FUTURE_SLACK);
     lua_getfield(L, idx, "columns");
     columns = lua_gettop(L);
     luaL_checktype(L, columns, LUA_TTABLE);
@@ -74,6 +76,8 @@ void plan_problem(lua_State *L, struct plan *p, lua_Integer line, lua_Integer ro
 {
     lua_Integer n;
     p->total++;
+    if (!L)
+        return;
     n = (lua_Integer)lua_rawlen(L, p->problems);
     if (n >= p->max)
         return;

@@ -49,6 +49,7 @@ static int fill(struct reader *r)
     long n;
     if (r->start > 0) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->offset += (long long)r->start;
         r->end -= r->start;
         r->start = 0;
     }
@@ -314,6 +315,17 @@ int reader_next(struct reader *r)
         r->limit = r->record_limit;
     }
     return rc;
+}
+
+void reader_skip(struct reader *r, size_t bytes, long long lines)
+{
+    r->start += bytes;
+    r->line += lines;
+}
+
+long long reader_offset(const struct reader *r)
+{
+    return r->offset + (long long)r->start;
 }
 
 void reader_free(struct reader *r)

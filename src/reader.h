@@ -43,6 +43,7 @@ struct reader {
     unsigned char special[256]; /* bytes that end an unquoted run */
     unsigned char *buf;
     size_t cap, start, end; /* unread bytes: buf[start, end) */
+    long long offset;    /* the bytes of the source before buf[0] */
     int eof, started;
     long long line;      /* the line the next record starts on */
     long long record_line; /* the line of the record last read */
@@ -60,6 +61,11 @@ struct reader {
 int reader_open(struct reader *r, reader_source read, void *ctx, char delimiter, int check_utf8, size_t record_limit);
 /* The next record into r->fields / r->nfields: 1, 0 at the end, -1 with r->error. */
 int reader_next(struct reader *r);
+/* Takes the first `bytes` unread bytes as read: `lines` records of one line
+ * each, read and checked by the caller (see plan_pass). */
+void reader_skip(struct reader *r, size_t bytes, long long lines);
+/* The bytes of the source read so far, the unread ones not counted. */
+long long reader_offset(const struct reader *r);
 void reader_free(struct reader *r);
 
 #endif

@@ -31,6 +31,9 @@ struct records {
     int hashing;      /* every byte read from the file goes through sha */
     struct sha256 sha;
     struct cp1251_source decoder; /* with encoding = "cp1251": between the bytes and the reader */
+    struct plan *sending; /* with reader:check_as_sent(plan): the plan, its columns in C memory */
+    int failed;           /* a record failed its check as it was sent */
+    char failure[200];    /* what and where */
 };
 
 /* reader_file_source that also hashes what it reads: the file's digest comes
@@ -200,8 +203,15 @@ static int records_check(lua_State *L)
     plan_compile(L, 2, 3, &p);
     if (p.ncolumns != rs->ncolumns)
         return luaL_error(L, "csvup: the check plan and the header differ");
-    while ((rc = next_record(L, rs)) > 0)
+    for (;;) {
+        long long lines;
+        size_t passed = plan_pass(&p, rs->r.delimiter, rs->r.limit, rs->r.buf + rs->r.start,
+                                  rs->r.end - rs->r.start, &lines);
+        reader_skip(&rs->r, passed, lines);
+        if ((rc = next_record(L, rs)) <= 0)
+            break;
         plan_check_fields(L, &p, rs->r.fields, (lua_Integer)rs->r.record_line);
+    }
     if (rc < 0) {
         lua_pushnil(L);
         lua_insert(L, -2);
@@ -209,6 +219,77 @@ static int records_check(lua_State *L)
     }
     lua_pushinteger(L, p.total);
     return 1;
+}
+
+/* reader:check_as_sent(plan): the rest of the file is checked by the upload
+ * that sends it (records_check_until), with no Lua call on the way. */
+static int records_check_as_sent(lua_State *L)
+{
+    struct records *rs = luaL_checkudata(L, 1, READER_MT);
+    struct plan p;
+    size_t size;
+    lua_settop(L, 2);
+    luaL_argcheck(L, rs->f && rs->open && !rs->hashing && !rs->decoder.read && !rs->sending, 1,
+                  "check_as_sent takes an open UTF-8 file, read once");
+    csvup_getuservalue(L, 1);
+    plan_compile(L, 2, 3, &p);
+    if (p.ncolumns != rs->ncolumns)
+        return luaL_error(L, "csvup: the check plan and the header differ");
+    size = sizeof p + (p.ncolumns ? p.ncolumns : 1) * sizeof *p.columns;
+    if (!(rs->sending = malloc(size)))
+        return luaL_error(L, "out of memory");
+    memcpy(rs->sending, &p, sizeof p);
+    rs->sending->columns = (struct plan_column *)(rs->sending + 1);
+    memcpy(rs->sending->columns, p.columns, p.ncolumns * sizeof *p.columns);
+    rs->sending->one_of_name = ""; /* problems are only counted: no Lua value is used */
+    return 0;
+}
+
+static long long failed_at(struct records *rs, long long line, const char *why)
+{
+    rs->failed = 1;
+    snprintf(rs->failure, sizeof rs->failure, "line %lld: %s", line, why);
+    return -1;
+}
+
+struct records *records_sent_check(lua_State *L, int idx)
+{
+    struct records *rs = luaL_checkudata(L, idx, READER_MT);
+    luaL_argcheck(L, rs->sending != NULL, idx, "a reader from reader:check_as_sent");
+    return rs;
+}
+
+long long records_check_until(struct records *rs, long long upto)
+{
+    struct reader *r = &rs->r;
+    struct plan *p = rs->sending;
+    while (!rs->failed && rs->open && reader_offset(r) < upto) {
+        long long lines, total = p->total;
+        int rc;
+        reader_skip(r, plan_pass(p, r->delimiter, r->limit, r->buf + r->start, r->end - r->start, &lines), lines);
+        if (reader_offset(r) >= upto)
+            break;
+        do
+            rc = reader_next(r);
+        while (rc > 0 && r->blank && rs->ncolumns > 1);
+        if (rc == 0)
+            rs->open = 0;
+        else if (rc < 0)
+            return failed_at(rs, r->error.line, r->error.message);
+        else if (r->nfields != rs->ncolumns)
+            return failed_at(rs, r->record_line, "the record has another number of fields than the header");
+        else {
+            plan_check_fields(NULL, p, r->fields, (lua_Integer)r->record_line);
+            if (p->total > total)
+                return failed_at(rs, r->record_line, "a value does not pass its check");
+        }
+    }
+    return rs->failed ? -1 : reader_offset(r);
+}
+
+const char *records_failure(const struct records *rs)
+{
+    return rs->failure;
 }
 
 /* reader:sha256() -> hex, size | nil, err: the digest of the whole file (with
@@ -239,6 +320,8 @@ static int records_close(lua_State *L)
         return luaL_error(L, "csv: the reader was closed from its own source's read method");
     close_file(rs);
     reader_free(&rs->r);
+    free(rs->sending);
+    rs->sending = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, rs->source);
     luaL_unref(L, LUA_REGISTRYINDEX, rs->pending);
     rs->source = rs->pending = LUA_NOREF;
@@ -377,6 +460,7 @@ void records_init(lua_State *L)
     static const luaL_Reg methods[] = {
         { "records", records_records },
         { "check", records_check },
+        { "check_as_sent", records_check_as_sent },
         { "sha256", records_sha256 },
         { "close", records_close },
         { NULL, NULL }

@@ -9,6 +9,7 @@
 #include "connection.h"
 #include "endpoints.h"
 #include "error.h"
+#include "records.h"
 #include "request.h"
 #include "signals.h"
 #include "slots.h"
@@ -319,6 +320,19 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
         req->file_changed = file_moved(req);
         return req->file_changed ? CURL_READFUNC_ABORT : 0;
     }
+    if (req->checker) { /* only bytes whose records passed: a bad one stops the body before its end */
+        long long checked = records_check_until(req->checker, (long long)req->file_pos + (long long)want);
+        if (checked < 0) {
+            req->check_failed = 1;
+            return CURL_READFUNC_ABORT;
+        }
+        if (checked <= (long long)req->file_pos) {
+            req->file_changed = 1; /* it ended before the size measured */
+            return CURL_READFUNC_ABORT;
+        }
+        if (checked < (long long)req->file_pos + (long long)want)
+            want = (size_t)(checked - (long long)req->file_pos);
+    }
     do
         n = pread(req->fd, buf, want, req->file_pos);
     while (n < 0 && errno == EINTR);
@@ -463,7 +477,11 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
             return 2;
         req->file_size = st.st_size;
         req->file_mtime = st.st_mtim;
-        lua_getfield(L, req->args, "recode"); /* anchored by args while the transfer runs */
+        lua_getfield(L, req->args, "check"); /* anchored by args while the transfer runs */
+        if (!lua_isnil(L, -1))
+            req->checker = records_sent_check(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, req->args, "recode");
         if (!lua_isnil(L, -1)) {
             req->recode = recode_check(L, -1);
             if ((req->recode_size = recode_total(req->recode)) < 0)
@@ -752,6 +770,9 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
         csvup_push_error(L, KIND_INTERNAL, "callback_error", describe(L, req->failed));
         lua_pushvalue(L, req->failed);
         lua_setfield(L, -2, "cause");
+    } else if (req->check_failed) {
+        csvup_fail(L, KIND_INPUT, "validation_failed", "%s: %s; the upload was stopped before its end, so the "
+                   "service got no complete request", req->ep->name, records_failure(req->checker));
     } else if (req->file_changed) {
         csvup_fail(L, KIND_INPUT, "file_changed",
                    "%s: the file changed while it was uploaded (%d bytes at the start); the upload was stopped "

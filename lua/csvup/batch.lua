@@ -102,7 +102,9 @@ return function(jobs, opts)
       else -- never started
         failure = errors.new(stopped.kind, stopped.code, stopped.message, { request_sent = false })
       end
-      if not answer and r then
+      if not answer and r and failure.code == "validation_failed" then
+        failure = client.checked_report(call.args, failure)
+      elseif not answer and r then
         local verdict = not stopped and client.classify(failure, core.ENDPOINTS[call.endpoint].method)
         if verdict == "retry" or (verdict == "unknown" and c.policy.retry_unsafe) then
           answer, failure = c:call(call.endpoint, call.args) -- on its own, with the client's retries

@@ -168,7 +168,15 @@ function client.body(args, opts, upload)
     if ok then
       ok, err = client.input_form(ctx, opts, upload)
     end
-    if ok and level then
+    local plain = ok and ctx.encoding == "utf-8" and ctx.delimiter == (upload.delimiter or ",")
+    if ok and level == "full" and upload.schema and plain and not ctx.digest then
+      -- every record checked by the read that sends it, one pass over the file
+      args.check, err = validate.as_sent(upload.schema, opts.file, ctx)
+      ok = args.check ~= nil
+      function args.recheck()
+        return validate.file(upload.schema, opts.file, { delimiter = ctx.delimiter, merge_field = ctx.merge_field })
+      end
+    elseif ok and level then
       if upload.schema then
         ctx.level = level
         ok, err = validate.file(upload.schema, opts.file, ctx)
@@ -176,7 +184,7 @@ function client.body(args, opts, upload)
         ok, err = core.utf8_check_file(opts.file)
       end
     end
-    if ok and (ctx.encoding ~= "utf-8" or ctx.delimiter ~= (upload.delimiter or ",")) then
+    if ok and not plain then
       -- sent as the service documents it: UTF-8, in its delimiter; converted while it is sent
       args.recode, err = core.recoder(opts.file, { encoding = ctx.encoding, delimiter = ctx.delimiter,
         to = upload.delimiter or "," })
@@ -226,6 +234,16 @@ function client.input_form(ctx, opts, upload)
   end
   ctx.delimiter = ctx.delimiter or ","
   return true
+end
+
+-- The error of an upload stopped by a record that failed its check as it
+-- was sent: the file's whole report, from a pass that lists every problem.
+function client.checked_report(args, err)
+  local ok, report = nil, nil
+  if args.recheck then
+    ok, report = args.recheck()
+  end
+  return not ok and report or err
 end
 
 -- Retries ------------------------------------------------------------------------
@@ -337,6 +355,8 @@ function client.call(conn, name, args, read_error, p)
     local answer, err = client.interpret(status, body, headers, read_error)
     if answer then
       return answer
+    elseif err.code == "validation_failed" then
+      return nil, client.checked_report(args, err)
     end
     err.attempts = attempt
     local verdict = client.classify(err, core.ENDPOINTS[name].method)

@@ -200,6 +200,22 @@ function validate.rows(name, rows, columns, ctx)
   return found:result()
 end
 
+-- The reader of a file past its header, the plan of its values and the
+-- header's problems | nil, err.
+local function open_file(name, path, opts)
+  local spec = lookup(name)
+  local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
+    sha256 = opts.digest ~= nil, encoding = opts.encoding })
+  if not reader then
+    return nil, with_encoding_hint(header)
+  end
+  local found = problems(path)
+  found.file = path
+  local plan = compile(spec, header, opts, found)
+  found.hint = found.total > 0 and #header == 1 and other_delimiter(header[1], opts.delimiter or ",") or nil
+  return reader, plan, found
+end
+
 -- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest? })
 --   -> true[, warnings] | nil, err; encoding: "utf-8" (the default) or "cp1251".
 -- digest: a table that gets the file's sha256 and size, hashed as it is read.
@@ -207,7 +223,6 @@ end
 -- pass in C; "header": the header and a UTF-8 scan; false: nothing.
 -- full = false is the older spelling of level = "header".
 function validate.file(name, path, opts)
-  local spec = lookup(name)
   opts = opts or {}
   local level = opts.level
   if level == nil then
@@ -218,15 +233,10 @@ function validate.file(name, path, opts)
   elseif level ~= "full" and level ~= "header" then
     error('csvup.validate: level must be "full", "header" or false', 2)
   end
-  local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
-    sha256 = opts.digest ~= nil, encoding = opts.encoding })
+  local reader, plan, found = open_file(name, path, opts)
   if not reader then
-    return nil, with_encoding_hint(header)
+    return nil, plan
   end
-  local found = problems(path)
-  found.file = path
-  local plan = compile(spec, header, opts, found)
-  found.hint = found.total > 0 and #header == 1 and other_delimiter(header[1], opts.delimiter or ",") or nil
   local total, err = found.total, nil
   if level == "full" and found.total == 0 then
     total, err = reader:check(plan)
@@ -250,6 +260,23 @@ function validate.file(name, path, opts)
   end
   found.total = total
   return found:result()
+end
+
+-- validate.as_sent(schema_name, path, { delimiter?, merge_field? }) -> reader | nil, err:
+-- the header checked now, and a reader that checks every other record of the
+-- UTF-8 file as the upload sends it (args.check): the upload stops before the
+-- end of its body at the first record that fails. validate.file then tells
+-- every problem.
+function validate.as_sent(name, path, opts)
+  local reader, plan, found = open_file(name, path, opts)
+  if not reader then
+    return nil, plan
+  elseif found.total > 0 then
+    reader:close()
+    return found:result()
+  end
+  reader:check_as_sent(plan)
+  return reader
 end
 
 return validate

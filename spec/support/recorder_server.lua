@@ -30,11 +30,15 @@ while true do
     length = tonumber(line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")) or length
     line = conn:receive("*l")
   end
-  local body = length > 0 and conn:receive(length) or ""
+  local body, partial = "", nil
+  if length > 0 then
+    local complete, _, got = conn:receive(length)
+    body, partial = complete, got
+  end
   if head[1] then
     count = count + 1
     local f = assert(io.open(("%s/%d.http"):format(dir, count), "wb"))
-    f:write(table.concat(head, "\r\n"), "\r\n\r\n", body or "")
+    f:write(table.concat(head, "\r\n"), "\r\n\r\n", body or partial or "") -- what came before a client stopped
     f:close()
     local method, path = head[1]:match("^(%S+) (%S+)")
     local status, text = 404, '{"message":"no answer for this request"}'
