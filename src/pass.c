@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "plan.h"
 
 #define BLOCK 64
@@ -35,8 +39,6 @@ static inline void masks_of(struct masks *m, uint64_t delim, uint64_t lf, uint64
 }
 
 #ifdef __SSE2__
-#include <emmintrin.h>
-
 static inline void block_masks(const unsigned char *s, char delimiter, struct masks *m)
 {
     const __m128i delim = _mm_set1_epi8(delimiter), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'),
@@ -103,18 +105,12 @@ static size_t quoted_end(const struct plan_column *c, const unsigned char *s, si
 /* Whether the n digits at s make a number no greater than the `len` digits of limit. */
 static int not_above(const unsigned char *s, size_t n, const char *limit, size_t len)
 {
-    uint64_t a, b;
+    size_t i;
     if (n != len)
         return n < len;
-    for (; n >= 8; n -= 8, s += 8, limit += 8) {
-        memcpy(&a, s, 8);
-        memcpy(&b, limit, 8);
-        if (a != b)
-            return __builtin_bswap64(a) < __builtin_bswap64(b);
-    }
-    for (; n; n--, s++, limit++)
-        if (*s != (unsigned char)*limit)
-            return *s < (unsigned char)*limit;
+    for (i = 0; i < n; i++)
+        if (s[i] != (unsigned char)limit[i])
+            return s[i] < (unsigned char)limit[i];
     return 1;
 }
 

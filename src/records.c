@@ -287,6 +287,14 @@ long long records_check_until(struct records *rs, long long upto)
     return rs->failed ? -1 : reader_offset(r);
 }
 
+void records_release(struct records *rs)
+{
+    close_file(rs);
+    reader_free(&rs->r);
+    free(rs->sending);
+    rs->sending = NULL;
+}
+
 const char *records_failure(const struct records *rs)
 {
     return rs->failure;
@@ -318,10 +326,7 @@ static int records_close(lua_State *L)
     struct records *rs = luaL_checkudata(L, 1, READER_MT);
     if (rs->busy)
         return luaL_error(L, "csv: the reader was closed from its own source's read method");
-    close_file(rs);
-    reader_free(&rs->r);
-    free(rs->sending);
-    rs->sending = NULL;
+    records_release(rs);
     luaL_unref(L, LUA_REGISTRYINDEX, rs->source);
     luaL_unref(L, LUA_REGISTRYINDEX, rs->pending);
     rs->source = rs->pending = LUA_NOREF;

@@ -15,6 +15,8 @@ struct records *records_sent_check(lua_State *L, int idx);
  * -1 once a record failed (records_failure says where and why). */
 long long records_check_until(struct records *rs, long long upto);
 const char *records_failure(const struct records *rs);
+/* Closes the file and frees what the reader holds; safe to call again. */
+void records_release(struct records *rs);
 void records_init(lua_State *L);
 
 #endif

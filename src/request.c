@@ -58,6 +58,9 @@ void request_release(struct request *req)
     if (req->fd >= 0)
         close(req->fd);
     req->fd = -1;
+    if (req->checker)
+        records_release(req->checker);
+    req->checker = NULL;
     curl_mime_free(req->mime);
     req->mime = NULL;
     wipe_headers(req->headers);
@@ -445,6 +448,25 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
     return 0;
 }
 
+/* args.check(), a function: the reader that checks the file's records as
+ * they are sent, opened for this attempt (kept in args.checker while it
+ * runs, closed by request_release). 0, or nil, err pushed and 2. */
+static int open_checker(lua_State *L, struct request *req)
+{
+    lua_getfield(L, req->args, "check");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_call(L, 0, 2);
+    if (lua_isnil(L, -2))
+        return 2;
+    lua_pop(L, 1);
+    req->checker = records_sent_check(L, -1);
+    lua_setfield(L, req->args, "checker");
+    return 0;
+}
+
 /* The CSV goes in the part "file": args.file is streamed from the descriptor
  * opened here, args.data is read from the Lua string in place (it stays on
  * the stack). The upload's timeout follows from the body's size. */
@@ -477,11 +499,9 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
             return 2;
         req->file_size = st.st_size;
         req->file_mtime = st.st_mtim;
-        lua_getfield(L, req->args, "check"); /* anchored by args while the transfer runs */
-        if (!lua_isnil(L, -1))
-            req->checker = records_sent_check(L, -1);
-        lua_pop(L, 1);
-        lua_getfield(L, req->args, "recode");
+        if ((rc = open_checker(L, req)))
+            return rc;
+        lua_getfield(L, req->args, "recode"); /* anchored by args while the transfer runs */
         if (!lua_isnil(L, -1)) {
             req->recode = recode_check(L, -1);
             if ((req->recode_size = recode_total(req->recode)) < 0)

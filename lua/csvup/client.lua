@@ -170,9 +170,14 @@ function client.body(args, opts, upload)
     end
     local plain = ok and ctx.encoding == "utf-8" and ctx.delimiter == (upload.delimiter or ",")
     if ok and level == "full" and upload.schema and plain and not ctx.digest then
-      -- every record checked by the read that sends it, one pass over the file
-      args.check, err = validate.as_sent(upload.schema, opts.file, ctx)
-      ok = args.check ~= nil
+      -- every record checked by the read that sends it, one pass over the file;
+      -- the header now, and a reader for each attempt, opened when it starts
+      local reader
+      reader, err = validate.as_sent(upload.schema, opts.file, ctx)
+      ok = reader ~= nil and reader:close() == nil
+      function args.check()
+        return validate.as_sent(upload.schema, opts.file, ctx)
+      end
       function args.recheck()
         return validate.file(upload.schema, opts.file, { delimiter = ctx.delimiter, merge_field = ctx.merge_field })
       end
