@@ -146,8 +146,10 @@ function client.id(id_or_uploading)
 end
 
 -- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records),
--- checked first as opts.validate says: every row (true, "full", the
--- default), the header only ("header"), nothing (false).
+-- checked as opts.validate says: every row (true, "full", the default), the
+-- header only ("header"), nothing (false). Every row of a file that is sent
+-- as it is gets checked by the read that sends it (args.check); anything
+-- else is checked before it is sent.
 -- upload: { endpoint, schema?, delimiter?, merge_field?, digest? (a table for
 -- the file's sha256 and size, when the check reads it) }.
 function client.body(args, opts, upload)
@@ -174,7 +176,10 @@ function client.body(args, opts, upload)
       -- the header now, and a reader for each attempt, opened when it starts
       local reader
       reader, err = validate.as_sent(upload.schema, opts.file, ctx)
-      ok = reader ~= nil and reader:close() == nil
+      if reader then
+        reader:close()
+      end
+      ok = reader ~= nil
       function args.check()
         return validate.as_sent(upload.schema, opts.file, ctx)
       end
