@@ -118,7 +118,9 @@ describe("sandbox robustness", function()
 end)
 
 describe("sandbox under load", function()
-  local sandbox = support.sandbox {}
+  -- opening 1,100 connections can take longer than the default idle timeout
+  -- (30 s) on a busy machine: the first would be closed before the count
+  local sandbox = support.sandbox { options = { idle_timeout = 300 } }
   setup(sandbox.start)
   teardown(sandbox.stop)
 
