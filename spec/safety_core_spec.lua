@@ -124,6 +124,45 @@ describe("csvup.core safety", function()
     conn:close()
   end)
 
+  it("holds an upload's checking reader while it runs, whatever a callback drops", function()
+    local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+    local function upload_args()
+      local call = assert(m.plans.upload_offline_conversions(m, { file = support.big_csv() }))
+      return call.endpoint, call.args
+    end
+    local conn = assert(connect())
+    local endpoint, args = upload_args()
+    args.progress = function()
+      for k in pairs(args) do
+        args[k] = k == "file" and args[k] or nil
+      end
+      collectgarbage()
+      collectgarbage()
+    end
+    assert.are.equal(200, (core[endpoint](conn, args)))
+    local entries = { {} }
+    entries[1].endpoint, entries[1].args = upload_args()
+    local results = assert(core.multi({ conn }, entries, function()
+      entries[1].args = {}
+      collectgarbage()
+      collectgarbage()
+    end))
+    assert.are.equal(200, results[1][1], tostring(results[1][2]))
+    conn:close()
+    m:close()
+  end)
+
+  it("a closed reader checks nothing", function()
+    local reader, header = assert(core.csv_reader(CONVERSIONS, {}))
+    local columns = {}
+    for i = 1, #header do
+      columns[i] = {}
+    end
+    reader:close()
+    assert.are.equal(0, reader:check { columns = columns, currencies = "", traffic_sources = "", now = os.time(),
+      problems = {}, total = 0, max = 20 })
+  end)
+
   it("encodes an empty first field (no memcpy from NULL under UBSan)", function()
     assert.are.equal(',x\r\n', csvup.csv.encode({ { "", "x" } }, { eol = "\r\n" }) or "?")
   end)

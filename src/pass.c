@@ -16,6 +16,7 @@
 
 #define BLOCK 64
 #define QUOTED_MAX 256 /* the longest quoted value the pass reads itself, in bytes */
+#define LANES 256      /* the most columns it takes: a wider file goes to the reader */
 
 struct masks {
     uint64_t ends;     /* the delimiter, LF, or the CR of CRLF */
@@ -25,15 +26,16 @@ struct masks {
     uint64_t nondigit;
 };
 
-/* The masks of a block from the bytes equal to the delimiter, LF, CR, a
- * quote or NUL, those beyond ASCII and the digits. */
-static inline void masks_of(struct masks *m, uint64_t delim, uint64_t lf, uint64_t cr, uint64_t other_stops,
+/* The masks of a block from those of the bytes equal to the delimiter or LF,
+ * to LF, to CR, of the other stops (a quote, NUL, a byte beyond ASCII) and
+ * of the digits. */
+static inline void masks_of(struct masks *m, uint64_t ends, uint64_t lf, uint64_t cr, uint64_t other_stops,
                             uint64_t digits)
 {
     uint64_t crlf = cr & (lf >> 1); /* a CR whose LF is in the next block ends no record here */
     m->cr = crlf;
     m->eol = crlf | (lf & ~(crlf << 1));
-    m->ends = delim | m->eol;
+    m->ends = (ends & ~(crlf << 1)) | crlf;
     m->stop = other_stops | (cr & ~crlf);
     m->nondigit = ~digits;
 }
@@ -44,36 +46,43 @@ static inline void block_masks(const unsigned char *s, char delimiter, struct ma
     const __m128i delim = _mm_set1_epi8(delimiter), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'),
                   quote = _mm_set1_epi8('"'), zero = _mm_setzero_si128(),
                   shift = _mm_set1_epi8((char)(0x80 - '0')), below = _mm_set1_epi8(-118);
-    uint64_t d = 0, l = 0, c = 0, stops = 0, digits = 0;
+    __m128i rare = zero;
+    uint64_t lfs = 0, ends = 0, digits = 0, crs = 0, stops = 0;
     int i;
     for (i = 0; i < 4; i++) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(s + 16 * i));
-        d |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, delim)) << 16 * i;
-        l |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, lf)) << 16 * i;
-        c |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, cr)) << 16 * i;
-        /* bytes beyond ASCII show in the movemask of x itself */
-        stops |= (uint64_t)(unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, zero)), x)) << 16 * i;
+        __m128i x = _mm_loadu_si128((const __m128i *)(s + 16 * i)), l = _mm_cmpeq_epi8(x, lf);
+        lfs |= (uint64_t)(unsigned)_mm_movemask_epi8(l) << 16 * i;
+        ends |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, delim), l)) << 16 * i;
         /* '0'..'9' shifted to -128..-119: the only bytes below -118 */
         digits |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(x, shift), below)) << 16 * i;
+        /* a byte beyond ASCII shows in the sign bit of x itself */
+        rare = _mm_or_si128(rare, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, quote)),
+                                               _mm_or_si128(_mm_cmpeq_epi8(x, zero), x)));
     }
-    masks_of(m, d, l, c, stops, digits);
+    if (_mm_movemask_epi8(rare)) /* a CR, quote, NUL or byte beyond ASCII: the block again, for where */
+        for (i = 0; i < 4; i++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(s + 16 * i));
+            crs |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, cr)) << 16 * i;
+            stops |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, zero)), x)) << 16 * i;
+        }
+    masks_of(m, ends, lfs, crs, stops, digits);
 }
 #else
 static inline void block_masks(const unsigned char *s, char delimiter, struct masks *m)
 {
-    uint64_t delim = 0, lf = 0, cr = 0, stops = 0, digits = 0;
+    uint64_t ends = 0, lf = 0, cr = 0, stops = 0, digits = 0;
     int i;
     for (i = 0; i < BLOCK; i++) {
         uint64_t bit = (uint64_t)1 << i;
         unsigned char c = s[i];
-        delim |= c == (unsigned char)delimiter ? bit : 0;
+        ends |= c == (unsigned char)delimiter || c == '\n' ? bit : 0;
         lf |= c == '\n' ? bit : 0;
         cr |= c == '\r' ? bit : 0;
         stops |= c == '"' || c == 0 || c >= 0x80 ? bit : 0;
         digits |= c >= '0' && c <= '9' ? bit : 0;
     }
-    masks_of(m, delim, lf, cr, stops, digits);
+    masks_of(m, ends, lf, cr, stops, digits);
 }
 #endif
 
@@ -114,42 +123,58 @@ static int not_above(const unsigned char *s, size_t n, const char *limit, size_t
     return 1;
 }
 
-/* Whether the unquoted value s[0, n) passes column c at once. digits: it has
- * digits only. */
-static int passes(const struct plan *p, const struct plan_column *c, const unsigned char *s, size_t n, int digits)
+/* What the pass checks of a column, read off its type once per call. */
+enum { LANE_REQUIRED = 1, LANE_ONE_OF = 2, LANE_DIGITS = 4, LANE_TEXT = 8, LANE_OTHER = 16 };
+
+static unsigned char lane_of(const struct plan_column *c)
 {
-    char reason[CHECK_REASON_SIZE];
+    unsigned char lane = (unsigned char)((c->required ? LANE_REQUIRED : 0) | (c->one_of ? LANE_ONE_OF : 0));
     switch (c->type) {
     case CHECK_NONE:
-        return 1;
+        return lane;
     case CHECK_TEXT:
     case CHECK_PROPERTY:
-        return n <= CHECK_TEXT_MAX; /* ASCII: a byte is a character */
+        return lane | LANE_TEXT;
     case CHECK_ID:
     case CHECK_COUNT:
-        return digits;
+        return lane | LANE_DIGITS;
     case CHECK_UNIX_SECONDS:
-        return digits && not_above(s, n, p->latest, p->latest_len);
-    case CHECK_FLAG:
-        return n == 1 && (s[0] == '0' || s[0] == '1');
+        return lane | LANE_DIGITS | LANE_OTHER;
     default:
-        return check_value(&p->sets, c->type, (const char *)s, n, reason) == NULL;
+        return lane | LANE_OTHER;
     }
+}
+
+/* Whether the value s[0, n) of a column with LANE_OTHER passes at once (its
+ * digits were checked where the lane says). */
+static int passes(const struct plan *p, int type, const unsigned char *s, size_t n)
+{
+    char reason[CHECK_REASON_SIZE];
+    if (type == CHECK_UNIX_SECONDS)
+        return not_above(s, n, p->latest, p->latest_len);
+    if (type == CHECK_FLAG)
+        return n == 1 && (s[0] == '0' || s[0] == '1');
+    return check_value(&p->sets, type, (const char *)s, n, reason) == NULL;
 }
 
 size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsigned char *buf, size_t len,
                  long long *records)
 {
-    unsigned char tail[BLOCK];
-    size_t cursor = 0, record = 0, field = 0, column = 0;
-    int filled = 0, quoted = 0;
-    uint64_t nondigit_before = 0; /* the field had a non-digit in an earlier block */
+    unsigned char tail[BLOCK], lanes[LANES];
+    const size_t ncolumns = p->ncolumns;
+    size_t cursor = 0, record = 0, field = 0, column = 0, i;
+    unsigned filled = 0, quoted = 0;
+    uint64_t carry = 0; /* the field had a non-digit in an earlier block */
+    long long count = 0;
     *records = 0;
+    if (ncolumns == 0 || ncolumns > LANES)
+        return 0;
+    for (i = 0; i < ncolumns; i++)
+        lanes[i] = lane_of(&p->columns[i]);
     while (cursor < len) {
         struct masks m;
         const unsigned char *s = buf + cursor;
-        uint64_t valid = ~(uint64_t)0, ends;
-        size_t from;
+        uint64_t valid = ~(uint64_t)0, ends, live; /* live: the non-digits since the last field end */
         if (len - cursor < BLOCK) {
             memset(tail, 0, sizeof tail);
             memcpy(tail, s, len - cursor);
@@ -159,50 +184,57 @@ size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsig
         block_masks(s, delimiter, &m);
         m.stop &= valid;
         ends = m.ends & valid & (m.stop ? (m.stop & (0 - m.stop)) - 1 : ~(uint64_t)0);
+        live = field > cursor ? (field - cursor < BLOCK ? m.nondigit >> (field - cursor) << (field - cursor) : 0)
+                              : m.nondigit;
         while (ends) {
-            unsigned k = (unsigned)__builtin_ctzll(ends);
+            uint64_t low = ends & (0 - ends);
+            unsigned k = (unsigned)__builtin_ctzll(ends), lane = lanes[column];
             size_t at = cursor + k, n = at - field;
-            const struct plan_column *c = &p->columns[column];
-            if (quoted) {
-                filled |= c->one_of;
-            } else if (n == 0) {
-                if (c->required)
-                    return record;
-            } else {
-                unsigned first = field > cursor ? (unsigned)(field - cursor) : 0;
-                uint64_t inside = (((uint64_t)1 << k) - 1) >> first << first;
-                filled |= c->one_of;
-                if (!passes(p, c, buf + field, n, !(m.nondigit & inside) && !nondigit_before))
-                    return record;
+            ends ^= low;
+            if (n == 0) {
+                if (lane & LANE_REQUIRED)
+                    goto out;
+            } else if (!quoted) {
+                if ((lane & LANE_DIGITS) && ((live & (low - 1)) | carry))
+                    goto out;
+                if ((lane & LANE_TEXT) && n > CHECK_TEXT_MAX) /* ASCII: a byte is a character */
+                    goto out;
+                if ((lane & LANE_OTHER) && !passes(p, p->columns[column].type, buf + field, n))
+                    goto out;
             }
-            field = at + 1 + (m.cr >> k & 1);
-            if (m.eol >> k & 1) {
-                if (column + 1 != p->ncolumns || (p->one_of && !filled) || field - record > limit)
-                    return record;
-                ++*records;
+            filled |= n ? lane : 0;
+            if (m.cr & low) {
+                live &= ~((low << 2) - 1); /* through the LF of the CRLF */
+                field = at + 2;
+            } else {
+                live &= ~(low | (low - 1));
+                field = at + 1;
+            }
+            quoted = 0;
+            carry = 0;
+            if (m.eol & low) {
+                if (column + 1 != ncolumns || (p->one_of && !(filled & LANE_ONE_OF)) || field - record > limit)
+                    goto out;
+                count++;
                 record = field;
                 column = 0;
                 filled = 0;
-            } else if (++column == p->ncolumns) {
-                return record;
+            } else if (++column == ncolumns) {
+                goto out;
             }
-            quoted = 0;
-            nondigit_before = 0;
-            ends &= ends - 1;
         }
         if (m.stop) {
             size_t at = cursor + (unsigned)__builtin_ctzll(m.stop), end;
             if (at != field || buf[at] != '"' || !(end = quoted_end(&p->columns[column], buf + at, len - at, delimiter)))
-                return record;
+                goto out;
             cursor = at + end; /* the delimiter or line end after the closing quote */
             quoted = 1;
             continue;
         }
-        from = field > cursor ? field - cursor : 0;
-        if (from < BLOCK)
-            nondigit_before |= m.nondigit >> from;
+        carry |= live;
         cursor += BLOCK;
     }
+out:
+    *records = count;
     return record;
 }
-

@@ -335,6 +335,7 @@ void reader_free(struct reader *r)
     free(r->offsets);
     free(r->in_scratch);
     buffer_free(&r->scratch);
+    r->cap = r->start = r->end = 0; /* nothing left to read: a freed reader reads as empty */
     r->buf = NULL;
     r->fields = NULL;
     r->offsets = NULL;

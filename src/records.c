@@ -265,8 +265,9 @@ long long records_check_until(struct records *rs, long long upto)
     struct plan *p = rs->sending;
     while (!rs->failed && rs->open && reader_offset(r) < upto) {
         long long lines, total = p->total;
+        size_t passed = plan_pass(p, r->delimiter, r->limit, r->buf + r->start, r->end - r->start, &lines);
         int rc;
-        reader_skip(r, plan_pass(p, r->delimiter, r->limit, r->buf + r->start, r->end - r->start, &lines), lines);
+        reader_skip(r, passed, lines); /* lines is set once plan_pass has run, not before */
         if (reader_offset(r) >= upto)
             break;
         do

@@ -58,8 +58,10 @@ void request_release(struct request *req)
     if (req->fd >= 0)
         close(req->fd);
     req->fd = -1;
-    if (req->checker)
+    if (req->checker) {
         records_release(req->checker);
+        luaL_unref(req->L, LUA_REGISTRYINDEX, req->checker_ref);
+    }
     req->checker = NULL;
     curl_mime_free(req->mime);
     req->mime = NULL;
@@ -449,10 +451,11 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
 }
 
 /* args.check(), a function: the reader that checks the file's records as
- * they are sent, opened for this attempt (kept in args.checker while it
- * runs, closed by request_release). 0, or nil, err pushed and 2. */
+ * they are sent, opened for this attempt and held by the request (whatever
+ * a callback drops) until request_release closes it. 0, or nil, err pushed and 2. */
 static int open_checker(lua_State *L, struct request *req)
 {
+    struct records *rs;
     lua_getfield(L, req->args, "check");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -462,8 +465,9 @@ static int open_checker(lua_State *L, struct request *req)
     if (lua_isnil(L, -2))
         return 2;
     lua_pop(L, 1);
-    req->checker = records_sent_check(L, -1);
-    lua_setfield(L, req->args, "checker");
+    rs = records_sent_check(L, -1);
+    req->checker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    req->checker = rs; /* set once the reference is taken: release drops both */
     return 0;
 }
 

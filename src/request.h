@@ -36,7 +36,8 @@ struct request {
     struct timespec file_mtime;
     struct recode *recode;  /* args.recode: the file converted while it is sent, or NULL */
     long long recode_size;  /* the bytes it gives */
-    struct records *checker; /* args.check: the reader that checks the file as it is sent, or NULL */
+    struct records *checker; /* args.check(): the reader that checks the file as it is sent, or NULL */
+    int checker_ref;        /* its registry reference while the request holds it */
     int check_failed;       /* a record failed that check: the rest was never sent */
     int file_changed;       /* the file's size or time moved during the upload */
     int read_errno;         /* reading the file failed */

@@ -21,6 +21,30 @@ function common.time(fn, runs)
   return times[(runs + 1) // 2], times[1], times[runs]
 end
 
+-- common.time for several functions at once, run in turn in each round so
+-- that whatever else the machine does falls on all of them alike: a list of
+-- { median, min, max }, in the order of fns.
+function common.time_together(fns, runs)
+  runs = runs or common.RUNS
+  local times = {}
+  for i, fn in ipairs(fns) do
+    fn()
+    times[i] = {}
+  end
+  for round = 1, runs do
+    for i, fn in ipairs(fns) do
+      local started = socket.gettime()
+      fn()
+      times[i][round] = socket.gettime() - started
+    end
+  end
+  for i, list in ipairs(times) do
+    table.sort(list)
+    times[i] = { list[(runs + 1) // 2], list[1], list[runs] }
+  end
+  return times
+end
+
 -- Runs a shell command; its output, or an error naming the command.
 function common.run(command)
   local pipe = assert(io.popen(command .. " 2>&1"))
