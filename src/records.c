@@ -222,7 +222,7 @@ static int records_check(lua_State *L)
 }
 
 /* reader:check_as_sent(plan): the rest of the file is checked by the upload
- * that sends it (records_check_until), with no Lua call on the way. */
+ * that sends it (records_check_more), with no Lua call on the way. */
 static int records_check_as_sent(lua_State *L)
 {
     struct records *rs = luaL_checkudata(L, 1, READER_MT);
@@ -259,33 +259,47 @@ struct records *records_sent_check(lua_State *L, int idx)
     return rs;
 }
 
-long long records_check_until(struct records *rs, long long upto)
+long long records_checked(const struct records *rs)
+{
+    return rs->failed ? -1 : reader_offset(&rs->r);
+}
+
+long long records_check_more(struct records *rs)
 {
     struct reader *r = &rs->r;
     struct plan *p = rs->sending;
-    while (!rs->failed && rs->open && reader_offset(r) < upto) {
-        long long lines, total = p->total;
-        size_t passed = plan_pass(p, r->delimiter, r->limit, r->buf + r->start, r->end - r->start, &lines);
-        int rc;
-        reader_skip(r, passed, lines); /* lines is set once plan_pass has run, not before */
-        if (reader_offset(r) >= upto)
-            break;
-        do
-            rc = reader_next(r);
-        while (rc > 0 && r->blank && rs->ncolumns > 1);
-        if (rc == 0)
-            rs->open = 0;
-        else if (rc < 0)
-            return failed_at(rs, r->error.line, r->error.message);
-        else if (r->nfields != rs->ncolumns)
-            return failed_at(rs, r->record_line, "the record has another number of fields than the header");
-        else {
-            plan_check_fields(NULL, p, r->fields, (lua_Integer)r->record_line);
-            if (p->total > total)
-                return failed_at(rs, r->record_line, "a value does not pass its check");
-        }
+    long long lines, total = p->total;
+    size_t passed;
+    int rc;
+    if (rs->failed || !rs->open)
+        return records_checked(rs);
+    passed = plan_pass(p, r->delimiter, r->limit, r->buf + r->start, r->end - r->start, &lines);
+    if (passed > 0) {
+        reader_skip(r, passed, lines);
+        return reader_offset(r);
     }
-    return rs->failed ? -1 : reader_offset(r);
+    /* one record by the reader, which may read more of the file first: the
+     * bytes it lets go of were all handed out (see records.h) */
+    rc = reader_next(r);
+    if (rc == 0)
+        rs->open = 0;
+    else if (rc < 0)
+        return failed_at(rs, r->error.line, r->error.message);
+    else if (r->blank && rs->ncolumns > 1)
+        return reader_offset(r);
+    else if (r->nfields != rs->ncolumns)
+        return failed_at(rs, r->record_line, "the record has another number of fields than the header");
+    else {
+        plan_check_fields(NULL, p, r->fields, (lua_Integer)r->record_line);
+        if (p->total > total)
+            return failed_at(rs, r->record_line, "a value does not pass its check");
+    }
+    return reader_offset(r);
+}
+
+const unsigned char *records_bytes(const struct records *rs, long long from)
+{
+    return rs->r.buf + (from - rs->r.offset);
 }
 
 void records_release(struct records *rs)

@@ -10,10 +10,17 @@ struct records;
 int records_open(lua_State *L);
 /* The reader at idx, after reader:check_as_sent(plan); raises if it is not one. */
 struct records *records_sent_check(lua_State *L, int idx);
-/* Checks the records of the file up to byte `upto` (the one it ends inside
- * included): the bytes checked so far, upto or more unless the file ended;
- * -1 once a record failed (records_failure says where and why). */
-long long records_check_until(struct records *rs, long long upto);
+/* An upload sends the file from the reader's own buffer, one read for both:
+ * records_checked is the end of the bytes checked so far (the file's
+ * first bytes up to it passed), -1 once a record failed (records_failure
+ * says where and why). records_check_more checks more of it, at least one
+ * record unless the file ended, and gives the new end; it may drop bytes
+ * before the old end from the buffer, so it must be called only once all of
+ * them were handed out. records_bytes(rs, from) are the checked bytes from
+ * file offset `from` on, up to records_checked. */
+long long records_checked(const struct records *rs);
+long long records_check_more(struct records *rs);
+const unsigned char *records_bytes(const struct records *rs, long long from);
 const char *records_failure(const struct records *rs);
 /* Closes the file and frees what the reader holds; safe to call again. */
 void records_release(struct records *rs);

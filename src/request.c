@@ -309,6 +309,38 @@ static int stopped_by_signal(struct request *req)
     return req->interrupted;
 }
 
+/* The next bytes of a file checked as it is sent (args.check), from the
+ * checking reader's buffer: only bytes whose records passed, so a record
+ * that fails stops the body before its end. */
+static size_t checked_read(struct request *req, char *buf, size_t want)
+{
+    size_t given = 0;
+    while (given < want) { /* libcurl's buffer filled whole: fewer, larger sends */
+        long long checked = records_checked(req->checker);
+        size_t n = want - given;
+        if (checked == (long long)req->file_pos)
+            checked = records_check_more(req->checker);
+        if (checked < 0) {
+            req->check_failed = 1;
+            return CURL_READFUNC_ABORT;
+        }
+        if (checked <= (long long)req->file_pos) {
+            req->file_changed = 1; /* it ended before the size measured */
+            return CURL_READFUNC_ABORT;
+        }
+        if ((long long)n > checked - (long long)req->file_pos)
+            n = (size_t)(checked - (long long)req->file_pos);
+        memcpy(buf + given, records_bytes(req->checker, (long long)req->file_pos), n);
+        req->file_pos += (off_t)n;
+        given += n;
+    }
+    if (req->file_pos == req->file_size && file_moved(req)) {
+        req->file_changed = 1;
+        return CURL_READFUNC_ABORT;
+    }
+    return given;
+}
+
 /* The file's bytes for libcurl, from the descriptor opened once. A file that
  * ends early, grows or is rewritten stops the upload: what was sent would not
  * be the file that was checked. */
@@ -325,19 +357,8 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
         req->file_changed = file_moved(req);
         return req->file_changed ? CURL_READFUNC_ABORT : 0;
     }
-    if (req->checker) { /* only bytes whose records passed: a bad one stops the body before its end */
-        long long checked = records_check_until(req->checker, (long long)req->file_pos + (long long)want);
-        if (checked < 0) {
-            req->check_failed = 1;
-            return CURL_READFUNC_ABORT;
-        }
-        if (checked <= (long long)req->file_pos) {
-            req->file_changed = 1; /* it ended before the size measured */
-            return CURL_READFUNC_ABORT;
-        }
-        if (checked < (long long)req->file_pos + (long long)want)
-            want = (size_t)(checked - (long long)req->file_pos);
-    }
+    if (req->checker)
+        return checked_read(req, buf, want);
     do
         n = pread(req->fd, buf, want, req->file_pos);
     while (n < 0 && errno == EINTR);
@@ -356,7 +377,8 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
 static int file_seek(void *arg, curl_off_t offset, int origin)
 {
     struct request *req = arg;
-    if (origin != SEEK_SET || offset < 0 || offset > (curl_off_t)req->file_size)
+    if (origin != SEEK_SET || offset < 0 || offset > (curl_off_t)req->file_size
+        || (req->checker && offset != (curl_off_t)req->file_pos)) /* a checking reader reads on only */
         return CURL_SEEKFUNC_CANTSEEK;
     req->file_pos = (off_t)offset;
     return CURL_SEEKFUNC_OK;
