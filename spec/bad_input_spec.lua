@@ -2,22 +2,14 @@
 local csvup = require "csvup"
 local core = require "csvup.core"
 local support = require "support.sandbox"
-local files = require "support.files"
 
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 
 describe("bad input", function()
-  local sandbox, m, cq, tmp
+  local sandbox, m, cq = support.sandbox(), nil, nil
 
-  setup(function()
-    sandbox = support.start()
-    tmp = files.tmpdir()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-    files.remove(tmp)
-  end)
+  setup(sandbox.start)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()
@@ -38,16 +30,16 @@ describe("bad input", function()
   end
 
   it("a missing file, named in the error", function()
-    refused("file_not_found", "nope%.csv: No such file", m:upload_offline_conversions { file = tmp .. "/nope.csv" })
+    refused("file_not_found", "nope%.csv: No such file", m:upload_offline_conversions { file = sandbox.tmp .. "/nope.csv" })
   end)
 
   it("a path that is not a readable regular file", function()
-    refused("file_unreadable", "not a regular file", m:upload_offline_conversions { file = tmp })
+    refused("file_unreadable", "not a regular file", m:upload_offline_conversions { file = sandbox.tmp })
   end)
 
   if io.popen("id -u"):read("l") ~= "0" then -- root reads any file
     it("a file without read permission", function()
-      local path = tmp .. "/secret.csv"
+      local path = sandbox.tmp .. "/secret.csv"
       assert(io.open(path, "w")):close()
       os.execute("chmod 000 " .. path)
       refused("file_unreadable", "Permission denied", m:upload_offline_conversions { file = path })
@@ -68,7 +60,7 @@ describe("bad input", function()
   end)
 
   it("a file over the endpoint's limit: 1 GB for Metrica", function()
-    local big = tmp .. "/big.csv"
+    local big = sandbox.tmp .. "/big.csv"
     assert(os.execute("truncate -s 1025M " .. big))
     refused("file_too_large", "big%.csv is 1025%.0 MB %(1074790400 bytes%), over the 1024 MB limit",
       m:upload_offline_conversions { file = big })
@@ -76,7 +68,7 @@ describe("bad input", function()
   end)
 
   it("a file over the endpoint's limit: 30 MB for Carrot quest", function()
-    local big = tmp .. "/users.csv"
+    local big = sandbox.tmp .. "/users.csv"
     assert(os.execute("truncate -s 31M " .. big))
     refused("file_too_large", "over the 30 MB limit of import_users", cq:import_users { file = big })
   end)

@@ -7,28 +7,18 @@ local files = require "support.files"
 local USAGE = 2
 
 describe("the command line", function()
-  local sandbox, tmp
+  local sandbox = support.sandbox()
 
-  setup(function()
-    sandbox = support.start()
-    tmp = files.tmpdir()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-    files.remove(tmp)
-  end)
-
-  before_each(function()
-    sandbox.reset()
-  end)
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
   -- Runs `csvup ARGS` (stdin from input, when given); returns stdout, stderr, exit status.
   local function csvup_cli(args, input)
-    local out, err = tmp .. "/out", tmp .. "/err"
-    local stdin = input and files.write(tmp .. "/in", input) or "/dev/null"
+    local out, err = sandbox.tmp .. "/out", sandbox.tmp .. "/err"
+    local stdin = input and files.write(sandbox.tmp .. "/in", input) or "/dev/null"
     local ok, _, code = os.execute(("XDG_STATE_HOME=%s CSVUP_METRIKA_TOKEN=%s %s lua/bin/csvup %s <%s >%s 2>%s")
-      :format(tmp, support.TOKEN, support.LUA, args, stdin, out, err))
+      :format(sandbox.tmp, support.TOKEN, support.LUA, args, stdin, out, err))
     return files.read(out), files.read(err), ok and 0 or code
   end
 
@@ -77,14 +67,14 @@ describe("the command line", function()
   end)
 
   it("names the delimiter a file seems to use when its header does not fit", function()
-    local path = files.write(tmp .. "/excel.csv", "ClientId;Target;DateTime\n1;G;1481718166\n")
+    local path = files.write(sandbox.tmp .. "/excel.csv", "ClientId;Target;DateTime\n1;G;1481718166\n")
     local _, err, code = csvup_cli("validate offline-conversions " .. path)
     assert.are.equal(3, code)
     assert.matches("this file looks ;%-separated: pass %-%-delimiter ';'", err)
   end)
 
   it("sends unchecked with --validate off, and takes odd values without a traceback", function()
-    local bad = files.write(tmp .. "/bad.csv", "ClientId,Target,DateTime\n1,G,1481718166000\n")
+    local bad = files.write(sandbox.tmp .. "/bad.csv", "ClientId,Target,DateTime\n1,G,1481718166000\n")
     local _, _, code = csvup_cli(("metrika upload-offline-conversions --counter 1 --base-url %s --validate off %s")
       :format(sandbox.url, bad))
     assert.are.equal(1, code) -- sent: the service refused the row, not csvup
@@ -99,12 +89,12 @@ describe("the command line", function()
   end)
 
   it("says what is wrong with a token file, and trims its line end", function()
-    local empty = files.write(tmp .. "/empty", "")
+    local empty = files.write(sandbox.tmp .. "/empty", "")
     local _, err, code = csvup_cli("metrika uploadings --counter 1 --token-file " .. empty)
     assert.are.same({ USAGE, true }, { code, err:find("is empty", 1, true) ~= nil })
-    _, err, code = csvup_cli("metrika uploadings --counter 1 --token-file " .. tmp .. "/none")
+    _, err, code = csvup_cli("metrika uploadings --counter 1 --token-file " .. sandbox.tmp .. "/none")
     assert.are.same({ USAGE, true }, { code, err:find("cannot be read", 1, true) ~= nil })
-    local crlf = files.write(tmp .. "/crlf", support.TOKEN .. "\r\n")
+    local crlf = files.write(sandbox.tmp .. "/crlf", support.TOKEN .. "\r\n")
     _, _, code = csvup_cli(("metrika uploadings --counter 1 --token-file %s --base-url %s"):format(crlf, sandbox.url))
     assert.are.equal(0, code)
   end)

@@ -10,20 +10,16 @@ local PRIVET = "\207\240\232\226\229\242"
 local ORDER = "\199\224\234\224\231; \238\239\235\224\247\229\237"
 
 describe("an Excel export", function()
-  local sandbox, tmp, path, m
+  local sandbox, path, m = support.sandbox(), nil, nil
 
   setup(function()
-    sandbox = support.start()
-    tmp = files.tmpdir()
-    path = files.write(tmp .. "/export.csv", "ClientId;Target;DateTime;Price\r\n"
+    sandbox.start()
+    path = files.write(sandbox.tmp .. "/export.csv", "ClientId;Target;DateTime;Price\r\n"
       .. "133591247640966458;" .. PRIVET .. ";1481718166;12.50\r\n"
       .. '1725043211904716011;"' .. ORDER .. '";1481718200;99.90\r\n')
   end)
 
-  teardown(function()
-    sandbox.stop()
-    files.remove(tmp)
-  end)
+  teardown(sandbox.stop)
 
   before_each(function()
     sandbox.reset()
@@ -47,7 +43,7 @@ describe("an Excel export", function()
   end)
 
   it("names the exact line of a bad row, and sends nothing", function()
-    local bad = files.write(tmp .. "/bad.csv", "ClientId;Target;DateTime\r\n1;" .. PRIVET .. ";1481718166\r\n"
+    local bad = files.write(sandbox.tmp .. "/bad.csv", "ClientId;Target;DateTime\r\n1;" .. PRIVET .. ";1481718166\r\n"
       .. '2;"' .. ORDER .. '\r\nна две строки";1481718166\r\n3;G;1481718166000\r\n')
     local _, err = m:upload_offline_conversions { file = bad, delimiter = ";", encoding = "cp1251" }
     assert.are.same({ "validation_failed", 5, "DateTime" }, { err.code, err.problems[1].line, err.problems[1].column })
@@ -74,7 +70,7 @@ describe("an Excel export", function()
   end)
 
   it("that cannot be read as given comes back as an error, not a raise", function()
-    local broken = files.write(tmp .. "/broken.csv", 'ClientId;Target;DateTime\r\n1;"G;1481718166\r\n')
+    local broken = files.write(sandbox.tmp .. "/broken.csv", 'ClientId;Target;DateTime\r\n1;"G;1481718166\r\n')
     local ok, result, err = pcall(m.upload_offline_conversions, m, { file = broken, delimiter = ";", validate = false })
     assert.is_true(ok)
     assert.is_nil(result)
@@ -84,7 +80,7 @@ describe("an Excel export", function()
 
   it("is held to the service's size limit as it is sent, converted", function()
     -- 20 MB of mostly Cyrillic in Windows-1251 is 37 MB of UTF-8: over Carrot quest's 30 MB
-    local big = tmp .. "/big_users.csv"
+    local big = sandbox.tmp .. "/big_users.csv"
     assert(os.execute(("{ printf '$email;$name\\n'; yes 'a@b.c;%s' | head -c 20000000; } > %s"):format(
       ("\207"):rep(40), big)))
     local cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url })
@@ -96,7 +92,7 @@ describe("an Excel export", function()
   end)
 
   it("keeps its delimiter for Carrot quest, which is told it, and becomes UTF-8", function()
-    local users = files.write(tmp .. "/users.csv", "$email;$name\r\nmargo@example.com;" .. PRIVET .. "\r\n")
+    local users = files.write(sandbox.tmp .. "/users.csv", "$email;$name\r\nmargo@example.com;" .. PRIVET .. "\r\n")
     local cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url })
     assert(cq:import_users { file = users, merge_field = "$email", delimiter = ";", encoding = "cp1251" })
     cq:close()

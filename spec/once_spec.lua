@@ -9,21 +9,11 @@ local files = require "support.files"
 local OK = 0
 
 describe("exactly once", function()
-  local sandbox, tmp
+  local sandbox = support.sandbox { ["process-delay"] = 0.2 }
 
-  setup(function()
-    sandbox = support.start { ["process-delay"] = 0.2 }
-    tmp = files.tmpdir()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-    files.remove(tmp)
-  end)
-
-  before_each(function()
-    sandbox.reset()
-  end)
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
 
   describe("a lost answer", function()
@@ -77,7 +67,7 @@ describe("exactly once", function()
 
     -- Runs csvup with its journal under state; returns stdout, stderr, exit status.
     local function csvup_cli(args, background)
-      local out, err = tmp .. "/out", tmp .. "/err"
+      local out, err = sandbox.tmp .. "/out", sandbox.tmp .. "/err"
       local command = ("XDG_STATE_HOME=%s CSVUP_METRIKA_TOKEN=%s CSVUP_CARROTQUEST_TOKEN=%s %s lua/bin/csvup %s"):format(
         state, support.TOKEN, support.TOKEN, support.LUA, (args:gsub("^((%a+) %S+)", function(head, service)
           return service == "journal" and head or head .. " --base-url " .. sandbox.url
@@ -110,7 +100,7 @@ describe("exactly once", function()
     end)
 
     it("sends a changed file, and the same file again with --force", function()
-      local path = files.write(tmp .. "/costs.csv", files.read("spec/fixtures/expenses.csv"))
+      local path = files.write(sandbox.tmp .. "/costs.csv", files.read("spec/fixtures/expenses.csv"))
       assert.are.equal(OK, select(3, upload(path)))
       files.write(path, files.read("spec/fixtures/expenses.csv") .. "2026-11-03,google,autumn,5.00,RUB,1\n")
       assert.are.equal(OK, select(3, upload(path)))

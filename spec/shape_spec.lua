@@ -3,7 +3,6 @@
 local csvup = require "csvup"
 local docs = require "csvup.docs"
 local support = require "support.sandbox"
-local files = require "support.files"
 
 local function slurp(path)
   local f = assert(io.open(path))
@@ -52,21 +51,11 @@ describe("the shape of csvup", function()
 end)
 
 describe("error kinds", function()
-  local sandbox, tmp
+  local sandbox = support.sandbox()
 
-  setup(function()
-    sandbox = support.start()
-    tmp = files.tmpdir()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-    files.remove(tmp)
-  end)
-
-  before_each(function()
-    sandbox.reset()
-  end)
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
   local function metrika(url)
     return assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = url, retries = 0 })
@@ -89,7 +78,7 @@ describe("error kinds", function()
 
   it("input for a missing file and for a failed validation", function()
     local m = metrika(sandbox.url)
-    local _, missing = m:upload_expenses { file = tmp .. "/nope.csv" }
+    local _, missing = m:upload_expenses { file = sandbox.tmp .. "/nope.csv" }
     local _, invalid = m:upload_expenses { rows = { { Date = "yesterday", Expenses = 1, UTMSource = "x" } } }
     m:close()
     assert.are.same({ "input", "file_not_found" }, { missing.kind, missing.code })

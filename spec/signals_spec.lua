@@ -4,30 +4,20 @@ local support = require "support.sandbox"
 local files = require "support.files"
 
 describe("a signal to the csvup command", function()
-  local sandbox, tmp
+  local sandbox = support.sandbox()
 
-  setup(function()
-    sandbox = support.start()
-    tmp = files.tmpdir()
-  end)
-
-  teardown(function()
-    sandbox.stop()
-    files.remove(tmp)
-  end)
-
-  before_each(function()
-    sandbox.reset()
-  end)
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
 
   -- Starts csvup in the background; returns its pid and a function that waits
   -- for it (bounded) and gives its stderr and exit status.
   local function start(args)
-    local err, status = tmp .. "/err", tmp .. "/status"
+    local err, status = sandbox.tmp .. "/err", sandbox.tmp .. "/status"
     os.remove(status)
     local pid = io.popen(("(XDG_STATE_HOME=%s CSVUP_METRIKA_TOKEN=%s %s lua/bin/csvup %s --base-url %s 2>%s "
-      .. "</dev/null >/dev/null & echo $! >&3; wait $!; echo $? >%s) 3>&1 &"):format(tmp, support.TOKEN,
+      .. "</dev/null >/dev/null & echo $! >&3; wait $!; echo $? >%s) 3>&1 &"):format(sandbox.tmp, support.TOKEN,
       support.EXEC_LUA:gsub("exec ", ""), args, sandbox.url, err, status)):read("l")
     return pid, function()
       for _ = 1, 200 do

@@ -4,6 +4,7 @@
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local json = require "csvup.json"
+local files = require "support.files"
 
 -- the module under test: build/lua5.4, or the sanitizer build of `make check-asan`
 local BUILD = os.getenv("CSVUP_BUILD") or "build/lua5.4"
@@ -156,9 +157,11 @@ function support.sandbox(flags)
         handle[k] = v
       end
     end
+    handle.tmp = files.tmpdir()
   end
   function handle.stop()
     running.stop()
+    files.remove(handle.tmp)
   end
   function handle.reset()
     running.reset()
