@@ -311,8 +311,9 @@ static int stopped_by_signal(struct request *req)
 
 /* The next bytes of a file checked as it is sent (args.check), from the
  * checking reader's buffer: only bytes whose records passed, so a record
- * that fails stops the body before its end. */
-static size_t checked_read(struct request *req, char *buf, size_t want)
+ * that fails stops the body before its end. The count, or -1 when the
+ * upload must stop. */
+static ssize_t checked_read(struct request *req, char *buf, size_t want)
 {
     size_t given = 0;
     while (given < want) { /* libcurl's buffer filled whole: fewer, larger sends */
@@ -322,11 +323,11 @@ static size_t checked_read(struct request *req, char *buf, size_t want)
             checked = records_check_more(req->checker);
         if (checked < 0) {
             req->check_failed = 1;
-            return CURL_READFUNC_ABORT;
+            return -1;
         }
         if (checked <= (long long)req->file_pos) {
             req->file_changed = 1; /* it ended before the size measured */
-            return CURL_READFUNC_ABORT;
+            return -1;
         }
         if ((long long)n > checked - (long long)req->file_pos)
             n = (size_t)(checked - (long long)req->file_pos);
@@ -334,11 +335,7 @@ static size_t checked_read(struct request *req, char *buf, size_t want)
         req->file_pos += (off_t)n;
         given += n;
     }
-    if (req->file_pos == req->file_size && file_moved(req)) {
-        req->file_changed = 1;
-        return CURL_READFUNC_ABORT;
-    }
-    return given;
+    return (ssize_t)given;
 }
 
 /* The file's bytes for libcurl, from the descriptor opened once. A file that
@@ -357,17 +354,24 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
         req->file_changed = file_moved(req);
         return req->file_changed ? CURL_READFUNC_ABORT : 0;
     }
-    if (req->checker)
-        return checked_read(req, buf, want);
-    do
-        n = pread(req->fd, buf, want, req->file_pos);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        req->read_errno = errno;
-        return CURL_READFUNC_ABORT;
+    if (req->checker) {
+        if ((n = checked_read(req, buf, want)) < 0)
+            return CURL_READFUNC_ABORT;
+    } else {
+        do
+            n = pread(req->fd, buf, want, req->file_pos);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            req->read_errno = errno;
+            return CURL_READFUNC_ABORT;
+        }
+        if (n == 0) {
+            req->file_changed = 1; /* shorter than measured */
+            return CURL_READFUNC_ABORT;
+        }
+        req->file_pos += n;
     }
-    req->file_pos += n;
-    if (n == 0 || (req->file_pos == req->file_size && file_moved(req))) {
+    if (req->file_pos == req->file_size && file_moved(req)) {
         req->file_changed = 1; /* the last bytes are never sent: the body stays incomplete */
         return CURL_READFUNC_ABORT;
     }

@@ -7,23 +7,9 @@ local common = { RUNS = 5 }
 -- lua5.4 with the checkout's modules
 common.LUA = [[LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4]]
 
--- median, min and max seconds of RUNS runs of fn after one warm-up
-function common.time(fn, runs)
-  runs = runs or common.RUNS
-  fn()
-  local times = {}
-  for i = 1, runs do
-    local started = socket.gettime()
-    fn()
-    times[i] = socket.gettime() - started
-  end
-  table.sort(times)
-  return times[(runs + 1) // 2], times[1], times[runs]
-end
-
--- common.time for several functions at once, run in turn in each round so
--- that whatever else the machine does falls on all of them alike: a list of
--- { median, min, max }, in the order of fns.
+-- { median, min, max } seconds of RUNS runs of each of fns after one warm-up,
+-- in the order of fns; they take turns in each round, so that whatever else
+-- the machine does falls on all of them alike.
 function common.time_together(fns, runs)
   runs = runs or common.RUNS
   local times = {}
@@ -43,6 +29,11 @@ function common.time_together(fns, runs)
     times[i] = { list[(runs + 1) // 2], list[1], list[runs] }
   end
   return times
+end
+
+-- median, min and max seconds of RUNS runs of fn after one warm-up
+function common.time(fn, runs)
+  return table.unpack(common.time_together({ fn }, runs)[1])
 end
 
 -- Runs a shell command; its output, or an error naming the command.
