@@ -86,13 +86,35 @@ static inline void block_masks(const unsigned char *s, char delimiter, struct ma
 }
 #endif
 
+/* What the pass checks of a column, read off its type once per call. */
+enum { LANE_REQUIRED = 1, LANE_ONE_OF = 2, LANE_DIGITS = 4, LANE_TEXT = 8, LANE_OTHER = 16 };
+
+static unsigned char lane_of(const struct plan_column *c)
+{
+    unsigned char lane = (unsigned char)((c->required ? LANE_REQUIRED : 0) | (c->one_of ? LANE_ONE_OF : 0));
+    switch (c->type) {
+    case CHECK_NONE:
+        return lane;
+    case CHECK_TEXT:
+    case CHECK_PROPERTY:
+        return lane | LANE_TEXT;
+    case CHECK_ID:
+    case CHECK_COUNT:
+        return lane | LANE_DIGITS;
+    case CHECK_UNIX_SECONDS:
+        return lane | LANE_DIGITS | LANE_OTHER;
+    default:
+        return lane | LANE_OTHER;
+    }
+}
+
 /* The end of the quoted field opened at s[0] when it is one the pass reads
  * itself: plain ASCII text on one line, not empty, in a text column, ended
  * by the delimiter or a line end. 0 when it is not. */
-static size_t quoted_end(const struct plan_column *c, const unsigned char *s, size_t n, char delimiter)
+static size_t quoted_end(unsigned lane, const unsigned char *s, size_t n, char delimiter)
 {
     size_t i, limit = n < QUOTED_MAX ? n : QUOTED_MAX;
-    if (c->type != CHECK_NONE && c->type != CHECK_TEXT && c->type != CHECK_PROPERTY)
+    if (lane & (LANE_DIGITS | LANE_OTHER))
         return 0;
     for (i = 1; i < limit; i++) {
         if (s[i] == '"') {
@@ -123,28 +145,6 @@ static int not_above(const unsigned char *s, size_t n, const char *limit, size_t
     return 1;
 }
 
-/* What the pass checks of a column, read off its type once per call. */
-enum { LANE_REQUIRED = 1, LANE_ONE_OF = 2, LANE_DIGITS = 4, LANE_TEXT = 8, LANE_OTHER = 16 };
-
-static unsigned char lane_of(const struct plan_column *c)
-{
-    unsigned char lane = (unsigned char)((c->required ? LANE_REQUIRED : 0) | (c->one_of ? LANE_ONE_OF : 0));
-    switch (c->type) {
-    case CHECK_NONE:
-        return lane;
-    case CHECK_TEXT:
-    case CHECK_PROPERTY:
-        return lane | LANE_TEXT;
-    case CHECK_ID:
-    case CHECK_COUNT:
-        return lane | LANE_DIGITS;
-    case CHECK_UNIX_SECONDS:
-        return lane | LANE_DIGITS | LANE_OTHER;
-    default:
-        return lane | LANE_OTHER;
-    }
-}
-
 /* Whether the value s[0, n) of a column with LANE_OTHER passes at once (its
  * digits were checked where the lane says). */
 static int passes(const struct plan *p, int type, const unsigned char *s, size_t n)
@@ -152,8 +152,6 @@ static int passes(const struct plan *p, int type, const unsigned char *s, size_t
     char reason[CHECK_REASON_SIZE];
     if (type == CHECK_UNIX_SECONDS)
         return not_above(s, n, p->latest, p->latest_len);
-    if (type == CHECK_FLAG)
-        return n == 1 && (s[0] == '0' || s[0] == '1');
     return check_value(&p->sets, type, (const char *)s, n, reason) == NULL;
 }
 
@@ -225,7 +223,7 @@ size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsig
         }
         if (m.stop) {
             size_t at = cursor + (unsigned)__builtin_ctzll(m.stop), end;
-            if (at != field || buf[at] != '"' || !(end = quoted_end(&p->columns[column], buf + at, len - at, delimiter)))
+            if (at != field || buf[at] != '"' || !(end = quoted_end(lanes[column], buf + at, len - at, delimiter)))
                 goto out;
             cursor = at + end; /* the delimiter or line end after the closing quote */
             quoted = 1;
