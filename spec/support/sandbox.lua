@@ -52,20 +52,23 @@ local function control(url, method, body)
 end
 
 -- The number of open file descriptors of this process (after a collection,
--- so that only what is really held counts).
+-- so that only what is really held counts). The listing goes to a file, not
+-- through io.popen: popen closes its pipe's write end in this process only
+-- after the child started, so `ls` could list it, or not, at random.
 function support.open_fds()
   collectgarbage()
   collectgarbage()
   local stat = io.open("/proc/self/stat")
   local pid = stat:read("n")
   stat:close()
-  local listing = io.popen("ls /proc/" .. pid .. "/fd")
+  local listing = os.tmpname()
+  assert(os.execute("ls /proc/" .. pid .. "/fd > " .. listing))
   local n = 0
-  for _ in listing:lines() do
+  for _ in io.lines(listing) do
     n = n + 1
   end
-  listing:close()
-  return n - 1 -- the listing's own pipe
+  os.remove(listing)
+  return n
 end
 
 -- A valid 24 MB offline-conversions file, made once per run: larger than the
