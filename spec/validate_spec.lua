@@ -282,6 +282,30 @@ describe("validate.file", function()
     assert.is_true(tonumber(peak) < 64 * 1024, "peak RSS " .. peak .. " kB")
   end)
 
+  it("checks rows beyond ASCII as strictly as others, wherever they fall in the file", function()
+    local rows = { "$email;$name;city" }
+    for i = 2, 20001 do
+      rows[i] = ("u%d@example.com;Анна Пётр %d;Москва"):format(i, i)
+    end
+    rows[5001] = 'u5001@example.com;"Пётр ""Первый"", Ёж";Санкт-Петербург'
+    rows[6001] = "u6001@example.com;" .. ("ж"):rep(255) .. ";Омск"
+    rows[7001] = "u7001\194\160@example.com;Анна;Москва"
+    rows[12001] = "u12001@example.com;" .. ("ж"):rep(256) .. ";Омск"
+    local opts = { merge_field = "$email", delimiter = ";" }
+    local err = failure("carrotquest_users", file("cyrillic.csv", table.concat(rows, "\n") .. "\n"), opts)
+    assert.are.equal(2, err.problem_count)
+    assert.are.same({ 7001, "$email" }, { err.problems[1].line, err.problems[1].column })
+    assert.matches("U%+00A0 no%-break space", err.problems[1].reason)
+    assert.are.same({ 12001, "$name" }, { err.problems[2].line, err.problems[2].column })
+    assert.matches("longer than 255 characters", err.problems[2].reason)
+    rows[7001], rows[12001] = rows[2], rows[2]
+    rows[15001] = "u15001@example.com;Анна \208;Москва"
+    err = failure("carrotquest_users", file("cut.csv", table.concat(rows, "\n") .. "\n"), opts)
+    assert.are.same({ "invalid_utf8", 15001 }, { err.code, err.line })
+    rows[15001] = rows[2]
+    assert.is_true(validate.file("carrotquest_users", file("good.csv", table.concat(rows, "\n") .. "\n"), opts))
+  end)
+
   it("quotes at most 80 characters of a value in a message", function()
     local path = file("long.csv", "ClientId,Target,DateTime\n" .. ("9"):rep(5000) .. "x,G,1\n")
     local reason = failure("offline_conversions", path).problems[1].reason

@@ -202,7 +202,7 @@ static const char *untidy(const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7F)
             return "holds a control character";
-        if (c >= 0xC2)
+        if (c == 0xC2 || c == 0xE2 || c == 0xEF) /* the first bytes of those below */
             for (k = 0; k < sizeof invisible / sizeof invisible[0]; k++) {
                 size_t len = strlen(invisible[k].bytes);
                 if (len <= n - i && memcmp(s + i, invisible[k].bytes, len) == 0)

@@ -36,7 +36,7 @@ void plan_problem(lua_State *L, struct plan *p, lua_Integer line, lua_Integer ro
 /* Checks the fields of one record; line for the problems. */
 void plan_check_fields(lua_State *L, struct plan *p, const struct field *fields, lua_Integer line);
 /* The records at the start of buf[0, len) that pass every check at once:
- * plain ASCII, one line each, ended by LF (quoted text fields included),
+ * UTF-8, one line each, ended by LF or CRLF (quoted text fields included),
  * none longer than limit bytes. Their bytes; *records their count. It stops
  * before the first record it cannot pass: the reader reads that one and
  * reports what is wrong with it (see pass.c). */

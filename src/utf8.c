@@ -37,6 +37,10 @@ size_t utf8_valid_prefix(const unsigned char *s, size_t n)
             i++;
             continue;
         }
+        if (s[i] >= 0xC2 && s[i] < 0xE0 && i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
+            i += 2; /* a two-byte sequence, inline: Cyrillic text is made of them */
+            continue;
+        }
         if (!(len = utf8_sequence(s + i, n - i)))
             return i;
         i += len;

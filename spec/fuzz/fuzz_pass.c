@@ -66,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.pos = 0;
     if (reader_open(&r, memory_source, &m, delimiter, 1, limit) != 0)
         abort();
-    r.started = 1; /* the records after a header */
+    r.started = 1; /* the records after a header, */
+    r.start = 0;   /* where a byte order mark is data */
     r.limit = limit;
     while ((rc = reader_next(&r)) > 0) {
         lua_Integer total = p.total;
