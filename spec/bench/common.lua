@@ -84,4 +84,25 @@ function common.varied_conversions_file(megabytes, rows)
   return path
 end
 
+-- About `megabytes` of Carrot quest users with names and cities in Cyrillic
+-- (two bytes a letter in UTF-8), ";"-separated, merged by $email.
+function common.cyrillic_users_file(megabytes)
+  local path = ("build/bench/cyrillic_users_%dmb.csv"):format(megabytes)
+  local f = io.open(path)
+  if f then
+    f:close()
+    return path
+  end
+  common.run(([[awk -v n=%d 'BEGIN {
+    print "$email;$name;city;plan"
+    split("Анна Пётр Иван Мария Ольга Сергей Дмитрий Елена", name, " ")
+    split("Москва Казань Омск Самара Новосибирск", city, " ")
+    split("gold silver bronze", plan, " ")
+    for (i = 1; i <= n; i++)
+      printf "user%%d@example.com;%%s %%s;%%s;%%s\n", i, name[i %% 8 + 1], name[(i * 7) %% 8 + 1], city[i %% 5 + 1],
+        plan[i %% 3 + 1]
+  }' > %s]]):format(math.floor(megabytes * 1048576 / 66), path))
+  return path
+end
+
 return common

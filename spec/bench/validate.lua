@@ -1,6 +1,7 @@
 -- Checking and reading files: `csvup validate` over about 200 MB of varied
--- offline-conversion rows (every row checked), and csv.rows over 1,000,000
--- rows against Python's csv.DictReader over the same file.
+-- offline-conversion rows and 100 MB of Carrot quest users in Cyrillic (every
+-- row checked), and csv.rows over 1,000,000 rows against Python's
+-- csv.DictReader over the same file.
 local common = require "bench.common"
 
 local ROWS = 1000000
@@ -46,6 +47,14 @@ return function()
     { ("csvup validate, every row, %.0f MB of varied conversions"):format(size_mb), validate,
       ("%.0f MB/s (goal ≥ 500 MB/s)"):format(size_mb / validate[1]) },
   }
+  local users = common.cyrillic_users_file(100)
+  local users_mb = io.open(users):seek("end") / 1048576
+  local cyrillic = { common.time(function()
+    common.run(("%s lua/bin/csvup validate --delimiter ';' --merge-field '$email' carrotquest-users %s")
+      :format(common.LUA, users))
+  end, 3) }
+  rows[#rows + 1] = { ("csvup validate, every row, %.0f MB of Carrot quest users in Cyrillic"):format(users_mb), cyrillic,
+    ("%.0f MB/s"):format(users_mb / cyrillic[1]) }
   local small = common.varied_conversions_file(nil, ROWS)
   local mine = { common.run(("%s -e '%s'"):format(common.LUA, READ:format(common.RUNS, small, ROWS)))
     :match("(%S+)%s+(%S+)%s+(%S+)") }
