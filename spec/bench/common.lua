@@ -45,12 +45,19 @@ function common.run(command)
   return output
 end
 
--- An offline-conversions CSV of about `megabytes` MB under build/bench, made once.
-function common.conversions_file(megabytes)
-  local path = ("build/bench/conversions_%dmb.csv"):format(megabytes)
+-- Whether the file at path is there already (a bench file is made once).
+local function made(path)
   local f = io.open(path)
   if f then
     f:close()
+  end
+  return f ~= nil
+end
+
+-- An offline-conversions CSV of about `megabytes` MB under build/bench, made once.
+function common.conversions_file(megabytes)
+  local path = ("build/bench/conversions_%dmb.csv"):format(megabytes)
+  if made(path) then
     return path
   end
   local rows = math.floor(megabytes * 1048576 / 36)
@@ -59,50 +66,45 @@ function common.conversions_file(megabytes)
   return path
 end
 
--- Offline conversions of every shape a user sends (ClientId, UserId or Yclid,
--- five goals, prices, currencies, quoted notes), about `megabytes` MB or
--- `rows` rows, under build/bench, made once.
-function common.varied_conversions_file(megabytes, rows)
-  rows = rows or math.floor(megabytes * 1048576 / 50)
-  local path = ("build/bench/varied_%d.csv"):format(rows)
-  local f = io.open(path)
-  if f then
-    f:close()
-    return path
+-- A file of `rows` rows under build/bench, made once by the awk program
+-- (the body of its BEGIN block, which has the count in n).
+local function awk_file(path, rows, program)
+  if not made(path) then
+    common.run(("awk -v n=%d 'BEGIN {%s}' > %s"):format(rows, program, path))
   end
-  common.run(([[awk -v n=%d 'BEGIN {
-    print "ClientId,UserId,Yclid,Target,DateTime,Price,Currency"
-    split("RUB USD EUR KZT BYN", cur, " ")
-    for (i = 1; i <= n; i++) {
-      id = i %% 3
-      printf "%%s,%%s,%%s,GOAL%%d,%%d,%%d.%%02d,%%s\n",
-        id == 0 ? sprintf("1335912476%%08d", i) : "", id == 1 ? sprintf("\"user %%d, \"\"vip\"\"\"", i) : "",
-        id == 2 ? sprintf("4000%%09d", i) : "", i %% 5, 1700000000 + i %% 9000000, i %% 100000, i %% 100,
-        cur[i %% 5 + 1]
-    }
-  }' > %s]]):format(rows, path))
   return path
 end
 
--- About `megabytes` of Carrot quest users with names and cities in Cyrillic
--- (two bytes a letter in UTF-8), ";"-separated, merged by $email.
+-- Offline conversions of every shape a user sends (ClientId, UserId or Yclid,
+-- five goals, prices, currencies, quoted notes), about `megabytes` MB or
+-- `rows` rows.
+function common.varied_conversions_file(megabytes, rows)
+  rows = rows or math.floor(megabytes * 1048576 / 50)
+  return awk_file(("build/bench/varied_%d.csv"):format(rows), rows, [[
+    print "ClientId,UserId,Yclid,Target,DateTime,Price,Currency"
+    split("RUB USD EUR KZT BYN", cur, " ")
+    for (i = 1; i <= n; i++) {
+      id = i % 3
+      printf "%s,%s,%s,GOAL%d,%d,%d.%02d,%s\n",
+        id == 0 ? sprintf("1335912476%08d", i) : "", id == 1 ? sprintf("\"user %d, \"\"vip\"\"\"", i) : "",
+        id == 2 ? sprintf("4000%09d", i) : "", i % 5, 1700000000 + i % 9000000, i % 100000, i % 100,
+        cur[i % 5 + 1]
+    }
+  ]])
+end
+
+-- About `megabytes` MB of Carrot quest users with names and cities in
+-- Cyrillic (two bytes a letter in UTF-8), ";"-separated.
 function common.cyrillic_users_file(megabytes)
-  local path = ("build/bench/cyrillic_users_%dmb.csv"):format(megabytes)
-  local f = io.open(path)
-  if f then
-    f:close()
-    return path
-  end
-  common.run(([[awk -v n=%d 'BEGIN {
+  return awk_file(("build/bench/cyrillic_users_%dmb.csv"):format(megabytes), math.floor(megabytes * 1048576 / 66), [[
     print "$email;$name;city;plan"
     split("Анна Пётр Иван Мария Ольга Сергей Дмитрий Елена", name, " ")
     split("Москва Казань Омск Самара Новосибирск", city, " ")
     split("gold silver bronze", plan, " ")
     for (i = 1; i <= n; i++)
-      printf "user%%d@example.com;%%s %%s;%%s;%%s\n", i, name[i %% 8 + 1], name[(i * 7) %% 8 + 1], city[i %% 5 + 1],
-        plan[i %% 3 + 1]
-  }' > %s]]):format(math.floor(megabytes * 1048576 / 66), path))
-  return path
+      printf "user%d@example.com;%s %s;%s;%s\n", i, name[i % 8 + 1], name[(i * 7) % 8 + 1], city[i % 5 + 1],
+        plan[i % 3 + 1]
+  ]])
 end
 
 return common
