@@ -306,6 +306,15 @@ describe("validate.file", function()
     assert.is_true(validate.file("carrotquest_users", file("good.csv", table.concat(rows, "\n") .. "\n"), opts))
   end)
 
+  it("answers at once for a file whose delimiter is a byte beyond ASCII", function()
+    local path = file("high.csv", "$email\166$name\nu@example.com\166Анна\n")
+    local script = ([[local ok, err = require("csvup.validate").file("carrotquest_users", %q,
+      { merge_field = "$email", delimiter = "\166" })
+      print(ok, err.code, err.line)]]):format(path)
+    local out = assert(io.popen("timeout 10 env " .. support.LUA .. " -e '" .. script .. "'")):read("a")
+    assert.are.equal("nil\tinvalid_utf8\t2\n", out) -- that byte is no UTF-8
+  end)
+
   it("quotes at most 80 characters of a value in a message", function()
     local path = file("long.csv", "ClientId,Target,DateTime\n" .. ("9"):rep(5000) .. "x,G,1\n")
     local reason = failure("offline_conversions", path).problems[1].reason

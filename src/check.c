@@ -202,9 +202,12 @@ static const char *untidy(const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7F)
             return "holds a control character";
-        if (c == 0xC2 || c == 0xE2 || c == 0xEF) /* the first bytes of those below */
+        if (c >= 0xC2)
             for (k = 0; k < sizeof invisible / sizeof invisible[0]; k++) {
-                size_t len = strlen(invisible[k].bytes);
+                size_t len;
+                if ((unsigned char)invisible[k].bytes[0] != c)
+                    continue;
+                len = strlen(invisible[k].bytes);
                 if (len <= n - i && memcmp(s + i, invisible[k].bytes, len) == 0)
                     return invisible[k].reason;
             }

@@ -18,7 +18,7 @@
 
 #define BLOCK 64
 #define QUOTED_MAX 256 /* the longest quoted value the pass reads itself, in bytes */
-#define WIDE_MAX 1024  /* the longest value beyond ASCII it reads itself: 255 characters of up to 4 bytes */
+#define WIDE_MAX 1024  /* the farthest it looks byte by byte for the end of a value beyond ASCII */
 #define LANES 256      /* the most columns it takes: a wider file goes to the reader */
 
 struct masks {
@@ -115,13 +115,19 @@ static unsigned char lane_of(const struct plan_column *c)
     }
 }
 
+/* Whether s[i] (of n bytes) ends a field: the delimiter, LF, or the CR of a CRLF. */
+static int ends_field(const unsigned char *s, size_t i, size_t n, char delimiter)
+{
+    return s[i] == (unsigned char)delimiter || s[i] == '\n' || (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n');
+}
+
 /* The end of the quoted field opened at s[0] when it is one the pass reads
  * itself: UTF-8 text on one line, not empty, in a text column, ended by the
  * delimiter or a line end. 0 when it is not. */
 static size_t quoted_end(unsigned lane, const unsigned char *s, size_t n, char delimiter)
 {
     size_t i, limit = n < QUOTED_MAX ? n : QUOTED_MAX;
-    unsigned char wide = 0;
+    unsigned char high = 0; /* the bytes OR-ed: bit 7 when one is beyond ASCII */
     if (lane & (LANE_DIGITS | LANE_OTHER))
         return 0;
     for (i = 1; i < limit; i++) {
@@ -130,15 +136,14 @@ static size_t quoted_end(unsigned lane, const unsigned char *s, size_t n, char d
                 i++;
                 continue;
             }
-            if (i == 1 || i + 2 >= n
-                || (s[i + 1] != (unsigned char)delimiter && s[i + 1] != '\n' && (s[i + 1] != '\r' || s[i + 2] != '\n'))
-                || (wide >= 0x80 && utf8_valid_prefix(s + 1, i - 1) != i - 1))
+            if (i == 1 || i + 2 >= n || !ends_field(s, i + 1, n, delimiter)
+                || ((high & 0x80) && utf8_valid_prefix(s + 1, i - 1) != i - 1))
                 return 0;
             return i + 1;
         }
         if (s[i] < 0x20)
             return 0;
-        wide |= s[i];
+        high |= s[i];
     }
     return 0;
 }
@@ -177,7 +182,7 @@ static size_t wide_end(const unsigned char *s, size_t n, char delimiter)
 {
     size_t i, limit = n < WIDE_MAX ? n : WIDE_MAX;
     for (i = 0; i < limit; i++) {
-        if (s[i] == (unsigned char)delimiter || s[i] == '\n' || (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n'))
+        if (ends_field(s, i, n, delimiter))
             return i;
         if (s[i] == '"' || s[i] == 0 || s[i] == '\r')
             return 0;
@@ -191,11 +196,11 @@ size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsig
     unsigned char tail[BLOCK], lanes[LANES];
     const size_t ncolumns = p->ncolumns;
     size_t cursor = 0, record = 0, field = 0, column = 0, i;
-    unsigned filled = 0, checked = 0; /* checked: the field that the next end ends, already (quoted or wide) */
+    unsigned filled = 0, read_whole = 0; /* the field the next end closes was read and checked whole */
     uint64_t carry = 0; /* the field had a non-digit in an earlier block */
     long long count = 0;
     *records = 0;
-    if (ncolumns == 0 || ncolumns > LANES)
+    if (ncolumns == 0 || ncolumns > LANES || (unsigned char)delimiter >= 0x80) /* such a delimiter is also a stop */
         return 0;
     for (i = 0; i < ncolumns; i++)
         lanes[i] = lane_of(&p->columns[i]);
@@ -229,7 +234,7 @@ size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsig
                 if (n == 0) {
                     if (lane & LANE_REQUIRED)
                         goto out;
-                } else if (!checked) {
+                } else if (!read_whole) {
                     if ((lane & LANE_DIGITS) && ((live & (low - 1)) | carry))
                         goto out;
                     if ((lane & LANE_TEXT) && n > CHECK_TEXT_MAX) /* ASCII: a byte is a character */
@@ -247,7 +252,7 @@ size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsig
                     live &= ~(low | (low - 1));
                     field = at + 1;
                 }
-                checked = 0;
+                read_whole = 0;
                 carry = 0;
                 if (m.eol & low) {
                     if (column + 1 != ncolumns || (p->one_of && !(filled & LANE_ONE_OF)) || field - record > limit)
@@ -265,10 +270,13 @@ size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsig
             at = cursor + (unsigned)__builtin_ctzll(m.stop);
             end = 0;
             if (buf[at] >= 0x80) {
-                /* the field's end: the next in this block when no other stop comes first */
+                /* the field's end: the next end in this block when no other stop comes first */
                 uint64_t after = m.ends & ~(uint64_t)0 << (at - cursor), first = after & (0 - after);
-                size_t n = first && !(m.stop & ~m.wide & (first - 1)) ? cursor + (unsigned)__builtin_ctzll(first) - field
-                                                                      : wide_end(buf + field, len - field, delimiter);
+                size_t n;
+                if (first && !(m.stop & ~m.wide & (first - 1)))
+                    n = cursor + (unsigned)__builtin_ctzll(first) - field;
+                else
+                    n = wide_end(buf + field, len - field, delimiter);
                 if (n && wide_passes(p, column, lanes[column], buf + field, n))
                     end = field + n;
             } else if (at == field && buf[at] == '"') {
@@ -277,7 +285,7 @@ size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsig
             }
             if (!end) /* the reader reads this record */
                 goto out;
-            checked = 1;
+            read_whole = 1;
             if (end - cursor >= BLOCK) {
                 next = end;
                 break;

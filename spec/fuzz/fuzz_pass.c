@@ -38,10 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     long long records, read = 0;
     char delimiter;
     int rc;
-    if (size < 5)
+    if (size < 6)
         return 0;
     memset(&p, 0, sizeof p);
-    delimiter = delimiters[data[0] & 3];
+    /* one of the usual delimiters, or with bit 6 any byte the reader takes (0 would make it guess) */
+    delimiter = data[0] & 0x40 ? (char)data[5] : delimiters[data[0] & 3];
+    if (delimiter == 0 || delimiter == '"' || delimiter == '\r' || delimiter == '\n')
+        return 0;
     p.ncolumns = 1 + (data[0] >> 2 & 3);
     p.one_of = data[0] >> 4 & 1;
     limit = data[0] & 0x20 ? 40 : READER_RECORD_LIMIT;
@@ -55,8 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (check_sets_init(&p.sets, "EUR RUB USD", "ad direct organic", 1700000000) != 0)
         abort();
     p.latest_len = (size_t)snprintf(p.latest, sizeof p.latest, "%lld", 1700000000LL + CHECK_FUTURE_SLACK);
-    data += 5;
-    size -= 5;
+    data += 6;
+    size -= 6;
 
     passed = plan_pass(&p, delimiter, limit, data, size, &records);
     if (passed > size || (passed == 0) != (records == 0))
