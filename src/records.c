@@ -131,32 +131,42 @@ static void close_file(struct records *rs)
     rs->open = 0;
 }
 
-/* The next record with as many fields as the header (blank lines skipped
- * when the header has more than one): 1, 0 at the end, or -1 with the error pushed. */
-static int next_record(lua_State *L, struct records *rs)
+#define OTHER_WIDTH (-2)
+
+/* The next record, blank lines skipped when the header has more than one: 1,
+ * 0 at the end (the file closed), -1 with r.error set, or OTHER_WIDTH when
+ * it has another number of fields than the header. With L NULL the source
+ * is a file, and no read method can run. */
+static int next_row(lua_State *L, struct records *rs)
 {
     int rc;
     if (!rs->open)
         return 0;
     do
-        rc = read_record(L, rs);
+        rc = L ? read_record(L, rs) : reader_next(&rs->r);
     while (rc > 0 && rs->r.blank && rs->ncolumns > 1);
-    if (rc < 0) {
+    if (rc == 0)
+        close_file(rs);
+    return rc > 0 && rs->r.nfields != rs->ncolumns ? OTHER_WIDTH : rc;
+}
+
+/* The next record with as many fields as the header: 1, 0 at the end, or -1
+ * with the error pushed. */
+static int next_record(lua_State *L, struct records *rs)
+{
+    int rc = next_row(L, rs);
+    if (rc == -1) {
         push_read_error(L, rs);
         return -1;
     }
-    if (rc == 0) {
-        close_file(rs);
-        return 0;
-    }
-    if (rs->r.nfields != rs->ncolumns) {
+    if (rc == OTHER_WIDTH) {
         lua_pushfstring(L, "%d fields where the header has %d", (int)rs->r.nfields, (int)rs->ncolumns);
         csvup_push_error(L, KIND_INPUT, "malformed_csv", lua_tostring(L, -1));
         lua_remove(L, -2);
         place(L, rs->name, rs->r.record_line, 0);
         return -1;
     }
-    return 1;
+    return rc;
 }
 
 /* The iterator of reader:records(): each record keyed by the header, and its
@@ -191,6 +201,17 @@ static int records_records(lua_State *L)
     return 1;
 }
 
+/* Takes the records at the start of the buffer that plan_pass passes as
+ * read: their bytes, 0 when it passes none. */
+static size_t pass_quickly(struct records *rs, const struct plan *p)
+{
+    long long lines;
+    size_t passed = plan_pass(p, rs->r.delimiter, rs->r.limit, rs->r.buf + rs->r.start, rs->r.end - rs->r.start,
+                              &lines);
+    reader_skip(&rs->r, passed, lines);
+    return passed;
+}
+
 /* reader:check(plan) -> problem count | nil, err: every remaining record
  * through the plan's checks (see plan.h); problems go to plan.problems. */
 static int records_check(lua_State *L)
@@ -204,10 +225,7 @@ static int records_check(lua_State *L)
     if (p.ncolumns != rs->ncolumns)
         return luaL_error(L, "csvup: the check plan and the header differ");
     for (;;) {
-        long long lines;
-        size_t passed = plan_pass(&p, rs->r.delimiter, rs->r.limit, rs->r.buf + rs->r.start,
-                                  rs->r.end - rs->r.start, &lines);
-        reader_skip(&rs->r, passed, lines);
+        pass_quickly(rs, &p);
         if ((rc = next_record(L, rs)) <= 0)
             break;
         plan_check_fields(L, &p, rs->r.fields, (lua_Integer)rs->r.record_line);
@@ -268,28 +286,18 @@ long long records_check_more(struct records *rs)
 {
     struct reader *r = &rs->r;
     struct plan *p = rs->sending;
-    long long lines, total = p->total;
-    size_t passed;
+    long long total = p->total;
     int rc;
-    if (rs->failed || !rs->open)
+    if (rs->failed || !rs->open || pass_quickly(rs, p) > 0)
         return records_checked(rs);
-    passed = plan_pass(p, r->delimiter, r->limit, r->buf + r->start, r->end - r->start, &lines);
-    if (passed > 0) {
-        reader_skip(r, passed, lines);
-        return reader_offset(r);
-    }
     /* one record by the reader, which may read more of the file first: the
      * bytes it lets go of were all handed out (see records.h) */
-    rc = reader_next(r);
-    if (rc == 0)
-        rs->open = 0;
-    else if (rc < 0)
+    rc = next_row(NULL, rs);
+    if (rc == -1)
         return failed_at(rs, r->error.line, r->error.message);
-    else if (r->blank && rs->ncolumns > 1)
-        return reader_offset(r);
-    else if (r->nfields != rs->ncolumns)
+    if (rc == OTHER_WIDTH)
         return failed_at(rs, r->record_line, "the record has another number of fields than the header");
-    else {
+    if (rc > 0) {
         plan_check_fields(NULL, p, r->fields, (lua_Integer)r->record_line);
         if (p->total > total)
             return failed_at(rs, r->record_line, "a value does not pass its check");
