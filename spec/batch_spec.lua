@@ -27,28 +27,16 @@ describe("csvup.batch", function()
     return list
   end
 
-  -- The descriptors of this process open on path.
-  local function open_on(path)
-    local stat = io.open("/proc/self/stat")
-    local pid = stat:read("n")
-    stat:close()
-    local real, count = io.popen("realpath " .. path):read("l"), 0
-    for line in io.popen("ls -l /proc/" .. pid .. "/fd"):lines() do
-      count = count + (line:sub(-#real - 4) == " -> " .. real and 1 or 0)
-    end
-    return count
-  end
-
   it("keeps no more files open than the uploads running, while each is checked as it is sent", function()
     local most = 0
     local results = assert(csvup.batch(jobs(12), { concurrency = 2, progress = function()
-      most = math.max(most, open_on("spec/fixtures/offline_conversions.csv"))
+      most = math.max(most, support.open_fds("spec/fixtures/offline_conversions.csv"))
     end }))
     for _, r in ipairs(results) do
       assert.is_table(r[1], tostring(r[2]))
     end
     assert.is_true(most >= 1 and most <= 4, "files open at once: " .. most)
-    assert.are.equal(0, open_on("spec/fixtures/offline_conversions.csv"))
+    assert.are.equal(0, support.open_fds("spec/fixtures/offline_conversions.csv"))
   end)
 
   it("runs 20 uploads 3 at a time, results in the order of the jobs", function()

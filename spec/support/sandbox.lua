@@ -51,21 +51,28 @@ local function control(url, method, body)
   return json.decode(table.concat(chunks))
 end
 
--- The number of open file descriptors of this process (after a collection,
--- so that only what is really held counts). The listing goes to a file, not
--- through io.popen: popen closes its pipe's write end in this process only
--- after the child started, so `ls` could list it, or not, at random.
-function support.open_fds()
+-- The number of open file descriptors of this process, or of those open on
+-- path (after a collection, so that only what is really held counts). The
+-- listing goes to a file, not through io.popen: popen closes its pipe's write
+-- end in this process only after the child started, so `ls` could list it,
+-- or not, at random.
+function support.open_fds(path)
   collectgarbage()
   collectgarbage()
   local stat = io.open("/proc/self/stat")
   local pid = stat:read("n")
   stat:close()
-  local listing = os.tmpname()
-  assert(os.execute("ls /proc/" .. pid .. "/fd > " .. listing))
-  local n = 0
-  for _ in io.lines(listing) do
-    n = n + 1
+  local target, listing, n = nil, os.tmpname(), 0
+  if path then
+    local real = assert(io.popen("realpath " .. path))
+    target = " -> " .. real:read("l")
+    real:close()
+  end
+  assert(os.execute("ls -l /proc/" .. pid .. "/fd > " .. listing))
+  for line in io.lines(listing) do
+    if line:find(" -> ", 1, true) and (not target or line:sub(-#target) == target) then
+      n = n + 1
+    end
   end
   os.remove(listing)
   return n
