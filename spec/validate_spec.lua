@@ -468,6 +468,40 @@ describe("a default upload checks each record as it sends it", function()
     assert.is_nil(requests[1].body:find("1481718166000", 1, true))
   end)
 
+  -- plain records, more than one libcurl buffer of them, then a few the quick
+  -- pass leaves to the reader (a line break inside quotes, CRLF), three times;
+  -- `last` ends the file, with no line break. The file's path and the line `last` is on.
+  local function mixed_file(last)
+    local path, line = dir .. "/mixed.csv", 1
+    local f = assert(io.open(path, "wb"))
+    local plain = ("133591247640966458,GOAL1,1481718166\n"):rep(1000)
+    f:write("ClientId,Target,DateTime\n")
+    for _ = 1, 3 do
+      for _ = 1, 80 do
+        f:write(plain)
+      end
+      f:write('133591247640966458,"GOAL\n1",1481718166\n', "133591247640966458,GOAL2,1481718166\r\n",
+        '133591247640966458,"say ""hi""",1481718166\n')
+      line = line + 80000 + 4
+    end
+    f:write(last)
+    f:close()
+    return path, line + 1
+  end
+
+  it("passes the reader's records and the quick pass's alike, byte for byte, counting every line", function()
+    local path = mixed_file("133591247640966458,GOAL1,1481718167")
+    local m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url })
+    assert(m:upload_offline_conversions { file = path })
+    local f = io.open(path, "rb")
+    assert.is_truthy(server.requests()[1].body:find(f:read("a"), 1, true))
+    f:close()
+    local bad, line = mixed_file("133591247640966458,GOAL1,1481718166000")
+    local _, err = m:upload_offline_conversions { file = bad }
+    m:close()
+    assert.are.same({ "validation_failed", line }, { err.code, err.problems[1].line })
+  end)
+
   it("sends the whole file in one pass when every record passes", function()
     local path = file_with("133591247640966458,GOAL1,1481718167")
     local m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url })

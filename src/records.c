@@ -33,16 +33,27 @@ struct records {
     struct cp1251_source decoder; /* with encoding = "cp1251": between the bytes and the reader */
     struct plan *sending; /* with reader:check_as_sent(plan): the plan, its columns in C memory */
     int failed;           /* a record failed its check as it was sent */
+    int moved;            /* records_pass_into read on past the file's position */
     char failure[200];    /* what and where */
 };
 
-/* reader_file_source that also hashes what it reads: the file's digest comes
- * from the pass that checks it, with no second read. */
-static long hashed_file_source(void *ctx, unsigned char *buf, size_t n, char *message, size_t size)
+/* The file for the reader, through reader_file_source: from where the
+ * reader is after records_pass_into read past it, and into sha as well
+ * when hashing (the file's digest comes from the pass that checks it, with
+ * no second read). */
+static long file_source(void *ctx, unsigned char *buf, size_t n, char *message, size_t size)
 {
     struct records *rs = ctx;
-    long got = reader_file_source(rs->f, buf, n, message, size);
-    if (got > 0)
+    long got;
+    if (rs->moved) {
+        if (fseeko(rs->f, (off_t)(rs->r.offset + (long long)rs->r.end), SEEK_SET) != 0) {
+            snprintf(message, size, "read error");
+            return -1;
+        }
+        rs->moved = 0;
+    }
+    got = reader_file_source(rs->f, buf, n, message, size);
+    if (got > 0 && rs->hashing)
         sha256_update(&rs->sha, buf, (size_t)got);
     return got;
 }
@@ -305,6 +316,31 @@ long long records_check_more(struct records *rs)
     return reader_offset(r);
 }
 
+size_t records_pass_into(struct records *rs, unsigned char *buf, size_t want)
+{
+    struct reader *r = &rs->r;
+    long long at = reader_offset(r), lines;
+    ssize_t n;
+    size_t passed;
+    if (rs->failed || !rs->open)
+        return 0;
+    do
+        n = pread(fileno(rs->f), buf, want, (off_t)at);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return 0; /* the reader reads on, and reports what went wrong */
+    passed = plan_pass(rs->sending, r->delimiter, r->limit, buf, (size_t)n, &lines);
+    if (passed == 0)
+        return 0;
+    /* the reader's buffer is dropped: it goes on after these bytes, from the file */
+    r->offset = at + (long long)passed;
+    r->start = r->end = 0;
+    r->eof = 0;
+    r->line += lines;
+    rs->moved = 1;
+    return passed;
+}
+
 const unsigned char *records_bytes(const struct records *rs, long long from)
 {
     return rs->r.buf + (from - rs->r.offset);
@@ -332,7 +368,7 @@ static int records_sha256(lua_State *L)
     char hex[SHA256_HEX], message[160];
     long got = 0;
     luaL_argcheck(L, rs->hashing, 1, "the reader was opened on a file without sha256 = true");
-    while (rs->f && (got = hashed_file_source(rs, chunk, sizeof chunk, message, sizeof message)) > 0)
+    while (rs->f && (got = file_source(rs, chunk, sizeof chunk, message, sizeof message)) > 0)
         ;
     if (got < 0)
         return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", rs->name, message);
@@ -453,8 +489,8 @@ int records_open(lua_State *L)
     rs->hashing = rs->f && flag_of(L, 2, "sha256");
     if (rs->hashing)
         sha256_init(&rs->sha);
-    source = rs->hashing ? hashed_file_source : rs->f ? reader_file_source : method_source;
-    source_ctx = rs->hashing || !rs->f ? (void *)rs : (void *)rs->f;
+    source = rs->f ? file_source : method_source;
+    source_ctx = rs;
     if (cp1251) {
         rs->decoder.read = source;
         rs->decoder.ctx = source_ctx;

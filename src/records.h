@@ -10,7 +10,7 @@ struct records;
 int records_open(lua_State *L);
 /* The reader at idx, after reader:check_as_sent(plan); raises if it is not one. */
 struct records *records_sent_check(lua_State *L, int idx);
-/* An upload sends the file from the reader's own buffer, one read for both:
+/* An upload sends the file as it checks it, one read for both:
  * records_checked is the end of the bytes checked so far (the file's
  * first bytes up to it passed), -1 once a record failed (records_failure
  * says where and why). records_check_more checks more of it, at least one
@@ -21,6 +21,11 @@ struct records *records_sent_check(lua_State *L, int idx);
 long long records_checked(const struct records *rs);
 long long records_check_more(struct records *rs);
 const unsigned char *records_bytes(const struct records *rs, long long from);
+/* Once every checked byte was handed out: the next bytes of the file read
+ * straight into buf (up to want), without the reader's buffer, when the
+ * quick pass passes records at their start. Their count, 0 when it passes
+ * none (then records_check_more reads on). */
+size_t records_pass_into(struct records *rs, unsigned char *buf, size_t want);
 const char *records_failure(const struct records *rs);
 /* Closes the file and frees what the reader holds; safe to call again. */
 void records_release(struct records *rs);

@@ -309,18 +309,26 @@ static int stopped_by_signal(struct request *req)
     return req->interrupted;
 }
 
-/* The next bytes of a file checked as it is sent (args.check), from the
- * checking reader's buffer: only bytes whose records passed, so a record
- * that fails stops the body before its end. The count, or -1 when the
- * upload must stop. */
+/* The next bytes of a file checked as it is sent (args.check): read
+ * straight into libcurl's buffer where the quick pass passes them, else
+ * from the checking reader's buffer; only bytes whose records passed, so a
+ * record that fails stops the body before its end. The count, or -1 when
+ * the upload must stop. */
 static ssize_t checked_read(struct request *req, char *buf, size_t want)
 {
     size_t given = 0;
     while (given < want) { /* libcurl's buffer filled whole: fewer, larger sends */
         long long checked = records_checked(req->checker);
         size_t n = want - given;
-        if (checked == (long long)req->file_pos)
+        if (checked == (long long)req->file_pos) {
+            size_t passed = records_pass_into(req->checker, (unsigned char *)buf + given, n);
+            if (passed) { /* libcurl takes fewer bytes than it asked for */
+                req->file_pos += (off_t)passed;
+                given += passed;
+                break;
+            }
             checked = records_check_more(req->checker);
+        }
         if (checked < 0) {
             req->check_failed = 1;
             return -1;
