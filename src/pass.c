@@ -5,11 +5,17 @@
  * every field of it passes its column's check. The first record that
  * does not pass at once ends the pass: the reader then reads that one as
  * usual and reports whatever is wrong with it, so the pass never decides
- * that anything is wrong, only that a record is right. */
+ * that anything is wrong, only that a record is right.
+ * The loop (pass_loop.h) reads a block end by end. On x86-64 processors
+ * with AVX-512BW and BMI2 it first tries each block whole (pass_blocks.h);
+ * the fuzzer holds that way to the plain one's result. */
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __SSE2__
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PASS_X86 /* a way with AVX-512BW and BMI2, chosen at run time */
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -21,77 +27,7 @@
 #define WIDE_MAX 1024  /* the farthest it looks byte by byte for the end of a value beyond ASCII */
 #define LANES 256      /* the most columns it takes: a wider file goes to the reader */
 
-struct masks {
-    uint64_t ends;     /* the delimiter, LF, or the CR of CRLF */
-    uint64_t eol;      /* LF, or the CR of CRLF */
-    uint64_t cr;       /* the CR of CRLF */
-    uint64_t stop;     /* a quote, NUL, another CR or a byte beyond ASCII */
-    uint64_t wide;     /* a byte beyond ASCII */
-    uint64_t nondigit;
-};
-
-/* The masks of a block from those of the bytes equal to the delimiter or LF,
- * to LF, to CR, of the other stops (a quote, NUL), of the bytes beyond ASCII
- * and of the digits. */
-static inline void masks_of(struct masks *m, uint64_t ends, uint64_t lf, uint64_t cr, uint64_t other_stops,
-                            uint64_t wide, uint64_t digits)
-{
-    uint64_t crlf = cr & (lf >> 1); /* a CR whose LF is in the next block ends no record here */
-    m->cr = crlf;
-    m->eol = crlf | (lf & ~(crlf << 1));
-    m->ends = (ends & ~(crlf << 1)) | crlf;
-    m->stop = other_stops | wide | (cr & ~crlf);
-    m->wide = wide;
-    m->nondigit = ~digits;
-}
-
-#ifdef __SSE2__
-static inline void block_masks(const unsigned char *s, char delimiter, struct masks *m)
-{
-    const __m128i delim = _mm_set1_epi8(delimiter), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'),
-                  quote = _mm_set1_epi8('"'), zero = _mm_setzero_si128(),
-                  shift = _mm_set1_epi8((char)(0x80 - '0')), below = _mm_set1_epi8(-118);
-    __m128i rare = zero;
-    uint64_t lfs = 0, ends = 0, digits = 0, crs = 0, stops = 0, wide = 0;
-    int i;
-    for (i = 0; i < 4; i++) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(s + 16 * i)), l = _mm_cmpeq_epi8(x, lf);
-        lfs |= (uint64_t)(unsigned)_mm_movemask_epi8(l) << 16 * i;
-        ends |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, delim), l)) << 16 * i;
-        /* '0'..'9' shifted to -128..-119: the only bytes below -118 */
-        digits |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(x, shift), below)) << 16 * i;
-        /* a byte beyond ASCII shows in the sign bit of x itself */
-        rare = _mm_or_si128(rare, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, quote)),
-                                               _mm_or_si128(_mm_cmpeq_epi8(x, zero), x)));
-    }
-    if (_mm_movemask_epi8(rare)) /* a CR, quote, NUL or byte beyond ASCII: the block again, for where */
-        for (i = 0; i < 4; i++) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(s + 16 * i));
-            crs |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, cr)) << 16 * i;
-            stops |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, zero)))
-                << 16 * i;
-            wide |= (uint64_t)(unsigned)_mm_movemask_epi8(x) << 16 * i;
-        }
-    masks_of(m, ends, lfs, crs, stops, wide, digits);
-}
-#else
-static inline void block_masks(const unsigned char *s, char delimiter, struct masks *m)
-{
-    uint64_t ends = 0, lf = 0, cr = 0, stops = 0, wide = 0, digits = 0;
-    int i;
-    for (i = 0; i < BLOCK; i++) {
-        uint64_t bit = (uint64_t)1 << i;
-        unsigned char c = s[i];
-        ends |= c == (unsigned char)delimiter || c == '\n' ? bit : 0;
-        lf |= c == '\n' ? bit : 0;
-        cr |= c == '\r' ? bit : 0;
-        stops |= c == '"' || c == 0 ? bit : 0;
-        wide |= c >= 0x80 ? bit : 0;
-        digits |= c >= '0' && c <= '9' ? bit : 0;
-    }
-    masks_of(m, ends, lf, cr, stops, wide, digits);
-}
-#endif
+#include "pass_masks.h"
 
 /* What the pass checks of a column, read off its type once per call. */
 enum { LANE_REQUIRED = 1, LANE_ONE_OF = 2, LANE_DIGITS = 4, LANE_TEXT = 8, LANE_SECONDS = 16, LANE_OTHER = 32 };
@@ -190,113 +126,56 @@ static size_t wide_end(const unsigned char *s, size_t n, char delimiter)
     return 0;
 }
 
+/* Where the loop is between blocks. */
+struct pass_state {
+    size_t record, field, column; /* the open record's and field's first bytes, the field's column */
+    unsigned filled;              /* the lanes of the open record's filled fields */
+    uint64_t carry;               /* the open field had a non-digit in an earlier block */
+    long long count;              /* the records passed */
+};
+
+#define PASS_FUNCTION pass_plain
+#define PASS_TARGET
+#define PASS_MASKS block_masks
+#include "pass_loop.h"
+#undef PASS_FUNCTION
+#undef PASS_TARGET
+#undef PASS_MASKS
+
+#ifdef PASS_X86
+#include "pass_blocks.h"
+
+#define PASS_FUNCTION pass_blocks
+#define PASS_TARGET __attribute__((target("avx512bw,bmi,bmi2,popcnt")))
+#define PASS_MASKS block_masks_avx512
+#define PASS_RUN blocks_passing
+#include "pass_loop.h"
+#endif
+
+int plan_pass_fastest(void)
+{
+#ifdef PASS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+        && __builtin_cpu_supports("popcnt"))
+        return PASS_BLOCKS;
+#endif
+    return PASS_PLAIN;
+}
+
+size_t plan_pass_by(int way, const struct plan *p, char delimiter, size_t limit, const unsigned char *buf,
+                    size_t len, long long *records)
+{
+#ifdef PASS_X86
+    if (way == PASS_BLOCKS)
+        return pass_blocks(p, delimiter, limit, buf, len, records);
+#endif
+    (void)way;
+    return pass_plain(p, delimiter, limit, buf, len, records);
+}
+
 size_t plan_pass(const struct plan *p, char delimiter, size_t limit, const unsigned char *buf, size_t len,
                  long long *records)
 {
-    unsigned char tail[BLOCK], lanes[LANES];
-    const size_t ncolumns = p->ncolumns;
-    size_t cursor = 0, record = 0, field = 0, column = 0, i;
-    unsigned filled = 0, read_whole = 0; /* the field the next end closes was read and checked whole */
-    uint64_t carry = 0; /* the field had a non-digit in an earlier block */
-    long long count = 0;
-    *records = 0;
-    if (ncolumns == 0 || ncolumns > LANES || (unsigned char)delimiter >= 0x80) /* such a delimiter is also a stop */
-        return 0;
-    for (i = 0; i < ncolumns; i++)
-        lanes[i] = lane_of(&p->columns[i]);
-    while (cursor < len) {
-        struct masks m;
-        const unsigned char *s = buf + cursor;
-        uint64_t valid = ~(uint64_t)0, live; /* live: the non-digits since the last field end */
-        size_t next;
-        if (len - cursor < BLOCK) {
-            memset(tail, 0, sizeof tail);
-            memcpy(tail, s, len - cursor);
-            s = tail;
-            valid = ((uint64_t)1 << (len - cursor)) - 1;
-        }
-        block_masks(s, delimiter, &m);
-        m.stop &= valid;
-        m.ends &= valid;
-        live = field > cursor ? (field - cursor < BLOCK ? m.nondigit >> (field - cursor) << (field - cursor) : 0)
-                              : m.nondigit;
-        next = cursor + BLOCK;
-        for (;;) { /* the ends before the first stop; then the field at the stop, read whole */
-            uint64_t ends = m.ends & (m.stop ? (m.stop & (0 - m.stop)) - 1 : ~(uint64_t)0);
-            size_t at, end;
-            while (ends) {
-                uint64_t low = ends & (0 - ends);
-                unsigned k = (unsigned)__builtin_ctzll(ends), lane = lanes[column];
-                size_t n;
-                at = cursor + k;
-                n = at - field;
-                ends ^= low;
-                if (n == 0) {
-                    if (lane & LANE_REQUIRED)
-                        goto out;
-                } else if (!read_whole) {
-                    if ((lane & LANE_DIGITS) && ((live & (low - 1)) | carry))
-                        goto out;
-                    if ((lane & LANE_TEXT) && n > CHECK_TEXT_MAX) /* ASCII: a byte is a character */
-                        goto out;
-                    if ((lane & LANE_SECONDS) && !not_above(buf + field, n, p->latest, p->latest_len))
-                        goto out;
-                    if ((lane & LANE_OTHER) && !passes(p, p->columns[column].type, buf + field, n))
-                        goto out;
-                }
-                filled |= n ? lane : 0;
-                if (m.cr & low) {
-                    live &= ~((low << 2) - 1); /* through the LF of the CRLF */
-                    field = at + 2;
-                } else {
-                    live &= ~(low | (low - 1));
-                    field = at + 1;
-                }
-                read_whole = 0;
-                carry = 0;
-                if (m.eol & low) {
-                    if (column + 1 != ncolumns || (p->one_of && !(filled & LANE_ONE_OF)) || field - record > limit)
-                        goto out;
-                    count++;
-                    record = field;
-                    column = 0;
-                    filled = 0;
-                } else if (++column == ncolumns) {
-                    goto out;
-                }
-            }
-            if (!m.stop)
-                break;
-            at = cursor + (unsigned)__builtin_ctzll(m.stop);
-            end = 0;
-            if (buf[at] >= 0x80) {
-                /* the field's end: the next end in this block when no other stop comes first */
-                uint64_t after = m.ends & ~(uint64_t)0 << (at - cursor), first = after & (0 - after);
-                size_t n;
-                if (first && !(m.stop & ~m.wide & (first - 1)))
-                    n = cursor + (unsigned)__builtin_ctzll(first) - field;
-                else
-                    n = wide_end(buf + field, len - field, delimiter);
-                if (n && wide_passes(p, column, lanes[column], buf + field, n))
-                    end = field + n;
-            } else if (at == field && buf[at] == '"') {
-                size_t n = quoted_end(lanes[column], buf + at, len - at, delimiter);
-                end = n ? at + n : 0;
-            }
-            if (!end) /* the reader reads this record */
-                goto out;
-            read_whole = 1;
-            if (end - cursor >= BLOCK) {
-                next = end;
-                break;
-            }
-            m.ends &= ~(uint64_t)0 << (end - cursor);
-            m.stop &= ~(uint64_t)0 << (end - cursor);
-        }
-        carry |= live;
-        cursor = next;
-    }
-out:
-    *records = count;
-    return record;
+    return plan_pass_by(plan_pass_fastest(), p, delimiter, limit, buf, len, records);
 }

@@ -1,8 +1,10 @@
 /* The quick pass of the checks (plan_pass) against the reader and the value
  * checks it stands for: every record it passes must be one the reader reads
  * without an error, with the header's number of fields, on one line each,
- * and with no problem found by plan_check_fields. The first bytes choose the
- * delimiter and the columns' types; the rest is the CSV after a header. */
+ * and with no problem found by plan_check_fields; and every way of reading
+ * blocks this processor has must pass the same records as the plain one.
+ * The first bytes choose the delimiter and the columns' types; the rest is
+ * the CSV after a header. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t passed, i, limit;
     long long records, read = 0;
     char delimiter;
-    int rc;
+    int rc, way;
     if (size < 6)
         return 0;
     memset(&p, 0, sizeof p);
@@ -61,9 +63,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 6;
     size -= 6;
 
-    passed = plan_pass(&p, delimiter, limit, data, size, &records);
+    passed = plan_pass_by(PASS_PLAIN, &p, delimiter, limit, data, size, &records);
     if (passed > size || (passed == 0) != (records == 0))
         abort();
+    for (way = PASS_PLAIN + 1; way <= plan_pass_fastest(); way++) {
+        long long by_way;
+        if (plan_pass_by(way, &p, delimiter, limit, data, size, &by_way) != passed || by_way != records)
+            abort();
+    }
     m.data = data;
     m.size = passed;
     m.pos = 0;
