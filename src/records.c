@@ -143,22 +143,34 @@ static void close_file(struct records *rs)
 }
 
 #define OTHER_WIDTH (-2)
+#define BLANK 2
 
-/* The next record, blank lines skipped when the header has more than one: 1,
- * 0 at the end (the file closed), -1 with r.error set, or OTHER_WIDTH when
- * it has another number of fields than the header. With L NULL the source
- * is a file, and no read method can run. */
-static int next_row(lua_State *L, struct records *rs)
+/* The next line: 1 for a record, BLANK for an empty line where the header
+ * has more than one field (it is skipped), 0 at the end (the file closed),
+ * -1 with r.error set, or OTHER_WIDTH for a record with another number of
+ * fields than the header. With L NULL the source is a file, and no read
+ * method can run. */
+static int next_line(lua_State *L, struct records *rs)
 {
     int rc;
     if (!rs->open)
         return 0;
-    do
-        rc = L ? read_record(L, rs) : reader_next(&rs->r);
-    while (rc > 0 && rs->r.blank && rs->ncolumns > 1);
+    rc = L ? read_record(L, rs) : reader_next(&rs->r);
     if (rc == 0)
         close_file(rs);
+    if (rc > 0 && rs->r.blank && rs->ncolumns > 1)
+        return BLANK;
     return rc > 0 && rs->r.nfields != rs->ncolumns ? OTHER_WIDTH : rc;
+}
+
+/* The next record, blank lines skipped: as next_line, never BLANK. */
+static int next_row(lua_State *L, struct records *rs)
+{
+    int rc;
+    do
+        rc = next_line(L, rs);
+    while (rc == BLANK);
+    return rc;
 }
 
 /* The next record with as many fields as the header: 1, 0 at the end, or -1
@@ -303,7 +315,9 @@ long long records_check_more(struct records *rs)
         return records_checked(rs);
     /* one record by the reader, which may read more of the file first: the
      * bytes it lets go of were all handed out (see records.h) */
-    rc = next_row(NULL, rs);
+    rc = next_line(NULL, rs);
+    if (rc == BLANK) /* one line at a time: reading on would drop lines not sent yet */
+        return reader_offset(r);
     if (rc == -1)
         return failed_at(rs, r->error.line, r->error.message);
     if (rc == OTHER_WIDTH)
