@@ -502,6 +502,28 @@ describe("a default upload checks each record as it sends it", function()
     assert.are.same({ "validation_failed", line }, { err.code, err.problems[1].line })
   end)
 
+  it("reads the file about once, also when the quick pass leaves records to the reader", function()
+    local function bytes_read() -- by this process, from files and sockets alike
+      local f = assert(io.open("/proc/self/io"))
+      local n = tonumber(f:read("a"):match("rchar: (%d+)"))
+      f:close()
+      return n
+    end
+    -- quoted ids, which only the reader reads; CRLF, whose CR ends a 64-byte block now and then
+    for _, row in ipairs { '"133591247640966458",GOAL1,1481718166\n', "133591247640966458,GOAL1,1481718166\r\n" } do
+      local path = dir .. "/reread.csv"
+      local f = assert(io.open(path, "wb"))
+      f:write("ClientId,Target,DateTime\n", row:rep(100000))
+      f:close()
+      local m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url })
+      local before = bytes_read()
+      assert(m:upload_offline_conversions { file = path })
+      local read = bytes_read() - before
+      m:close()
+      assert.is_true(read < 2 * #row * 100000, ("%d bytes read for a file of %d"):format(read, #row * 100000))
+    end
+  end)
+
   it("sends blank lines as they are, however many come before a record", function()
     local path = dir .. "/blank.csv"
     local f = assert(io.open(path, "wb"))

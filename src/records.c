@@ -15,6 +15,10 @@
 #include "sha256.h"
 
 #define READER_MT "csvup.csv_reader"
+/* After a read straight into libcurl's buffer that the quick pass stopped
+ * early in, the reader reads this far on its own before the next such read:
+ * a file of records the pass leaves to the reader is not read twice over. */
+#define PASS_INTO_RETRY (16LL * 1024 * 1024)
 
 struct records {
     struct reader r;
@@ -34,6 +38,7 @@ struct records {
     struct plan *sending; /* with reader:check_as_sent(plan): the plan, its columns in C memory */
     int failed;           /* a record failed its check as it was sent */
     int moved;            /* records_pass_into read on past the file's position */
+    long long direct_from; /* the offset where records_pass_into tries again after the pass stopped early */
     char failure[200];    /* what and where */
 };
 
@@ -336,7 +341,7 @@ size_t records_pass_into(struct records *rs, unsigned char *buf, size_t want)
     long long at = reader_offset(r), lines;
     ssize_t n;
     size_t passed;
-    if (rs->failed || !rs->open)
+    if (rs->failed || !rs->open || at < rs->direct_from)
         return 0;
     do
         n = pread(fileno(rs->f), buf, want, (off_t)at);
@@ -344,6 +349,8 @@ size_t records_pass_into(struct records *rs, unsigned char *buf, size_t want)
     if (n <= 0)
         return 0; /* the reader reads on, and reports what went wrong */
     passed = plan_pass(rs->sending, r->delimiter, r->limit, buf, (size_t)n, &lines);
+    if (passed < (size_t)n / 2) /* records the pass leaves to the reader: it reads on for a while */
+        rs->direct_from = at + (long long)passed + PASS_INTO_RETRY;
     if (passed == 0)
         return 0;
     /* the reader's buffer is dropped: it goes on after these bytes, from the file */
