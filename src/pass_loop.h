@@ -68,6 +68,15 @@ PASS_TARGET static size_t PASS_FUNCTION(const struct plan *p, char delimiter, si
             PASS_MASKS(s, delimiter, &m);
         m.stop &= valid;
         m.ends &= valid;
+        if (st.field > cursor) /* the LF of a CRLF whose CR ended the last block */
+            m.ends &= ~(uint64_t)0 << (st.field - cursor);
+        if ((m.stop >> (BLOCK - 1)) && s[BLOCK - 1] == '\r' && len - cursor > BLOCK && buf[cursor + BLOCK] == '\n') {
+            const uint64_t last = (uint64_t)1 << (BLOCK - 1); /* a CR whose LF begins the next block */
+            m.stop &= ~last;
+            m.cr |= last;
+            m.eol |= last;
+            m.ends |= last;
+        }
         live = st.field > cursor
                    ? (st.field - cursor < BLOCK ? m.nondigit >> (st.field - cursor) << (st.field - cursor) : 0)
                    : m.nondigit;
