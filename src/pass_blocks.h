@@ -1,5 +1,5 @@
 /* A block of 64 bytes with no stop, passed whole (included by pass.c, for
- * x86-64 processors with BMI2). The block's field ends are numbered in
+ * x86-64 processors with AVX-512BW and BMI2). The block's field ends are numbered in
  * order; the i-th end closes column (c0 + i) mod ncolumns, c0 being the
  * column open at the block's start, so what each end must be (a line end or
  * not, the end of a field that must not be empty, of digits only, of a
@@ -10,8 +10,6 @@
  * non-digit, and the fields checked by value pass. Otherwise the loop reads
  * it end by end and stops where it must: a block is passed here only when
  * the loop would pass it too, and leaves the loop's state as the loop would. */
-#include <immintrin.h>
-
 #define BLOCKS_TARGET __attribute__((target("bmi,bmi2,popcnt")))
 
 /* The patterns of the ends of a block that starts in column c0 (bit i: the
@@ -61,16 +59,18 @@ static void make_patterns(struct block_patterns *bp, const unsigned char *lanes,
     bp->made |= (uint64_t)1 << c0;
 }
 
+/* The first byte after the end at bit k of the block at cursor: after the LF of a CRLF. */
+static inline size_t after_end(size_t cursor, uint64_t cr, unsigned k)
+{
+    return cursor + k + 1 + ((cr >> k) & 1);
+}
+
 /* Where the field closed by the end at bit k of the block starts: after the
- * end before it (after the LF of a CRLF), or `field` when it is the first. */
+ * end before it, or `field` when it is the first. */
 BLOCKS_TARGET static inline size_t field_start(const struct masks *m, size_t cursor, size_t field, unsigned k)
 {
     uint64_t before = m->ends & (((uint64_t)1 << k) - 1);
-    unsigned last;
-    if (!before)
-        return field;
-    last = 63 - (unsigned)__builtin_clzll(before);
-    return cursor + last + 1 + ((m->cr >> last) & 1);
+    return before ? after_end(cursor, m->cr, 63 - (unsigned)__builtin_clzll(before)) : field;
 }
 
 /* Whether every field closed by an end in `ends` (bits of the block) passes
@@ -141,7 +141,9 @@ static inline int rows_fill_one_of(uint64_t fills, uint64_t eols, int earlier)
 }
 
 /* Whether the block at buf + cursor, with masks m and no stop, passes
- * whole; then st moves past it, as the loop would have moved it. Its
+ * whole; then st moves past it, as the loop would have moved it (of
+ * st->filled only what the loop reads: whether the open row filled its
+ * one_of group, when the plan has one). Its
  * checks are gathered into one test, with few branches that depend on the
  * data: blocks of ordinary files vary from one to the next. */
 BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
@@ -166,7 +168,7 @@ BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
         | ((lane & LANE_TEXT) && cursor + BLOCK - st->field > CHECK_TEXT_MAX)
         | (_pext_u64(eol, ends) != (bp->at[c0].eol & counted)) | ((empty & bp->at[c0].required) != 0)
         | ((nondigits & bp->at[c0].digits) != 0)
-        | (eol && cursor + first_eol + 1 + ((cr >> first_eol) & 1) - st->record > limit);
+        | (eol && after_end(cursor, cr, first_eol) - st->record > limit);
     if (bad)
         return 0;
     if (bp->at[c0].seconds & counted) {
@@ -195,9 +197,9 @@ BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
     }
     /* all passed: the state after the block's last end */
     st->count += __builtin_popcountll(eol);
-    st->record = eol ? cursor + last_eol + 1 + ((cr >> last_eol) & 1) : st->record;
+    st->record = eol ? after_end(cursor, cr, last_eol) : st->record;
     st->column = eol ? (size_t)__builtin_popcountll(ends >> last_eol) - 1 : c0 + (size_t)__builtin_popcountll(ends);
-    st->field = ends ? cursor + last_end + 1 + ((cr >> last_end) & 1) : st->field;
+    st->field = ends ? after_end(cursor, cr, last_end) : st->field;
     st->carry = ends ? (st->field - cursor < BLOCK ? m->nondigit & ~(uint64_t)0 << (st->field - cursor) : 0)
                      : st->carry | m->nondigit;
     return 1;
