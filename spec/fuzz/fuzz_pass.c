@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct reader r;
     struct memory m;
     size_t passed, i, limit;
-    long long records, read = 0;
+    long long records, read = 0, now;
     char delimiter;
     int rc, way;
     if (size < 6)
@@ -49,7 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     p.ncolumns = 1 + (data[0] >> 2 & 3);
     p.one_of = data[0] >> 4 & 1;
-    limit = data[0] & 0x20 ? 40 : READER_RECORD_LIMIT;
+    /* a small record limit: 40 bytes, or with bit 7 of data[1] 130, near where blocks stop being passed whole */
+    limit = data[0] & 0x20 ? (data[1] & 0x80 ? 130 : 40) : READER_RECORD_LIMIT;
+    now = data[2] & 0x80 ? 999999000 : 1700000000; /* the latest second has 9 digits, or 10 */
     for (i = 0; i < p.ncolumns; i++) {
         columns[i].type = data[1 + i] % (CHECK_NAME + 1);
         columns[i].required = data[1 + i] >> 5 & 1;
@@ -57,9 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     p.columns = columns;
     p.one_of_name = "";
-    if (check_sets_init(&p.sets, "EUR RUB USD", "ad direct organic", 1700000000) != 0)
+    if (check_sets_init(&p.sets, "EUR RUB USD", "ad direct organic", now) != 0)
         abort();
-    p.latest_len = (size_t)snprintf(p.latest, sizeof p.latest, "%lld", 1700000000LL + CHECK_FUTURE_SLACK);
+    p.latest_len = (size_t)snprintf(p.latest, sizeof p.latest, "%lld", now + CHECK_FUTURE_SLACK);
     data += 6;
     size -= 6;
 
