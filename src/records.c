@@ -275,8 +275,9 @@ static int records_check_as_sent(lua_State *L)
     struct plan p;
     size_t size;
     lua_settop(L, 2);
-    luaL_argcheck(L, rs->f && rs->open && !rs->hashing && !rs->decoder.read && !rs->sending, 1,
-                  "check_as_sent takes an open UTF-8 file, read once");
+    /* owned: opened by path, so that its offsets are the file's (records_pass_into reads by them) */
+    luaL_argcheck(L, rs->f && rs->owned && rs->open && !rs->hashing && !rs->decoder.read && !rs->sending, 1,
+                  "check_as_sent takes a UTF-8 file opened by path, read once");
     csvup_getuservalue(L, 1);
     plan_compile(L, 2, 3, &p);
     if (p.ncolumns != rs->ncolumns)
@@ -349,7 +350,8 @@ size_t records_pass_into(struct records *rs, unsigned char *buf, size_t want)
     if (n <= 0)
         return 0; /* the reader reads on, and reports what went wrong */
     passed = plan_pass(rs->sending, r->delimiter, r->limit, buf, (size_t)n, &lines);
-    if (passed < (size_t)n / 2) /* records the pass leaves to the reader: it reads on for a while */
+    if (passed < (size_t)n / 2 && memchr(buf + passed, '\n', (size_t)n - passed))
+        /* it stopped at a record it leaves to the reader, not at the end of buf: the reader reads on for a while */
         rs->direct_from = at + (long long)passed + PASS_INTO_RETRY;
     if (passed == 0)
         return 0;
