@@ -164,6 +164,7 @@ BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
     empty = _pext_u64(ends & starts, ends);
     /* a non-digit carried up through the bytes that are no end marks the end of its field */
     nondigits = _pext_u64((~ends + (m->nondigit & ~ends & ~(cr << 1))) & ends, ends);
+    /* field beyond cursor: the block begins with the LF of a CRLF, which the loop skips */
     bad = (st->field > cursor) | ((lane & LANE_DIGITS) && st->carry)
         | ((lane & LANE_TEXT) && cursor + BLOCK - st->field > CHECK_TEXT_MAX)
         | (_pext_u64(eol, ends) != (bp->at[c0].eol & counted)) | ((empty & bp->at[c0].required) != 0)

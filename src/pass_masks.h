@@ -15,7 +15,7 @@ struct masks {
 __attribute__((always_inline)) static inline void masks_of(struct masks *m, uint64_t ends, uint64_t lf, uint64_t cr, uint64_t other_stops,
                             uint64_t wide, uint64_t digits)
 {
-    uint64_t crlf = cr & (lf >> 1); /* a CR whose LF is in the next block ends no record here */
+    uint64_t crlf = cr & (lf >> 1); /* a CR whose LF begins the next block: see pass_loop.h */
     m->cr = crlf;
     m->eol = crlf | (lf & ~(crlf << 1));
     m->ends = (ends & ~(crlf << 1)) | crlf;

@@ -317,7 +317,7 @@ static int stopped_by_signal(struct request *req)
 static ssize_t checked_read(struct request *req, char *buf, size_t want)
 {
     size_t given = 0;
-    while (given < want) { /* libcurl's buffer filled whole: fewer, larger sends */
+    while (given < want) { /* from the reader's buffer, libcurl's filled whole: fewer, larger sends */
         long long checked = records_checked(req->checker);
         size_t n = want - given;
         if (checked == (long long)req->file_pos) {
