@@ -3,6 +3,7 @@
 local socket = require "socket"
 
 local common = { RUNS = 5 }
+local held = {} -- path -> the pid file of the vmtouch process holding it in memory
 
 -- lua5.4 with the checkout's modules
 common.LUA = [[LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4]]
@@ -54,16 +55,40 @@ local function made(path)
   return f ~= nil
 end
 
+-- path, its pages held in memory (locked by vmtouch) until common.release():
+-- the memory manager may page out file cache that has sat for a while (this
+-- machine runs DAMON), and a run that reads from disk measures the disk.
+local function hold(path)
+  local pidfile = path .. ".vmtouch.pid"
+  if not held[path] and os.execute(("vmtouch -q -l -d -w -m 4G -P %s %s"):format(pidfile, path)) then
+    held[path] = pidfile
+  end
+  return path
+end
+
+-- Lets go of the files hold kept in memory.
+function common.release()
+  for path, pidfile in pairs(held) do
+    local f = io.open(pidfile)
+    if f then
+      os.execute("kill " .. (f:read("l") or ""))
+      f:close()
+    end
+    os.remove(pidfile)
+    held[path] = nil
+  end
+end
+
 -- An offline-conversions CSV of about `megabytes` MB under build/bench, made once.
 function common.conversions_file(megabytes)
   local path = ("build/bench/conversions_%dmb.csv"):format(megabytes)
   if made(path) then
-    return path
+    return hold(path)
   end
   local rows = math.floor(megabytes * 1048576 / 36)
   common.run(("{ echo ClientId,Target,DateTime; yes 133591247640966458,GOAL1,1481718166 2>/dev/null | head -n %d; } > %s")
     :format(rows, path))
-  return path
+  return hold(path)
 end
 
 -- A file of `rows` rows under build/bench, made once by the awk program
@@ -72,7 +97,7 @@ local function awk_file(path, rows, program)
   if not made(path) then
     common.run(("awk -v n=%d 'BEGIN {%s}' > %s"):format(rows, program, path))
   end
-  return path
+  return hold(path)
 end
 
 -- Offline conversions of every shape a user sends (ClientId, UserId or Yclid,

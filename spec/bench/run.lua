@@ -15,3 +15,4 @@ for _, name in ipairs(SECTIONS) do
     io.stdout:flush()
   end
 end
+require("bench.common").release()
