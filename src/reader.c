@@ -323,6 +323,14 @@ void reader_skip(struct reader *r, size_t bytes, long long lines)
     r->line += lines;
 }
 
+void reader_jump(struct reader *r, size_t bytes, long long lines)
+{
+    r->offset = reader_offset(r) + (long long)bytes;
+    r->start = r->end = 0;
+    r->eof = 0;
+    r->line += lines;
+}
+
 long long reader_offset(const struct reader *r)
 {
     return r->offset + (long long)r->start;

@@ -64,6 +64,10 @@ int reader_next(struct reader *r);
 /* Takes the first `bytes` unread bytes as read: `lines` records of one line
  * each, read and checked by the caller (see plan_pass). */
 void reader_skip(struct reader *r, size_t bytes, long long lines);
+/* Takes `bytes` more of the source, past the unread ones, as read by the
+ * caller (`lines` records of one line each): the unread bytes are dropped,
+ * and the next read of the source must start after those bytes. */
+void reader_jump(struct reader *r, size_t bytes, long long lines);
 /* The bytes of the source read so far, the unread ones not counted. */
 long long reader_offset(const struct reader *r);
 void reader_free(struct reader *r);

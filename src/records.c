@@ -51,7 +51,7 @@ static long file_source(void *ctx, unsigned char *buf, size_t n, char *message, 
     struct records *rs = ctx;
     long got;
     if (rs->moved) {
-        if (fseeko(rs->f, (off_t)(rs->r.offset + (long long)rs->r.end), SEEK_SET) != 0) {
+        if (fseeko(rs->f, (off_t)reader_offset(&rs->r), SEEK_SET) != 0) { /* nothing unread since the jump */
             snprintf(message, size, "read error");
             return -1;
         }
@@ -355,11 +355,7 @@ size_t records_pass_into(struct records *rs, unsigned char *buf, size_t want)
         rs->direct_from = at + (long long)passed + PASS_INTO_RETRY;
     if (passed == 0)
         return 0;
-    /* the reader's buffer is dropped: it goes on after these bytes, from the file */
-    r->offset = at + (long long)passed;
-    r->start = r->end = 0;
-    r->eof = 0;
-    r->line += lines;
+    reader_jump(r, passed, lines); /* the reader goes on after these bytes, from the file */
     rs->moved = 1;
     return passed;
 }
