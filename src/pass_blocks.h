@@ -1,6 +1,6 @@
 /* A block of 64 bytes with no stop, passed whole (included by pass.c, for
- * x86-64 processors with AVX-512BW and BMI2). The block's field ends are numbered in
- * order; the i-th end closes column (c0 + i) mod ncolumns, c0 being the
+ * x86-64 processors with AVX-512BW and BMI2). The block's field ends are
+ * numbered in order; the i-th end closes column (c0 + i) mod ncolumns, c0 being the
  * column open at the block's start, so what each end must be (a line end or
  * not, the end of a field that must not be empty, of digits only, of a
  * value to check) is a pattern of bits that depends on c0 alone. pext
@@ -18,6 +18,7 @@ struct block_patterns {
     uint64_t made;   /* bit c0: patterns[c0] is made */
     int one_of_alone; /* each row must fill its one_of group, of one column: that column is required */
     uint64_t latest8; /* the first 8 digits of the latest second, as a big-endian number */
+    int latest_fits;  /* the latest second has 8 to 15 digits, as seconds_pass takes */
     struct {
         uint64_t eol;      /* the end closes a record */
         uint64_t required; /* the field it closes must not be empty */
@@ -36,6 +37,7 @@ static void patterns_init(struct block_patterns *bp, const struct plan *p, const
     bp->latest8 = 0;
     memcpy(&bp->latest8, p->latest, p->latest_len < 8 ? p->latest_len : 8);
     bp->latest8 = __builtin_bswap64(bp->latest8);
+    bp->latest_fits = p->latest_len >= 8 && p->latest_len <= 15;
     bp->made = 0;
     bp->one_of_alone = p->one_of && one_of == 1;
 }
@@ -177,7 +179,7 @@ BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
          * open at the block's start, when one, is compared apart if it began before */
         const uint64_t closes = _pdep_u64(bp->at[c0].seconds, ends), before = _pdep_u64(bp->at[c0].seconds >> 1, ends);
         const int open = (lane & LANE_SECONDS) != 0, earlier = open && st->field < cursor;
-        if (p->latest_len < 8 || p->latest_len > 15 /* what seconds_pass takes */
+        if (!bp->latest_fits
             || (earlier && !second_fits(p, bp, buf + st->field, cursor + (size_t)_tzcnt_u64(ends) - st->field))
             || !seconds_pass(p, bp, earlier ? closes & (closes - 1) : closes,
                              ((before & ~cr) << 1) | ((before & cr) << 2) | (uint64_t)(open && !earlier), buf + cursor))
