@@ -149,8 +149,12 @@ void connection_prepare(struct connection *conn)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, conn->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, conn->low_speed_limit);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, conn->low_speed_time);
-    /* A 2 MB upload buffer streams a file at loopback speed (the default 64 KB costs ~50%). */
-    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+    /* The upload buffer: a file's bytes are read into it, checked there and
+     * sent while they are still in the processor's L2 cache (1 MB a core on
+     * the machine measured). At loopback speed, 640 KB beat 2 MB by 15% with
+     * every row checked; 1 MB was as slow as 2 MB, and the default 64 KB
+     * costs ~50% in sends. */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 640L * 1024);
     if (conn->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, conn->ca_file);
     if (conn->insecure) {
