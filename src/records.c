@@ -198,11 +198,11 @@ static int next_record(lua_State *L, struct records *rs)
 }
 
 /* The iterator of reader:records(): each record keyed by the header, and its
- * line; raises the error of a malformed record. Upvalues: reader, header. */
+ * line; raises the error of a malformed record. Upvalues: reader, header, "". */
 static int records_iterate(lua_State *L)
 {
     struct records *rs = lua_touserdata(L, lua_upvalueindex(1));
-    const int header = lua_upvalueindex(2);
+    const int header = lua_upvalueindex(2), empty = lua_upvalueindex(3);
     size_t i;
     int rc = next_record(L, rs);
     if (rc < 0)
@@ -212,7 +212,10 @@ static int records_iterate(lua_State *L)
     lua_createtable(L, 0, (int)rs->ncolumns);
     for (i = 0; i < rs->ncolumns; i++) {
         lua_rawgeti(L, header, (int)i + 1);
-        lua_pushlstring(L, rs->r.fields[i].data, rs->r.fields[i].len);
+        if (rs->r.fields[i].len)
+            lua_pushlstring(L, rs->r.fields[i].data, rs->r.fields[i].len);
+        else /* Lua makes "" through its cache of C strings, with a strcmp */
+            lua_pushvalue(L, empty);
         lua_rawset(L, -3);
     }
     lua_pushinteger(L, (lua_Integer)rs->r.record_line);
@@ -225,7 +228,8 @@ static int records_records(lua_State *L)
     luaL_checkudata(L, 1, READER_MT);
     lua_settop(L, 1);
     csvup_getuservalue(L, 1);
-    lua_pushcclosure(L, records_iterate, 2);
+    lua_pushliteral(L, "");
+    lua_pushcclosure(L, records_iterate, 3);
     return 1;
 }
 
