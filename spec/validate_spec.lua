@@ -24,6 +24,14 @@ local function reasons(err)
   return table.concat(out, "\n")
 end
 
+-- The bytes this process has read, from files and sockets alike.
+local function bytes_read()
+  local f = assert(io.open("/proc/self/io"))
+  local n = tonumber(f:read("a"):match("rchar: (%d+)"))
+  f:close()
+  return n
+end
+
 describe("validate.rows", function()
   it("accepts good offline conversions", function()
     assert.is_true(validate.rows("offline_conversions", {
@@ -503,12 +511,6 @@ describe("a default upload checks each record as it sends it", function()
   end)
 
   it("reads the file about once, also when the quick pass leaves records to the reader", function()
-    local function bytes_read() -- by this process, from files and sockets alike
-      local f = assert(io.open("/proc/self/io"))
-      local n = tonumber(f:read("a"):match("rchar: (%d+)"))
-      f:close()
-      return n
-    end
     -- quoted ids, which only the reader reads; CRLF, whose CR ends a 64-byte block now and then
     for _, row in ipairs { '"133591247640966458",GOAL1,1481718166\n', "133591247640966458,GOAL1,1481718166\r\n" } do
       local path = dir .. "/reread.csv"
@@ -547,6 +549,64 @@ describe("a default upload checks each record as it sends it", function()
     local f = io.open(path)
     assert.is_truthy(body:find(f:read("a"), 1, true))
     f:close()
+  end)
+end)
+
+describe("an upload with validate = 'header' scans the file for UTF-8 as it sends it", function()
+  local server, dir, m
+
+  before_each(function()
+    server = recorder.start()
+    server.answer { { method = "POST", path = "/upload", body = '{"uploading":{"id":7,"status":"UPLOADED"}}' } }
+    dir = files.tmpdir()
+    m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url })
+  end)
+
+  after_each(function()
+    m:close()
+    server.stop()
+    files.remove(dir)
+  end)
+
+  -- `pad` bytes after the header, then rows of 2-, 3- and 4-byte characters: some cut by each libcurl read
+  local function wide_file(pad, last)
+    local path = dir .. "/wide.csv"
+    local f = assert(io.open(path, "wb"))
+    f:write("ClientId,Target,DateTime\n", ("1,x,1\n"):rep(pad))
+    f:write(("133591247640966458,Я€😀Я😀€😀,1481718166\n"):rep(100000), last)
+    f:close()
+    return path
+  end
+
+  it("reads the file about once", function()
+    local path = wide_file(0, "")
+    local before = bytes_read()
+    assert(m:upload_offline_conversions { file = path, validate = "header" })
+    local read, size = bytes_read() - before, io.open(path):seek("end")
+    assert.is_true(read < 1.5 * size, ("%d bytes read for a file of %d"):format(read, size))
+  end)
+
+  it("sends characters cut by the reads whole, byte for byte", function()
+    for pad = 0, 3 do
+      local path = wide_file(pad, "")
+      assert(m:upload_offline_conversions { file = path, validate = "header" })
+      local f = io.open(path, "rb")
+      assert.is_truthy(server.requests()[pad + 1].body:find(f:read("a"), 1, true), pad)
+      f:close()
+    end
+  end)
+
+  it("stops the body at a byte that is no UTF-8, naming its line and byte: the service gets no complete request", function()
+    for _, last in ipairs { "1,G\207,1\n", "1,G,1\240\159\152" } do -- a byte of CP1251; a character cut by the file's end
+      local path = wide_file(0, last)
+      local _, err = m:upload_offline_conversions { file = path, validate = "header" }
+      assert.are.same({ "input", "invalid_utf8", 100002 }, { err.kind, err.code, err.line })
+      assert.are.equal(last:find("\207") and 4 or 6, err.column)
+      local size = io.open(path):seek("end")
+      for _, request in ipairs(server.requests()) do
+        assert.is_true(#request.body < size, "the body stopped before the file's end")
+      end
+    end
   end)
 end)
 

@@ -13,6 +13,7 @@
 #include "request.h"
 #include "signals.h"
 #include "slots.h"
+#include "utf8.h"
 
 #define URL_LIMIT (64u << 10)
 #define HEADERS_LIMIT (64u << 10)
@@ -346,6 +347,37 @@ static ssize_t checked_read(struct request *req, char *buf, size_t want)
     return (ssize_t)given;
 }
 
+/* With args.utf8: how many of the n bytes just read at file_pos go to
+ * libcurl, or -1 when one is no UTF-8 (or the read ahead failed). A character
+ * cut by the end of buf is read on to its end and checked whole, and the
+ * next call skips the bytes of it that follow. */
+static ssize_t utf8_sendable(struct request *req, const unsigned char *buf, size_t n)
+{
+    const size_t skip = req->utf8_skip < n ? req->utf8_skip : n;
+    size_t valid, cut, whole;
+    unsigned char seq[4];
+    ssize_t more;
+    req->utf8_skip -= skip;
+    valid = skip + utf8_valid_prefix(buf + skip, n - skip);
+    if (valid == n)
+        return (ssize_t)n;
+    req->utf8_bad = req->file_pos + (off_t)valid;
+    if ((cut = n - valid) >= sizeof seq)
+        return -1;
+    memcpy(seq, buf + valid, cut);
+    do
+        more = pread(req->fd, seq + cut, sizeof seq - cut, req->file_pos + (off_t)n);
+    while (more < 0 && errno == EINTR);
+    if (more < 0) {
+        req->read_errno = errno;
+        return -1;
+    }
+    if ((whole = utf8_sequence(seq, cut + (size_t)more)) <= cut)
+        return -1;
+    req->utf8_skip = whole - cut;
+    return (ssize_t)n;
+}
+
 /* The file's bytes for libcurl, from the descriptor opened once. A file that
  * ends early, grows or is rewritten stops the upload: what was sent would not
  * be the file that was checked. */
@@ -377,6 +409,10 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
             req->file_changed = 1; /* shorter than measured */
             return CURL_READFUNC_ABORT;
         }
+        if (req->utf8_check && utf8_sendable(req, (const unsigned char *)buf, (size_t)n) < 0) {
+            req->utf8_failed = !req->read_errno;
+            return CURL_READFUNC_ABORT;
+        }
         req->file_pos += n;
     }
     if (req->file_pos == req->file_size && file_moved(req)) {
@@ -393,6 +429,7 @@ static int file_seek(void *arg, curl_off_t offset, int origin)
         || (req->checker && offset != (curl_off_t)req->file_pos)) /* a checking reader reads on only */
         return CURL_SEEKFUNC_CANTSEEK;
     req->file_pos = (off_t)offset;
+    req->utf8_skip = 0; /* the UTF-8 check starts again there: inside a character, it fails */
     return CURL_SEEKFUNC_OK;
 }
 
@@ -539,6 +576,9 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
         req->file_mtime = st.st_mtim;
         if ((rc = open_checker(L, req)))
             return rc;
+        lua_getfield(L, req->args, "utf8");
+        req->utf8_check = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         lua_getfield(L, req->args, "recode"); /* anchored by args while the transfer runs */
         if (!lua_isnil(L, -1)) {
             req->recode = recode_check(L, -1);
@@ -831,6 +871,10 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
     } else if (req->check_failed) {
         csvup_fail(L, KIND_INPUT, "validation_failed", "%s: %s; the upload was stopped before its end, so the "
                    "service got no complete request", req->ep->name, records_failure(req->checker));
+    } else if (req->utf8_failed) {
+        snprintf(why, sizeof why, "%lld", (long long)req->utf8_bad + 1);
+        csvup_fail(L, KIND_INPUT, "validation_failed", "%s: byte %s of the file is not valid UTF-8; the upload was "
+                   "stopped before its end, so the service got no complete request", req->ep->name, why);
     } else if (req->file_changed) {
         csvup_fail(L, KIND_INPUT, "file_changed",
                    "%s: the file changed while it was uploaded (%d bytes at the start); the upload was stopped "

@@ -39,6 +39,10 @@ struct request {
     struct records *checker; /* args.check(): the reader that checks the file as it is sent, or NULL */
     int checker_ref;        /* its registry reference while the request holds it */
     int check_failed;       /* a record failed that check: the rest was never sent */
+    int utf8_check;         /* args.utf8: the file is checked for UTF-8 as it is sent */
+    size_t utf8_skip;       /* bytes ahead that end a character checked whole: see utf8_sendable */
+    int utf8_failed;        /* a byte was no UTF-8 (at file offset utf8_bad): the rest was never sent */
+    off_t utf8_bad;
     int file_changed;       /* the file's size or time moved during the upload */
     int read_errno;         /* reading the file failed */
     int progress;           /* stack index of args.progress, or 0 */
