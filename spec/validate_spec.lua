@@ -608,6 +608,23 @@ describe("an upload with validate = 'header' scans the file for UTF-8 as it send
       end
     end
   end)
+
+  it("stops with file_changed, not a UTF-8 error, when the file is cut inside a character while it is sent", function()
+    local path = wide_file(0, "")
+    local text = io.open(path, "rb"):read("a")
+    local cut = 1000000
+    while text:byte(cut + 1) < 0x80 or text:byte(cut + 1) >= 0xC0 do -- the file ends after a character's first byte
+      cut = cut + 1
+    end
+    local changed = false
+    local _, err = m:upload_offline_conversions { file = path, validate = "header", progress = function(sent)
+      if sent > 0 and not changed then
+        changed = true
+        assert(os.execute("truncate -s " .. cut .. " " .. path))
+      end
+    end }
+    assert.are.same({ "input", "file_changed" }, { err.kind, err.code })
+  end)
 end)
 
 describe("csvup validate, a file that never ends", function()

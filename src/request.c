@@ -410,7 +410,10 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
             return CURL_READFUNC_ABORT;
         }
         if (req->utf8_check && utf8_sendable(req, (const unsigned char *)buf, (size_t)n) < 0) {
-            req->utf8_failed = !req->read_errno;
+            if (file_moved(req)) /* cut inside a character while it is sent, say: no UTF-8 error */
+                req->file_changed = 1;
+            else if (!req->read_errno)
+                req->utf8_failed = 1;
             return CURL_READFUNC_ABORT;
         }
         req->file_pos += n;
