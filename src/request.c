@@ -347,11 +347,11 @@ static ssize_t checked_read(struct request *req, char *buf, size_t want)
     return (ssize_t)given;
 }
 
-/* With args.utf8: how many of the n bytes just read at file_pos go to
- * libcurl, or -1 when one is no UTF-8 (or the read ahead failed). A character
- * cut by the end of buf is read on to its end and checked whole, and the
- * next call skips the bytes of it that follow. */
-static ssize_t utf8_sendable(struct request *req, const unsigned char *buf, size_t n)
+/* With args.utf8: 0 when the n bytes just read at file_pos are UTF-8, -1
+ * when one is not (at file offset utf8_bad) or the read ahead failed. A
+ * character cut by the end of buf is read on to its end and checked whole,
+ * and the next call skips the bytes of it that follow. */
+static int utf8_sendable(struct request *req, const unsigned char *buf, size_t n)
 {
     const size_t skip = req->utf8_skip < n ? req->utf8_skip : n;
     size_t valid, cut, whole;
@@ -360,7 +360,7 @@ static ssize_t utf8_sendable(struct request *req, const unsigned char *buf, size
     req->utf8_skip -= skip;
     valid = skip + utf8_valid_prefix(buf + skip, n - skip);
     if (valid == n)
-        return (ssize_t)n;
+        return 0;
     req->utf8_bad = req->file_pos + (off_t)valid;
     if ((cut = n - valid) >= sizeof seq)
         return -1;
@@ -375,7 +375,7 @@ static ssize_t utf8_sendable(struct request *req, const unsigned char *buf, size
     if ((whole = utf8_sequence(seq, cut + (size_t)more)) <= cut)
         return -1;
     req->utf8_skip = whole - cut;
-    return (ssize_t)n;
+    return 0;
 }
 
 /* The file's bytes for libcurl, from the descriptor opened once. A file that
@@ -410,7 +410,7 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
             return CURL_READFUNC_ABORT;
         }
         if (req->utf8_check && utf8_sendable(req, (const unsigned char *)buf, (size_t)n) < 0) {
-            if (file_moved(req)) /* cut inside a character while it is sent, say: no UTF-8 error */
+            if (file_moved(req)) /* cut inside a character as it is sent, say: not the file's UTF-8 */
                 req->file_changed = 1;
             else if (!req->read_errno)
                 req->utf8_failed = 1;
