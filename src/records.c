@@ -214,7 +214,7 @@ static int records_iterate(lua_State *L)
         lua_rawgeti(L, header, (int)i + 1);
         if (rs->r.fields[i].len)
             lua_pushlstring(L, rs->r.fields[i].data, rs->r.fields[i].len);
-        else /* Lua makes "" through its cache of C strings, with a strcmp */
+        else /* Lua 5.4 makes "" through its cache of C strings, with a strcmp */
             lua_pushvalue(L, empty);
         lua_rawset(L, -3);
     }

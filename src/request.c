@@ -347,11 +347,11 @@ static ssize_t checked_read(struct request *req, char *buf, size_t want)
     return (ssize_t)given;
 }
 
-/* With args.utf8: 0 when the n bytes just read at file_pos are UTF-8, -1
- * when one is not (at file offset utf8_bad) or the read ahead failed. A
- * character cut by the end of buf is read on to its end and checked whole,
- * and the next call skips the bytes of it that follow. */
-static int utf8_sendable(struct request *req, const unsigned char *buf, size_t n)
+/* With args.utf8: whether the n bytes just read at file_pos are UTF-8 (if
+ * not, utf8_bad is the file offset of the first that is not, or read_errno
+ * tells why the read ahead failed). A character cut by the end of buf is read
+ * on to its end and checked whole; the next call skips the rest of it. */
+static int utf8_passes(struct request *req, const unsigned char *buf, size_t n)
 {
     const size_t skip = req->utf8_skip < n ? req->utf8_skip : n;
     size_t valid, cut, whole;
@@ -360,22 +360,22 @@ static int utf8_sendable(struct request *req, const unsigned char *buf, size_t n
     req->utf8_skip -= skip;
     valid = skip + utf8_valid_prefix(buf + skip, n - skip);
     if (valid == n)
-        return 0;
+        return 1;
     req->utf8_bad = req->file_pos + (off_t)valid;
     if ((cut = n - valid) >= sizeof seq)
-        return -1;
+        return 0;
     memcpy(seq, buf + valid, cut);
     do
         more = pread(req->fd, seq + cut, sizeof seq - cut, req->file_pos + (off_t)n);
     while (more < 0 && errno == EINTR);
     if (more < 0) {
         req->read_errno = errno;
-        return -1;
+        return 0;
     }
     if ((whole = utf8_sequence(seq, cut + (size_t)more)) <= cut)
-        return -1;
+        return 0;
     req->utf8_skip = whole - cut;
-    return 0;
+    return 1;
 }
 
 /* The file's bytes for libcurl, from the descriptor opened once. A file that
@@ -409,7 +409,7 @@ static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
             req->file_changed = 1; /* shorter than measured */
             return CURL_READFUNC_ABORT;
         }
-        if (req->utf8_check && utf8_sendable(req, (const unsigned char *)buf, (size_t)n) < 0) {
+        if (req->utf8_check && !utf8_passes(req, (const unsigned char *)buf, (size_t)n)) {
             if (file_moved(req)) /* cut inside a character as it is sent, say: not the file's UTF-8 */
                 req->file_changed = 1;
             else if (!req->read_errno)
@@ -429,10 +429,12 @@ static int file_seek(void *arg, curl_off_t offset, int origin)
 {
     struct request *req = arg;
     if (origin != SEEK_SET || offset < 0 || offset > (curl_off_t)req->file_size
-        || (req->checker && offset != (curl_off_t)req->file_pos)) /* a checking reader reads on only */
+        || (req->checker && offset != (curl_off_t)req->file_pos) /* a checking reader reads on only */
+        || (req->utf8_check && offset != 0 && offset != (curl_off_t)req->file_pos)) /* UTF-8: again from the start */
         return CURL_SEEKFUNC_CANTSEEK;
+    if (offset != (curl_off_t)req->file_pos)
+        req->utf8_skip = 0;
     req->file_pos = (off_t)offset;
-    req->utf8_skip = 0; /* the UTF-8 check starts again there: inside a character, it fails */
     return CURL_SEEKFUNC_OK;
 }
 
@@ -875,9 +877,10 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
         csvup_fail(L, KIND_INPUT, "validation_failed", "%s: %s; the upload was stopped before its end, so the "
                    "service got no complete request", req->ep->name, records_failure(req->checker));
     } else if (req->utf8_failed) {
-        snprintf(why, sizeof why, "%lld", (long long)req->utf8_bad + 1);
+        char at[32];
+        snprintf(at, sizeof at, "%lld", (long long)req->utf8_bad + 1);
         csvup_fail(L, KIND_INPUT, "validation_failed", "%s: byte %s of the file is not valid UTF-8; the upload was "
-                   "stopped before its end, so the service got no complete request", req->ep->name, why);
+                   "stopped before its end, so the service got no complete request", req->ep->name, at);
     } else if (req->file_changed) {
         csvup_fail(L, KIND_INPUT, "file_changed",
                    "%s: the file changed while it was uploaded (%d bytes at the start); the upload was stopped "

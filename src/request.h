@@ -40,7 +40,7 @@ struct request {
     int checker_ref;        /* its registry reference while the request holds it */
     int check_failed;       /* a record failed that check: the rest was never sent */
     int utf8_check;         /* args.utf8: the file is checked for UTF-8 as it is sent */
-    size_t utf8_skip;       /* bytes ahead that end a character checked whole: see utf8_sendable */
+    size_t utf8_skip;       /* bytes ahead that end a character checked whole: see utf8_passes */
     int utf8_failed;        /* a byte was no UTF-8 (at file offset utf8_bad): the rest was never sent */
     off_t utf8_bad;
     int file_changed;       /* the file's size or time moved during the upload */

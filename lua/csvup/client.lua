@@ -149,8 +149,8 @@ end
 -- checked as opts.validate says: every row (true, "full", the default), the
 -- header only ("header"), nothing (false). Every row of a file that is sent
 -- as it is gets checked by the read that sends it (args.check), and so does
--- the UTF-8 of such a file under "header" (args.utf8); anything else is
--- checked before it is sent.
+-- the UTF-8 of such a file under "header" or with no schema (args.utf8);
+-- anything else is checked before it is sent.
 -- upload: { endpoint, schema?, delimiter?, merge_field?, digest? (a table for
 -- the file's sha256 and size, when the check reads it) }.
 function client.body(args, opts, upload)
@@ -187,11 +187,16 @@ function client.body(args, opts, upload)
       function args.recheck()
         return validate.file(upload.schema, opts.file, { delimiter = ctx.delimiter, merge_field = ctx.merge_field })
       end
-    elseif ok and level == "header" and upload.schema and plain and not ctx.digest then
-      -- the header now, and UTF-8 by the read that sends the file (args.utf8), in the same pass
-      ok, err = validate.header_as_sent(upload.schema, opts.file, ctx)
-      args.utf8 = true
+    elseif ok and level and plain and not ctx.digest then
+      -- the header now (with no schema, nothing), and UTF-8 by the read that sends the file (args.utf8)
+      if upload.schema then
+        ok, err = validate.header(upload.schema, opts.file, ctx)
+      end
+      args.utf8 = ok
       function args.recheck()
+        if not upload.schema then
+          return core.utf8_check_file(opts.file)
+        end
         return validate.file(upload.schema, opts.file,
           { level = "header", delimiter = ctx.delimiter, merge_field = ctx.merge_field })
       end

@@ -262,11 +262,11 @@ function validate.file(name, path, opts)
   return found:result()
 end
 
--- validate.header_as_sent(schema_name, path, { delimiter?, merge_field? }) -> true[, warnings] | nil, err:
--- the header checked now; the upload scans the rest of the UTF-8 file as it
--- sends it (args.utf8) and stops before the end of its body at a byte that
--- is not UTF-8. validate.file at level "header" then tells where.
-function validate.header_as_sent(name, path, opts)
+-- validate.header(schema_name, path, { delimiter?, merge_field? }) -> true[, warnings] | nil, err:
+-- the header alone, for an upload that scans the UTF-8 file as it sends it
+-- (args.utf8) and stops before the end of its body at a byte that is not
+-- UTF-8. validate.file at level "header" then tells where.
+function validate.header(name, path, opts)
   local reader, plan, found = open_file(name, path, opts)
   if not reader then
     return nil, plan
