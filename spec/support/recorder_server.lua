@@ -37,9 +37,11 @@ while true do
   end
   if head[1] then
     count = count + 1
-    local f = assert(io.open(("%s/%d.http"):format(dir, count), "wb"))
+    local name = ("%s/%d.http"):format(dir, count)
+    local f = assert(io.open(name .. ".part", "wb"))
     f:write(table.concat(head, "\r\n"), "\r\n\r\n", body or partial or "") -- what came before a client stopped
     f:close()
+    assert(os.rename(name .. ".part", name)) -- whole, for a spec that reads it meanwhile
     local method, path = head[1]:match("^(%S+) (%S+)")
     local status, text = 404, '{"message":"no answer for this request"}'
     for _, a in ipairs(answers()) do
