@@ -172,33 +172,26 @@ function client.body(args, opts, upload)
       ok, err = client.input_form(ctx, opts, upload)
     end
     local plain = ok and ctx.encoding == "utf-8" and ctx.delimiter == (upload.delimiter or ",")
-    if ok and level == "full" and upload.schema and plain and not ctx.digest then
-      -- every record checked by the read that sends it, one pass over the file;
-      -- the header now, and a reader for each attempt, opened when it starts
-      local reader
-      reader, err = validate.as_sent(upload.schema, opts.file, ctx)
-      if reader then
-        reader:close()
-      end
-      ok = reader ~= nil
-      function args.check()
-        return validate.as_sent(upload.schema, opts.file, ctx)
-      end
-      function args.recheck()
-        return validate.file(upload.schema, opts.file, { delimiter = ctx.delimiter, merge_field = ctx.merge_field })
-      end
-    elseif ok and level and plain and not ctx.digest then
-      -- the header now (with no schema, nothing), and UTF-8 by the read that sends the file (args.utf8)
+    if ok and level and plain and not ctx.digest then
+      -- sent as it is, in one pass over the file: the header now, and by the read
+      -- that sends it every record (args.check: a reader for each attempt, opened
+      -- when it starts) or, under "header" or with no schema, its UTF-8 (args.utf8)
       if upload.schema then
         ok, err = validate.header(upload.schema, opts.file, ctx)
       end
-      args.utf8 = ok
+      if level == "full" and upload.schema then
+        function args.check()
+          return validate.as_sent(upload.schema, opts.file, ctx)
+        end
+      else
+        args.utf8 = true
+      end
       function args.recheck()
         if not upload.schema then
           return core.utf8_check_file(opts.file)
         end
         return validate.file(upload.schema, opts.file,
-          { level = "header", delimiter = ctx.delimiter, merge_field = ctx.merge_field })
+          { level = level, delimiter = ctx.delimiter, merge_field = ctx.merge_field })
       end
     elseif ok and level then
       if upload.schema then

@@ -263,9 +263,9 @@ function validate.file(name, path, opts)
 end
 
 -- validate.header(schema_name, path, { delimiter?, merge_field? }) -> true[, warnings] | nil, err:
--- the header alone, for an upload that scans the UTF-8 file as it sends it
--- (args.utf8) and stops before the end of its body at a byte that is not
--- UTF-8. validate.file at level "header" then tells where.
+-- the header alone, for an upload that checks the rest of the file as it
+-- sends it (args.check, args.utf8) and stops before the end of its body at
+-- the first problem. validate.file then tells every problem.
 function validate.header(name, path, opts)
   local reader, plan, found = open_file(name, path, opts)
   if not reader then
