@@ -63,6 +63,7 @@ local CRM_ENTITY_TYPES = { simple_orders = "SIMPLE_ORDER", contacts = "CONTACT",
 -- simple_orders dates: dd.MM.yyyy, dd.MM.yy, yyyy-MM-dd, each optionally with " HH:mm" or " HH:mm:ss".
 local CRM_DATES = { "^%d%d%.%d%d%.%d%d%d%d", "^%d%d%.%d%d%.%d%d", "^%d%d%d%d%-%d%d%-%d%d" }
 local CRM_TIMES = { "", " %d%d:%d%d", " %d%d:%d%d:%d%d" }
+local DECIMAL = "^%d+%.?%d*$"
 
 local function answer(status, value)
   return status, json.encode(value)
@@ -193,6 +194,19 @@ local function crm_date(text)
   return false
 end
 
+-- Amounts and currencies: Expenses (required) and Price are numbers with '.' as
+-- the decimal separator, Currency an ISO 4217 code (three upper-case letters).
+-- An empty Price or Currency is one not given: both are optional.
+local function check_money(row)
+  if row.Expenses and not row.Expenses:find(DECIMAL) then
+    return ("Expenses must be a number with '.' as the decimal separator: %q"):format(row.Expenses)
+  elseif row.Price and row.Price ~= "" and not row.Price:find(DECIMAL) then
+    return ("Price must be a number with '.' as the decimal separator: %q"):format(row.Price)
+  elseif row.Currency and row.Currency ~= "" and not row.Currency:find("^%u%u%u$") then
+    return ("Currency must be an ISO 4217 code, three upper-case letters: %q"):format(row.Currency)
+  end
+end
+
 -- Row checks: the rows' problems as "line N: ..." (first rows only, see upload.lua).
 local function check_rows(kind, parsed)
   local now = os_time()
@@ -204,8 +218,9 @@ local function check_rows(kind, parsed)
     if row.Date and not (row.Date:find("^%d%d%d%d%-%d%d%-%d%d$") or row.Date:find("^%d%d%d%d%-%d%d%-%d%d/%d%d%d%d%-%d%d%-%d%d$")) then
       return ("line %d: Date must be YYYY-MM-DD or YYYY-MM-DD/YYYY-MM-DD: %q"):format(line, row.Date)
     end
-    if row.Expenses and not row.Expenses:find("^%d+%.?%d*$") then
-      return ("line %d: Expenses must be a number with '.' as the decimal separator: %q"):format(line, row.Expenses)
+    local money = kind ~= "crm" and check_money(row)
+    if money then
+      return ("line %d: %s"):format(line, money)
     end
     if row.TrafficSource and row.TrafficSource ~= "" and not words(TRAFFIC_SOURCES)[row.TrafficSource] then
       return ("line %d: unknown TrafficSource %q"):format(line, row.TrafficSource)
