@@ -32,6 +32,11 @@ describe("sandbox against the services' documentation", function()
     return call { path = M .. path, form = { csv_part(content) } }
   end
 
+  local function carrot_import(content)
+    return call { path = "/users/import", form = { { name = "app", content = "12345" },
+      { name = "delimiter", content = "," }, csv_part(content) } }
+  end
+
   describe("Metrica rows", function()
     local function assert_refused(path, content)
       local status, body = upload(path, content)
@@ -67,6 +72,52 @@ describe("sandbox against the services' documentation", function()
         "ClientId,DateTime,Price,Currency\n1,1481718166,10,USD\n")))
       assert.are.equal(200, (upload("/expense/upload",
         "Date,UTMSource,Expenses,Currency\n2026-11-01,fb,1520.75,RUB\n2026-11-02,fb,7000,\n")))
+    end)
+  end)
+
+  describe("Carrot quest property values", function()
+    it("report a row with an integer beyond ±2^53 in row_errors, and do not plan it", function()
+      local status, body = carrot_import("$user_id,score\nu1,9007199254740993\nu2,-9007199254740993\n"
+        .. "u3,9007199254740992\nu4,-9007199254740992\n")
+      assert.are.equal(200, status)
+      assert.are.same({ "2", "3" }, (function()
+        local keys = {}
+        for k in pairs(body.data.row_errors) do
+          keys[#keys + 1] = k
+        end
+        table.sort(keys)
+        return keys
+      end)())
+      assert.are.equal(2, body.data.updates_planned)
+    end)
+
+    it("take values that only look like numbers as strings", function()
+      local status, body = carrot_import("$user_id,$phone,account\n"
+        .. "u1,+7 999 123-45-67,000000000000000000000042\nu2,+79991234567,12345678901234567890.5\n"
+        .. "133591247640966458,89991234567,1e400\n")
+      assert.are.equal(200, status)
+      assert.are.same({}, body.data.row_errors)
+      assert.are.equal(3, body.data.updates_planned)
+    end)
+
+    it("report a row with a string longer than 255 characters", function()
+      local status, body = carrot_import("$user_id,note\nu1," .. ("я"):rep(255) .. "\nu2," .. ("я"):rep(256) .. "\n")
+      assert.are.equal(200, status)
+      assert.is_nil(body.data.row_errors["2"])
+      assert.is_string(body.data.row_errors["3"])
+      assert.are.equal(1, body.data.updates_planned)
+    end)
+
+    it("report a row with a date that is not YYYY-MM-DD[THH:MM:SS]", function()
+      local status, body = carrot_import("$user_id,$last_seen\nu1,2026-11-20\nu2,2026-11-20T10:15:00\n"
+        .. "u3,2026-13-01\nu4,2026-11-20 10:15\nu5,2026-11-20T25:00:00\nu6,2026-02-30\n")
+      assert.are.equal(200, status)
+      for _, line in ipairs { "4", "5", "6", "7" } do
+        assert.is_string(body.data.row_errors[line], line)
+      end
+      assert.is_nil(body.data.row_errors["2"])
+      assert.is_nil(body.data.row_errors["3"])
+      assert.are.equal(2, body.data.updates_planned)
     end)
   end)
 end)

@@ -5,12 +5,14 @@
 local json = require "csvup.json"
 local upload = require "csvup.sandbox.upload"
 
-local ipairs, tostring, type = ipairs, tostring, type
+local ipairs, tostring, tonumber, type = ipairs, tostring, tonumber, type
 
 local carrotquest = {}
 
 local FILE_LIMIT = 30 * 1024 * 1024
 local DELIMITERS = { [","] = true, ["|"] = true, [";"] = true, ["\t"] = true, [" "] = true }
+local MAX_INTEGER = "9007199254740992" -- 2^53, compared as digits
+local DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
 -- The meta.error of the faults the sandbox injects: the docs name none for
 -- 429 and 5xx, so these are the sandbox's own.
@@ -46,6 +48,20 @@ local function authorize(state, req)
   end
 end
 
+-- YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, naming a day and time that exist.
+local function is_date(text)
+  local y, m, d, time = text:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  local leap = y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+  if m < 1 or m > 12 or d < 1 or d > DAYS[m] or (m == 2 and d == 29 and not leap) then
+    return false
+  elseif time == "" then
+    return true
+  end
+  local hour, minute, second = time:match("^T(%d%d):(%d%d):(%d%d)$")
+  return hour ~= nil and tonumber(hour) < 24 and tonumber(minute) < 60 and tonumber(second) < 60
+end
+
 -- `tags` is one field holding a JSON array of strings (arrays are JSON-encoded
 -- before they are passed as a parameter); nil, message otherwise.
 local function check_tags(values)
@@ -64,6 +80,38 @@ local function check_tags(values)
     end
   end
   return true
+end
+
+-- Property values: integers within 2^53 either way, strings of at most 255
+-- characters, dates YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS. The documentation says
+-- no more, so a value is read as plainly as it can be: only digits (an optional
+-- '-', no leading zero) make an integer, and "+7 999 ...", "007" or "1.5" are
+-- strings; a value that starts as YYYY-MM-DD is meant as a date and must be one.
+-- The merge column holds identifiers, matched as text: never an integer.
+local function value_problem(name, value, merge_field)
+  local digits = name ~= merge_field and value:match("^%-?([1-9]%d*)$")
+  if digits and (#digits > #MAX_INTEGER or #digits == #MAX_INTEGER and digits > MAX_INTEGER) then
+    return "is an integer beyond 2^53 either way"
+  elseif #value:gsub("[\128-\191]", "") > 255 then
+    return "is longer than 255 characters"
+  elseif value:find("^%d%d%d%d%-%d%d%-%d%d") and not is_date(value) then
+    return "is not a date YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS"
+  end
+end
+
+-- What keeps a row from being applied, if anything. A bad value is the row's
+-- error, in row_errors under its line like an empty merge value, and the row
+-- is not planned: the service's answer has no other place for it.
+local function row_problem(header, row, merge_field)
+  if row[merge_field] == "" then
+    return "Empty value of " .. merge_field
+  end
+  for _, name in ipairs(header) do
+    local problem = value_problem(name, row[name], merge_field)
+    if problem then
+      return ("Value of %s %s"):format(name, problem)
+    end
+  end
 end
 
 local function import(state, req)
@@ -103,8 +151,9 @@ local function import(state, req)
   end
   local row_errors, failed = {}, 0
   for i, row in ipairs(parsed.rows) do
-    if row[merge_field] == "" then
-      row_errors[tostring(parsed.lines[i])] = "Empty value of " .. merge_field
+    local problem = row_problem(parsed.header, row, merge_field)
+    if problem then
+      row_errors[tostring(parsed.lines[i])] = problem
       failed = failed + 1
     end
   end
