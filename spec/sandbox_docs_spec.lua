@@ -1,12 +1,33 @@
 -- The sandbox against what the services' documentation says they refuse, and
 -- the error bodies they refuse it with, in plain HTTP.
 local support = require "support.sandbox"
+local socket = require "socket"
+local json = require "csvup.json"
 
 local COUNTER = 2215573
 local M = "/management/v1/counter/" .. COUNTER
+local CDP = "/cdp/api/v1/counter/" .. COUNTER
+local WAIT = 10
 
 local function csv_part(content)
   return { name = "file", filename = "data.csv", content = content }
+end
+
+-- Sends raw bytes; returns the status, headers and decoded body of the answer.
+local function exchange(url, bytes)
+  local host, port = url:match("^http://([^:]+):(%d+)$")
+  local sock = assert(socket.connect(host, tonumber(port)))
+  sock:settimeout(WAIT)
+  sock:send(bytes)
+  local text, _, partial = sock:receive("*a")
+  text = text or partial
+  sock:close()
+  local head, body = text:match("^(.-)\r\n\r\n(.*)$")
+  local headers = {}
+  for name, value in (head or ""):gmatch("\n([^:\r\n]+):%s*([^\r\n]*)") do
+    headers[name:lower()] = value
+  end
+  return tonumber((head or ""):match("^HTTP/1%.1 (%d+)")), headers, json.decode(body or "")
 end
 
 local function assert_metrika_error(status, error_type, got_status, body)
@@ -16,6 +37,15 @@ local function assert_metrika_error(status, error_type, got_status, body)
   assert.is_string(body.errors[1].message)
   assert.are.equal(status, body.code)
   assert.is_string(body.message)
+end
+
+local function assert_carrot_error(status, got_status, body)
+  assert.are.equal(status, got_status)
+  assert.is_table(body, "no JSON body")
+  assert.are.equal(status, body.meta.status)
+  assert.is_string(body.meta.error)
+  assert.is_string(body.meta.error_message)
+  assert.are.same({}, body.data)
 end
 
 describe("sandbox against the services' documentation", function()
@@ -119,5 +149,61 @@ describe("sandbox against the services' documentation", function()
       assert.is_nil(body.data.row_errors["3"])
       assert.are.equal(2, body.data.updates_planned)
     end)
+  end)
+
+  describe("error bodies", function()
+    local function raw(path, head_lines, body)
+      return exchange(sandbox.url, "POST " .. path .. " HTTP/1.1\r\nHost: x\r\n" .. head_lines .. "\r\n" .. (body or ""))
+    end
+
+    it("are Metrica's for requests refused before they reach an endpoint", function()
+      local status, _, body = raw(M .. "/expense/upload", "Transfer-Encoding: chunked\r\n", "0\r\n\r\n")
+      assert_metrika_error(411, "missing_parameter", status, body)
+      status, _, body = raw(CDP .. "/data/contacts/csv", "Content-Length: 3000000000\r\n")
+      assert_metrika_error(413, "limit_exceeded", status, body)
+      status, _, body = raw(M .. "/expense/upload", "X-Big: " .. ("a"):rep(9000) .. "\r\n")
+      assert_metrika_error(431, "limit_exceeded", status, body)
+      status, _, body = raw(M .. "/expense/upload", "Content-Length: abc\r\n")
+      assert_metrika_error(400, "invalid_parameter", status, body)
+      status, _, body = exchange(sandbox.url, "GET /" .. ("a"):rep(9000) .. " HTTP/1.1\r\n\r\n")
+      assert_metrika_error(431, "limit_exceeded", status, body)
+    end)
+
+    it("are Carrot quest's for its paths", function()
+      local status, _, body = raw("/users/import", "Transfer-Encoding: chunked\r\n", "0\r\n\r\n")
+      assert_carrot_error(411, status, body)
+      status, _, body = raw("/users/import", "Content-Length: 3000000000\r\n")
+      assert_carrot_error(413, status, body)
+      status, _, body = raw("/users/import", "X-Big: " .. ("a"):rep(9000) .. "\r\n")
+      assert_carrot_error(431, status, body)
+    end)
+
+    it("answer an unknown path or method as an unknown resource: 404", function()
+      local status, body = call { path = "/management/v2/counter/1/goals" }
+      assert_metrika_error(404, "not_found", status, body)
+      status, body = call { path = M .. "/goals", method = "DELETE" }
+      assert_metrika_error(404, "not_found", status, body)
+      status, body = call { path = CDP .. "/last_uploadings", method = "POST", body = "" }
+      assert_metrika_error(404, "not_found", status, body)
+      status, body = call { path = "/users/export", token = "Token " .. support.TOKEN }
+      assert_carrot_error(404, status, body)
+      status, body = call { path = "/users/import" }
+      assert_carrot_error(404, status, body)
+    end)
+  end)
+end)
+
+describe("sandbox over its connection limit", function()
+  local sandbox = support.sandbox { options = { max_connections = 1 } }
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+
+  it("answers 503 backend_error in Metrica's error body, so that a client retries", function()
+    local host, port = sandbox.url:match("^http://([^:]+):(%d+)$")
+    local held = assert(socket.connect(host, tonumber(port)))
+    local status, headers, body = exchange(sandbox.url, "GET " .. M .. "/goals HTTP/1.1\r\nHost: x\r\n\r\n")
+    held:close()
+    assert_metrika_error(503, "backend_error", status, body)
+    assert.is_not_nil(headers["retry-after"])
   end)
 end)

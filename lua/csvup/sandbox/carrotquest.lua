@@ -21,6 +21,11 @@ local FAULTS = {
   backend_error = { 503, "ServiceUnavailable", "Service temporarily unavailable, try again later" },
 }
 
+-- The meta.error of requests refused before they reach the import (see
+-- init.lua), by status: the docs name BadRequest for 400 and none for the rest.
+local REFUSALS = { [400] = "BadRequest", [404] = "NotFound", [411] = "BadRequest", [413] = "BadRequest",
+  [431] = "BadRequest", [503] = "ServiceUnavailable" }
+
 local function answer(status, data)
   return status, json.encode { meta = { status = status }, data = data }
 end
@@ -36,6 +41,10 @@ end
 
 function carrotquest.fault_answer(name)
   return fail(FAULTS[name][1], FAULTS[name][2], FAULTS[name][3])
+end
+
+function carrotquest.refusal(status, message)
+  return fail(status, REFUSALS[status], message)
 end
 
 local function authorize(state, req)
@@ -167,9 +176,9 @@ function carrotquest.handle(state, req)
     state:record(req)
     return status, body
   end
-  if req.method ~= "POST" then
+  if req.method ~= "POST" then -- the docs have no 405: no such resource
     state:record(req)
-    return fail(405, "BadRequest", "Method not allowed")
+    return fail(404, "NotFound", "Not found: " .. req.method .. " " .. req.path)
   end
   return import(state, req)
 end

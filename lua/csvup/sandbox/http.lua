@@ -134,8 +134,12 @@ function http.parse_query(text)
   return query, names
 end
 
-local function rejected(status, message)
-  return { reject = { status, message }, headers = {}, query = {}, query_names = {}, length = 0 }
+-- A request refused with status: req as far as it was read (its path names the
+-- service whose error body the refusal takes), or a new one.
+local function rejected(status, message, req)
+  req = req or { headers = {}, query = {}, query_names = {} }
+  req.reject, req.length = { status, message }, 0
+  return req
 end
 
 -- The value of Content-Length: digits only, and the same in every copy.
@@ -176,7 +180,7 @@ function http.read_head(conn)
   while true do
     line, err = conn:line(LIMITS.line)
     if err == "too long" then
-      return rejected(431, "a header line is longer than " .. LIMITS.line .. " bytes")
+      return rejected(431, "a header line is longer than " .. LIMITS.line .. " bytes", req)
     elseif not line then
       return nil, err
     elseif line == "" then
@@ -185,11 +189,11 @@ function http.read_head(conn)
     total, count = total + #line, count + 1
     if total > LIMITS.head or count > LIMITS.headers then
       return rejected(431, "the request headers are larger than " .. LIMITS.head .. " bytes or "
-        .. LIMITS.headers .. " lines")
+        .. LIMITS.headers .. " lines", req)
     end
     local name, value = line:match("^([^:]+):[ \t]*(.-)[ \t]*$")
     if not name or not name:find(TOKEN) then
-      return rejected(400, "malformed header line")
+      return rejected(400, "malformed header line", req)
     end
     name = name:lower()
     if name == "content-length" then

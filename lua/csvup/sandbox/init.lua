@@ -48,9 +48,20 @@ local function service_of(path)
   end
 end
 
+-- The service whose error body a refusal takes: Metrica's API is under
+-- /management and /cdp, Carrot quest's at the root. A request whose path was
+-- never read gets Metrica's.
+local function side_of(path)
+  local top = path and path:match("^/([^/]*)")
+  if not top or top == "management" or top == "cdp" then
+    return metrika
+  end
+  return carrotquest
+end
+
 local function route(self, req)
   if req.reject then
-    return req.reject[1], json.encode { message = req.reject[2] }
+    return side_of(req.path).refusal(req.reject[1], req.reject[2])
   end
   if req.path == "/_sandbox/requests" and req.method == "GET" then
     return 200, json.encode { requests = self.state.log }
@@ -72,7 +83,7 @@ local function route(self, req)
   if service then
     return service.handle(self.state, req)
   end
-  return 404, json.encode { message = "no such endpoint: " .. req.method .. " " .. req.path }
+  return side_of(req.path).refusal(404, "no such endpoint: " .. req.method .. " " .. req.path)
 end
 
 -- Closes with a TCP reset rather than an orderly shutdown.
@@ -102,7 +113,7 @@ local function answer(self, conn, req)
   local code, body, headers
   if fault and faults.answers(fault) then
     state:record(req)
-    code, body, headers = faults.answer(fault, service_of(req.path) or metrika)
+    code, body, headers = faults.answer(fault, side_of(req.path))
   else
     code, body, headers = route(self, req)
   end
@@ -202,10 +213,11 @@ function Server:resume(co, signal)
   end
 end
 
--- Turns away a connection over the limit with a 503, without waiting for it.
+-- Turns away a connection over the limit with a 503, without waiting for it:
+-- its request unread, in Metrica's body (backend_error, which says "try later").
 local function refuse(client, max_connections)
-  local body = json.encode { message = ("the sandbox already serves %d connections: try again later")
-    :format(max_connections) }
+  local _, body = metrika.refusal(503, ("the sandbox already serves %d connections: try again later")
+    :format(max_connections))
   client:send(("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
     .. "Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"):format(#body, body))
   client:close()

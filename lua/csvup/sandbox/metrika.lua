@@ -85,6 +85,16 @@ function metrika.fault_answer(name)
   return fail(FAULTS[name][1], FAULTS[name][2], FAULTS[name][3])
 end
 
+-- Requests refused before they reach an endpoint (see init.lua), by status.
+-- The documentation gives no error_type for 411, 413 and 431: these are the
+-- nearest of those it gives.
+local REFUSALS = { [400] = "invalid_parameter", [404] = "not_found", [411] = "missing_parameter",
+  [413] = "limit_exceeded", [431] = "limit_exceeded", [503] = "backend_error" }
+
+function metrika.refusal(status, message)
+  return fail(status, REFUSALS[status], message)
+end
+
 function metrika.owns(path)
   return path:find("^/management/v1/counter/") ~= nil or path:find("^/cdp/api/v1/counter/") ~= nil
 end
@@ -676,11 +686,9 @@ function metrika.handle(state, req)
     state:record(req)
     return fail(403, "access_denied", "Access is denied: no access to counter " .. id)
   end
-  local path_known = false
   for _, route in ipairs(routes) do
     local captures = { rest:match("^" .. route[2] .. "$") }
     if captures[1] then
-      path_known = true
       if route[1] == req.method then
         local stray = stray_parameter(req, route[4])
         status, body = precheck(req, rest)
@@ -696,10 +704,9 @@ function metrika.handle(state, req)
     end
   end
   state:record(req)
-  if path_known then
-    return fail(405, "invalid_parameter", "Method not allowed: " .. req.method)
-  end
-  return fail(404, "not_found", "Not found: " .. req.path)
+  -- a known path with another method too: the documentation has no 405, and
+  -- an endpoint that method does not reach is a resource that is not there
+  return fail(404, "not_found", "Not found: " .. req.method .. " " .. req.path)
 end
 
 return metrika
