@@ -191,6 +191,30 @@ describe("sandbox against the services' documentation", function()
       assert_carrot_error(404, status, body)
     end)
   end)
+
+  describe("lists", function()
+    it("of user parameters take no query parameters, and show every uploading", function()
+      for _ = 1, 3 do
+        call { path = M .. "/user_params/uploadings/upload", query = { action = "update" },
+          form = { csv_part("clientid,key,value\n1,tier,gold\n") } }
+      end
+      for _, name in ipairs { "limit", "offset" } do
+        local status, body = call { path = M .. "/user_params/uploadings", query = { [name] = 1 } }
+        assert_metrika_error(400, "invalid_parameter", status, body)
+        assert.are.equal(name, body.errors[1].location)
+      end
+      local status, body = call { path = M .. "/user_params/uploadings" }
+      assert.are.equal(200, status)
+      assert.are.equal(3, #body.uploadings)
+    end)
+
+    it("take limit and offset only as whole numbers", function()
+      for _, query in ipairs { { limit = "1.5" }, { limit = "0x10" }, { offset = "1e1" }, { offset = " 1" } } do
+        local status, body = call { path = M .. "/expense/uploadings", query = query }
+        assert_metrika_error(400, "invalid_parameter", status, body)
+      end
+    end)
+  end)
 end)
 
 describe("sandbox over its connection limit", function()

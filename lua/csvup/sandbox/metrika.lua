@@ -16,7 +16,7 @@ local json = require "csvup.json"
 local upload = require "csvup.sandbox.upload"
 
 local ipairs, pairs, tonumber, tostring, type, concat = ipairs, pairs, tonumber, tostring, type, table.concat
-local math_type, os_time = math.type, os.time
+local math_type, os_time, huge = math.type, os.time, math.huge
 
 local metrika = { FOREIGN_COUNTER = 403 }
 
@@ -426,16 +426,30 @@ local function one(kind)
   end
 end
 
--- Newest first, with limit and offset; with by_type, only the uploadings of the query's type (BASIC by default).
-local function list(kind, by_type)
+-- A count given in the query: digits only; default when it is not given.
+local function count(text, default)
+  if text == nil then
+    return default
+  end
+  return text:find("^%d+$") and tonumber(text) or nil
+end
+
+-- Newest first. With paged, from offset and at most limit of them: 10000 by
+-- default, which is documented for offline conversions only and is the
+-- sandbox's choice for the other paged lists. With by_type, only the
+-- uploadings of the query's type (BASIC by default).
+local function list(kind, paged, by_type)
   return function(state, req, counter)
     state:record(req)
     local q = req.query
-    local limit, offset = tonumber(q.limit or "10000"), tonumber(q.offset or "0")
+    local limit, offset = huge, 0
+    if paged then
+      limit, offset = count(q.limit, 10000), count(q.offset, 0)
+    end
     if not limit or limit < 1 then
-      return fail(400, "invalid_parameter", "limit must be a positive number", "limit")
-    elseif not offset or offset < 0 then
-      return fail(400, "invalid_parameter", "offset must be a number from 0", "offset")
+      return fail(400, "invalid_parameter", "limit must be a whole number from 1", "limit")
+    elseif not offset then
+      return fail(400, "invalid_parameter", "offset must be a whole number from 0", "offset")
     elseif by_type and not enum(q.type, "BASIC CALLS CHATS") then
       return fail(400, "invalid_parameter", "type must be BASIC, CALLS or CHATS", "type")
     end
@@ -608,15 +622,13 @@ local function crm_list(state, req, counter)
   return answer(200, { uploadings = shown })
 end
 
-local UPLOAD_LIST = "limit offset"
-
 -- method, path under the counter, handler, the query parameters it takes (besides ulogin).
 local MANAGEMENT = {
   { "POST", "/offline_conversions/upload", upload_csv("offline", nil, conversion_fields), "comment type client_id_type" },
-  { "GET", "/offline_conversions/uploadings", list("offline", true), "limit offset type" },
+  { "GET", "/offline_conversions/uploadings", list("offline", true, true), "limit offset type" },
   { "GET", "/offline_conversions/uploading/(%d+)", one("offline"), "" },
   { "POST", "/offline_conversions/upload_calls", upload_csv("calls", nil, calls_fields), "comment new_goal_name" },
-  { "GET", "/offline_conversions/calls_uploadings", list("calls"), UPLOAD_LIST },
+  { "GET", "/offline_conversions/calls_uploadings", list("calls", true), "limit offset" },
   { "GET", "/offline_conversions/calls_uploading/(%d+)", one("calls"), "" },
   { "GET", "/offline_conversions/visit_join_threshold", threshold("visits"), "" },
   { "GET", "/offline_conversions/calls_visit_join_threshold", threshold("calls"), "" },
@@ -628,12 +640,13 @@ local MANAGEMENT = {
   { "POST", "/expense/delete", upload_csv("expense_delete", "expense", expense_fields("REMOVES")), "comment provider" },
   { "POST", "/expense/delete_single", delete_line, "date UTMSource UTMMedium UTMCampaign UTMTerm UTMContent "
     .. "trafficSource trafficSourceDetail comment provider" },
-  { "GET", "/expense/uploadings", list("expense"), UPLOAD_LIST },
+  { "GET", "/expense/uploadings", list("expense", true), "limit offset" },
   { "GET", "/expense/uploading/(%d+)", one("expense"), "" },
   { "POST", "/user_params/uploadings/upload", upload_csv("user_params", nil, user_params_fields), "action" },
   { "POST", "/user_params/uploading/(%d+)/confirm", confirm, "" },
   { "PUT", "/user_params/uploading/(%d+)", edit, "" },
-  { "GET", "/user_params/uploadings", list("user_params"), UPLOAD_LIST },
+  -- no query parameters: limit and offset are refused, as any other parameter an endpoint does not take
+  { "GET", "/user_params/uploadings", list("user_params"), "" },
   { "GET", "/user_params/uploading/(%d+)", one("user_params"), "" },
   { "GET", "/goals", goals, "" },
   { "POST", "/goals", create_goal, "" },
