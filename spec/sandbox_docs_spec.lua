@@ -214,6 +214,21 @@ describe("sandbox against the services' documentation", function()
         assert_metrika_error(400, "invalid_parameter", status, body)
       end
     end)
+
+    it("of CRM uploadings take limit from 1 to 1000 only as a whole number, 10 by default", function()
+      for _ = 1, 11 do
+        call { path = CDP .. "/data/contacts/csv", query = { merge_mode = "SAVE" }, form = { csv_part("uniq_id\nc\n") } }
+      end
+      assert.are.equal(10, #select(2, call { path = CDP .. "/last_uploadings" }).uploadings)
+      for _, limit in ipairs { "1", "1000" } do
+        assert.are.equal(200, (call { path = CDP .. "/last_uploadings", query = { limit = limit } }))
+      end
+      for _, limit in ipairs { "0", "1001", "0x10", "1e2", "+5", "", "10.0" } do
+        local status, body = call { path = CDP .. "/last_uploadings", query = { limit = limit } }
+        assert_metrika_error(400, "invalid_parameter", status, body)
+        assert.are.equal("limit", body.errors[1].location)
+      end
+    end)
   end)
 end)
 

@@ -603,8 +603,8 @@ end
 local function crm_list(state, req, counter)
   state:record(req)
   local q = req.query
-  local limit = tonumber(q.limit or "10")
-  if not limit or limit < 1 or limit > 1000 or math_type(limit) ~= "integer" then
+  local limit = count(q.limit, 10)
+  if not limit or limit < 1 or limit > 1000 then
     return fail(400, "invalid_parameter", "limit must be from 1 to 1000", "limit")
   elseif q.datetime_offset and not q.datetime_offset:find("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ?$") then
     return fail(400, "invalid_parameter", "datetime_offset must be a date and time like 2026-11-20T09:12:45Z",
