@@ -701,19 +701,17 @@ function metrika.handle(state, req)
   end
   for _, route in ipairs(routes) do
     local captures = { rest:match("^" .. route[2] .. "$") }
-    if captures[1] then
-      if route[1] == req.method then
-        local stray = stray_parameter(req, route[4])
-        status, body = precheck(req, rest)
-        if stray then
-          state:record(req)
-          return fail(400, "invalid_parameter", "Unknown parameter: " .. stray, stray)
-        elseif status then
-          state:record(req)
-          return status, body
-        end
-        return route[3](state, req, state:counter(counter_id), captures[1] ~= rest and captures[1] or nil)
+    if captures[1] and route[1] == req.method then
+      local stray = stray_parameter(req, route[4])
+      status, body = precheck(req, rest)
+      if stray then
+        state:record(req)
+        return fail(400, "invalid_parameter", "Unknown parameter: " .. stray, stray)
+      elseif status then
+        state:record(req)
+        return status, body
       end
+      return route[3](state, req, state:counter(counter_id), captures[1] ~= rest and captures[1] or nil)
     end
   end
   state:record(req)
