@@ -49,14 +49,15 @@ local function assert_carrot_error(status, got_status, body)
 end
 
 describe("sandbox against the services' documentation", function()
-  local sandbox = support.sandbox { ["process-delay"] = 0.2 }
-  setup(sandbox.start)
-  teardown(sandbox.stop)
-  before_each(sandbox.reset)
+  local sandbox = support.sandbox()
 
   local function call(r)
     return support.call(sandbox.url, r)
   end
+
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+  before_each(sandbox.reset)
 
   local function upload(path, content)
     return call { path = M .. path, form = { csv_part(content) } }
