@@ -47,11 +47,11 @@ describe("csvup command", function()
   end
 
   it("uploads offline conversions, waits for them, and says what happened", function()
-    local out, _, code = metrika("upload-offline-conversions --comment 'crm sync' --wait --interval 0.1 "
+    local out, _, code = metrika("upload-offline-conversions --comment crmsync --wait --interval 0.1 "
       .. "spec/fixtures/offline_conversions.csv")
     assert.are.equal(OK, code)
     assert.matches("uploading 9007199254740993: PROCESSED line_quantity=3", out)
-    assert.matches("^crm sync csvup%x+$", sandbox.requests()[1].query.comment) -- the marker that finds a lost answer
+    assert.matches("^crmsynccsvup%x+$", sandbox.requests()[1].query.comment) -- the marker that finds a lost answer
   end)
 
   it("exits 5 when the awaited uploading ends in LINKAGE_FAILURE", function()

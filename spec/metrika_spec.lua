@@ -40,7 +40,7 @@ describe("metrika client", function()
   describe("offline conversions", function()
     it("streams a file as the multipart part 'file' and returns the uploading, id exact", function()
       local expected = assert(io.open(CONVERSIONS, "rb")):read("a")
-      local u = assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "crm sync", type = "BASIC" })
+      local u = assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "crmsync", type = "BASIC" })
       assert.are.equal(9007199254740993, u.id)
       assert.are.equal("integer", math.type(u.id))
       assert.are.equal("UPLOADED", u.status)
@@ -48,7 +48,7 @@ describe("metrika client", function()
       local req = last_request()
       assert.are.equal("POST", req.method)
       assert.are.equal(PREFIX .. "/offline_conversions/upload", req.path)
-      assert.are.same({ comment = "crm sync", type = "BASIC" }, unmarked(req.query))
+      assert.are.same({ comment = "crmsync", type = "BASIC" }, unmarked(req.query))
       assert.are.equal("OAuth [hidden]", req.headers.authorization) -- the sandbox hides the token it got
       assert.are.equal("offline_conversions.csv", req.file.filename)
       assert.are.equal("text/csv", req.file.content_type)
@@ -72,9 +72,34 @@ describe("metrika client", function()
         .. "133591247640966459,GOAL1,1481718167,,\n", last_request().file.content)
     end)
 
-    it("sends a comment with & = and spaces as exactly one query value", function()
-      assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "a&b=c d" })
+    it("takes a comment of Latin and Cyrillic letters and digits, the marker joined to it with no space", function()
+      assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "Выгрузка2026crm" })
+      local sent = last_request().query.comment
+      assert.matches("^Выгрузка2026crmcsvup%x+$", sent)
+      assert(m:upload_calls { file = "spec/fixtures/calls.csv", comment = "звонки" })
+      assert.matches("^звонкиcsvup%x+$", last_request().query.comment)
+    end)
+
+    it("refuses, before sending, a conversion or calls comment with other characters, naming the first", function()
+      for _, case in ipairs {
+        { "upload_offline_conversions", CONVERSIONS, "crm sync", '" " at character 4' },
+        { "upload_offline_conversions", CONVERSIONS, "a&b", '"&" at character 2' },
+        { "upload_offline_conversions", CONVERSIONS, "ok€", '"€" at character 3' },
+        { "upload_calls", "spec/fixtures/calls.csv", "calls_2026", '"_" at character 6' },
+      } do
+        local u, err = m[case[1]](m, { file = case[2], comment = case[3] })
+        assert.is_nil(u)
+        assert.are.same({ "input", "invalid_argument" }, { err.kind, err.code })
+        assert.matches("comment may hold only Latin and Cyrillic letters and digits", tostring(err), 1, true)
+        assert.matches(case[4], tostring(err), 1, true)
+      end
+      assert.are.equal(0, #sandbox.requests())
+    end)
+
+    it("sends an expense comment with & = and spaces as exactly one query value", function()
+      assert(m:upload_expenses { file = "spec/fixtures/expenses.csv", comment = "a&b=c d" })
       assert.are.same({ comment = "a&b=c d" }, unmarked(last_request().query))
+      assert.matches("^a&b=c d csvup%x+$", last_request().query.comment)
     end)
 
     it("lists uploadings newest first, with limit and offset", function()

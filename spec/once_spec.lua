@@ -32,9 +32,22 @@ describe("exactly once", function()
       local u, err = m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv", comment = "crm" }
       assert.is_nil(err)
       assert.are.equal(3, u.line_quantity)
-      assert.matches("^crm csvup%x+$", u.comment)
+      assert.matches("^crmcsvup%x+$", u.comment)
       assert.are.equal(1, sandbox.posts())
       assert.are.equal("lost_answer", sandbox.requests()[1].fault)
+    end)
+
+    it("is resolved from the uploadings of its own type, CALLS or CHATS, with one POST", function()
+      for _, kind in ipairs { "CALLS", "CHATS" } do
+        sandbox.reset()
+        sandbox.fault { fault = "lost_answer", path = "/upload" }
+        local u, err = m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv", type = kind }
+        assert.is_nil(err)
+        assert.are.same({ kind, 3 }, { u.type, u.line_quantity })
+        assert.are.equal(1, sandbox.posts())
+        local listed = sandbox.requests()[2]
+        assert.are.same({ "GET", kind }, { listed.method, listed.query.type })
+      end
     end)
 
     it("is resolved from the expense uploadings, with one POST", function()

@@ -210,6 +210,15 @@ describe("sandbox", function()
       assert.are.equal("colour", body.errors[1].location)
     end)
 
+    it("takes a conversion comment of digits and Latin and Cyrillic letters, and refuses any other", function()
+      assert.are.equal(200, (conversions { comment = "crm2026Выгрузка" }))
+      for _, comment in ipairs { "crm sync", "crm_sync", "a&b", "ok€" } do
+        local status, body = conversions { comment = comment }
+        assert.are.same({ 400, "invalid_parameter", "comment" }, { status, body.errors[1].error_type,
+          body.errors[1].location })
+      end
+    end)
+
     it("shows static and dynamic call counts on calls uploadings, and no new_goal_name", function()
       local status, body = call { path = M .. "/offline_conversions/upload_calls", query = { new_goal_name = "calls" },
         form = { csv_part("ClientId,DateTime,StaticCall\n1,1481718166,1\n2,1481718167,0\n3,1481718168,1\n") } }

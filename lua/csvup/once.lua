@@ -18,24 +18,33 @@ local format, type, tostring, ipairs, min = string.format, type, tostring, ipair
 
 local once = {}
 
-local COMMENT_MAX = 255          -- characters, the services' limit
 local RESOLVE_FIRST_PAUSE = 0.25 -- seconds between looks for a lost answer, doubling
 local RUNNING_SECONDS = 120      -- how long a rerun waits for the same upload sent by a live process
 local RUNNING_PAUSE = 0.25
 
--- "csvup" and ten hex digits: only Latin letters and digits, which a comment may hold.
+-- "csvup" and ten hex digits: only Latin letters and digits, which any comment may hold.
 local function marker_of(seed)
   return "csvup" .. core.sha256(seed):sub(1, 10)
 end
 
+-- The method's option named name.
+local function option(m, name)
+  for _, o in ipairs(m.options) do
+    if o.name == name then
+      return o
+    end
+  end
+end
+
 -- Puts the marker where the kind's uploadings list shows it; nil, err when it does not fit.
-local function mark(call, kind, marker, name)
+local function mark(call, kind, marker, m)
   if kind.mark == "comment" then
-    local query = call.args.query
-    local comment = query.comment and query.comment .. " " .. marker or marker
-    if options.chars(comment) > COMMENT_MAX then
+    local query, o = call.args.query, option(m, "comment")
+    local joint = o.letters_digits and "" or " " -- after a space where a comment may hold one
+    local comment = query.comment and query.comment .. joint .. marker or marker
+    if options.chars(comment) > o.max then
       return errors.invalid("%s: the comment leaves no room for the marker that makes the upload findable: "
-        .. "shorten it to %d characters", name, COMMENT_MAX - #marker - 1)
+        .. "shorten it to %d characters", m.name, o.max - #marker - #joint)
     end
     query.comment = comment
   elseif kind.mark == "filename" then
@@ -45,12 +54,16 @@ local function mark(call, kind, marker, name)
   return true
 end
 
--- The uploading of the kind whose comment holds the marker, looked for with
--- backoff for up to seconds (once when nil); nil when it is not listed.
-local function find(self, kind, marker, seconds)
+-- The uploading of the call's kind whose comment holds the marker, looked for
+-- with backoff for up to seconds (once when nil); nil when it is not listed.
+local function find(self, call, kind, marker, seconds)
   local deadline, pause = core.now() + (seconds or 0), RESOLVE_FIRST_PAUSE
+  local filter = {} -- the upload's options its list shows it by (conversions: type)
+  for _, name in ipairs(kind.listed_by or {}) do
+    filter[name] = call.args.query[name]
+  end
   while true do
-    local list = self[kind.list](self, {})
+    local list = self[kind.list](self, filter)
     for _, u in ipairs(type(list) == "table" and list or {}) do
       if type(u) == "table" and type(u.comment) == "string" and u.comment:find(marker, 1, true) then
         self.kinds[u] = kind.name
@@ -141,7 +154,7 @@ function once.before(self, call, m, opts)
     or format("%s %s %s", core.now(), math.random(), tostring({})))
   if ticket.marker then
     local ok
-    ok, err = mark(call, kind, ticket.marker, m.name)
+    ok, err = mark(call, kind, ticket.marker, m)
     if not ok then
       if entry then
         j:fail(entry.id, err.code)
@@ -155,7 +168,7 @@ function once.before(self, call, m, opts)
         .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
         m.name))
     end
-    ticket.result = find(self, kind, ticket.marker)
+    ticket.result = find(self, call, kind, ticket.marker)
     if ticket.result then
       record(j, entry, ticket.result)
     end
@@ -171,7 +184,7 @@ function once.after(self, call, ticket, answer, err)
   if answer then
     result, err = call.finish(answer)
   elseif err.code == "outcome_unknown" and ticket.marker then
-    result = find(self, ticket.kind, ticket.marker, self.resolve_timeout)
+    result = find(self, call, ticket.kind, ticket.marker, self.resolve_timeout)
     if result then
       err = nil
     else

@@ -35,11 +35,32 @@ end
 -- Each type: function(value, option) -> the value as sent, or nil and why not.
 local TYPES = {}
 
+-- The first character of s that is no Latin or Cyrillic letter or digit, and
+-- its place in characters; nil when there is none.
+local function outside_letters_digits(s)
+  local at = 0
+  for c in s:gmatch("[%z\1-\127\192-\255][\128-\191]*") do
+    at = at + 1
+    local cyrillic = #c == 2 and c:byte(1) >= 0xD0 and c:byte(1) <= 0xD3 -- U+0400..U+04FF
+      and not (c:byte(1) == 0xD2 and c:byte(2) >= 0x82 and c:byte(2) <= 0x89) -- a sign, not a letter
+    if not (c:find("^[0-9A-Za-z]$") or cyrillic) then
+      return c, at
+    end
+  end
+end
+
 function TYPES.text(v, o)
   if type(v) ~= "string" then
     return nil, "must be a string"
   elseif o.max and options.chars(v) > o.max then
     return nil, format("must be at most %d characters", o.max)
+  end
+  local bad, at
+  if o.letters_digits then
+    bad, at = outside_letters_digits(v)
+  end
+  if bad then
+    return nil, format("may hold only Latin and Cyrillic letters and digits, not %q at character %d", bad, at)
   end
   return v
 end
@@ -150,6 +171,7 @@ function options.describe(o)
   end
   if o.type == "text" and o.max then
     parts[#parts + 1] = format("at most %d characters", o.max)
+      .. (o.letters_digits and " of Latin and Cyrillic letters and digits" or "")
   elseif o.min and o.max then
     parts[#parts + 1] = format("from %d to %d", o.min, o.max)
   elseif o.min then

@@ -11,8 +11,9 @@
 --   shape     "upload" (file or rows, options in the query or form fields),
 --             "read" (an uploading by id), "query" (options in the query),
 --             "body" (options in a JSON body under `wrap`, after an id when `id`)
---   options   { name, type, values?, default?, required?, min?, max?, wire?, help }
---             type: text, enum, integer, date_or_range, tags, id_type (see csvup.options);
+--   options   { name, type, values?, default?, required?, min?, max?, letters_digits?, wire?, help }
+--             type: text, enum, integer, date_or_range, tags (see csvup.options);
+--             letters_digits: a text of Latin and Cyrillic letters and digits only;
 --             wire: the parameter's name on the wire (default: name); send = false:
 --             the option shapes the call but is not sent as is
 --   result    the answer's field that is the result ("uploading", "goals", ...)
@@ -25,14 +26,20 @@
 -- upload/list/read (method names), final and failed statuses (for wait()),
 -- mark: where an upload carries the marker that finds it in the list again
 -- ("comment"; "filename" where the upload takes no comment and the service
--- keeps the file's name as its comment; see csvup.once).
+-- keeps the file's name as its comment; see csvup.once), listed_by: the
+-- upload's options the list must be given to show it.
 local registry = {}
 
 local TRAFFIC_SOURCES = { "internal", "direct", "referral", "organic", "ad", "saved", "undefined", "email", "social",
   "messenger", "qrcode", "recommend" }
 
--- Comments are at most 255 characters (apis.md).
+-- Comments are at most 255 characters. The offline-conversion upload's
+-- reference allows only digits and Latin and Cyrillic letters in one; the
+-- calls upload gives no rule of its own and is taken to share it, so that a
+-- comment the service may refuse is refused before a large file is sent.
 local COMMENT = { name = "comment", type = "text", max = 255, help = "a note kept with the uploading" }
+local CONVERSION_COMMENT = { name = "comment", type = "text", max = 255, letters_digits = true,
+  help = "a note kept with the uploading" }
 local LIMIT = { name = "limit", type = "integer", min = 1, help = "how many uploadings to list" }
 local OFFSET = { name = "offset", type = "integer", min = 0, help = "how many to skip" }
 local PROVIDER = { name = "provider", type = "text", max = 255,
@@ -51,7 +58,7 @@ registry.methods = {
   { name = "upload_offline_conversions", service = "metrika", shape = "upload", kind = "offline-conversions",
     help = "upload offline conversions (Target, DateTime and a visitor id per row)", prepare = "check_targets",
     flags = { check_targets = "check first that every Target names a JavaScript-event goal of the counter" },
-    options = { COMMENT, CONVERSION_TYPE,
+    options = { CONVERSION_COMMENT, CONVERSION_TYPE,
       { name = "client_id_type", type = "enum", values = { "USER_ID", "CLIENT_ID", "YCLID" },
         help = "legacy: the visitor id column's kind, sent only when given" } } },
   { name = "offline_conversion_uploadings", service = "metrika", shape = "query", result = "uploadings",
@@ -60,7 +67,7 @@ registry.methods = {
     help = "read one offline-conversion uploading" },
   { name = "upload_calls", service = "metrika", shape = "upload", kind = "calls",
     help = "upload calls (DateTime and a visitor id per row)",
-    options = { COMMENT, { name = "new_goal_name", type = "text", max = 255,
+    options = { CONVERSION_COMMENT, { name = "new_goal_name", type = "text", max = 255,
       help = "the name of a goal the service creates for these calls" } } },
   { name = "calls_uploadings", service = "metrika", shape = "query", result = "uploadings",
     help = "list calls uploadings", options = list_options() },
@@ -165,7 +172,7 @@ registry.kinds = {
   { name = "offline-conversions", service = "metrika", schema = "offline_conversions",
     upload = "upload_offline_conversions", list = "offline_conversion_uploadings",
     read = "offline_conversion_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" },
-    mark = "comment" },
+    mark = "comment", listed_by = { "type" } },
   { name = "calls", service = "metrika", schema = "calls", upload = "upload_calls", list = "calls_uploadings",
     read = "calls_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" },
     mark = "comment" },

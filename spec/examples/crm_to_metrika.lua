@@ -56,7 +56,7 @@ local metrika = assert(csvup.metrika.new {
 })
 local uploading
 uploading, err = metrika:upload_offline_conversions {
-  rows = conversions, columns = { "ClientId", "Target", "DateTime", "Price", "Currency" }, comment = "crm sync",
+  rows = conversions, columns = { "ClientId", "Target", "DateTime", "Price", "Currency" }, comment = "crmsync",
 }
 if not uploading then
   fail(err)

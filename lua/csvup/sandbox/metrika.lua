@@ -145,6 +145,12 @@ local function too_long(comment)
   return comment ~= nil and #comment:gsub("[\128-\191]", "") > 255
 end
 
+-- The offline-conversion upload's reference: a comment holds only digits and
+-- Latin and Cyrillic letters. The calls upload is taken to share the rule.
+local function plain_comment(comment)
+  return comment == nil or not comment:gsub("[\208-\211][\128-\191]", ""):find("[^0-9A-Za-z]")
+end
+
 -- The uploading as the API shows it, its status advanced by the time since upload
 -- (user parameters: since confirmation).
 local function view(state, u)
@@ -308,6 +314,8 @@ local function upload_csv(kind, list_kind, make_fields)
     local comment = req.query.comment
     if too_long(comment) then
       return fail(400, "invalid_parameter", "comment is longer than 255 characters", "comment")
+    elseif (kind == "offline" or kind == "calls") and not plain_comment(comment) then
+      return fail(400, "invalid_parameter", "comment may hold only digits and Latin and Cyrillic letters", "comment")
     end
     local parsed, err = upload.read_csv(form.file, ",")
     if not parsed then
