@@ -354,6 +354,22 @@ describe("validate.file", function()
     assert.matches("2 key: is empty", reasons(failure("user_params_delete", file("del2.csv", "key,clientid\n,1\n"))))
   end)
 
+  it("takes Metrica text of any length, which the service's documentation does not bound", function()
+    local url = "https://example.com/landing?" .. ("utm_content=x&"):rep(30) .. "q=" .. ("ж"):rep(40)
+    assert.is_true(validate.file("calls", file("long_url.csv", "ClientId,DateTime,URL\n1,1481718166," .. url .. "\n")))
+    assert.is_true(validate.rows("calls", { { ClientId = 1, DateTime = 1481718166, CallTrackerURL = url } }))
+    assert.is_true(validate.file("offline_conversions",
+      file("long_target.csv", "ClientId,Target,DateTime\n1," .. ("goal"):rep(100) .. ",1481718166\n")))
+  end)
+
+  it("refuses an update file of user parameters with no value column, which only a delete_keys file may omit", function()
+    local no_value = file("novalue.csv", "clientid,key\n123,plan\n")
+    local err = failure("user_params", no_value)
+    assert.are.same({ "input", "validation_failed" }, { err.kind, err.code })
+    assert.matches("1 Value: the required column is missing", reasons(err), 1, true)
+    assert.is_true(validate.file("user_params_delete", no_value))
+  end)
+
   it("takes the CRM order date formats and an order without an id", function()
     local good = { "10.01.2024", "10.01.24", "2024-01-10", "10.01.2024 11:56", "10.01.24 11:56:07", "2024-01-10 23:59:59" }
     local lines = { "id,create_date_time,client_ids" }

@@ -225,7 +225,8 @@ const char *check_value(const struct check_sets *sets, int type, const char *s, 
     unsigned code;
     char key[40];
     switch (type) {
-    case CHECK_TEXT:
+    case CHECK_TEXT: /* Metrica's text columns: their documentation bounds no length */
+        return NULL;
     case CHECK_PROPERTY:
         return check_text(s, n);
     case CHECK_NAME:

@@ -12,7 +12,7 @@ enum check_type {
 };
 
 #define CHECK_FUTURE_SLACK 300 /* seconds of clock skew a DateTime may be ahead */
-#define CHECK_TEXT_MAX 255    /* characters in a text value */
+#define CHECK_TEXT_MAX 255    /* characters in a Carrot quest property value */
 #define CHECK_QUOTE_MAX 80    /* characters of a value quoted in a message */
 #define CHECK_QUOTED_SIZE 400 /* room for a quoted value */
 #define CHECK_REASON_SIZE 96  /* room for a reason check_value writes */

@@ -37,8 +37,8 @@ static unsigned char lane_of(const struct plan_column *c)
     unsigned char lane = (unsigned char)((c->required ? LANE_REQUIRED : 0) | (c->one_of ? LANE_ONE_OF : 0));
     switch (c->type) {
     case CHECK_NONE:
-        return lane;
     case CHECK_TEXT:
+        return lane;
     case CHECK_PROPERTY:
         return lane | LANE_TEXT;
     case CHECK_ID:

@@ -69,7 +69,7 @@ schema.expenses_delete = {
 -- key, value): names match without regard to case.
 schema.user_params = {
   columns = { UserId = "text", ClientId = "id", Key = "text", Value = "text" },
-  required = { "Key" },
+  required = { "Key", "Value" },
   one_of = { "UserId", "ClientId" },
   unknown = "error",
   case_insensitive = true,
