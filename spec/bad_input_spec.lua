@@ -81,7 +81,7 @@ describe("bad input", function()
 
   it("a line break or NUL in a value bound for a query or a form field", function()
     refused("invalid_argument", "query parameter 'comment'",
-      m:upload_offline_conversions { file = CONVERSIONS, comment = "a\r\nX-Injected: 1" })
+      m:upload_expenses { file = CONVERSIONS, comment = "a\r\nX-Injected: 1", validate = false })
     refused("invalid_argument", "query parameter 'provider'", m:upload_expenses { file = CONVERSIONS, provider = "a\0b", validate = false })
     refused("invalid_argument", "tags %[1%] must be a non%-empty tag name of one line", cq:import_users { file = CONVERSIONS, tags = { "a\nb" }, validate = false })
     refused("invalid_argument", "filename", m:upload_calls { file = CONVERSIONS, filename = "x\r\n.csv", validate = false })

@@ -22,7 +22,7 @@ describe("csvup.batch", function()
     local list = {}
     for i = 1, n do
       list[i] = { client = m, method = "upload_offline_conversions",
-        args = { file = "spec/fixtures/offline_conversions.csv", comment = "job " .. i } }
+        args = { file = "spec/fixtures/offline_conversions.csv", comment = "job" .. i } }
     end
     return list
   end
@@ -50,11 +50,11 @@ describe("csvup.batch", function()
     assert.are.equal(20, #results)
     local by_comment = {}
     for _, r in ipairs(sandbox.requests()) do
-      by_comment[r.query.comment:gsub(" csvup%x+$", "")] = true -- without the marker that finds a lost answer
+      by_comment[r.query.comment:gsub("csvup%x+$", "")] = true -- without the marker that finds a lost answer
     end
     for i, r in ipairs(results) do
       assert.is_table(r[1], tostring(r[2]))
-      assert.is_true(by_comment["job " .. i])
+      assert.is_true(by_comment["job" .. i])
       if i > 1 then
         assert.is_true(r[1].id ~= results[i - 1][1].id)
       end

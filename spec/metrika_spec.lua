@@ -208,6 +208,14 @@ describe("metrika client", function()
       socket.sleep(0.3)
       assert.are.equal("processed", assert(m:user_params_uploading(u.id)).status)
       assert.are.equal(u.id, assert(m:user_params_uploadings())[1].id)
+      assert.are.same({}, last_request().query)
+    end)
+
+    it("lists user-parameter uploadings with no query, the list taking none", function()
+      local _, err = m:user_params_uploadings { limit = 5 }
+      assert.are.same({ "input", "invalid_argument" }, { err.kind, err.code })
+      assert.matches("unknown option limit", tostring(err), 1, true)
+      assert.are.equal(0, #sandbox.requests())
     end)
   end)
 

@@ -268,7 +268,6 @@ describe("validate.file", function()
     local err = failure("offline_conversions", path)
     assert.are.same({ 3, "DateTime" }, { err.problems[1].line, err.problems[1].column })
     assert.is_true(validate.file("offline_conversions", path, { level = "header" }))
-    assert.is_true(validate.file("offline_conversions", path, { full = false }))
   end)
 
   it("counts quoted line breaks in the lines it names", function()

@@ -1,6 +1,6 @@
--- What goes on the wire and what comes back, as the services document them
--- (../shared/reference/apis.md), checked byte for byte against a plain server
--- that records every request and answers as told.
+-- What goes on the wire and what comes back, as the services document them,
+-- checked byte for byte against a plain server that records every request and
+-- answers as told.
 local csvup = require "csvup"
 local json = require "csvup.json"
 local recorder = require "support.recorder"

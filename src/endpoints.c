@@ -1,4 +1,4 @@
-/* Every endpoint csvup calls, from ../shared/reference/apis.md. Adding an
+/* Every endpoint csvup calls, from the services' public documentation. Adding an
  * endpoint is adding a row: core.c registers one Lua function per row. */
 #include <string.h>
 
@@ -68,7 +68,7 @@ const struct endpoint csvup_endpoints[] = {
     { "confirm_user_params", METRIKA, "POST", COUNTER "/user_params/uploading/{id}/confirm",
       "", BODY_JSON, 0 },
     { "edit_user_params_uploading", METRIKA, "PUT", COUNTER "/user_params/uploading/{id}", "", BODY_JSON, 0 },
-    { "user_params_uploadings", METRIKA, "GET", COUNTER "/user_params/uploadings", PAGE, BODY_NONE, 0 },
+    { "user_params_uploadings", METRIKA, "GET", COUNTER "/user_params/uploadings", "", BODY_NONE, 0 },
     { "user_params_uploading", METRIKA, "GET", COUNTER "/user_params/uploading/{id}", "", BODY_NONE, 0 },
     /* CRM */
     { "upload_crm_simple_orders", METRIKA, "POST", CDP "/data/simple_orders",

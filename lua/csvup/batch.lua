@@ -24,6 +24,8 @@ local registry = require "csvup.registry"
 
 local type, error, ipairs = type, error, ipairs
 
+local batch = {}
+
 local function check_jobs(jobs)
   if type(jobs) ~= "table" then
     error("csvup.batch expects an array of jobs", 3)
@@ -38,7 +40,7 @@ end
 
 --- Runs many client calls at once; the results come in the order of the jobs.
 -- csvup.batch(jobs, { concurrency = 3, progress = fn }) -> results
-return function(jobs, opts)
+function batch.batch(jobs, opts)
   check_jobs(jobs)
   opts = opts or {}
   local concurrency = opts.concurrency or 3
@@ -124,3 +126,5 @@ return function(jobs, opts)
   end
   return results
 end
+
+return batch

@@ -53,9 +53,11 @@ function client.printable(s)
   return errors.printable(s, MESSAGE_MAX)
 end
 
-local function positive(v)
+-- Whether v is a positive finite number (of seconds, of requests per second).
+function client.positive(v)
   return type(v) == "number" and v > 0 and v < math.huge
 end
+local positive = client.positive
 
 -- The retry policy from new()'s options; nil, err for a value out of range.
 local function policy(opts, default_rate)

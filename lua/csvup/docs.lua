@@ -125,8 +125,7 @@ end
 
 -- A source file's header comment, and its doc comments with the functions
 -- they stand above: { header = lines, functions = { { block, owner, name, params } } }.
--- `return function(...)` (a module that is one function) is named after the module.
-local function read_source(text, module_name)
+local function read_source(text)
   local source = { header = {}, functions = {} }
   local block, in_header = nil, true
   for line in text:gmatch("([^\n]*)\n") do
@@ -141,9 +140,6 @@ local function read_source(text, module_name)
         block[#block + 1] = comment
       elseif block then
         local owner, sep, name, params = line:match("^function ([%w_]+)([.:])([%w_]+)%(([^)]*)%)")
-        if not owner and line:match("^return function%(") then
-          owner, sep, name, params = nil, nil, module_name:match("[%w_]+$"), line:match("%(([^)]*)%)")
-        end
         if name then
           source.functions[#source.functions + 1] = { block = block, owner = owner, method = sep == ":", name = name,
             params = params }
@@ -187,7 +183,7 @@ function docs.ldoc_input()
     if not file then
       return nil, err
     end
-    local source = read_source(file:read("a"), mod.name)
+    local source = read_source(file:read("a"))
     file:close()
     local header = source.header
     header[#header + 1] = "@module " .. mod.name

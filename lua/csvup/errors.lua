@@ -52,8 +52,7 @@ function errors.printable(s, max)
   return max and #s > max and s:sub(1, max) .. "..." or s
 end
 
---- Tells whether a value is a csvup error.
--- Whether a value is one of our errors (a table with code and kind).
+--- Tells whether a value is a csvup error (a table with code and kind).
 function errors.is(value)
   return type(value) == "table" and type(value.code) == "string" and errors.KINDS[value.kind] ~= nil
 end

@@ -6,6 +6,6 @@ return {
   csv = require "csvup.csv",
   metrika = require "csvup.metrika",
   carrotquest = require "csvup.carrotquest",
-  batch = require "csvup.batch",
+  batch = require("csvup.batch").batch,
   errors = require "csvup.errors",
 }

@@ -208,9 +208,7 @@ client.install(Client, { name = "metrika", prepare = PREPARE, answer = ANSWER, k
 
 -- Waiting ----------------------------------------------------------------------
 
-local function positive(v)
-  return type(v) == "number" and v > 0 and v < math.huge
-end
+local positive = client.positive
 
 --- Waits until an uploading is processed.
 -- m:wait(uploading_or_id, { kind?, timeout?, interval?, progress? }) -> the final uploading | nil, err

@@ -5,7 +5,7 @@ local cjson = require "cjson.safe"
 local errors = require "csvup.errors"
 
 local format, concat, sort = string.format, table.concat, table.sort
-local type, tostring, pairs, ipairs, select = type, tostring, pairs, ipairs, select
+local type, tostring, tonumber, pairs, ipairs, select = type, tostring, tonumber, pairs, ipairs, select
 local math_type = math.type
 
 local options = {}
@@ -97,7 +97,7 @@ function TYPES.date_or_range(v)
   return nil, "must be a date YYYY-MM-DD or a range YYYY-MM-DD/YYYY-MM-DD (its end not before its start)"
 end
 
--- Tags travel as one form field holding a JSON array of names (apis.md).
+-- Tags travel as one form field holding a JSON array of names (Carrot quest's types page).
 function TYPES.tags(v)
   local tags = type(v) == "string" and { v } or v
   local count = 0
@@ -116,8 +116,6 @@ function TYPES.tags(v)
   end
   return "[" .. concat(quoted, ",") .. "]"
 end
-
-options.TYPES = TYPES
 
 local function known_names(m, extra)
   local names = {}

@@ -1,5 +1,5 @@
 -- Everything csvup knows about each API method and upload kind, in one place,
--- from ../shared/reference/apis.md. The client methods, wait(), csvup.batch,
+-- from the services' public documentation. The client methods, wait(), csvup.batch,
 -- the csvup subcommands and their help, `csvup validate KIND` and the README's
 -- endpoint table are all derived from these tables. Adding an upload kind is
 -- one entry here plus one wire row in src/endpoints.c.
@@ -28,10 +28,11 @@
 -- ("comment"; "filename" where the upload takes no comment and the service
 -- keeps the file's name as its comment; see csvup.once), listed_by: the
 -- upload's options the list must be given to show it.
+local schema = require "csvup.schema"
+
 local registry = {}
 
-local TRAFFIC_SOURCES = { "internal", "direct", "referral", "organic", "ad", "saved", "undefined", "email", "social",
-  "messenger", "qrcode", "recommend" }
+local TRAFFIC_SOURCES = schema.TRAFFIC_SOURCES
 
 -- Comments are at most 255 characters. The offline-conversion upload's
 -- reference allows only digits and Latin and Cyrillic letters in one; the
@@ -125,7 +126,7 @@ registry.methods = {
     kind = "user-params", help = "change an uploading of user parameters",
     options = { CONTENT_ID_TYPE, COMMENT } },
   { name = "user_params_uploadings", service = "metrika", shape = "query", result = "uploadings",
-    help = "list user-parameter uploadings", options = list_options() },
+    help = "list user-parameter uploadings (the list takes no limit or offset)" },
   { name = "user_params_uploading", service = "metrika", shape = "read", kind = "user-params",
     help = "read one user-parameter uploading" },
   -- CRM

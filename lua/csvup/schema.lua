@@ -14,11 +14,9 @@ local schema = {}
 
 local ID_COLUMNS = { "UserId", "ClientId", "Yclid", "PurchaseId" }
 
--- The values of TrafficSource (first-level traffic sources), as a set.
-schema.TRAFFIC_SOURCES = {}
-for s in ("internal direct referral organic ad saved undefined email social messenger qrcode recommend"):gmatch("%S+") do
-  schema.TRAFFIC_SOURCES[s] = true
-end
+-- The values of TrafficSource (first-level traffic sources), in the documentation's order.
+schema.TRAFFIC_SOURCES = { "internal", "direct", "referral", "organic", "ad", "saved", "undefined", "email", "social",
+  "messenger", "qrcode", "recommend" }
 
 schema.offline_conversions = {
   columns = {

@@ -7,9 +7,9 @@ local core = require "csvup.core"
 local csv = require "csvup.csv"
 local schemas = require "csvup.schema"
 
-local concat, format, min, sort = table.concat, string.format, math.min, table.sort
-local ipairs, pairs, tostring, select, setmetatable, error =
-  ipairs, pairs, tostring, select, setmetatable, error
+local concat, format, min = table.concat, string.format, math.min
+local ipairs, pairs, tostring, setmetatable, error =
+  ipairs, pairs, tostring, setmetatable, error
 local os_time = os.time
 
 local validate = {}
@@ -25,18 +25,7 @@ local CURRENCIES = [[AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD
   TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL]]
 CURRENCIES = CURRENCIES:gsub("%s+", " ")
 
-local TRAFFIC_SOURCES = {}
-for s in pairs(schemas.TRAFFIC_SOURCES) do
-  TRAFFIC_SOURCES[#TRAFFIC_SOURCES + 1] = s
-end
-sort(TRAFFIC_SOURCES)
-TRAFFIC_SOURCES = concat(TRAFFIC_SOURCES, " ")
-
--- Characters, not bytes: UTF-8 continuation bytes are not counted.
-local function chars(s)
-  return select(2, s:gsub("[^\128-\191]", ""))
-end
-validate.chars = chars
+local TRAFFIC_SOURCES = concat(schemas.TRAFFIC_SOURCES, " ")
 
 -- Problems -------------------------------------------------------------------------
 
@@ -221,12 +210,11 @@ end
 -- digest: a table that gets the file's sha256 and size, hashed as it is read.
 -- level "full" (the default): the header and every value of every row, in one
 -- pass in C; "header": the header and a UTF-8 scan; false: nothing.
--- full = false is the older spelling of level = "header".
 function validate.file(name, path, opts)
   opts = opts or {}
   local level = opts.level
   if level == nil then
-    level = opts.full == false and "header" or "full"
+    level = "full"
   end
   if level == false then
     return true
