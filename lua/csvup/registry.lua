@@ -140,8 +140,9 @@ registry.methods = {
         help = "what the file holds" },
       { name = "merge_mode", type = "enum", values = { "SAVE", "UPDATE", "APPEND" }, required = true,
         help = "how rows merge with what the counter has" },
-      { name = "delimiter_type", type = "enum", values = { "COMMA", "SEMICOLON" },
-        delimiters = { COMMA = ",", SEMICOLON = ";" }, help = "the file's delimiter (the service's default: COMMA)" },
+      -- sent always, as the reference's sample requests send it: what the service reads without it is not documented
+      { name = "delimiter_type", type = "enum", values = { "COMMA", "SEMICOLON" }, default = "COMMA",
+        delimiters = { COMMA = ",", SEMICOLON = ";" }, help = "the file's delimiter" },
       { name = "columns_mapping", type = "text", max = 4096,
         help = "contacts and orders: how the file's columns map to fields" } } },
   { name = "crm_uploadings", service = "metrika", shape = "query", result = "uploadings",

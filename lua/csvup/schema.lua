@@ -81,7 +81,8 @@ schema.user_params_delete = {
   case_insensitive = true,
 }
 
--- Only the documented columns are typed; the documentation does not close the
+-- The data format page requires create_date_time and at least one of the
+-- client columns. Only the documented columns are typed; it does not close the
 -- list of optional ones, so other columns are let through. create_date_time:
 -- dd.MM.yyyy, dd.MM.yy or yyyy-MM-dd, optionally with " HH:mm" or " HH:mm:ss".
 -- The reference's sample has an order without an id: id may be empty.
