@@ -62,6 +62,52 @@ describe("on the wire", function()
     assert.are.equal(1, select(2, body:gsub('name="tags"', "")))
   end)
 
+  it("takes Carrot quest row_errors keyed by line, and refuses other keys as a bad answer, raising nothing", function()
+    server.answer { { method = "POST", path = "^/users/import", body = '{"meta":{"status":200},"data":{"row_errors":'
+      .. '{"1":"bad email","33":"empty"},"updates_planned":5}}' } }
+    local result = assert(cq:import_users { file = "spec/fixtures/carrotquest_users.csv", merge_field = "$email",
+      delimiter = ";" })
+    assert.are.same({ [1] = "bad email", [33] = "empty" }, result.row_errors)
+    assert.are.same({ row_errors = { ["1"] = "bad email", ["33"] = "empty" }, updates_planned = 5 },
+      json.decode(json.encode(result)))
+    for _, row_errors in ipairs { '{"1":"a","x":"b"}', '{"0":"a"}', '{"1":{"nested":1}}', '{"1.5":"a"}' } do
+      server.answer { { method = "POST", path = "^/users/import", body = '{"meta":{"status":200},"data":{"row_errors":'
+        .. row_errors .. ',"updates_planned":1}}' } }
+      local ok, r, err = pcall(cq.import_users, cq, { file = "spec/fixtures/carrotquest_users.csv",
+        merge_field = "$email", delimiter = ";" })
+      assert.is_true(ok, tostring(r))
+      assert.is_nil(r, row_errors)
+      assert.are.same({ "api", "bad_response" }, { err.kind, err.code })
+    end
+  end)
+
+  it("refuses as a bad answer an uploading whose id is no whole number from 0", function()
+    for _, id in ipairs { "NaN", "-Infinity", "Infinity", "-5", "1.5", '"12a"', "null", "true" } do
+      server.answer { { method = "POST", path = "/offline_conversions/upload",
+        body = '{"uploading":{"id":' .. id .. ',"status":"UPLOADED"}}' } }
+      local u, err = m:upload_offline_conversions { file = CONVERSIONS }
+      assert.is_nil(u, id)
+      assert.are.same({ "api", "bad_response" }, { err.kind, err.code }, id)
+    end
+  end)
+
+  it("finds a lost answer only in a listed uploading that has an id", function()
+    local lost = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url, retries = 0,
+      resolve_timeout = 0 })
+    for _, id in ipairs { "", '"id":"x",', '"id":17,' } do
+      server.answer { { method = "POST", path = "/offline_conversions/upload", status = 0, body = "" },
+        { method = "GET", path = "/offline_conversions/uploadings",
+          body = '{"uploadings":[{' .. id .. '"comment":"$COMMENT","status":"PROCESSED"}]}' } }
+      local u, err = lost:upload_offline_conversions { file = CONVERSIONS }
+      if id == "" or id:find('"x"') then
+        assert.are.equal("outcome_unknown", err and err.code, id)
+      else
+        assert.are.same({ 17, "PROCESSED" }, { u.id, u.status })
+      end
+    end
+    lost:close()
+  end)
+
   it("uploads user parameters with only action, and confirms with content_id_type in the body", function()
     server.answer { { method = "POST", path = "/user_params/uploadings/upload", body = UPLOADING },
       { method = "POST", path = "/confirm$", body = UPLOADING:gsub("null", '"client_id"') } }

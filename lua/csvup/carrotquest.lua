@@ -3,8 +3,9 @@
 -- the app form field, the import's answer.
 local client = require "csvup.client"
 local errors = require "csvup.errors"
+local json = require "csvup.json"
 
-local type, tonumber, pairs = type, tonumber, pairs
+local type, tonumber, tostring, pairs = type, tonumber, tostring, pairs
 
 local carrotquest = {}
 
@@ -64,11 +65,18 @@ function ANSWER.import(_, answer)
   elseif data.row_errors ~= nil and type(data.row_errors) ~= "table" then
     return errors.fail("api", "bad_response", "the answer's row_errors is not an object")
   end
-  local row_errors = {}
+  local row_errors, planned = {}, data.updates_planned
   for line, message in pairs(data.row_errors or {}) do
-    row_errors[tonumber(line) or line] = client.printable(message)
+    line = tostring(line):find("^%d+$") and tonumber(line)
+    if not line or line < 1 or type(message) ~= "string" then
+      return errors.fail("api", "bad_response", "the answer's row_errors holds more than line numbers and messages")
+    end
+    row_errors[line] = client.printable(message)
   end
-  return { row_errors = row_errors, updates_planned = tonumber(data.updates_planned) }
+  if planned ~= nil and not json.is_count(planned) then
+    return errors.fail("api", "bad_response", "the answer's updates_planned is not a count")
+  end
+  return { row_errors = row_errors, updates_planned = planned }
 end
 
 client.install(Client, { name = "carrotquest", prepare = PREPARE, answer = ANSWER })

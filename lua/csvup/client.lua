@@ -14,7 +14,6 @@ local validate = require "csvup.validate"
 local format, concat, sort = string.format, table.concat, table.sort
 local type, tonumber, tostring, pairs, ipairs, error, setmetatable, next =
   type, tonumber, tostring, pairs, ipairs, error, setmetatable, next
-local math_type = math.type
 
 local client = {}
 
@@ -350,11 +349,10 @@ function client.expect(answer, field, array)
   return value
 end
 
--- An uploading must carry its id (an integer, or digits where it passed 2^53 on LuaJIT).
+-- An uploading must carry its id, a whole number from 0.
 function client.expect_uploading(answer)
   local u, err = client.expect(answer, "uploading")
-  if u and not (math_type and math_type(u.id) == "integer" or type(u.id) == "number"
-      or (type(u.id) == "string" and u.id:find("^%d+$"))) then
+  if u and not json.is_count(u.id) then
     return errors.fail("api", "bad_response", "the answer's uploading has no id")
   end
   return u, err

@@ -40,6 +40,17 @@ function json.decode(text)
   return value
 end
 
+-- Whether a decoded value is a whole number from 0: an integer (on LuaJIT a
+-- whole double below 2^53), or digits where it passed 2^53 on LuaJIT.
+function json.is_count(v)
+  if type(v) == "string" then
+    return v:find("^%d+$") ~= nil
+  elseif math_type then
+    return math_type(v) == "integer" and v >= 0
+  end
+  return type(v) == "number" and v >= 0 and v < 2 ^ 53 and v == math.floor(v)
+end
+
 -- A number written as it is: a string of digits keeps an id above 2^53 exact on LuaJIT.
 function json.raw_number(digits)
   return setmetatable({ digits = digits }, RAW)
@@ -47,24 +58,32 @@ end
 
 local encode_value
 
+-- The order of an object's keys: numbers (row_errors' lines) in their order, then the rest by their text.
+local function before(a, b)
+  local na, nb = type(a) == "number", type(b) == "number"
+  if na ~= nb then
+    return na
+  end
+  return na and a < b or (not na and tostring(a) < tostring(b))
+end
+
 local function encode_table(t)
   if getmetatable(t) == RAW then
     return t.digits
   end
-  local n, out = #t, {}
-  if n > 0 then
+  local n, out, keys = #t, {}, {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
+  end
+  if n > 0 and #keys == n then -- keys 1..n and no other: an array
     for i = 1, n do
       out[i] = encode_value(t[i])
     end
     return "[" .. concat(out, ",") .. "]"
   end
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = k
-  end
-  sort(keys)
+  sort(keys, before)
   for i, k in ipairs(keys) do
-    out[i] = cjson.encode(tostring(k)) .. ":" .. encode_value(t[k])
+    out[i] = cjson.encode(type(k) == "number" and encode_value(k) or tostring(k)) .. ":" .. encode_value(t[k])
   end
   return "{" .. concat(out, ",") .. "}"
 end

@@ -65,7 +65,7 @@ local function find(self, call, kind, marker, seconds)
   while true do
     local list = self[kind.list](self, filter)
     for _, u in ipairs(type(list) == "table" and list or {}) do
-      if type(u) == "table" and type(u.comment) == "string" and u.comment:find(marker, 1, true) then
+      if type(u) == "table" and json.is_count(u.id) and type(u.comment) == "string" and u.comment:find(marker, 1, true) then
         self.kinds[u] = kind.name
         return u
       end

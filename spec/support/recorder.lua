@@ -13,7 +13,9 @@ function recorder.start()
   local pid, port = pipe:read("l"), pipe:read("l")
   local self = { url = "http://127.0.0.1:" .. assert(port, "the recorder did not start") }
 
-  -- answers: { { method, path = Lua pattern, status?, body } }, the first that matches
+  -- answers: { { method, path = Lua pattern, status?, body } }, the first that matches;
+  -- status 0: no answer, the connection is closed; $COMMENT in a body: the
+  -- latest comment a request's query held, when it was letters and digits
   function self.answer(answers)
     local f = assert(io.open(dir .. "/answers.json", "w"))
     f:write(cjson.encode(answers))

@@ -19,7 +19,7 @@ local function answers()
   return list
 end
 
-local count = 0
+local count, comment = 0, nil
 while true do
   local conn = server:accept()
   conn:settimeout(10)
@@ -43,6 +43,7 @@ while true do
     f:close()
     assert(os.rename(name .. ".part", name)) -- whole, for a spec that reads it meanwhile
     local method, path = head[1]:match("^(%S+) (%S+)")
+    comment = path:match("[?&]comment=([%w]*)") or comment
     local status, text = 404, '{"message":"no answer for this request"}'
     for _, a in ipairs(answers()) do
       if a.method == method and path:find(a.path) then
@@ -50,8 +51,11 @@ while true do
         break
       end
     end
-    conn:send(("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s")
-      :format(status, #text, text))
+    text = text:gsub("%$COMMENT", comment or "")
+    if status ~= 0 then -- 0: the answer is lost, the connection closed unanswered
+      conn:send(("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s")
+        :format(status, #text, text))
+    end
   end
   conn:close()
 end
