@@ -334,6 +334,18 @@ describe("validate.file", function()
     assert.matches("lone CR", tostring(err))
   end)
 
+  it("refuses a lone CR at the very end of a file, as anywhere else, before anything is sent", function()
+    local path = file("cr_end.csv", "ClientId,Target,DateTime\n1,G,1481718166\n2,G,1481718167\r")
+    local err = failure("offline_conversions", path)
+    assert.are.same({ "malformed_csv", 3, 15 }, { err.code, err.line, err.column })
+    local ok
+    ok, err = pcall(function()
+      for _ in assert(csvup.csv.rows(path)) do end
+    end)
+    assert.is_false(ok)
+    assert.matches("lone CR", tostring(err))
+  end)
+
   it("refuses what is not a regular file instead of reading it forever", function()
     local err = failure("offline_conversions", "/dev/zero")
     assert.matches("not a regular file", tostring(err))

@@ -249,9 +249,9 @@ static int parse(struct reader *r)
         if (c == '\n')
             return finish(r, p + 1, lines + 1, high);
         /* c == '\r' */
-        if (p + 1 == end)
-            return r->eof ? finish(r, p + 1, lines, high) : MORE;
-        if (b[p + 1] == '\n')
+        if (p + 1 == end && !r->eof)
+            return MORE;
+        if (p + 1 < end && b[p + 1] == '\n')
             return finish(r, p + 2, lines + 1, high);
         return fail(r, "malformed_csv", r->line + lines, (long long)(p - line_start) + 1,
                     "a lone CR outside quotes: if the lines end with a lone CR (old Mac files), "
