@@ -101,6 +101,15 @@ describe("csvup.batch", function()
     assert.are.equal(2, #sandbox.requests()) -- the rest were never started
   end)
 
+  it("raises for a concurrency that is no whole number from 1", function()
+    for _, bad in ipairs { 0, -1, 0 / 0, 1.5, math.huge, "3" } do
+      assert.has_error(function()
+        csvup.batch(jobs(1), { concurrency = bad })
+      end, "csvup.batch: concurrency must be a whole number from 1")
+    end
+    assert.are.equal(0, #sandbox.requests())
+  end)
+
   it("starts a client's jobs no faster than its rate", function()
     local cq = assert(csvup.carrotquest.new { token = support.TOKEN, base_url = sandbox.url, rate = 5 })
     local list = {}

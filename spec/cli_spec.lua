@@ -90,6 +90,14 @@ describe("csvup command", function()
     assert.is_nil((out .. err):find(support.TOKEN, 1, true))
   end)
 
+  it("reads no more than a line's worth of a token file, and refuses one with no token on its first line", function()
+    for _, path in ipairs { "/dev/zero", "/dev/null" } do
+      local _, err, code = csvup(("metrika uploadings --counter 1 --base-url %s --token-file %s"):format(sandbox.url, path))
+      assert.are.equal(USAGE, code, path)
+      assert.matches("the token file " .. path, err, 1, true)
+    end
+  end)
+
   it("runs every Metrica upload subcommand", function()
     assert.are.equal(OK, select(3, metrika("upload-calls --new-goal-name Calls spec/fixtures/calls.csv")))
     assert.are.equal(OK, select(3, metrika("upload-expenses --provider fb spec/fixtures/expenses.csv")))

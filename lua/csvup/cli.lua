@@ -20,6 +20,7 @@ local cli = {}
 
 -- Exit statuses.
 local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL = 0, 1, 2, 3, 4, 5, 6
+local TOKEN_FILE_READ = 4096 -- bytes read of a token file: a token is far shorter
 local SIGNALLED = { SIGINT = 130, SIGTERM = 143 }
 local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malformed_csv = true, invalid_value = true,
   unknown_target = true }
@@ -281,14 +282,14 @@ end
 local function token(service, args)
   if args.token_file then
     local f, message = io.open(args.token_file)
-    local t = f and f:read("l")
+    local t = f and f:read(TOKEN_FILE_READ) -- bounded: /dev/zero has no first line
     if f then
       f:close()
     end
-    t = t and t:gsub("\r$", "")
-    if not t or t == "" then
+    t = t and t:match("^[^\r\n]*")
+    if not t or not t:find("^[!-~]+$") then
       return nil, format("the token file %s %s", args.token_file, message and ("cannot be read: " .. message)
-        or "is empty")
+        or "holds no token on its first line")
     end
     return t
   end
