@@ -98,6 +98,20 @@ describe("csvup command", function()
     end
   end)
 
+  it("refuses a FIFO given as the file instead of waiting for it forever, with --check-targets or --encoding auto", function()
+    local fifo = os.tmpname()
+    os.remove(fifo)
+    assert(os.execute("mkfifo " .. fifo))
+    for _, flag in ipairs { "--check-targets", "--encoding auto" } do
+      local _, err, code = csvup(("metrika upload-offline-conversions %s --counter 1 --base-url %s %s"):format(flag,
+        sandbox.url, fifo), "timeout 20 env CSVUP_METRIKA_TOKEN=" .. support.TOKEN)
+      assert.are.equal(USAGE, code, flag)
+      assert.matches("not a regular file", err, 1, true)
+    end
+    os.remove(fifo)
+    assert.are.equal(0, #sandbox.requests())
+  end)
+
   it("runs every Metrica upload subcommand", function()
     assert.are.equal(OK, select(3, metrika("upload-calls --new-goal-name Calls spec/fixtures/calls.csv")))
     assert.are.equal(OK, select(3, metrika("upload-expenses --provider fb spec/fixtures/expenses.csv")))

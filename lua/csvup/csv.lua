@@ -237,6 +237,10 @@ function csv.encoding(name, path)
     return fail { code = "invalid_argument", message = ("encoding %q is not one of: utf-8, cp1251, windows-1251, auto")
       :format(tostring(name)) }
   end
+  local ok, err = core.utf8_check_file(path) -- first: it opens no FIFO, which the upload could not read again
+  if not ok and err.code ~= "invalid_utf8" then
+    return nil, err
+  end
   local f, message = io.open(path, "rb")
   if not f then
     return fail { code = "file_not_found", file = path, message = message }
@@ -245,14 +249,10 @@ function csv.encoding(name, path)
   f:close()
   if head == BOM then
     return "utf-8", "it starts with a UTF-8 byte order mark"
-  end
-  local ok, err = core.utf8_check_file(path)
-  if ok then
+  elseif ok then
     return "utf-8", "it is valid UTF-8"
-  elseif err.code == "invalid_utf8" then
-    return "cp1251", "it is not valid UTF-8"
   end
-  return nil, err
+  return "cp1251", "it is not valid UTF-8"
 end
 
 --- Reads a CSV file record by record.

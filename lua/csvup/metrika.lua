@@ -156,11 +156,17 @@ end
 
 -- check_targets = true: every Target names one of the counter's JavaScript-event
 -- goals, since a wrong Target is why conversions most often never show up.
-function PREPARE.check_targets(self, _, opts)
+function PREPARE.check_targets(self, _, opts, call)
   if not opts.check_targets then
     return true
   end
-  local ids, err = goal_identifiers(self)
+  local ids, err = true, nil
+  if opts.file then -- read twice, by this check and by the upload: a regular file only
+    ids, err = core.check_file(call.endpoint, opts.file)
+  end
+  if ids then
+    ids, err = goal_identifiers(self)
+  end
   if not ids then
     return nil, err
   end
