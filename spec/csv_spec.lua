@@ -182,6 +182,20 @@ describe("csv.writer", function()
     assert.matches("^a,b\n0,\n1,1\n1,\n", files.read(dir .. "/later.csv"))
   end)
 
+  it("refuses, and never drops, a key beside fields by position, or a row of named fields among positional ones", function()
+    for _, case in ipairs {
+      { { { "x", a = 3 } }, "row 1: has the key 'a'" },
+      { { { "x", "y" }, { a = 1, b = 2 } }, "row 2: has the key '[ab]'" },
+      { { { "x" }, { "y", [3] = "z" } }, "row 2: has the key '3'" },
+    } do
+      local text, err = csv.encode(case[1], { header = false })
+      assert.is_nil(text)
+      assert.are.equal("invalid_value", err.code)
+      assert.matches(case[2], tostring(err))
+    end
+    assert.are.equal("x,y\n1\n", csv.encode({ { "x", "y" }, { 1 } }, { header = false }))
+  end)
+
   it("stops with callback_error when the row iterator raises", function()
     local w = assert(csv.writer(dir .. "/raise.csv"))
     local ok, err = w:write_all(function() error("source failed") end)

@@ -268,6 +268,20 @@ static int stray_key(lua_State *L, int row_idx, int columns_idx, size_t ncolumns
     return 0;
 }
 
+/* Finds a key of the row at row_idx, written by position, that is not one of
+ * its positions 1..n (left on the stack). */
+static int stray_index(lua_State *L, int row_idx, size_t n)
+{
+    int64_t k;
+    lua_pushnil(L);
+    while (lua_next(L, row_idx)) {
+        lua_pop(L, 1);
+        if (!csvup_tointeger(L, -1, &k) || k < 1 || (uint64_t)k > n)
+            return 1;
+    }
+    return 0;
+}
+
 /* Appends the row at index row (its number in errors: number) and its line
  * end to e->out: 0, or 2 with nil and an error pushed. */
 static int append_row(struct encoder *e, lua_State *L, int row, int columns, lua_Integer number)
@@ -301,6 +315,9 @@ static int append_row(struct encoder *e, lua_State *L, int row, int columns, lua
         }
         lua_pop(L, 1);
     }
+    if (!e->has_columns && stray_index(L, row, ncols))
+        return row_error(L, number, 0, lua_pushfstring(L,
+            "has the key '%s' beside its fields by position (rows of named fields keep every key)", key_text(L, -1)));
     if (e->strict && e->has_columns) {
         if (positional && lua_rawlen(L, row) > ncols)
             return row_error(L, number, 0, "has more fields than the header");
