@@ -37,6 +37,60 @@ describe("retries", function()
     assert.are.same({ "too_many_requests", "ok" }, faults_seen())
   end)
 
+  it("sends no retry of a file checked before it was sent once the file has changed since", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local cases = {
+      { "journal", dir .. "/j.csv", "ClientId,Target,DateTime\n133591247640966458,GOAL1,1481718166\n",
+        "not-an-id,,1481718166000\n", { journal = dir .. "/journal.sqlite3" }, {} },
+      { "converted", dir .. "/c.csv", "ClientId;Target;DateTime\n133591247640966458;GOAL1;1481718166\n",
+        "not-an-id;;1481718166000\n", {}, { delimiter = ";" } },
+    }
+    for _, case in ipairs(cases) do
+      sandbox.reset()
+      local f = assert(io.open(case[2], "w"))
+      f:write(case[3])
+      f:close()
+      local client_opts = { token = TOKEN, counter = 1, base_url = sandbox.url }
+      for k, v in pairs(case[5]) do
+        client_opts[k] = v
+      end
+      local client = assert(csvup.metrika.new(client_opts))
+      sandbox.fault { fault = "too_many_requests", retry_after = 2 }
+      -- the row comes while the client waits out the Retry-After
+      os.execute(("(sleep 0.8; printf '%s' >> %s) &"):format(case[4]:gsub("\n", "\\n"), case[2]))
+      case[6].file = case[2]
+      local u, err = client:upload_offline_conversions(case[6])
+      client:close()
+      assert.is_nil(u, case[1])
+      assert.are.same({ "input", "file_changed" }, { err.kind, err.code }, case[1])
+      assert.are.same({ "too_many_requests" }, faults_seen(), case[1])
+    end
+    os.execute("rm -r " .. dir)
+  end)
+
+  it("stops a converted file rewritten in place while it is sent with file_changed", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("ClientId;Target;DateTime\n", ("133591247640966458;GOAL1;1481718166\n"):rep(300000))
+    f:close()
+    local rewritten = false
+    local u, err = m:upload_offline_conversions { file = path, delimiter = ";", progress = function(sent, total)
+      if not rewritten and sent > 0 and sent < total / 2 then
+        rewritten = true
+        local g = assert(io.open(path, "r+b"))
+        g:seek("set", 9000000)
+        g:write("\nXXXX;;0\n") -- the same size, other bytes, near the end
+        g:close()
+      end
+    end }
+    os.remove(path)
+    assert.is_true(rewritten)
+    assert.is_nil(u)
+    assert.are.same({ "input", "file_changed" }, { err.kind, err.code })
+  end)
+
   it("retries a 429 without Retry-After, and 503 backend_error, with backoff", function()
     sandbox.fault { fault = "too_many_requests", count = 2 }
     sandbox.fault { fault = "backend_error" }

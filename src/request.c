@@ -293,6 +293,17 @@ static int open_file(lua_State *L, const struct endpoint *ep, const char *path, 
     return fd;
 }
 
+#define STAMP_SIZE 96
+
+/* What tells a file's content as it was checked from a later one: its
+ * device, inode, size and modification time, as text. */
+static const char *file_stamp(const struct stat *st, char *out, size_t size)
+{
+    snprintf(out, size, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+             (long long)st->st_size, (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+    return out;
+}
+
 /* Whether the open file differs from what it was when the upload began. */
 static int file_moved(const struct request *req)
 {
@@ -458,6 +469,10 @@ static size_t recode_part_read(char *buf, size_t size, size_t nitems, void *arg)
         req->file_changed = 1; /* shorter than measured, or no longer readable as it was */
         return CURL_READFUNC_ABORT;
     }
+    if (req->recode->produced == req->recode_size && file_moved(req)) {
+        req->file_changed = 1; /* the last bytes are never sent: the body stays incomplete */
+        return CURL_READFUNC_ABORT;
+    }
     return (size_t)n;
 }
 
@@ -575,10 +590,16 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
         return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: filename must be one line of text", ep->name);
     }
     if (file) {
+        char stamp[STAMP_SIZE];
         if ((req->fd = open_file(L, ep, file, &st)) < 0)
             return 2;
         req->file_size = st.st_size;
         req->file_mtime = st.st_mtim;
+        lua_getfield(L, req->args, "stamp"); /* the file as a check before the upload read it */
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), file_stamp(&st, stamp, sizeof stamp)))
+            return csvup_fail(L, KIND_INPUT, "file_changed", "%s: the file changed after it was checked, so nothing "
+                              "was sent. Upload it again once it is complete", file);
+        lua_pop(L, 1);
         if ((rc = open_checker(L, req)))
             return rc;
         lua_getfield(L, req->args, "utf8");
@@ -963,6 +984,7 @@ int request_check_file(lua_State *L)
 {
     const struct endpoint *ep = endpoint_find(luaL_checkstring(L, 1));
     const char *path = luaL_checkstring(L, 2);
+    char stamp[STAMP_SIZE];
     struct stat st;
     int fd;
     luaL_argcheck(L, ep != NULL, 1, "no such endpoint");
@@ -970,5 +992,6 @@ int request_check_file(lua_State *L)
         return 2;
     close(fd);
     lua_pushboolean(L, 1);
-    return 1;
+    lua_pushstring(L, file_stamp(&st, stamp, sizeof stamp));
+    return 2;
 }

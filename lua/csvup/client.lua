@@ -168,7 +168,9 @@ function client.body(args, opts, upload)
     if type(opts.file) ~= "string" then
       error("file must be a path", 3)
     end
-    ok, err = core.check_file(upload.endpoint, opts.file)
+    local stamp
+    ok, stamp = core.check_file(upload.endpoint, opts.file)
+    err = stamp
     if ok then
       ok, err = client.input_form(ctx, opts, upload)
     end
@@ -194,11 +196,13 @@ function client.body(args, opts, upload)
         return validate.file(upload.schema, opts.file,
           { level = level, delimiter = ctx.delimiter, merge_field = ctx.merge_field })
       end
-    elseif ok and level then
-      if upload.schema then
+    elseif ok then
+      -- read before it is sent (checked, hashed): each attempt sends it only as it was then
+      args.stamp = stamp
+      if level and upload.schema then
         ctx.level = level
         ok, err = validate.file(upload.schema, opts.file, ctx)
-      elseif ctx.encoding == "utf-8" then
+      elseif level and ctx.encoding == "utf-8" then
         ok, err = core.utf8_check_file(opts.file)
       end
     end
