@@ -27,6 +27,19 @@ describe("wait", function()
     assert.is_true(#sandbox.requests() > 4) -- it polled
   end)
 
+  it("returns callback_error when progress raises, even a value that cannot be shown as text", function()
+    local u = assert(m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv" })
+    local unshowable = setmetatable({}, { __tostring = function() error("no text") end })
+    for _, raised in ipairs { "stop", unshowable } do
+      local ok, result, err = pcall(m.wait, m, u, { interval = 0.05, progress = function() error(raised, 0) end })
+      assert.is_true(ok, tostring(result))
+      assert.is_nil(result)
+      assert.are.same({ "internal", "callback_error" }, { err.kind, err.code })
+      assert.are.equal(raised, err.cause)
+      assert.is_string(tostring(err))
+    end
+  end)
+
   it("follows calls, expenses and user parameters by the kind their upload had", function()
     local calls = assert(m:upload_calls { file = "spec/fixtures/calls.csv" })
     assert.are.equal("PROCESSED", assert(m:wait(calls, FAST)).status)

@@ -3,6 +3,7 @@
 -- The per-row loops are C (core.csv_encoder, core.csv_reader); this module
 -- adds the options and the streaming writer.
 local core = require "csvup.core"
+local errors = require "csvup.errors"
 
 local min = math.min
 local ipairs, type, tostring, setmetatable, error, pcall, next =
@@ -166,7 +167,7 @@ function Writer:write_all(source)
   while true do
     local called, row = pcall(source)
     if not called then
-      return fail { code = "callback_error", message = tostring(row), cause = row }
+      return fail { code = "callback_error", message = errors.text(row), cause = row }
     elseif row == nil then
       return self:flush()
     end

@@ -52,6 +52,12 @@ function errors.printable(s, max)
   return max and #s > max and s:sub(1, max) .. "..." or s
 end
 
+-- The text of a raised value, even of one whose __tostring raises in turn.
+function errors.text(value)
+  local ok, text = pcall(tostring, value)
+  return ok and type(text) == "string" and text or ("a %s that cannot be shown as text"):format(type(value))
+end
+
 --- Tells whether a value is a csvup error (a table with code and kind).
 function errors.is(value)
   return type(value) == "table" and type(value.code) == "string" and errors.KINDS[value.kind] ~= nil

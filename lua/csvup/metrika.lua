@@ -191,7 +191,7 @@ function PREPARE.check_targets(self, _, opts, call)
       end
     end)
     if not read then -- a malformed record: the upload's own check names it
-      return nil, errors.is(failure) and failure or errors.new("internal", "callback_error", tostring(failure))
+      return nil, errors.is(failure) and failure or errors.new("internal", "callback_error", errors.text(failure))
     end
   else
     local column = "Target"
@@ -248,7 +248,7 @@ function Client:wait(uploading_or_id, opts)
     if opts.progress then
       local ok, raised = pcall(opts.progress, u)
       if not ok then
-        return errors.fail("internal", "callback_error", tostring(raised), { cause = raised })
+        return errors.fail("internal", "callback_error", errors.text(raised), { cause = raised })
       end
     end
     if kind.is_final[u.status] then
