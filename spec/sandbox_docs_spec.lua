@@ -247,3 +247,36 @@ describe("sandbox over its connection limit", function()
     assert.is_not_nil(headers["retry-after"])
   end)
 end)
+
+describe("sandbox quota of parallel requests", function()
+  local sandbox = support.sandbox()
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+
+  -- A Metrica request by token whose body is still coming: in flight until closed.
+  local function hold(token)
+    local host, port = sandbox.url:match("^http://([^:]+):(%d+)$")
+    local sock = assert(socket.connect(host, tonumber(port)))
+    sock:send(("POST %s/expense/upload HTTP/1.1\r\nHost: x\r\nAuthorization: OAuth %s\r\nContent-Length: 100000\r\n"
+      .. "Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"):format(M, token))
+    return sock
+  end
+
+  local function goals(token)
+    return exchange(sandbox.url, ("GET %s/goals HTTP/1.1\r\nHost: x\r\nAuthorization: OAuth %s\r\n"
+      .. "Connection: close\r\n\r\n"):format(M, token))
+  end
+
+  it("answers a fourth Metrica request of one token in flight with 429 quota_parallel_requests", function()
+    local held = { hold(support.TOKEN), hold(support.TOKEN), hold(support.TOKEN) }
+    socket.sleep(0.2)
+    local status, _, body = goals(support.TOKEN)
+    assert_metrika_error(429, "quota_parallel_requests", status, body)
+    assert.are_not.equal(429, (goals("another-token")))
+    held[1]:close()
+    socket.sleep(0.2)
+    assert.are.equal(200, (goals(support.TOKEN)))
+    held[2]:close()
+    held[3]:close()
+  end)
+end)

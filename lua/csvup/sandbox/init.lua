@@ -111,7 +111,10 @@ local function answer(self, conn, req)
     return false
   end
   local code, body, headers
-  if fault and faults.answers(fault) then
+  if req.over_quota then
+    state:record(req)
+    code, body = metrika.refusal(429, ("more than %d requests of this user at once"):format(metrika.PARALLEL_QUOTA))
+  elseif fault and faults.answers(fault) then
     state:record(req)
     code, body, headers = faults.answer(fault, side_of(req.path))
   else
@@ -142,9 +145,10 @@ local function serve(self, sock, connection)
       break
     end
     req.connection = connection
-    self.state:enter()
+    local token = req.path and metrika.owns(req.path) and req.headers.authorization or nil
+    req.over_quota = (self.state:enter(token) or 0) > metrika.PARALLEL_QUOTA
     local ok, more = pcall(answer, self, conn, req)
-    self.state:leave()
+    self.state:leave(token)
     if req.body_file then
       req.body_file:close() -- a temporary file: gone once closed
     end

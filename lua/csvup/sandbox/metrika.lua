@@ -89,7 +89,10 @@ end
 -- The documentation gives no error_type for 411, 413 and 431: these are the
 -- nearest of those it gives.
 local REFUSALS = { [400] = "invalid_parameter", [404] = "not_found", [411] = "missing_parameter",
-  [413] = "limit_exceeded", [431] = "limit_exceeded", [503] = "backend_error" }
+  [413] = "limit_exceeded", [429] = "quota_parallel_requests", [431] = "limit_exceeded", [503] = "backend_error" }
+
+-- Requests of one user at once; one more is refused with 429 (the quotas of the documentation).
+metrika.PARALLEL_QUOTA = 3
 
 function metrika.refusal(status, message)
   return fail(status, REFUSALS[status], message)

@@ -27,6 +27,7 @@ function State:reset()
   self.log = {}
   self.faults = {}
   self.in_flight = self.in_flight or 0 -- requests being answered now (this reset among them)
+  self.parallel = self.parallel or {} -- token -> its requests being answered now
   self.max_in_flight = 0
   self.counters = {} -- counter id -> { uploadings = { kind -> array, newest last }, goals = array }
   self.next_id = FIRST_ID
@@ -56,16 +57,24 @@ function State.time_text(t)
   return os_date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
 end
 
--- Requests being answered now, and the most there were at once.
-function State:enter()
+-- Requests being answered now, and the most there were at once; with a
+-- token, also that token's requests in flight, which enter() returns.
+function State:enter(token)
   self.in_flight = self.in_flight + 1
   if self.in_flight > self.max_in_flight then
     self.max_in_flight = self.in_flight
   end
+  if token then
+    self.parallel[token] = (self.parallel[token] or 0) + 1
+    return self.parallel[token]
+  end
 end
 
-function State:leave()
+function State:leave(token)
   self.in_flight = self.in_flight - 1
+  if token then
+    self.parallel[token] = self.parallel[token] - 1
+  end
 end
 
 function State:add_fault(fault)
