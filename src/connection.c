@@ -91,6 +91,13 @@ static int connection_tostring(lua_State *L)
     return 1;
 }
 
+/* conn:base_url() -> the base URL requests go to, as parsed (no trailing slash) */
+static int connection_base_url(lua_State *L)
+{
+    lua_pushstring(L, connection_check(L, 1)->base_url);
+    return 1;
+}
+
 /* Where "authorization" starts in line, any case, or NULL. */
 static const char *names_authorization(const char *line, size_t len)
 {
@@ -401,6 +408,7 @@ void connection_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "close", connection_close },
+        { "base_url", connection_base_url },
         { NULL, NULL }
     };
     csvup_class(L, CONNECTION_MT, methods, connection_gc, connection_close, connection_tostring);
