@@ -24,7 +24,8 @@ if mode == "race" then
   wait_for("go")
 end
 local j = assert(core.journal_open(dir .. "/journal.sqlite3"))
-local entry = assert(j:begin { service = "metrika", counter = "42", endpoint = "upload_expenses", hash = "cafe" })
+local entry = assert(j:begin { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
+  endpoint = "upload_expenses", hash = "cafe" })
 io.write(entry.state, "\n")
 io.stdout:flush()
 if mode ~= "die" then
@@ -55,7 +56,8 @@ describe("csvup.journal", function()
   end)
 
   local function upload(hash, extra)
-    local args = journal.key("metrika", 42, "upload_offline_conversions", { comment = "daily", type = "BASIC" })
+    local args = journal.key("metrika", 42, "upload_offline_conversions", { comment = "daily", type = "BASIC" },
+      "https://api-metrika.yandex.net")
     args.hash, args.file, args.size = hash or "0123abcd", "conversions.csv", 1234
     for k, v in pairs(extra or {}) do
       args[k] = v
@@ -108,12 +110,47 @@ describe("csvup.journal", function()
     local first = assert(j:begin(upload("aaaa")))
     assert(j:finish(first.id, { uploading_id = "1" }))
     assert.are.equal("new", assert(j:begin(upload("bbbb"))).state)
-    local other_query = journal.key("metrika", 42, "upload_offline_conversions", { comment = "other", type = "BASIC" })
-    other_query.hash = "aaaa"
+    local other_query = upload("aaaa", { query = "comment=other&type=BASIC" })
     assert.are.equal("new", assert(j:begin(other_query)).state)
-    local other_counter = journal.key("metrika", 43, "upload_offline_conversions", { comment = "daily", type = "BASIC" })
-    other_counter.hash = "aaaa"
+    local other_counter = upload("aaaa", { counter = "43" })
     assert.are.equal("new", assert(j:begin(other_counter)).state)
+  end)
+
+  it("sends again to another base URL or for another account", function()
+    local first = assert(j:begin(upload()))
+    assert(j:finish(first.id, { uploading_id = "1" }))
+    local real = assert(j:begin(upload(nil, { base_url = "http://127.0.0.1:9" })))
+    assert.are.equal("new", real.state)
+    assert.are.equal("new", assert(j:begin(upload(nil, { account = "agency-client" }))).state)
+    local list = assert(j:list())
+    assert.are.same({ "agency-client", "https://api-metrika.yandex.net" }, { list[1].account, list[1].base_url })
+    assert.are.same({ "http://127.0.0.1:9" }, { list[2].base_url, list[2].account })
+  end)
+
+  it("keeps the entries of a journal older than base_url as history that answers for no upload", function()
+    local old = dir .. "/old.sqlite3"
+    local sql = io.popen("sqlite3 " .. old, "w")
+    sql:write([[
+CREATE TABLE uploads (id INTEGER PRIMARY KEY, service TEXT NOT NULL, counter TEXT NOT NULL,
+  endpoint TEXT NOT NULL, query TEXT NOT NULL, hash TEXT NOT NULL, file TEXT, size INTEGER,
+  state TEXT NOT NULL CHECK (state IN ('started', 'finished', 'failed', 'replaced')),
+  uploading TEXT, uploading_id TEXT, status TEXT, error TEXT, pid INTEGER, host TEXT, pid_start INTEGER,
+  created INTEGER NOT NULL, updated INTEGER NOT NULL);
+CREATE UNIQUE INDEX uploads_live ON uploads (service, counter, endpoint, query, hash)
+  WHERE state IN ('started', 'finished');
+INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_id, created, updated)
+  VALUES ('metrika', '42', 'upload_offline_conversions', 'comment=daily&type=BASIC', '0123abcd', 'finished', '3', 1, 1);
+]])
+    assert(sql:close())
+    local oj = assert(journal.open(old))
+    local entry = assert(oj:begin(upload()))
+    assert.are.equal("new", entry.state)
+    assert(oj:finish(entry.id, { uploading_id = "4" }))
+    assert.are.equal("4", assert(oj:begin(upload())).uploading_id)
+    local list = assert(oj:list())
+    assert.are.same({ 2, "3" }, { #list, list[2].uploading_id })
+    assert.is_nil(list[2].base_url)
+    oj:close()
   end)
 
   it("sends again when forced, keeping the earlier entry as replaced", function()
@@ -174,7 +211,8 @@ describe("csvup.journal", function()
   it("tells a started upload whose process is alive from one whose process died", function()
     local p = child("wait")
     assert.are.equal("new", p:read("l"))
-    local key = { service = "metrika", counter = "42", endpoint = "upload_expenses", hash = "cafe" }
+    local key = { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
+      endpoint = "upload_expenses", hash = "cafe" }
     local seen = assert(j:begin(key))
     assert.are.equal("running", seen.state)
     assert.is_number(seen.pid)
@@ -253,6 +291,7 @@ describe("csvup.journal", function()
 
   it("raises on misuse", function()
     assert.has_error(function() j:begin { service = "metrika", endpoint = "upload_calls" } end)
+    assert.has_error(function() j:begin(upload(nil, { base_url = "" })) end)
     assert.has_error(function() j:begin(upload(nil, { size = "big" })) end)
     assert.has_error(function() j:finish("1", {}) end)
     assert.has_error(function() j:list { limit = 0 } end)
@@ -274,19 +313,29 @@ describe("csvup.journal keys and listing", function()
     assert.are.equal("", journal.query {})
   end)
 
-  it("keys an upload by service, counter, endpoint and query", function()
-    assert.are.same({ service = "carrotquest", endpoint = "import_users", query = "" },
-      journal.key("carrotquest", nil, "import_users", nil))
+  it("keys an upload by service, counter, endpoint, query, base URL and account", function()
+    assert.are.same({ service = "carrotquest", endpoint = "import_users", query = "", base_url = "https://a.example",
+      account = "token 0123456789abcdef" },
+      journal.key("carrotquest", nil, "import_users", nil, "https://a.example", "token 0123456789abcdef"))
     assert.are.equal("42", journal.key("metrika", 42, "upload_calls", {}).counter)
   end)
 
+  it("tells accounts apart by a digest of the token, never the token", function()
+    local a, b = journal.account("secret-token-a"), journal.account("secret-token-b")
+    assert.matches("^token %x+$", a)
+    assert.are_not.equal(a, b)
+    assert.are.equal(a, journal.account("secret-token-a"))
+    assert.is_nil(a:find("secret", 1, true))
+  end)
+
   it("describes an entry on one line, control characters escaped", function()
-    local line = journal.describe { created = 0, updated = 0, state = "finished", service = "metrika", counter = "42",
+    local line = journal.describe { created = 0, updated = 0, state = "finished", service = "metrika",
+      base_url = "https://api-metrika.yandex.net", account = "agency", counter = "42",
       endpoint = "upload_expenses", file = "costs\n\27[31m.csv", hash = ("ab"):rep(32), uploading_id = "77",
       status = "PROCESSED" }
     assert.is_nil(line:find("[%c]"))
     assert.matches("costs\\n\\x1B[31m.csv", line, 1, true)
-    assert.matches("finished  metrika  42  upload_expenses", line, 1, true)
+    assert.matches("finished  metrika  https://api-metrika.yandex.net as agency  42  upload_expenses", line, 1, true)
     assert.matches("abababababab  uploading 77  PROCESSED$", line)
   end)
 

@@ -2,9 +2,11 @@
 -- sending the file again, and a rerun of the same upload (cron, a killed job)
 -- is answered from the journal.
 local csvup = require "csvup"
+local journal = require "csvup.journal"
 local json = require "csvup.json"
 local support = require "support.sandbox"
 local files = require "support.files"
+local recorder = require "support.recorder"
 
 local OK = 0
 
@@ -176,6 +178,80 @@ describe("exactly once", function()
       assert.are.equal(OK, code)
       assert.matches("updates planned", out)
       assert.are.equal(1, sandbox.posts())
+    end)
+  end)
+
+  describe("the journal, from Lua", function()
+    local state, path
+
+    before_each(function()
+      state = files.tmpdir()
+      path = state .. "/journal.sqlite3"
+    end)
+
+    after_each(function()
+      files.remove(state)
+    end)
+
+    local function metrika(opts)
+      opts.token, opts.counter, opts.journal = support.TOKEN, 1, path
+      opts.base_url = opts.base_url or sandbox.url
+      return assert(csvup.metrika.new(opts))
+    end
+
+    local function entries()
+      local j = assert(journal.open(path))
+      local list = assert(j:list())
+      j:close()
+      return list
+    end
+
+    it("sends the real upload after a rehearsal against the sandbox, and lists where each went", function()
+      local rehearsal = metrika {}
+      assert(rehearsal:upload_expenses { file = "spec/fixtures/expenses.csv" })
+      rehearsal:close()
+      local server = recorder.start()
+      server.answer { { method = "POST", path = "/expense/upload", body = '{"uploading":{"id":77,"status":"UPLOADED"}}' } }
+      local live = metrika { base_url = server.url }
+      local u, err, note = live:upload_expenses { file = "spec/fixtures/expenses.csv" }
+      live:close()
+      local sent = #server.requests()
+      server.stop()
+      assert.is_nil(err)
+      assert.are.same({ 77, nil, 1 }, { u.id, note, sent })
+      local list = entries()
+      assert.are.same({ server.url, sandbox.url }, { list[1].base_url, list[2].base_url })
+    end)
+
+    it("imports the same file into two Carrot quest projects, keeping no token", function()
+      local server = recorder.start()
+      server.answer { { method = "POST", path = "/users/import",
+        body = '{"meta":{"status":200},"data":{"row_errors":{},"updates_planned":3}}' } }
+      local notes = {}
+      for i, token in ipairs { "project-a-token", "project-b-token", "project-a-token" } do
+        local c = assert(csvup.carrotquest.new { token = token, base_url = server.url, journal = path })
+        local r, err, note = c:import_users { file = "spec/fixtures/carrotquest_users.csv", merge_field = "$email",
+          delimiter = ";" }
+        c:close()
+        assert.is_nil(err)
+        assert.are.equal(3, r.updates_planned)
+        notes[i] = note or "sent"
+      end
+      local sent = #server.requests()
+      server.stop()
+      assert.are.same({ "sent", "sent", "journal" }, notes)
+      assert.are.equal(2, sent)
+      local list = entries()
+      assert.matches("^token %x+$", list[1].account)
+      assert.are_not.equal(list[1].account, list[2].account)
+      for _, file in ipairs { path, path .. "-wal" } do
+        local f = io.open(file, "rb")
+        local bytes = f and f:read("a") or ""
+        if f then
+          f:close()
+        end
+        assert.is_nil(bytes:find("project-", 1, true))
+      end
     end)
   end)
 end)

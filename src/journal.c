@@ -20,9 +20,10 @@
 
 /* At most one live row ("started" or "finished") per key: the unique index is
  * what makes begin() decide once for processes racing on the same upload.
- * Rows that failed or were replaced by a forced send stay as history. */
+ * Rows that failed or were replaced by a forced send stay as history. The key
+ * names where the upload went (base_url) and for whom (account), so that a
+ * rehearsal against a sandbox or another account's upload never answers for it. */
 static const char SCHEMA[] =
-    "BEGIN IMMEDIATE;"
     "CREATE TABLE IF NOT EXISTS uploads ("
     " id INTEGER PRIMARY KEY,"
     " service TEXT NOT NULL, counter TEXT NOT NULL, endpoint TEXT NOT NULL,"
@@ -30,13 +31,29 @@ static const char SCHEMA[] =
     " state TEXT NOT NULL CHECK (state IN ('started', 'finished', 'failed', 'replaced')),"
     " uploading TEXT, uploading_id TEXT, status TEXT, error TEXT,"
     " pid INTEGER, host TEXT, pid_start INTEGER," /* the process sending it */
-    " created INTEGER NOT NULL, updated INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS uploads_live ON uploads (service, counter, endpoint, query, hash)"
-    " WHERE state IN ('started', 'finished');"
-    "COMMIT;";
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " base_url TEXT NOT NULL DEFAULT '', account TEXT NOT NULL DEFAULT '');";
 
-/* What an entry shows; a counter is '' in the key when there is none. */
-#define COLUMNS "id, service, nullif(counter, '') AS counter, endpoint, query, hash, file, size, state," \
+/* A journal written before the key held base_url and account: where its
+ * entries went is unknown (a sandbox rehearsal looks the same as the real
+ * upload), so nothing is guessed. They keep base_url '', which no new key has
+ * (begin() requires one), and stay as history that never answers for, nor
+ * blocks, a new upload. The index keeps its name, so that an older csvup's
+ * CREATE ... IF NOT EXISTS leaves this one in place. */
+static const char MIGRATE[] =
+    "ALTER TABLE uploads ADD COLUMN base_url TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE uploads ADD COLUMN account TEXT NOT NULL DEFAULT '';"
+    "DROP INDEX IF EXISTS uploads_live;";
+
+static const char INDEX[] =
+    "CREATE UNIQUE INDEX IF NOT EXISTS uploads_live"
+    " ON uploads (service, base_url, account, counter, endpoint, query, hash)"
+    " WHERE state IN ('started', 'finished');";
+
+/* What an entry shows; a counter and an account are '' in the key when there
+ * is none, and base_url is '' in an entry older than it. */
+#define COLUMNS "id, service, nullif(base_url, '') AS base_url, nullif(account, '') AS account," \
+                " nullif(counter, '') AS counter, endpoint, query, hash, file, size, state," \
                 " uploading, uploading_id, status, error, pid, created, updated"
 
 enum {
@@ -48,10 +65,12 @@ static const char *const SQL[STATEMENTS] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_FIND] = "SELECT id, state, pid, host, pid_start FROM uploads WHERE service = ?1 AND counter = ?2"
-               " AND endpoint = ?3 AND query = ?4 AND hash = ?5 AND state IN ('started', 'finished')",
-    [S_INSERT] = "INSERT INTO uploads (service, counter, endpoint, query, hash, file, size, state, pid, host,"
-                 " pid_start, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8, ?9, ?10, ?11, ?11)",
+    [S_FIND] = "SELECT id, state, pid, host, pid_start FROM uploads WHERE service = ?1 AND base_url = ?2"
+               " AND account = ?3 AND counter = ?4 AND endpoint = ?5 AND query = ?6 AND hash = ?7"
+               " AND state IN ('started', 'finished')",
+    [S_INSERT] = "INSERT INTO uploads (service, base_url, account, counter, endpoint, query, hash, file, size, state,"
+                 " pid, host, pid_start, created, updated)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'started', ?10, ?11, ?12, ?13, ?13)",
     [S_REPLACE] = "UPDATE uploads SET state = 'replaced', updated = ?2 WHERE id = ?1",
     [S_TAKE] = "UPDATE uploads SET pid = ?2, host = ?3, pid_start = ?4, updated = ?5 WHERE id = ?1",
     [S_FINISH] = "UPDATE uploads SET state = CASE state WHEN 'started' THEN 'finished' ELSE state END,"
@@ -239,17 +258,19 @@ static int push_entry(lua_State *L, struct journal *j, sqlite3_int64 id, const c
     return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
 }
 
-/* j:begin{ service, counter?, endpoint, query?, hash, file?, size?, force? } -> entry | nil, err
+/* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force? }
+ * -> entry | nil, err
  * entry.state: "new" (recorded as started: send it), "finished" (sent before: entry.uploading),
  * "started" (its sender died: now the caller's, look for it before sending) or
  * "running" (another live process, entry.pid, is sending it: do not send). */
 static int journal_begin(lua_State *L)
 {
-    static const char *const key[] = { "service", "counter", "endpoint", "query", "hash", "file" };
-    static const int required[] = { 1, 0, 1, 0, 1, 0 };
+    static const char *const key[] = { "service", "base_url", "account", "counter", "endpoint", "query", "hash",
+                                       "file" };
+    static const int required[] = { 1, 1, 0, 0, 1, 0, 1, 0 };
     struct journal *j = journal_check(L);
-    const char *text[6];
-    int len[6], i, rc, force;
+    const char *text[8];
+    int len[8], i, rc, force;
     int64_t size = -1;
     struct owner self;
     sqlite3_stmt *find = j->stmt[S_FIND], *insert = j->stmt[S_INSERT];
@@ -257,25 +278,25 @@ static int journal_begin(lua_State *L)
     const char *outcome = "new";
 
     luaL_checktype(L, 2, LUA_TTABLE);
-    for (i = 0; i < 6; i++)
+    for (i = 0; i < 8; i++)
         text[i] = text_arg(L, 2, key[i], required[i], &len[i]);
+    luaL_argcheck(L, len[1] > 0, 2, "base_url must name where the upload goes");
     lua_getfield(L, 2, "size");
     luaL_argcheck(L, lua_isnil(L, -1) || csvup_tointeger(L, -1, &size), 2, "size must be an integer");
     lua_getfield(L, 2, "force");
     force = lua_toboolean(L, -1);
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
-    if (!text[1])
-        text[1] = "";
-    if (!text[3])
-        text[3] = "";
+    for (i = 0; i < 7; i++) /* the key's optional parts (account, counter, query) are '' when absent */
+        if (!text[i])
+            text[i] = "";
     owner_self(&self);
 
     if (!sqlite3_get_autocommit(j->db)) /* left open by an error thrown while pushing an entry */
         run(j->stmt[S_ROLLBACK]);
     if (run(j->stmt[S_BEGIN]) != SQLITE_OK)
         return sqlite_fail(L, j, "begin");
-    for (i = 0; i < 5; i++)
+    for (i = 0; i < 7; i++)
         bind_text(find, i + 1, text[i], len[i]);
     if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
         id = sqlite3_column_int64(find, 0);
@@ -307,16 +328,16 @@ static int journal_begin(lua_State *L)
         if (run(take) != SQLITE_OK)
             return sqlite_fail(L, j, "take over");
     } else if (!id) {
-        for (i = 0; i < 6; i++)
+        for (i = 0; i < 8; i++)
             bind_text(insert, i + 1, text[i], len[i]);
         if (size >= 0)
-            sqlite3_bind_int64(insert, 7, (sqlite3_int64)size);
+            sqlite3_bind_int64(insert, 9, (sqlite3_int64)size);
         else
-            sqlite3_bind_null(insert, 7);
-        sqlite3_bind_int64(insert, 8, self.pid);
-        sqlite3_bind_text(insert, 9, self.host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(insert, 10, self.start);
-        sqlite3_bind_int64(insert, 11, now);
+            sqlite3_bind_null(insert, 9);
+        sqlite3_bind_int64(insert, 10, self.pid);
+        sqlite3_bind_text(insert, 11, self.host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(insert, 12, self.start);
+        sqlite3_bind_int64(insert, 13, now);
         if (run(insert) != SQLITE_OK)
             return sqlite_fail(L, j, "insert");
         id = sqlite3_last_insert_rowid(j->db);
@@ -432,6 +453,35 @@ static int make_parents(lua_State *L, const char *path)
     free(dir);
     return 0;
 }
+
+/* Whether the uploads table lacks column name (*missing), or SQLite's error. */
+static int column_missing(sqlite3 *db, const char *name, int *missing)
+{
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('uploads') WHERE name = ?1", -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    *missing = rc == SQLITE_DONE;
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The table, brought up to date, and its index, in one transaction; it is
+ * left open on an error. */
+static int create(sqlite3 *db)
+{
+    int rc, missing = 0;
+    if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK
+        || (rc = sqlite3_exec(db, SCHEMA, NULL, NULL, NULL)) != SQLITE_OK
+        || (rc = column_missing(db, "base_url", &missing)) != SQLITE_OK
+        || (missing && (rc = sqlite3_exec(db, MIGRATE, NULL, NULL, NULL)) != SQLITE_OK)
+        || (rc = sqlite3_exec(db, INDEX, NULL, NULL, NULL)) != SQLITE_OK)
+        return rc;
+    return sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+}
+
 /* WAL (readers never wait for a writer), FULL (a recorded start survives a
  * power cut) and the schema. Switching a new file to WAL can be refused at
  * once with SQLITE_BUSY while another process does the same, without the busy
@@ -442,7 +492,7 @@ static int set_up(sqlite3 *db)
     for (waited = 0;; waited += 10) {
         rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL);
         if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db, SCHEMA, NULL, NULL, NULL);
+            rc = create(db);
         if (rc != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
             return rc;
         if (!sqlite3_get_autocommit(db))

@@ -3,6 +3,7 @@
 -- the app form field, the import's answer.
 local client = require "csvup.client"
 local errors = require "csvup.errors"
+local journal = require "csvup.journal"
 local json = require "csvup.json"
 
 local type, tonumber, tostring, pairs = type, tonumber, tostring, pairs
@@ -39,6 +40,9 @@ function carrotquest.new(opts)
     return nil, err
   end
   self.app = opts.app or "$self_app"
+  if self.journal then -- whom the journal says an import was for: $self_app is the token's project
+    self.account = self.app == "$self_app" and journal.account(opts.token) or self.app
+  end
   return self
 end
 

@@ -1,7 +1,7 @@
--- The upload journal: which uploads were sent, keyed by service, counter,
--- endpoint, query and the SHA-256 of the bytes, so that a rerun of the same
--- upload is answered from it instead of being sent again (csvup.core does the
--- SQLite and the hashing).
+-- The upload journal: which uploads were sent, keyed by service, base URL,
+-- account, counter, endpoint, query and the SHA-256 of the bytes, so that a
+-- rerun of the same upload is answered from it instead of being sent again
+-- (csvup.core does the SQLite and the hashing).
 local core = require "csvup.core"
 local errors = require "csvup.errors"
 
@@ -83,21 +83,35 @@ function journal.query(query)
   return concat(parts, "&")
 end
 
--- journal.key(service, counter, endpoint, query) -> the key fields for
--- j:begin, which also takes hash, file, size and force.
-function journal.key(service, counter, endpoint, query)
+-- journal.key(service, counter, endpoint, query, base_url, account?) -> the
+-- key fields for j:begin, which also takes hash, file, size and force.
+-- base_url is where the client sends; account, whom for, when the rest
+-- leaves it open.
+function journal.key(service, counter, endpoint, query, base_url, account)
   return { service = service, counter = counter ~= nil and text(counter, "counter") or nil, endpoint = endpoint,
-    query = journal.query(query) }
+    query = journal.query(query), base_url = base_url, account = account }
+end
+
+-- journal.account(token) -> "token " and 16 hex digits: the account of a
+-- client that only its token names (Carrot quest's $self_app). The service
+-- offers no way to learn the project a token belongs to without sending it,
+-- and two projects' imports must not answer for each other, so the journal
+-- keeps a one-way digest instead: it tells tokens apart, and the token, long
+-- and random, cannot be recovered from it.
+function journal.account(token)
+  return "token " .. core.sha256("csvup journal account\n" .. token):sub(1, 16)
 end
 
 
 -- journal.describe(entry) -> one line for a listing: time, state, service,
--- counter, endpoint, file, the start of the hash, uploading id and status.
+-- where it went (base URL, and the account if any), counter, endpoint, file,
+-- the start of the hash, uploading id and status.
 function journal.describe(entry)
   local parts = {
     os.date("%Y-%m-%d %H:%M:%S", entry.updated or entry.created),
     entry.state,
     entry.service,
+    (entry.base_url or "-") .. (entry.account and " as " .. entry.account or ""),
     entry.counter or "-",
     entry.endpoint,
     entry.file or "-",

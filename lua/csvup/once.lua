@@ -105,7 +105,8 @@ local function begin(self, j, call, force)
   if not hash then
     return nil, size
   end
-  local key = journal.key(self.service, call.args.counter, call.endpoint, call.args.query or call.args.fields)
+  local key = journal.key(self.service, call.args.counter, call.endpoint, call.args.query or call.args.fields,
+    self.conn:base_url(), self.account)
   key.hash, key.size, key.file, key.force = hash, size, call.args.file, force
   local deadline = core.now() + RUNNING_SECONDS
   while true do
