@@ -153,6 +153,19 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
     oj:close()
   end)
 
+  it("tells an upload this process is sending from one it no longer sends", function()
+    local entry = assert(j:begin(upload()))
+    local again = assert(j:begin(upload()))
+    assert.are.same({ "running", true, entry.id }, { again.state, again.this_process, again.id })
+    assert(j:release(entry.id)) -- its outcome is unknown: look for it, as for a process that died
+    local taken = assert(j:begin(upload()))
+    assert.are.same({ "started", entry.id }, { taken.state, taken.id })
+    assert.is_nil(taken.this_process)
+    assert.are.equal("running", assert(j:begin(upload())).state)
+    assert(j:finish(taken.id, { uploading_id = "8" }))
+    assert.are.equal("finished", assert(j:begin(upload())).state)
+  end)
+
   it("sends again when forced, keeping the earlier entry as replaced", function()
     local first = assert(j:begin(upload()))
     assert(j:finish(first.id, { uploading_id = "1" }))

@@ -1,6 +1,7 @@
 -- Exactly once: a lost answer is found in the uploadings list instead of
 -- sending the file again, and a rerun of the same upload (cron, a killed job)
 -- is answered from the journal.
+local core = require "csvup.core"
 local csvup = require "csvup"
 local journal = require "csvup.journal"
 local json = require "csvup.json"
@@ -252,6 +253,37 @@ describe("exactly once", function()
         end
         assert.is_nil(bytes:find("project-", 1, true))
       end
+    end)
+
+    it("fails the second of two identical jobs in a batch at once, sending one", function()
+      local m = metrika {}
+      local job = { client = m, method = "upload_expenses", args = { file = "spec/fixtures/expenses.csv" } }
+      local started = core.now()
+      local results = csvup.batch { job, job }
+      local took = core.now() - started
+      m:close()
+      assert.is_number(results[1][1].id)
+      assert.is_nil(results[2][1])
+      assert.are.equal("in_progress", results[2][2].code)
+      assert.is_true(took < 60)
+      assert.are.equal(1, sandbox.posts())
+    end)
+
+    it("looks up an upload whose outcome was unknown when the same process sends it again", function()
+      local m = metrika { retries = 0, resolve_timeout = 0 }
+      sandbox.fault { fault = "lost_answer", path = "/expense/upload" }
+      sandbox.fault { fault = "backend_error", path = "/expense/uploadings" }
+      local _, err = m:upload_expenses { file = "spec/fixtures/expenses.csv" }
+      assert.are.equal("outcome_unknown", err.code)
+      local started = core.now()
+      local u, again, note = m:upload_expenses { file = "spec/fixtures/expenses.csv" }
+      local took = core.now() - started
+      m:close()
+      assert.is_nil(again)
+      assert.are.same({ "journal", 1 }, { note, sandbox.posts() })
+      assert.is_number(u.id)
+      assert.is_true(took < 60)
+      assert.are.equal("finished", entries()[1].state)
     end)
   end)
 end)

@@ -81,6 +81,9 @@ static const char *const SQL[STATEMENTS] = {
     [S_LIST] = "SELECT " COLUMNS " FROM uploads ORDER BY id DESC LIMIT ?1",
 };
 
+/* Its user value is the set of the entries this process is sending now
+ * through it: id -> true, from begin() ("new" or "started") to finish(),
+ * fail() or release(). */
 struct journal {
     sqlite3 *db; /* NULL once closed */
     sqlite3_stmt *stmt[STATEMENTS];
@@ -184,13 +187,21 @@ static void owner_self(struct owner *o)
     o->host[sizeof o->host - 1] = '\0';
 }
 
+/* Whether the row find is on was started by this very process. */
+static int owner_is_self(sqlite3_stmt *find, const struct owner *self)
+{
+    const char *host = (const char *)sqlite3_column_text(find, 3);
+    return host && strcmp(host, self->host) == 0 && sqlite3_column_int64(find, 2) == self->pid
+        && sqlite3_column_int64(find, 4) == self->start;
+}
+
 /* Whether the process that started an upload may still be sending it. One on
  * another machine (a journal on a shared disk) cannot be seen: it counts as alive. */
 static int owner_alive(sqlite3_stmt *find, const struct owner *self)
 {
     sqlite3_int64 pid = sqlite3_column_int64(find, 2), start = sqlite3_column_int64(find, 4);
     const char *host = (const char *)sqlite3_column_text(find, 3);
-    if (!host || strcmp(host, self->host) != 0 || pid == self->pid)
+    if (!host || strcmp(host, self->host) != 0)
         return 1;
     if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
         return 0;
@@ -243,6 +254,30 @@ static void push_row(lua_State *L, sqlite3_stmt *stmt)
     }
 }
 
+/* Whether this process is sending entry id through the journal at 1. */
+static int in_flight(lua_State *L, sqlite3_int64 id)
+{
+    int yes;
+    csvup_getuservalue(L, 1);
+    lua_pushinteger(L, (lua_Integer)id);
+    lua_rawget(L, -2);
+    yes = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return yes;
+}
+
+static void set_in_flight(lua_State *L, sqlite3_int64 id, int yes)
+{
+    csvup_getuservalue(L, 1);
+    lua_pushinteger(L, (lua_Integer)id);
+    if (yes)
+        lua_pushboolean(L, 1);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
 /* Pushes entry id, with state set to what begin() decided. */
 static int push_entry(lua_State *L, struct journal *j, sqlite3_int64 id, const char *state)
 {
@@ -261,8 +296,9 @@ static int push_entry(lua_State *L, struct journal *j, sqlite3_int64 id, const c
 /* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force? }
  * -> entry | nil, err
  * entry.state: "new" (recorded as started: send it), "finished" (sent before: entry.uploading),
- * "started" (its sender died: now the caller's, look for it before sending) or
- * "running" (another live process, entry.pid, is sending it: do not send). */
+ * "started" (its sender died, or is this process and no longer sends it: now
+ * the caller's, look for it before sending) or "running" (a live process,
+ * entry.pid, is sending it: do not send; entry.this_process when it is this one). */
 static int journal_begin(lua_State *L)
 {
     static const char *const key[] = { "service", "base_url", "account", "counter", "endpoint", "query", "hash",
@@ -270,7 +306,7 @@ static int journal_begin(lua_State *L)
     static const int required[] = { 1, 1, 0, 0, 1, 0, 1, 0 };
     struct journal *j = journal_check(L);
     const char *text[8];
-    int len[8], i, rc, force;
+    int len[8], i, rc, force, this_process = 0;
     int64_t size = -1;
     struct owner self;
     sqlite3_stmt *find = j->stmt[S_FIND], *insert = j->stmt[S_INSERT];
@@ -304,6 +340,8 @@ static int journal_begin(lua_State *L)
             outcome = "new";
         else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
             outcome = "finished";
+        else if (owner_is_self(find, &self)) /* waiting for this process would never end */
+            outcome = (this_process = in_flight(L, id)) ? "running" : "started";
         else
             outcome = owner_alive(find, &self) ? "running" : "started";
     }
@@ -346,6 +384,12 @@ static int journal_begin(lua_State *L)
         return sqlite_fail(L, j, "read");
     if (run(j->stmt[S_COMMIT]) != SQLITE_OK)
         return sqlite_fail(L, j, "commit");
+    if (this_process) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "this_process");
+    } else if (strcmp(outcome, "new") == 0 || strcmp(outcome, "started") == 0) {
+        set_in_flight(L, id, 1);
+    }
     return 1;
 }
 
@@ -369,6 +413,7 @@ static int journal_finish(lua_State *L)
     luaL_checktype(L, 3, LUA_TTABLE);
     for (i = 0; i < 3; i++)
         text[i] = text_arg(L, 3, key[i], 0, &len[i]);
+    set_in_flight(L, id, 0); /* even if the write fails: a rerun looks it up by its marker */
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     sqlite3_bind_int64(finish, 1, id);
@@ -394,6 +439,7 @@ static int journal_fail_entry(lua_State *L)
     sqlite3_int64 id = id_arg(L);
     sqlite3_stmt *fail = j->stmt[S_FAIL];
     const char *code = luaL_optstring(L, 3, "failed");
+    set_in_flight(L, id, 0);
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     sqlite3_bind_int64(fail, 1, id);
@@ -401,6 +447,17 @@ static int journal_fail_entry(lua_State *L)
     sqlite3_bind_int64(fail, 3, (sqlite3_int64)time(NULL));
     if (run(fail) != SQLITE_OK)
         return sqlite_fail(L, j, "fail");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* j:release(id) -> true: this process no longer sends the upload, and its
+ * outcome is unknown. The entry stays started: a rerun, from this process too,
+ * looks for it by its marker before sending. */
+static int journal_release(lua_State *L)
+{
+    journal_check(L);
+    set_in_flight(L, id_arg(L), 0);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -525,6 +582,8 @@ int journal_open(lua_State *L)
     memset(j, 0, sizeof *j);
     luaL_getmetatable(L, JOURNAL_MT);
     lua_setmetatable(L, -2);
+    lua_newtable(L);
+    csvup_setuservalue(L, -2);
     rc = sqlite3_open_v2(name, &j->db, SQLITE_OPEN_READWRITE, NULL);
     if (!j->db)
         return luaL_error(L, "out of memory");
@@ -554,6 +613,7 @@ void journal_init(lua_State *L)
         { "begin", journal_begin },
         { "finish", journal_finish },
         { "fail", journal_fail_entry },
+        { "release", journal_release },
         { "list", journal_list },
         { "close", journal_close },
         { NULL, NULL }

@@ -26,7 +26,7 @@ function journal.path()
 end
 
 -- journal.open(path?) -> journal | nil, err; the default path when none is given.
--- The journal's methods: begin, finish, fail, list, close (see src/journal.c).
+-- The journal's methods: begin, finish, fail, release, list, close (see src/journal.c).
 function journal.open(path)
   if path == nil then
     local err

@@ -6,7 +6,8 @@
 --    backoff for a bounded time, and the uploading found is the result.
 --  * The journal (csvup.journal, off unless the client has one) records an
 --    upload before it is sent and its uploading after: a rerun of a finished
---    upload is answered from it, one whose process died is looked up first.
+--    upload is answered from it, one whose process died (or that this
+--    process no longer sends) is looked up first.
 local core = require "csvup.core"
 local errors = require "csvup.errors"
 local json = require "csvup.json"
@@ -99,7 +100,8 @@ local function record(j, entry, result)
 end
 
 -- The journal's entry for the call: "new" (send it), "started" (its process
--- died: look it up first) or "finished"; waits while a live process sends it.
+-- died: look it up first) or "finished"; waits while another live process
+-- sends it, and fails at once when this one does.
 local function begin(self, j, call, force)
   local hash, size = hash_of(call)
   if not hash then
@@ -113,6 +115,9 @@ local function begin(self, j, call, force)
     local entry, err = j:begin(key)
     if not entry or entry.state ~= "running" then
       return entry, err
+    elseif entry.this_process then
+      return errors.fail("input", "in_progress", "this process is sending the same upload now (the same job twice "
+        .. "in a batch?): it is not sent twice")
     elseif core.now() >= deadline then
       return errors.fail("input", "in_progress", format("process %s is sending the same upload now: run again "
         .. "when it is done", tostring(entry.pid)))
@@ -165,6 +170,7 @@ function once.before(self, call, m, opts)
   end
   if entry and entry.state == "started" then
     if not ticket.marker then
+      j:release(entry.id)
       return errors.fail("network", "outcome_unknown", format("%s: an earlier run started this upload and did not "
         .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
         m.name))
@@ -199,7 +205,9 @@ function once.after(self, call, ticket, answer, err)
     elseif err.request_sent == false or (err.kind ~= "network" and err.code ~= "bad_response"
         and err.code ~= "interrupted") then
       ticket.journal:fail(entry.id, err.code) -- refused, or surely not sent: a rerun sends it
-    end -- else its outcome is unknown: a rerun looks for it by its marker first
+    else -- its outcome is unknown: a rerun, from this process too, looks for it by its marker first
+      ticket.journal:release(entry.id)
+    end
   end
   return result, err
 end
