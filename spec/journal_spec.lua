@@ -166,6 +166,39 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
     assert.are.equal("finished", assert(j:begin(upload())).state)
   end)
 
+  it("gives journal_busy, without waiting for as long as another process holds the lock", function()
+    local path, held = dir .. "/state/csvup/journal.sqlite3", dir .. "/held"
+    local holder = io.popen(("timeout 60 sqlite3 %s > %s"):format(path, held), "w")
+    holder:write("BEGIN EXCLUSIVE;\nUPDATE uploads SET updated = updated;\n.print locked\n")
+    holder:flush()
+    local deadline = core.now() + 10
+    local function locked()
+      local f = io.open(held)
+      local text = f and f:read("a") or ""
+      if f then
+        f:close()
+      end
+      return text:find("locked")
+    end
+    while not locked() and core.now() < deadline do
+      core.sleep(0.02)
+    end
+    local started = core.now()
+    local none, err = journal.open(path)
+    local open_took = core.now() - started
+    started = core.now()
+    local entry, begin_err = j:begin(upload())
+    local begin_took = core.now() - started
+    holder:close()
+    assert.is_nil(none)
+    assert.are.same({ "journal_busy", "internal" }, { err.code, err.kind })
+    assert.is_true(open_took < 30)
+    assert.is_nil(entry)
+    assert.are.equal("journal_busy", begin_err.code)
+    assert.is_true(begin_took < 30)
+    assert.are.equal("new", assert(j:begin(upload())).state)
+  end)
+
   it("sends again when forced, keeping the earlier entry as replaced", function()
     local first = assert(j:begin(upload()))
     assert(j:finish(first.id, { uploading_id = "1" }))

@@ -15,7 +15,7 @@
 #include "journal.h"
 
 #define JOURNAL_MT "csvup.journal"
-/* How long a call waits for another process's write to end. */
+/* How long open, or any one call, waits in all for another process's write to end. */
 #define BUSY_TIMEOUT_MS 10000
 
 /* At most one live row ("started" or "finished") per key: the unique index is
@@ -87,6 +87,7 @@ static const char *const SQL[STATEMENTS] = {
 struct journal {
     sqlite3 *db; /* NULL once closed */
     sqlite3_stmt *stmt[STATEMENTS];
+    int64_t deadline; /* ms on the monotonic clock: when the call running gives up on a lock */
 };
 
 /* A process, as recorded beside the upload it sends: the pid alone could be
@@ -123,12 +124,40 @@ static int run(sqlite3_stmt *stmt)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Sets the deadline of a call (or of open) that is starting. */
+static void start_call(struct journal *j)
+{
+    j->deadline = now_ms() + BUSY_TIMEOUT_MS;
+}
+
+/* The busy handler: short sleeps while the call's deadline is ahead. SQLite's
+ * busy timeout would start over for every statement, and a call runs several. */
+static int busy_wait(void *arg, int count)
+{
+    const struct journal *j = arg;
+    int64_t left = j->deadline - now_ms(), pause = count < 20 ? count + 1 : 20;
+    if (left <= 0)
+        return 0;
+    sqlite3_sleep((int)(pause < left ? pause : left));
+    return 1;
+}
+
 /* Reports SQLite's error, rolling back the transaction if one is open. */
 static int sqlite_fail(lua_State *L, struct journal *j, const char *what)
 {
     int rc = sqlite3_errcode(j->db);
-    journal_error(L, KIND_INTERNAL, rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? "journal_busy" : "journal_failed",
-                 "journal: %s: %s", what, sqlite3_errmsg(j->db));
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        journal_error(L, KIND_INTERNAL, "journal_busy", "journal: %s: another process kept it locked for %d s (%s)",
+                     what, BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(j->db));
+    else
+        journal_error(L, KIND_INTERNAL, "journal_failed", "journal: %s: %s", what, sqlite3_errmsg(j->db));
     if (!sqlite3_get_autocommit(j->db))
         run(j->stmt[S_ROLLBACK]);
     return 2;
@@ -327,6 +356,7 @@ static int journal_begin(lua_State *L)
         if (!text[i])
             text[i] = "";
     owner_self(&self);
+    start_call(j);
 
     if (!sqlite3_get_autocommit(j->db)) /* left open by an error thrown while pushing an entry */
         run(j->stmt[S_ROLLBACK]);
@@ -416,6 +446,7 @@ static int journal_finish(lua_State *L)
     set_in_flight(L, id, 0); /* even if the write fails: a rerun looks it up by its marker */
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
+    start_call(j);
     sqlite3_bind_int64(finish, 1, id);
     for (i = 0; i < 3; i++)
         bind_text(finish, i + 2, text[i], len[i]);
@@ -442,6 +473,7 @@ static int journal_fail_entry(lua_State *L)
     set_in_flight(L, id, 0);
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
+    start_call(j);
     sqlite3_bind_int64(fail, 1, id);
     sqlite3_bind_text(fail, 2, code, -1, SQLITE_STATIC);
     sqlite3_bind_int64(fail, 3, (sqlite3_int64)time(NULL));
@@ -477,6 +509,7 @@ static int journal_list(lua_State *L)
     }
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
+    start_call(j);
     lua_newtable(L);
     sqlite3_bind_int64(list, 1, (sqlite3_int64)limit);
     while ((rc = sqlite3_step(list)) == SQLITE_ROW) {
@@ -542,18 +575,18 @@ static int create(sqlite3 *db)
 /* WAL (readers never wait for a writer), FULL (a recorded start survives a
  * power cut) and the schema. Switching a new file to WAL can be refused at
  * once with SQLITE_BUSY while another process does the same, without the busy
- * handler: that is retried here, for as long as the busy timeout. */
-static int set_up(sqlite3 *db)
+ * handler: that is retried here. Both end at the deadline open set. */
+static int set_up(struct journal *j)
 {
-    int rc, waited;
-    for (waited = 0;; waited += 10) {
-        rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    int rc;
+    for (;;) {
+        rc = sqlite3_exec(j->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL);
         if (rc == SQLITE_OK)
-            rc = create(db);
-        if (rc != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+            rc = create(j->db);
+        if (rc != SQLITE_BUSY || now_ms() >= j->deadline)
             return rc;
-        if (!sqlite3_get_autocommit(db))
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        if (!sqlite3_get_autocommit(j->db))
+            sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_sleep(10);
     }
 }
@@ -584,14 +617,18 @@ int journal_open(lua_State *L)
     lua_setmetatable(L, -2);
     lua_newtable(L);
     csvup_setuservalue(L, -2);
+    start_call(j);
     rc = sqlite3_open_v2(name, &j->db, SQLITE_OPEN_READWRITE, NULL);
     if (!j->db)
         return luaL_error(L, "out of memory");
-    sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
-    if (rc != SQLITE_OK || set_up(j->db) != SQLITE_OK) {
-        int busy = sqlite3_errcode(j->db) == SQLITE_BUSY;
-        journal_error(L, busy ? KIND_INTERNAL : KIND_INPUT, busy ? "journal_busy" : "journal_unusable", "journal %s: %s",
-                     path, sqlite3_errmsg(j->db));
+    sqlite3_busy_handler(j->db, busy_wait, j);
+    if (rc != SQLITE_OK || (rc = set_up(j)) != SQLITE_OK) {
+        int busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+        if (busy)
+            journal_error(L, KIND_INTERNAL, "journal_busy", "journal %s: another process kept it locked for %d s (%s)",
+                         path, BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(j->db));
+        else
+            journal_error(L, KIND_INPUT, "journal_unusable", "journal %s: %s", path, sqlite3_errmsg(j->db));
         sqlite3_close_v2(j->db);
         j->db = NULL;
         return 2;
