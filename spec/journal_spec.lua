@@ -127,7 +127,7 @@ describe("csvup.journal", function()
     assert.are.same({ "http://127.0.0.1:9" }, { list[2].base_url, list[2].account })
   end)
 
-  it("keeps the entries of a journal older than base_url as history that answers for no upload", function()
+  it("takes the entries of a journal older than base_url as sent to the service's own address", function()
     local old = dir .. "/old.sqlite3"
     local sql = io.popen("sqlite3 " .. old, "w")
     sql:write([[
@@ -143,14 +143,28 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
 ]])
     assert(sql:close())
     local oj = assert(journal.open(old))
-    local entry = assert(oj:begin(upload()))
+    local sent = assert(oj:begin(upload())) -- https://api-metrika.yandex.net: not sent again
+    assert.are.same({ "finished", "3" }, { sent.state, sent.uploading_id })
+    local rehearsal = upload()
+    rehearsal.base_url = "http://127.0.0.1:9"
+    local entry = assert(oj:begin(rehearsal))
     assert.are.equal("new", entry.state)
     assert(oj:finish(entry.id, { uploading_id = "4" }))
-    assert.are.equal("4", assert(oj:begin(upload())).uploading_id)
+    assert.are.equal("4", assert(oj:begin(rehearsal)).uploading_id)
     local list = assert(oj:list())
-    assert.are.same({ 2, "3" }, { #list, list[2].uploading_id })
-    assert.is_nil(list[2].base_url)
+    assert.are.same({ 2, "3", "https://api-metrika.yandex.net" }, { #list, list[2].uploading_id, list[2].base_url })
     oj:close()
+  end)
+
+  it("knows what this process sends through another journal object on the same file", function()
+    local other = assert(journal.open(dir .. "/state/csvup/journal.sqlite3"))
+    local entry = assert(j:begin(upload()))
+    local again = assert(other:begin(upload()))
+    assert.are.same({ "running", true, entry.id }, { again.state, again.this_process, again.id })
+    assert(j:release(entry.id))
+    assert.are.same({ "started", entry.id }, { assert(other:begin(upload())).state, entry.id })
+    assert.are.same({ "running", true }, { assert(j:begin(upload())).state, assert(j:begin(upload())).this_process })
+    other:close()
   end)
 
   it("tells an upload this process is sending from one it no longer sends", function()

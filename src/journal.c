@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include "endpoints.h"
 #include "error.h"
 #include "journal.h"
 
@@ -32,32 +33,36 @@ static const char SCHEMA[] =
     " uploading TEXT, uploading_id TEXT, status TEXT, error TEXT,"
     " pid INTEGER, host TEXT, pid_start INTEGER," /* the process sending it */
     " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
-    " base_url TEXT NOT NULL DEFAULT '', account TEXT NOT NULL DEFAULT '');";
+    " base_url TEXT NOT NULL DEFAULT '', account TEXT NOT NULL DEFAULT '',"
+    " sending INTEGER NOT NULL DEFAULT 0);"; /* sending: 1 while its process sends it */
 
-/* A journal written before the key held base_url and account: where its
- * entries went is unknown (a sandbox rehearsal looks the same as the real
- * upload), so nothing is guessed. They keep base_url '', which no new key has
- * (begin() requires one), and stay as history that never answers for, nor
- * blocks, a new upload. The index keeps its name, so that an older csvup's
- * CREATE ... IF NOT EXISTS leaves this one in place. */
+/* A journal written before the key held base_url, account and sending.
+ * Where its entries went is not recorded: they are taken as sent to the
+ * service's own address, for which a cron job most likely made them. Taking
+ * them as sent elsewhere would send each last upload once more after the
+ * upgrade, silently; this way a rehearsal made before it at worst stops the
+ * first real upload of the same file, saying so ("force" sends it). The
+ * index keeps its name, so that an older csvup's CREATE ... IF NOT EXISTS
+ * leaves this one in place. */
 static const char MIGRATE[] =
     "ALTER TABLE uploads ADD COLUMN base_url TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE uploads ADD COLUMN account TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE uploads ADD COLUMN sending INTEGER NOT NULL DEFAULT 0;"
     "DROP INDEX IF EXISTS uploads_live;";
+static const char MIGRATE_BASE_URL[] = "UPDATE uploads SET base_url = ?2 WHERE base_url = '' AND service = ?1";
 
 static const char INDEX[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS uploads_live"
     " ON uploads (service, base_url, account, counter, endpoint, query, hash)"
     " WHERE state IN ('started', 'finished');";
 
-/* What an entry shows; a counter and an account are '' in the key when there
- * is none, and base_url is '' in an entry older than it. */
-#define COLUMNS "id, service, nullif(base_url, '') AS base_url, nullif(account, '') AS account," \
+/* What an entry shows; a counter and an account are '' in the key when there is none. */
+#define COLUMNS "id, service, base_url, nullif(account, '') AS account," \
                 " nullif(counter, '') AS counter, endpoint, query, hash, file, size, state," \
                 " uploading, uploading_id, status, error, pid, created, updated"
 
 enum {
-    S_BEGIN, S_COMMIT, S_ROLLBACK, S_FIND, S_INSERT, S_REPLACE, S_TAKE, S_FINISH, S_FAIL, S_GET, S_LIST,
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_FIND, S_INSERT, S_REPLACE, S_TAKE, S_FINISH, S_FAIL, S_RELEASE, S_GET, S_LIST,
     STATEMENTS
 };
 
@@ -65,25 +70,24 @@ static const char *const SQL[STATEMENTS] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_FIND] = "SELECT id, state, pid, host, pid_start FROM uploads WHERE service = ?1 AND base_url = ?2"
+    [S_FIND] = "SELECT id, state, pid, host, pid_start, sending FROM uploads WHERE service = ?1 AND base_url = ?2"
                " AND account = ?3 AND counter = ?4 AND endpoint = ?5 AND query = ?6 AND hash = ?7"
                " AND state IN ('started', 'finished')",
     [S_INSERT] = "INSERT INTO uploads (service, base_url, account, counter, endpoint, query, hash, file, size, state,"
-                 " pid, host, pid_start, created, updated)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'started', ?10, ?11, ?12, ?13, ?13)",
+                 " pid, host, pid_start, created, updated, sending)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'started', ?10, ?11, ?12, ?13, ?13, 1)",
     [S_REPLACE] = "UPDATE uploads SET state = 'replaced', updated = ?2 WHERE id = ?1",
-    [S_TAKE] = "UPDATE uploads SET pid = ?2, host = ?3, pid_start = ?4, updated = ?5 WHERE id = ?1",
+    [S_TAKE] = "UPDATE uploads SET pid = ?2, host = ?3, pid_start = ?4, updated = ?5, sending = 1 WHERE id = ?1",
     [S_FINISH] = "UPDATE uploads SET state = CASE state WHEN 'started' THEN 'finished' ELSE state END,"
                  " uploading = coalesce(?2, uploading), uploading_id = coalesce(?3, uploading_id),"
-                 " status = coalesce(?4, status), updated = ?5 WHERE id = ?1",
-    [S_FAIL] = "UPDATE uploads SET state = 'failed', error = ?2, updated = ?3 WHERE id = ?1 AND state = 'started'",
+                 " status = coalesce(?4, status), updated = ?5, sending = 0 WHERE id = ?1",
+    [S_FAIL] = "UPDATE uploads SET state = 'failed', error = ?2, updated = ?3, sending = 0"
+               " WHERE id = ?1 AND state = 'started'",
+    [S_RELEASE] = "UPDATE uploads SET sending = 0 WHERE id = ?1",
     [S_GET] = "SELECT " COLUMNS " FROM uploads WHERE id = ?1",
     [S_LIST] = "SELECT " COLUMNS " FROM uploads ORDER BY id DESC LIMIT ?1",
 };
 
-/* Its user value is the set of the entries this process is sending now
- * through it: id -> true, from begin() ("new" or "started") to finish(),
- * fail() or release(). */
 struct journal {
     sqlite3 *db; /* NULL once closed */
     sqlite3_stmt *stmt[STATEMENTS];
@@ -283,30 +287,6 @@ static void push_row(lua_State *L, sqlite3_stmt *stmt)
     }
 }
 
-/* Whether this process is sending entry id through the journal at 1. */
-static int in_flight(lua_State *L, sqlite3_int64 id)
-{
-    int yes;
-    csvup_getuservalue(L, 1);
-    lua_pushinteger(L, (lua_Integer)id);
-    lua_rawget(L, -2);
-    yes = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    return yes;
-}
-
-static void set_in_flight(lua_State *L, sqlite3_int64 id, int yes)
-{
-    csvup_getuservalue(L, 1);
-    lua_pushinteger(L, (lua_Integer)id);
-    if (yes)
-        lua_pushboolean(L, 1);
-    else
-        lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-}
-
 /* Pushes entry id, with state set to what begin() decided. */
 static int push_entry(lua_State *L, struct journal *j, sqlite3_int64 id, const char *state)
 {
@@ -371,7 +351,7 @@ static int journal_begin(lua_State *L)
         else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
             outcome = "finished";
         else if (owner_is_self(find, &self)) /* waiting for this process would never end */
-            outcome = (this_process = in_flight(L, id)) ? "running" : "started";
+            outcome = (this_process = sqlite3_column_int(find, 5)) ? "running" : "started";
         else
             outcome = owner_alive(find, &self) ? "running" : "started";
     }
@@ -417,8 +397,6 @@ static int journal_begin(lua_State *L)
     if (this_process) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "this_process");
-    } else if (strcmp(outcome, "new") == 0 || strcmp(outcome, "started") == 0) {
-        set_in_flight(L, id, 1);
     }
     return 1;
 }
@@ -443,7 +421,6 @@ static int journal_finish(lua_State *L)
     luaL_checktype(L, 3, LUA_TTABLE);
     for (i = 0; i < 3; i++)
         text[i] = text_arg(L, 3, key[i], 0, &len[i]);
-    set_in_flight(L, id, 0); /* even if the write fails: a rerun looks it up by its marker */
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     start_call(j);
@@ -470,7 +447,6 @@ static int journal_fail_entry(lua_State *L)
     sqlite3_int64 id = id_arg(L);
     sqlite3_stmt *fail = j->stmt[S_FAIL];
     const char *code = luaL_optstring(L, 3, "failed");
-    set_in_flight(L, id, 0);
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     start_call(j);
@@ -483,13 +459,19 @@ static int journal_fail_entry(lua_State *L)
     return 1;
 }
 
-/* j:release(id) -> true: this process no longer sends the upload, and its
- * outcome is unknown. The entry stays started: a rerun, from this process too,
- * looks for it by its marker before sending. */
+/* j:release(id) -> true | nil, err: this process no longer sends the upload,
+ * and its outcome is unknown. The entry stays started: a rerun, from this
+ * process too, looks for it by its marker before sending. */
 static int journal_release(lua_State *L)
 {
-    journal_check(L);
-    set_in_flight(L, id_arg(L), 0);
+    struct journal *j = journal_check(L);
+    sqlite3_int64 id = id_arg(L);
+    if (!j->db)
+        return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
+    start_call(j);
+    sqlite3_bind_int64(j->stmt[S_RELEASE], 1, id);
+    if (run(j->stmt[S_RELEASE]) != SQLITE_OK)
+        return sqlite_fail(L, j, "release");
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -558,6 +540,22 @@ static int column_missing(sqlite3 *db, const char *name, int *missing)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* An older journal's entries, taken as sent to each service's own address (see MIGRATE). */
+static int migrate_base_urls(sqlite3 *db)
+{
+    sqlite3_stmt *stmt;
+    size_t i;
+    int rc = sqlite3_prepare_v2(db, MIGRATE_BASE_URL, -1, &stmt, NULL);
+    for (i = 0; rc == SQLITE_OK && i < csvup_service_count; i++) {
+        sqlite3_bind_text(stmt, 1, csvup_services[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, csvup_services[i].base_url, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 /* The table, brought up to date, and its index, in one transaction; it is
  * left open on an error. */
 static int create(sqlite3 *db)
@@ -566,7 +564,8 @@ static int create(sqlite3 *db)
     if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK
         || (rc = sqlite3_exec(db, SCHEMA, NULL, NULL, NULL)) != SQLITE_OK
         || (rc = column_missing(db, "base_url", &missing)) != SQLITE_OK
-        || (missing && (rc = sqlite3_exec(db, MIGRATE, NULL, NULL, NULL)) != SQLITE_OK)
+        || (missing && ((rc = sqlite3_exec(db, MIGRATE, NULL, NULL, NULL)) != SQLITE_OK
+                        || (rc = migrate_base_urls(db)) != SQLITE_OK))
         || (rc = sqlite3_exec(db, INDEX, NULL, NULL, NULL)) != SQLITE_OK)
         return rc;
     return sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -615,8 +614,6 @@ int journal_open(lua_State *L)
     memset(j, 0, sizeof *j);
     luaL_getmetatable(L, JOURNAL_MT);
     lua_setmetatable(L, -2);
-    lua_newtable(L);
-    csvup_setuservalue(L, -2);
     start_call(j);
     rc = sqlite3_open_v2(name, &j->db, SQLITE_OPEN_READWRITE, NULL);
     if (!j->db)
