@@ -76,8 +76,8 @@ describe("metrika client", function()
       assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "Выгрузка2026crm" })
       local sent = last_request().query.comment
       assert.matches("^Выгрузка2026crmcsvup%x+$", sent)
-      assert(m:upload_calls { file = "spec/fixtures/calls.csv", comment = "звонки" })
-      assert.matches("^звонкиcsvup%x+$", last_request().query.comment)
+      assert(m:upload_calls { file = "spec/fixtures/calls.csv", comment = "звонкиЇжак" })
+      assert.matches("^звонкиЇжакcsvup%x+$", last_request().query.comment)
     end)
 
     it("refuses, before sending, a conversion or calls comment with other characters, naming the first", function()
@@ -86,6 +86,8 @@ describe("metrika client", function()
         { "upload_offline_conversions", CONVERSIONS, "a&b", '"&" at character 2' },
         { "upload_offline_conversions", CONVERSIONS, "ok€", '"€" at character 3' },
         { "upload_calls", "spec/fixtures/calls.csv", "calls_2026", '"_" at character 6' },
+        { "upload_calls", "spec/fixtures/calls.csv", "\128abc", "byte \\x80 at character 1" },
+        { "upload_calls", "spec/fixtures/calls.csv", "abc\208", "byte \\xD0 at character 4" },
       } do
         local u, err = m[case[1]](m, { file = case[2], comment = case[3] })
         assert.is_nil(u)

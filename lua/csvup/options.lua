@@ -35,16 +35,19 @@ end
 -- Each type: function(value, option) -> the value as sent, or nil and why not.
 local TYPES = {}
 
--- The first character of s that is no Latin or Cyrillic letter or digit, and
--- its place in characters; nil when there is none.
+-- The first character of s that is no Latin or Cyrillic letter or digit (a
+-- byte that begins no UTF-8 character counts as one), shown as text, and its
+-- place in characters; nil when there is none.
 local function outside_letters_digits(s)
-  local at = 0
-  for c in s:gmatch("[%z\1-\127\192-\255][\128-\191]*") do
-    at = at + 1
-    local cyrillic = #c == 2 and c:byte(1) >= 0xD0 and c:byte(1) <= 0xD3 -- U+0400..U+04FF
-      and not (c:byte(1) == 0xD2 and c:byte(2) >= 0x82 and c:byte(2) <= 0x89) -- a sign, not a letter
+  local i, at = 1, 0
+  while i <= #s do
+    local c = s:match("^[0-9A-Za-z]", i) or s:match("^[\194-\244][\128-\191]*", i) or s:sub(i, i)
+    local b1, b2 = c:byte(1, 2)
+    at, i = at + 1, i + #c
+    local cyrillic = #c == 2 and ((b1 >= 0xD0 and b1 <= 0xD3) or (b1 == 0xD4 and b2 <= 0xAF)) -- U+0400..U+052F
+      and not (b1 == 0xD2 and b2 >= 0x82 and b2 <= 0x89) -- signs and marks, no letters
     if not (c:find("^[0-9A-Za-z]$") or cyrillic) then
-      return c, at
+      return b1 >= 0x80 and #c == 1 and format("byte \\x%02X", b1) or format("%q", c), at
     end
   end
 end
@@ -60,7 +63,7 @@ function TYPES.text(v, o)
     bad, at = outside_letters_digits(v)
   end
   if bad then
-    return nil, format("may hold only Latin and Cyrillic letters and digits, not %q at character %d", bad, at)
+    return nil, format("may hold only Latin and Cyrillic letters and digits, not %s at character %d", bad, at)
   end
   return v
 end
