@@ -224,6 +224,25 @@ describe("exactly once", function()
       assert.are.same({ server.url, sandbox.url }, { list[1].base_url, list[2].base_url })
     end)
 
+    it("answers a rerun of a Carrot quest import from the journal in the shape the service's answer had", function()
+      local server = recorder.start()
+      server.answer { { method = "POST", path = "/users/import",
+        body = '{"meta":{"status":200},"data":{"row_errors":{"2":"bad date","7":"no email"},"updates_planned":3}}' } }
+      local results = {}
+      for i = 1, 2 do
+        local c = assert(csvup.carrotquest.new { token = "t", base_url = server.url, journal = path })
+        local r, err, note = c:import_users { file = "spec/fixtures/carrotquest_users.csv", merge_field = "$email",
+          delimiter = ";" }
+        c:close()
+        assert.is_nil(err)
+        results[i] = { r, note }
+      end
+      server.stop()
+      assert.are.same({ row_errors = { [2] = "bad date", [7] = "no email" }, updates_planned = 3 }, results[1][1])
+      assert.are.same(results[1][1], results[2][1])
+      assert.are.equal("journal", results[2][2])
+    end)
+
     it("imports the same file into two Carrot quest projects, keeping no token", function()
       local server = recorder.start()
       server.answer { { method = "POST", path = "/users/import",

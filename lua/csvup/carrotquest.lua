@@ -71,7 +71,7 @@ function ANSWER.import(_, answer)
   end
   local row_errors, planned = {}, data.updates_planned
   for line, message in pairs(data.row_errors or {}) do
-    line = tostring(line):find("^%d+$") and tonumber(line)
+    line = tostring(line):find("^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?$") and tonumber(line) -- a line number, as written
     if not line or line < 1 or type(message) ~= "string" then
       return errors.fail("api", "bad_response", "the answer's row_errors holds more than line numbers and messages")
     end
@@ -83,6 +83,12 @@ function ANSWER.import(_, answer)
   return { row_errors = row_errors, updates_planned = planned }
 end
 
-client.install(Client, { name = "carrotquest", prepare = PREPARE, answer = ANSWER })
+-- A result the journal kept: JSON gave row_errors' lines back as text.
+local REVIVE = {}
+function REVIVE.import(result)
+  return ANSWER.import(nil, { data = result })
+end
+
+client.install(Client, { name = "carrotquest", prepare = PREPARE, answer = ANSWER, revive = REVIVE })
 
 return carrotquest

@@ -482,6 +482,7 @@ local function planner(service, m)
       end
     end
     call.args = self:complete(call.args)
+    call.revive = service.revive and service.revive[m.answer or ""]
     function call.finish(answer)
       if result then
         return result(self, answer, values, m)
@@ -496,7 +497,8 @@ end
 
 -- client.install(Client, service): one method per registry entry of the
 -- service, and its plan in Client.plans (for csvup.batch); service = { name,
--- prepare = {}, answer = {}, kind_answer? }.
+-- prepare = {}, answer = {}, kind_answer?, revive? (answer name -> a function
+-- that makes a result read back from the journal's JSON what it was) }.
 function client.install(Client, service)
   Client.plans = {}
   for _, m in ipairs(registry.methods) do

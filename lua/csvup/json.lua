@@ -44,7 +44,7 @@ end
 -- whole double below 2^53), or digits where it passed 2^53 on LuaJIT.
 function json.is_count(v)
   if type(v) == "string" then
-    return v:find("^%d+$") ~= nil
+    return not math_type and #v >= MIN_MARKED_DIGITS and v:find("^%d+$") ~= nil
   elseif math_type then
     return math_type(v) == "integer" and v >= 0
   end

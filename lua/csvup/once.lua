@@ -144,6 +144,9 @@ function once.before(self, call, m, opts)
       return nil, err
     elseif entry.state == "finished" then
       local earlier = json.decode(entry.uploading or "")
+      if type(earlier) == "table" and call.revive then
+        earlier = call.revive(earlier)
+      end
       if type(earlier) ~= "table" then
         return errors.fail("internal", "journal_failed", "the journal's record of this upload is unreadable: "
           .. "send again with force")
