@@ -73,7 +73,7 @@ end
 function State:leave(token)
   self.in_flight = self.in_flight - 1
   if token then
-    self.parallel[token] = self.parallel[token] - 1
+    self.parallel[token] = self.parallel[token] > 1 and self.parallel[token] - 1 or nil
   end
 end
 
