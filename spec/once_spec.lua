@@ -224,18 +224,23 @@ describe("exactly once", function()
       assert.are.same({ server.url, sandbox.url }, { list[1].base_url, list[2].base_url })
     end)
 
+    -- Imports the users' fixture with token through a journaled client: result, note.
+    local function import(token, url)
+      local c = assert(csvup.carrotquest.new { token = token, base_url = url, journal = path })
+      local r, err, note = c:import_users { file = "spec/fixtures/carrotquest_users.csv", merge_field = "$email",
+        delimiter = ";" }
+      c:close()
+      assert.is_nil(err)
+      return r, note
+    end
+
     it("answers a rerun of a Carrot quest import from the journal in the shape the service's answer had", function()
       local server = recorder.start()
       server.answer { { method = "POST", path = "/users/import",
         body = '{"meta":{"status":200},"data":{"row_errors":{"2":"bad date","7":"no email"},"updates_planned":3}}' } }
       local results = {}
       for i = 1, 2 do
-        local c = assert(csvup.carrotquest.new { token = "t", base_url = server.url, journal = path })
-        local r, err, note = c:import_users { file = "spec/fixtures/carrotquest_users.csv", merge_field = "$email",
-          delimiter = ";" }
-        c:close()
-        assert.is_nil(err)
-        results[i] = { r, note }
+        results[i] = { import("t", server.url) }
       end
       server.stop()
       assert.are.same({ row_errors = { [2] = "bad date", [7] = "no email" }, updates_planned = 3 }, results[1][1])
@@ -249,11 +254,7 @@ describe("exactly once", function()
         body = '{"meta":{"status":200},"data":{"row_errors":{},"updates_planned":3}}' } }
       local notes = {}
       for i, token in ipairs { "project-a-token", "project-b-token", "project-a-token" } do
-        local c = assert(csvup.carrotquest.new { token = token, base_url = server.url, journal = path })
-        local r, err, note = c:import_users { file = "spec/fixtures/carrotquest_users.csv", merge_field = "$email",
-          delimiter = ";" }
-        c:close()
-        assert.is_nil(err)
+        local r, note = import(token, server.url)
         assert.are.equal(3, r.updates_planned)
         notes[i] = note or "sent"
       end
