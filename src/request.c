@@ -991,7 +991,6 @@ int request_check_file(lua_State *L)
     if ((fd = open_file(L, ep, path, &st)) < 0)
         return 2;
     close(fd);
-    lua_pushboolean(L, 1);
     lua_pushstring(L, file_stamp(&st, stamp, sizeof stamp));
-    return 2;
+    return 1;
 }

@@ -70,9 +70,9 @@ void request_release(struct request *req);
 
 /* The Lua function behind every endpoint; upvalue 1 is its row in csvup_endpoints. */
 int request_call(lua_State *L);
-/* core.check_file(endpoint, path) -> true, stamp | nil, err: whether the file
- * can be uploaded to the endpoint; args.stamp = stamp makes an upload refuse
- * the file once it has changed since. */
+/* core.check_file(endpoint, path) -> stamp | nil, err: whether the file can
+ * be uploaded to the endpoint; args.stamp = stamp makes an upload refuse the
+ * file once it has changed since. */
 int request_check_file(lua_State *L);
 
 #endif

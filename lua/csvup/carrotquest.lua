@@ -72,7 +72,7 @@ function ANSWER.import(_, answer)
   local row_errors, planned = {}, data.updates_planned
   for line, message in pairs(data.row_errors or {}) do
     line = tostring(line):find("^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?$") and tonumber(line) -- a line number, as written
-    if not line or line < 1 or type(message) ~= "string" then
+    if not line or type(message) ~= "string" then
       return errors.fail("api", "bad_response", "the answer's row_errors holds more than line numbers and messages")
     end
     row_errors[line] = client.printable(message)

@@ -169,8 +169,8 @@ function client.body(args, opts, upload)
       error("file must be a path", 3)
     end
     local stamp
-    ok, stamp = core.check_file(upload.endpoint, opts.file)
-    err = stamp
+    stamp, err = core.check_file(upload.endpoint, opts.file)
+    ok = stamp ~= nil
     if ok then
       ok, err = client.input_form(ctx, opts, upload)
     end

@@ -161,13 +161,13 @@ function PREPARE.check_targets(self, _, opts, call)
   if not opts.check_targets then
     return true
   end
-  local ids, err = true, nil
   if opts.file then -- read twice, by this check and by the upload: a regular file only
-    ids, err = core.check_file(call.endpoint, opts.file)
+    local ok, err = core.check_file(call.endpoint, opts.file)
+    if not ok then
+      return nil, err
+    end
   end
-  if ids then
-    ids, err = goal_identifiers(self)
-  end
+  local ids, err = goal_identifiers(self)
   if not ids then
     return nil, err
   end
