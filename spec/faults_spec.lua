@@ -3,6 +3,7 @@
 local csvup = require "csvup"
 local socket = require "socket"
 local support = require "support.sandbox"
+local files = require "support.files"
 
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 local TOKEN = support.TOKEN
@@ -38,9 +39,7 @@ describe("retries", function()
   end)
 
   it("sends no retry of a file read before it was sent once the file has changed since", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. dir))
+    local dir = files.tmpdir()
     local cases = {
       { "journal", dir .. "/j.csv", "ClientId,Target,DateTime\n133591247640966458,GOAL1,1481718166\n",
         "not-an-id,,1481718166000\n", { journal = dir .. "/journal.sqlite3" }, {} },
@@ -49,9 +48,7 @@ describe("retries", function()
     }
     for _, case in ipairs(cases) do
       sandbox.reset()
-      local f = assert(io.open(case[2], "w"))
-      f:write(case[3])
-      f:close()
+      files.write(case[2], case[3])
       local client_opts = { token = TOKEN, counter = 1, base_url = sandbox.url }
       for k, v in pairs(case[5]) do
         client_opts[k] = v
@@ -73,14 +70,12 @@ describe("retries", function()
       assert.are.same({ "input", "file_changed" }, { err.kind, err.code }, case[1])
       assert.are.same({ "too_many_requests" }, faults_seen(), case[1])
     end
-    os.execute("rm -r " .. dir)
+    files.remove(dir)
   end)
 
   it("stops a converted file rewritten in place while it is sent with file_changed", function()
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write("ClientId;Target;DateTime\n", ("133591247640966458;GOAL1;1481718166\n"):rep(300000))
-    f:close()
+    local path = files.write(os.tmpname(), "ClientId;Target;DateTime\n"
+      .. ("133591247640966458;GOAL1;1481718166\n"):rep(300000))
     local rewritten = false
     local u, err = m:upload_offline_conversions { file = path, delimiter = ";", progress = function(sent, total)
       if not rewritten and sent > 0 and sent < total / 2 then
