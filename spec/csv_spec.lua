@@ -71,6 +71,19 @@ describe("csv.rows", function()
     assert.are.same({ { id = "1", note = "two\nlines" }, { id = "2", note = 'say "hi"' } }, read_all(path))
   end)
 
+  it("keys every column of a narrow and of a wide file (250 and 300 columns)", function()
+    for _, width in ipairs { 250, 300 } do
+      local names, values, expected = {}, {}, {}
+      for i = 1, width do
+        names[i], values[i] = "c" .. i, i % 7 == 0 and "" or "v" .. i
+        expected[names[i]] = values[i]
+      end
+      local row = table.concat(values, ",") .. "\n"
+      local path = file(width .. ".csv", table.concat(names, ",") .. "\n" .. row .. row)
+      assert.are.same({ expected, expected }, read_all(path))
+    end
+  end)
+
   it("reads another delimiter", function()
     assert.are.same({ { a = "1", b = "x,y" } }, read_all(file("b.csv", "a;b\n1;x,y\n"), { delimiter = ";" }))
   end)

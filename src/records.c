@@ -197,12 +197,18 @@ static int next_record(lua_State *L, struct records *rs)
     return rc;
 }
 
+/* The most header names the iterator keeps as upvalues, one each (a push
+ * of an upvalue costs less than a read of the header table, ~3% of
+ * csv.rows); a wider file's iterator reads the header. */
+#define NAMES_AS_UPVALUES 250
+
 /* The iterator of reader:records(): each record keyed by the header, and its
- * line; raises the error of a malformed record. Upvalues: reader, header, "". */
+ * line; raises the error of a malformed record. Upvalues: reader, "", then
+ * the header's names or the header itself. */
 static int records_iterate(lua_State *L)
 {
     struct records *rs = lua_touserdata(L, lua_upvalueindex(1));
-    const int header = lua_upvalueindex(2), empty = lua_upvalueindex(3);
+    const int empty = lua_upvalueindex(2), names = rs->ncolumns <= NAMES_AS_UPVALUES;
     size_t i;
     int rc = next_record(L, rs);
     if (rc < 0)
@@ -211,7 +217,10 @@ static int records_iterate(lua_State *L)
         return 0;
     lua_createtable(L, 0, (int)rs->ncolumns);
     for (i = 0; i < rs->ncolumns; i++) {
-        lua_rawgeti(L, header, (int)i + 1);
+        if (names)
+            lua_pushvalue(L, lua_upvalueindex((int)i + 3));
+        else
+            lua_rawgeti(L, lua_upvalueindex(3), (int)i + 1);
         if (rs->r.fields[i].len)
             lua_pushlstring(L, rs->r.fields[i].data, rs->r.fields[i].len);
         else /* Lua 5.4 makes "" through its cache of C strings, with a strcmp */
@@ -225,11 +234,18 @@ static int records_iterate(lua_State *L)
 /* reader:records() -> iterator */
 static int records_records(lua_State *L)
 {
-    luaL_checkudata(L, 1, READER_MT);
+    struct records *rs = luaL_checkudata(L, 1, READER_MT);
+    size_t i;
     lua_settop(L, 1);
-    csvup_getuservalue(L, 1);
     lua_pushliteral(L, "");
-    lua_pushcclosure(L, records_iterate, 3);
+    csvup_getuservalue(L, 1); /* the header */
+    if (rs->ncolumns <= NAMES_AS_UPVALUES) {
+        luaL_checkstack(L, (int)rs->ncolumns, "csv: too many columns");
+        for (i = 0; i < rs->ncolumns; i++)
+            lua_rawgeti(L, 3, (int)i + 1);
+        lua_remove(L, 3);
+    }
+    lua_pushcclosure(L, records_iterate, lua_gettop(L));
     return 1;
 }
 
