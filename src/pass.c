@@ -51,6 +51,25 @@ static unsigned char lane_of(const struct plan_column *c)
     }
 }
 
+/* The lanes of the plan's columns; whether each record must be checked for
+ * its one_of group. A group of one column is that column required instead:
+ * the pass stops at the same record either way, with less to carry from
+ * one block to the next. */
+static int lanes_of(const struct plan *p, unsigned char *lanes)
+{
+    size_t i, group = 0, last = 0;
+    for (i = 0; i < p->ncolumns; i++) {
+        lanes[i] = lane_of(&p->columns[i]);
+        if (lanes[i] & LANE_ONE_OF) {
+            group++;
+            last = i;
+        }
+    }
+    if (p->one_of && group == 1)
+        lanes[last] |= LANE_REQUIRED;
+    return p->one_of && group != 1;
+}
+
 /* Whether s[i] (of n bytes) ends a field: the delimiter, LF, or the CR of a CRLF. */
 static int ends_field(const unsigned char *s, size_t i, size_t n, char delimiter)
 {

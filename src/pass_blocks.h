@@ -16,7 +16,7 @@
  * i-th end), made when first needed. */
 struct block_patterns {
     uint64_t made;   /* bit c0: patterns[c0] is made */
-    int one_of_alone; /* each row must fill its one_of group, of one column: that column is required */
+    int group;       /* each row is checked for its one_of group (see lanes_of) */
     uint64_t latest8; /* the first 8 digits of the latest second, as a big-endian number */
     int latest_fits;  /* the latest second has 8 to 15 digits, as seconds_pass takes */
     struct {
@@ -29,17 +29,14 @@ struct block_patterns {
     } at[BLOCK];
 };
 
-static void patterns_init(struct block_patterns *bp, const struct plan *p, const unsigned char *lanes)
+static void patterns_init(struct block_patterns *bp, const struct plan *p, int group)
 {
-    size_t i, one_of = 0;
-    for (i = 0; i < p->ncolumns; i++)
-        one_of += (lanes[i] & LANE_ONE_OF) != 0;
     bp->latest8 = 0;
     memcpy(&bp->latest8, p->latest, p->latest_len < 8 ? p->latest_len : 8);
     bp->latest8 = __builtin_bswap64(bp->latest8);
     bp->latest_fits = p->latest_len >= 8 && p->latest_len <= 15;
     bp->made = 0;
-    bp->one_of_alone = p->one_of && one_of == 1;
+    bp->group = group;
 }
 
 static void make_patterns(struct block_patterns *bp, const unsigned char *lanes, size_t ncolumns, size_t c0)
@@ -51,7 +48,7 @@ static void make_patterns(struct block_patterns *bp, const unsigned char *lanes,
         size_t following = column + 1 == ncolumns ? 0 : column + 1;
         unsigned lane = lanes[column];
         bp->at[c0].eol |= column + 1 == ncolumns ? bit : 0;
-        bp->at[c0].required |= lane & LANE_REQUIRED || (lane & LANE_ONE_OF && bp->one_of_alone) ? bit : 0;
+        bp->at[c0].required |= lane & LANE_REQUIRED ? bit : 0;
         bp->at[c0].seconds |= lane & LANE_SECONDS ? bit : 0;
         bp->at[c0].other |= lane & LANE_OTHER ? bit : 0;
         bp->at[c0].one_of |= lane & LANE_ONE_OF ? bit : 0;
@@ -145,7 +142,7 @@ static inline int rows_fill_one_of(uint64_t fills, uint64_t eols, int earlier)
 /* Whether the block at buf + cursor, with masks m and no stop, passes
  * whole; then st moves past it, as the loop would have moved it (of
  * st->filled only what the loop reads: whether the open row filled its
- * one_of group, when the plan has one). Its
+ * one_of group, when it is checked). Its
  * checks are gathered into one test, with few branches that depend on the
  * data: blocks of ordinary files vary from one to the next. */
 BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
@@ -188,12 +185,10 @@ BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
     if ((bp->at[c0].other & counted)
         && !values_pass(p, m, _pdep_u64(bp->at[c0].other, ends), c0, buf, cursor, st->field))
         return 0;
-    if (p->one_of) {
+    if (bp->group) {
         const uint64_t fills = ~empty & bp->at[c0].one_of & counted, eols = bp->at[c0].eol & counted;
         const int earlier = (st->filled & LANE_ONE_OF) != 0;
-        /* with one_of_alone, later rows passed the required check; the first may have filled its group before */
-        if (bp->one_of_alone ? eols && !earlier && !(fills & (((eols & (0 - eols)) << 1) - 1))
-                             : !rows_fill_one_of(fills, eols, earlier))
+        if (!rows_fill_one_of(fills, eols, earlier))
             return 0;
         /* the row open at the block's end: the fields after its last line end */
         st->filled = (eols ? (fills >> (63 - __builtin_clzll(eols)) >> 1) != 0 : earlier || fills) ? LANE_ONE_OF : 0;

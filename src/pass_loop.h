@@ -29,8 +29,9 @@ PASS_TARGET static size_t PASS_FUNCTION(const struct plan *p, char delimiter, si
     unsigned char tail[BLOCK], lanes[LANES];
     const size_t ncolumns = p->ncolumns;
     struct pass_state st = { 0, 0, 0, 0, 0, 0 };
-    size_t cursor = 0, i;
+    size_t cursor = 0;
     unsigned read_whole = 0; /* the field the next end closes was read and checked whole */
+    int group; /* each record is checked for its one_of group */
 #ifdef PASS_RUN
     struct block_patterns patterns;
     const int by_blocks = ncolumns <= BLOCK && limit >= 2 * BLOCK;
@@ -38,10 +39,9 @@ PASS_TARGET static size_t PASS_FUNCTION(const struct plan *p, char delimiter, si
     *records = 0;
     if (ncolumns == 0 || ncolumns > LANES || (unsigned char)delimiter >= 0x80) /* such a delimiter is also a stop */
         return 0;
-    for (i = 0; i < ncolumns; i++)
-        lanes[i] = lane_of(&p->columns[i]);
+    group = lanes_of(p, lanes);
 #ifdef PASS_RUN
-    patterns_init(&patterns, p, lanes);
+    patterns_init(&patterns, p, group);
 #endif
     while (cursor < len) {
         struct masks m;
@@ -115,7 +115,7 @@ PASS_TARGET static size_t PASS_FUNCTION(const struct plan *p, char delimiter, si
                 read_whole = 0;
                 st.carry = 0;
                 if (m.eol & low) {
-                    if (st.column + 1 != ncolumns || (p->one_of && !(st.filled & LANE_ONE_OF))
+                    if (st.column + 1 != ncolumns || (group && !(st.filled & LANE_ONE_OF))
                         || st.field - st.record > limit)
                         goto out;
                     st.count++;
