@@ -8,9 +8,9 @@ local held = {} -- path -> the pid file of the vmtouch process holding it in mem
 -- lua5.4 with the checkout's modules
 common.LUA = [[LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4]]
 
--- { median, min, max } seconds of RUNS runs of each of fns after one warm-up,
--- in the order of fns; they take turns in each round, so that whatever else
--- the machine does falls on all of them alike.
+-- { median, min, max, rounds = seconds of each round } of RUNS runs of each
+-- of fns after one warm-up, in the order of fns; they take turns in each
+-- round, so that whatever else the machine does falls on all of them alike.
 function common.time_together(fns, runs)
   runs = runs or common.RUNS
   local times = {}
@@ -25,11 +25,23 @@ function common.time_together(fns, runs)
       times[i][round] = socket.gettime() - started
     end
   end
-  for i, list in ipairs(times) do
+  for i, rounds in ipairs(times) do
+    local list = table.move(rounds, 1, runs, 1, {})
     table.sort(list)
-    times[i] = { list[(runs + 1) // 2], list[1], list[runs] }
+    times[i] = { list[(runs + 1) // 2], list[1], list[runs], rounds = rounds }
   end
   return times
+end
+
+-- The median of a's time over b's in the same round: two runs back to back
+-- meet the same load on a shared machine, which two medians taken apart do not.
+function common.paired_ratio(a, b)
+  local ratios = {}
+  for round, seconds in ipairs(a.rounds) do
+    ratios[round] = seconds / b.rounds[round]
+  end
+  table.sort(ratios)
+  return ratios[(#ratios + 1) // 2]
 end
 
 -- median, min and max seconds of RUNS runs of fn after one warm-up
