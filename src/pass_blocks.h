@@ -147,11 +147,11 @@ static inline int rows_fill_one_of(uint64_t fills, uint64_t eols, int earlier)
  * data: blocks of ordinary files vary from one to the next. */
 BLOCKS_TARGET __attribute__((always_inline)) static inline int block_passes(
     const struct plan *p, const unsigned char *lanes, struct block_patterns *bp, size_t limit,
-    const struct masks *m, const unsigned char *buf, size_t cursor, struct pass_state *st)
+    const struct masks *m, uint64_t cr, const unsigned char *buf, size_t cursor, struct pass_state *st)
 {
     const size_t c0 = st->column;
     const unsigned lane = lanes[c0]; /* of the field open at the block's start */
-    const uint64_t ends = m->ends, eol = m->eol, cr = m->cr;
+    const uint64_t ends = m->ends, eol = m->eol;
     const uint64_t counted = _bzhi_u64(~(uint64_t)0, (unsigned)__builtin_popcountll(ends)); /* bit i: an i-th end */
     const unsigned first_eol = (unsigned)_tzcnt_u64(eol) & 63, last_eol = 63 - (unsigned)__builtin_clzll(eol | 1),
                    last_end = 63 - (unsigned)__builtin_clzll(ends | 1); /* each 0 with no such end */

@@ -79,10 +79,19 @@ __attribute__((target("avx512bw"), always_inline)) static inline void block_mask
 {
     const __m512i x = _mm512_loadu_si512((const void *)s);
     const uint64_t lf = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\n')),
-                   digits = _mm512_cmple_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('0')), _mm512_set1_epi8(9));
-    masks_of(m, lf | _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(delimiter)), lf,
-             _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\r')),
-             _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('"')) | _mm512_cmpeq_epi8_mask(x, _mm512_setzero_si512()),
-             _mm512_movepi8_mask(x), digits);
+                   digits = _mm512_cmple_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('0')), _mm512_set1_epi8(9)),
+                   ends = lf | _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(delimiter)),
+                   cr = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\r')),
+                   other_stops = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('"'))
+                       | _mm512_cmpeq_epi8_mask(x, _mm512_setzero_si512()),
+                   wide = _mm512_movepi8_mask(x);
+    if (!(cr | other_stops | wide)) { /* nearly every block of a plain file */
+        m->cr = m->stop = m->wide = 0;
+        m->eol = lf;
+        m->ends = ends;
+        m->nondigit = ~digits;
+        return;
+    }
+    masks_of(m, ends, lf, cr, other_stops, wide, digits);
 }
 #endif
