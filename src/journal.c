@@ -153,15 +153,26 @@ static int busy_wait(void *arg, int count)
     return 1;
 }
 
+/* nil, err for SQLite's error rc in `where`, the string on top of the stack
+ * (it is removed): journal_busy when another process kept the lock past the
+ * deadline, else `code` of `kind`. */
+static int db_error(lua_State *L, sqlite3 *db, int rc, enum error_kind kind, const char *code)
+{
+    const char *where = lua_tostring(L, -1);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        journal_error(L, KIND_INTERNAL, "journal_busy", "%s: another process kept it locked for %d s (%s)", where,
+                     BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(db));
+    else
+        journal_error(L, kind, code, "%s: %s", where, sqlite3_errmsg(db));
+    lua_remove(L, -3);
+    return 2;
+}
+
 /* Reports SQLite's error, rolling back the transaction if one is open. */
 static int sqlite_fail(lua_State *L, struct journal *j, const char *what)
 {
-    int rc = sqlite3_errcode(j->db);
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        journal_error(L, KIND_INTERNAL, "journal_busy", "journal: %s: another process kept it locked for %d s (%s)",
-                     what, BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(j->db));
-    else
-        journal_error(L, KIND_INTERNAL, "journal_failed", "journal: %s: %s", what, sqlite3_errmsg(j->db));
+    lua_pushfstring(L, "journal: %s", what);
+    db_error(L, j->db, sqlite3_errcode(j->db), KIND_INTERNAL, "journal_failed");
     if (!sqlite3_get_autocommit(j->db))
         run(j->stmt[S_ROLLBACK]);
     return 2;
@@ -620,12 +631,8 @@ int journal_open(lua_State *L)
         return luaL_error(L, "out of memory");
     sqlite3_busy_handler(j->db, busy_wait, j);
     if (rc != SQLITE_OK || (rc = set_up(j)) != SQLITE_OK) {
-        int busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
-        if (busy)
-            journal_error(L, KIND_INTERNAL, "journal_busy", "journal %s: another process kept it locked for %d s (%s)",
-                         path, BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(j->db));
-        else
-            journal_error(L, KIND_INPUT, "journal_unusable", "journal %s: %s", path, sqlite3_errmsg(j->db));
+        lua_pushfstring(L, "journal %s", path);
+        db_error(L, j->db, rc, KIND_INPUT, "journal_unusable");
         sqlite3_close_v2(j->db);
         j->db = NULL;
         return 2;
