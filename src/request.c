@@ -978,8 +978,8 @@ int request_call(lua_State *L)
     return lua_gettop(L) - base;
 }
 
-/* core.check_file(endpoint_name, path) -> true | nil, err: the checks an upload
- * makes before sending, for callers that read the file first. */
+/* core.check_file(endpoint_name, path) -> stamp | nil, err: the checks an upload
+ * makes before sending, for callers that read the file first (see request.h). */
 int request_check_file(lua_State *L)
 {
     const struct endpoint *ep = endpoint_find(luaL_checkstring(L, 1));

@@ -44,8 +44,7 @@ function batch.batch(jobs, opts)
   check_jobs(jobs)
   opts = opts or {}
   local concurrency = opts.concurrency or 3
-  if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= math.floor(concurrency)
-      or concurrency == math.huge then
+  if not (client.positive(concurrency) and concurrency == math.floor(concurrency)) then
     error("csvup.batch: concurrency must be a whole number from 1", 2)
   end
   local results, pools, order = {}, {}, {}

@@ -424,6 +424,7 @@ local function planner(service, m)
   local in_fields = registry.services[m.service].options_in == "fields"
   local prepare = m.prepare and assert(service.prepare[m.prepare], m.prepare)
   local result = service.answer[m.answer or (m.kind and service.kind_answer) or ""]
+  local revive = service.revive and service.revive[m.answer or ""]
   local keys = nil
   if m.shape == "upload" then
     keys = {}
@@ -482,7 +483,7 @@ local function planner(service, m)
       end
     end
     call.args = self:complete(call.args)
-    call.revive = service.revive and service.revive[m.answer or ""]
+    call.revive = revive
     function call.finish(answer)
       if result then
         return result(self, answer, values, m)

@@ -44,7 +44,7 @@ function metrika.new(opts)
     return nil, err
   end
   self.counter, self.ulogin = opts.counter, opts.ulogin
-  self.account = opts.ulogin -- whom the journal says an upload was for
+  self.account = self.ulogin -- whom the journal says an upload was for
   -- what this client knows of the uploadings it made: their kind, and the
   -- content_id_type a user-parameter upload will be confirmed with
   self.kinds = setmetatable({}, { __mode = "k" })

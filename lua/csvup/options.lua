@@ -41,7 +41,7 @@ local TYPES = {}
 local function outside_letters_digits(s)
   local i, at = 1, 0
   while i <= #s do
-    local c = s:match("^[0-9A-Za-z]", i) or s:match("^[\194-\244][\128-\191]*", i) or s:sub(i, i)
+    local c = s:match("^[\194-\244][\128-\191]*", i) or s:sub(i, i)
     local b1, b2 = c:byte(1, 2)
     at, i = at + 1, i + #c
     local cyrillic = #c == 2 and ((b1 >= 0xD0 and b1 <= 0xD3) or (b1 == 0xD4 and b2 <= 0xAF)) -- U+0400..U+052F

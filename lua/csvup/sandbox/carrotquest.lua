@@ -101,7 +101,7 @@ local function value_problem(name, value, merge_field)
   local digits = name ~= merge_field and value:match("^%-?([1-9]%d*)$")
   if digits and (#digits > #MAX_INTEGER or #digits == #MAX_INTEGER and digits > MAX_INTEGER) then
     return "is an integer beyond 2^53 either way"
-  elseif #value:gsub("[\128-\191]", "") > 255 then
+  elseif upload.longer_than(value, 255) then
     return "is longer than 255 characters"
   elseif value:find("^%d%d%d%d%-%d%d%-%d%d") and not is_date(value) then
     return "is not a date YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS"

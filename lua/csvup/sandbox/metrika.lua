@@ -145,7 +145,7 @@ local function enum(value, allowed)
 end
 
 local function too_long(comment)
-  return comment ~= nil and #comment:gsub("[\128-\191]", "") > 255
+  return comment ~= nil and upload.longer_than(comment, 255)
 end
 
 -- The offline-conversion upload's reference: a comment holds only digits and
@@ -456,12 +456,13 @@ local function list(kind, paged, by_type)
     local limit, offset = huge, 0
     if paged then
       limit, offset = count(q.limit, 10000), count(q.offset, 0)
+      if not limit or limit < 1 then
+        return fail(400, "invalid_parameter", "limit must be a whole number from 1", "limit")
+      elseif not offset then
+        return fail(400, "invalid_parameter", "offset must be a whole number from 0", "offset")
+      end
     end
-    if not limit or limit < 1 then
-      return fail(400, "invalid_parameter", "limit must be a whole number from 1", "limit")
-    elseif not offset then
-      return fail(400, "invalid_parameter", "offset must be a whole number from 0", "offset")
-    elseif by_type and not enum(q.type, "BASIC CALLS CHATS") then
+    if by_type and not enum(q.type, "BASIC CALLS CHATS") then
       return fail(400, "invalid_parameter", "type must be BASIC, CALLS or CHATS", "type")
     end
     local all, shown, skipped = counter.uploadings[kind] or {}, {}, 0

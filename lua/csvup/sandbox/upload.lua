@@ -39,6 +39,11 @@ function upload.head(part, n)
   return http.read_at(part.file, part.start, n < part.size and n or part.size)
 end
 
+-- Whether the UTF-8 text s has more than n characters.
+function upload.longer_than(s, n)
+  return #s:gsub("[\128-\191]", "") > n
+end
+
 -- { header = { names }, rows = { first records }, lines = { their line numbers },
 -- count = all records } or nil, message.
 function upload.read_csv(part, delimiter)
