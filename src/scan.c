@@ -23,11 +23,14 @@ static int cut_sequence(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* core.utf8_check_file(path) -> true | nil, err naming line and column (in bytes)
- * of the first byte that is not valid UTF-8. Memory stays at one chunk. */
+/* core.utf8_check_file(path, bom) -> true | nil, err naming line and column
+ * (in bytes) of the first byte that is not valid UTF-8; with bom, "bom" for a
+ * file that starts with a UTF-8 byte order mark, read no further. Memory
+ * stays at one chunk. */
 int scan_utf8_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    const int stop_at_bom = lua_toboolean(L, 2);
     unsigned char buf[CHUNK + 4];
     size_t carry = 0;
     long long line = 1, offset = 0, line_start = 0; /* offsets in the file */
@@ -53,6 +56,11 @@ int scan_utf8_file(lua_State *L)
         if (ferror(f)) {
             fclose(f);
             return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: read error", path);
+        }
+        if (stop_at_bom && offset == 0 && n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) {
+            fclose(f);
+            lua_pushliteral(L, "bom");
+            return 1;
         }
         valid = utf8_valid_prefix(buf, n);
         for (i = 0; i < valid; i++) {

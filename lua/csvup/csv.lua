@@ -238,17 +238,11 @@ function csv.encoding(name, path)
     return fail { code = "invalid_argument", message = ("encoding %q is not one of: utf-8, cp1251, windows-1251, auto")
       :format(tostring(name)) }
   end
-  local ok, err = core.utf8_check_file(path) -- first: it opens no FIFO, which the upload could not read again
+  -- it opens no FIFO, which the upload could not read again
+  local ok, err = core.utf8_check_file(path, true)
   if not ok and err.code ~= "invalid_utf8" then
     return nil, err
-  end
-  local f, message = io.open(path, "rb")
-  if not f then
-    return fail { code = "file_not_found", file = path, message = message }
-  end
-  local head = f:read(3)
-  f:close()
-  if head == BOM then
+  elseif ok == "bom" then
     return "utf-8", "it starts with a UTF-8 byte order mark"
   elseif ok then
     return "utf-8", "it is valid UTF-8"
