@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "connection.h"
 #include "csv.h"
@@ -74,9 +75,7 @@ static int core_columns(lua_State *L)
 /* core.now() -> seconds on a monotonic clock */
 static int core_now(lua_State *L)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    lua_pushnumber(L, (lua_Number)t.tv_sec + (lua_Number)t.tv_nsec / 1e9);
+    lua_pushnumber(L, (lua_Number)clock_ns() / 1e9);
     return 1;
 }
 

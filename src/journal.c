@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "endpoints.h"
 #include "error.h"
 #include "journal.h"
@@ -128,17 +129,10 @@ static int run(sqlite3_stmt *stmt)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Sets the deadline of a call (or of open) that is starting. */
 static void start_call(struct journal *j)
 {
-    j->deadline = now_ms() + BUSY_TIMEOUT_MS;
+    j->deadline = clock_ms() + BUSY_TIMEOUT_MS;
 }
 
 /* The busy handler: short sleeps while the call's deadline is ahead. SQLite's
@@ -146,7 +140,7 @@ static void start_call(struct journal *j)
 static int busy_wait(void *arg, int count)
 {
     const struct journal *j = arg;
-    int64_t left = j->deadline - now_ms(), pause = count < 20 ? count + 1 : 20;
+    int64_t left = j->deadline - clock_ms(), pause = count < 20 ? count + 1 : 20;
     if (left <= 0)
         return 0;
     sqlite3_sleep((int)(pause < left ? pause : left));
@@ -593,7 +587,7 @@ static int set_up(struct journal *j)
         rc = sqlite3_exec(j->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL);
         if (rc == SQLITE_OK)
             rc = create(j->db);
-        if (rc != SQLITE_BUSY || now_ms() >= j->deadline)
+        if (rc != SQLITE_BUSY || clock_ms() >= j->deadline)
             return rc;
         if (!sqlite3_get_autocommit(j->db))
             sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);

@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "connection.h"
 #include "endpoints.h"
 #include "error.h"
@@ -24,15 +25,8 @@ struct pool {
     lua_Integer *entry;
     curl_off_t done_sent, done_size; /* upload bytes of the finished entries */
     long interval_ms;      /* between two starts (a client's rate), or 0 */
-    long long next_start;  /* the monotonic ms before which nothing starts */
+    int64_t next_start;    /* the monotonic ms before which nothing starts */
 };
-
-static long long monotonic_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* Stack slots of the protected part. */
 enum { POOL = 1, CONNS, ENTRIES, PROGRESS, RESULTS, ANCHORS };
@@ -178,7 +172,7 @@ static int run_protected(lua_State *L)
             if (p->entry[c] || p->conns[c]->close_pending)
                 continue;
             usable++;
-            if (p->interval_ms && monotonic_ms() < p->next_start)
+            if (p->interval_ms && clock_ms() < p->next_start)
                 break; /* the rate allows no start yet */
             if ((slot = next_slot(p, c, active)) == SLOTS_BUSY)
                 break;
@@ -186,7 +180,7 @@ static int run_protected(lua_State *L)
                 active++;
             else
                 done++;
-            p->next_start = monotonic_ms() + p->interval_ms;
+            p->next_start = clock_ms() + p->interval_ms;
         }
         if (!usable && active == 0) { /* a callback closed every connection */
             for (; next <= count; next++, done++)
@@ -209,7 +203,7 @@ static int run_protected(lua_State *L)
         if (active > 0 && !finished) { /* a freed connection starts the next entry first */
             curl_multi_poll(p->multi, NULL, 0, POLL_MS, NULL);
         } else if (next <= count && p->interval_ms) { /* until the rate allows the next start */
-            long long wait = p->next_start - monotonic_ms();
+            int64_t wait = p->next_start - clock_ms();
             if (wait > 0)
                 curl_multi_poll(p->multi, NULL, 0, (int)(wait < POLL_MS ? wait : POLL_MS), NULL);
         }

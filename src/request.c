@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "clock.h"
 #include "connection.h"
 #include "endpoints.h"
 #include "error.h"
@@ -826,13 +827,6 @@ int request_prepare(lua_State *L, struct request *req)
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* nil and an error of a request that was stopped before anything was sent. */
 static int fail_unsent(lua_State *L, enum error_kind kind, const char *code, const char *message)
 {
@@ -857,7 +851,7 @@ static int fail_interrupted(lua_State *L, int sent)
 int request_take_slot(lua_State *L, struct request *req)
 {
     struct connection *conn = req->conn;
-    long long started = now_ms();
+    int64_t started = clock_ms();
     long waited;
     char text[256], why[128];
     if (conn->parallel <= 0 || req->slot >= 0)
@@ -876,7 +870,7 @@ int request_take_slot(lua_State *L, struct request *req)
         return fail_unsent(L, KIND_INTERNAL, "slots_unavailable", text);
     }
     /* the wait counts against the call's timeout */
-    waited = (long)(now_ms() - started);
+    waited = (long)(clock_ms() - started);
     curl_easy_setopt(conn->easy, CURLOPT_TIMEOUT_MS, req->timeout_ms > waited ? req->timeout_ms - waited : 1L);
     return 0;
 }

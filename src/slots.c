@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "signals.h"
 #include "slots.h"
@@ -162,19 +163,12 @@ int slots_try_acquire(const char *dir, uint64_t key, int slots)
     return SLOTS_BUSY;
 }
 
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 int slots_acquire(const char *dir, uint64_t key, int slots, long timeout_ms)
 {
     struct timespec pause = { 0, POLL_NS };
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = clock_ms() + timeout_ms;
     int fd;
-    while ((fd = slots_try_acquire(dir, key, slots)) == SLOTS_BUSY && now_ms() < deadline) {
+    while ((fd = slots_try_acquire(dir, key, slots)) == SLOTS_BUSY && clock_ms() < deadline) {
         if (signal_caught())
             return SLOTS_INTERRUPTED;
         nanosleep(&pause, NULL);
