@@ -29,6 +29,7 @@ dependencies = {
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
+  CRYPTO = { header = "openssl/evp.h", library = "crypto" },
 }
 build = {
   type = "builtin",
@@ -58,9 +59,9 @@ build = {
         "src/utf8.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "$(CURL_INCDIR)", "$(SQLITE_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE_LIBDIR)" },
-      libraries = { "curl", "sqlite3", "pthread", "m" },
+      incdirs = { "$(CURL_INCDIR)", "$(SQLITE_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+      libraries = { "curl", "sqlite3", "crypto", "pthread", "m" },
     },
     ["csvup"] = "lua/csvup/init.lua",
     ["csvup.batch"] = "lua/csvup/batch.lua",

@@ -305,8 +305,12 @@ describe("csvup.core safety", function()
       assert.matches("slot_timeout\tnetwork\tfalse", output)
       local mode = io.popen("stat -c %a " .. runtime .. "/csvup"):read("l")
       assert.are.equal("700", mode)
+      -- named by HMAC-SHA256 of the Authorization line under the directory's salt, as openssl computes it
+      local salt = io.popen("od -An -tx1 -v " .. runtime .. "/csvup/salt"):read("a"):gsub("%s", "")
+      local mac = io.popen(("printf %%s 'Authorization: OAuth slot-token' | openssl dgst -sha256 -mac HMAC "
+        .. "-macopt hexkey:%s"):format(salt)):read("a"):match("(%x+)%s*$")
       local names = io.popen("ls " .. runtime .. "/csvup"):read("a")
-      assert.matches("%.lock", names)
+      assert.matches(mac:sub(1, 16) .. "%-0%.lock", names)
     end)
 
     it("say so when their directory cannot be used", function()

@@ -8,6 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "clock.h"
 #include "error.h"
 #include "signals.h"
@@ -16,50 +19,19 @@
 #define POLL_NS 10000000L /* 10 ms between rounds when every slot is taken */
 #define SALT_SIZE 16
 
-/* SipHash-2-4: a keyed hash, so that a lock file's name tells nothing about
- * the token to whoever does not hold the salt. */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND(v0, v1, v2, v3) do { \
-        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-    } while (0)
-
-static uint64_t load64(const unsigned char *p)
+/* The key of a token's lock files: HMAC-SHA256 of the Authorization line
+ * under the directory's random salt, so that a file's name tells nothing about
+ * the token to whoever does not hold the salt. Its first 8 bytes name the files. */
+static int token_key(const unsigned char salt[SALT_SIZE], const char *authorization, uint64_t *key)
 {
-    uint64_t v = 0;
-    int i;
-    for (i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t siphash(const unsigned char key[SALT_SIZE], const unsigned char *in, size_t len)
-{
-    uint64_t k0 = load64(key), k1 = load64(key + 8), m, b = (uint64_t)len << 56;
-    uint64_t v0 = k0 ^ UINT64_C(0x736f6d6570736575), v1 = k1 ^ UINT64_C(0x646f72616e646f6d);
-    uint64_t v2 = k0 ^ UINT64_C(0x6c7967656e657261), v3 = k1 ^ UINT64_C(0x7465646279746573);
-    size_t i, left = len & 7;
-    for (i = 0; i + 8 <= len; i += 8) {
-        m = load64(in + i);
-        v3 ^= m;
-        SIPROUND(v0, v1, v2, v3);
-        SIPROUND(v0, v1, v2, v3);
-        v0 ^= m;
-    }
-    while (left--)
-        b |= (uint64_t)in[i + left] << (8 * left);
-    v3 ^= b;
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    return v0 ^ v1 ^ v2 ^ v3;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0, i;
+    if (!HMAC(EVP_sha256(), salt, SALT_SIZE, (const unsigned char *)authorization, strlen(authorization), mac, &len)
+        || len < 8)
+        return -1;
+    for (*key = 0, i = 0; i < 8; i++)
+        *key = (*key << 8) | mac[i];
+    return 0;
 }
 
 static int fail(char *why, size_t size, const char *dir, const char *what)
@@ -140,7 +112,10 @@ char *slots_open(const char *authorization, uint64_t *key, char *why, size_t why
         snprintf(dir, sizeof dir, "/tmp/csvup-%lu", (unsigned long)geteuid());
     if (private_directory(dir, why, why_size) != 0 || read_salt(dir, salt, why, why_size) != 0)
         return NULL;
-    *key = siphash(salt, (const unsigned char *)authorization, strlen(authorization));
+    if (token_key(salt, authorization, key) != 0) {
+        snprintf(why, why_size, "HMAC-SHA256 is not available from libcrypto");
+        return NULL;
+    }
     if (!(copy = strdup(dir)))
         snprintf(why, why_size, "out of memory");
     return copy;
