@@ -115,6 +115,15 @@ describe("retries", function()
     patient:close()
   end)
 
+  it("reads a Retry-After given as an HTTP date as the seconds until then", function()
+    local patient = assert(csvup.metrika.new { token = TOKEN, counter = 1, base_url = sandbox.url, backoff = { max = 5 } })
+    sandbox.fault { fault = "too_many_requests", retry_after = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 3600) }
+    local _, err = patient:offline_conversion_uploadings()
+    assert.are.same({ 429, 1 }, { err.status, #sandbox.requests() })
+    assert.is_true(err.retry_after > 3590 and err.retry_after <= 3600, tostring(err.retry_after))
+    patient:close()
+  end)
+
   it("never retries other HTTP errors", function()
     sandbox.fault { fault = "html_500", count = 3 }
     local _, err = m:offline_conversion_uploadings()

@@ -31,7 +31,7 @@ struct pool {
 /* Stack slots of the protected part. */
 enum { POOL = 1, CONNS, ENTRIES, PROGRESS, RESULTS, ANCHORS };
 
-/* results[i] = { status, body, headers } or { nil, err }: the n values on top, popped. */
+/* results[i] = { status, body, retry_after } or { nil, err }: the n values on top, popped. */
 static void store_result(lua_State *L, lua_Integer i, int n)
 {
     int k;
@@ -230,7 +230,7 @@ static void pool_free(struct pool *p)
 
 /* core.multi(conns, entries, progress?, { interval = seconds }?) -> results | nil, err
  * entries[i] = { endpoint = name, args = {...} } run at most #conns at a time,
- * each on a free connection; results[i] = { status, body, headers } or
+ * each on a free connection; results[i] = { status, body, retry_after } or
  * { nil, err }, in the order of entries. A raising progress or a signal stops
  * the batch: nil, err with err.results, where a stopped entry's error says
  * how much of it was sent and an entry never started has no result. The

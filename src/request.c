@@ -17,7 +17,6 @@
 #include "utf8.h"
 
 #define URL_LIMIT (64u << 10)
-#define HEADERS_LIMIT (64u << 10)
 #define RESPONSE_LIMIT (16u << 20) /* an answer larger than this is an error, not an out-of-memory */
 #define UPLOAD_MIN_RATE (64 << 10) /* bytes a second, see upload_ceiling_ms */
 
@@ -30,7 +29,6 @@ void request_init(struct request *req, lua_State *L, struct connection *conn, co
     req->args = args;
     req->url.limit = URL_LIMIT;
     req->body.limit = RESPONSE_LIMIT;
-    req->head.limit = HEADERS_LIMIT;
     req->reported = -1;
     req->slot = -1;
     req->fd = -1;
@@ -72,7 +70,6 @@ void request_release(struct request *req)
     req->headers = NULL;
     buffer_free(&req->url);
     buffer_free(&req->body);
-    buffer_free(&req->head);
 }
 
 static const char *describe(lua_State *L, int idx)
@@ -662,14 +659,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return 0;
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct request *req = arg;
-    if (size * nmemb >= 5 && strncmp(data, "HTTP/", 5) == 0)
-        buffer_clear(&req->head); /* a new response (after "100 Continue", say) */
-    return buffer_append(&req->head, data, size * nmemb) == 0 ? size * nmemb : 0;
-}
-
 /* Calls args.progress(sent, total) under lua_pcall; an error stops the
  * transfer, and so does a signal (checked at least once a second). */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
@@ -715,40 +704,15 @@ static const char *curl_code_name(CURLcode rc)
 #undef CURL_CODES
 }
 
-/* The response headers as a table of lower-case names; repeated ones joined by ", ". */
-static void push_headers(lua_State *L, const struct buffer *head)
+/* The answer's Retry-After in seconds, as libcurl reads it (a number of
+ * seconds or an HTTP date), or nil when it has none (or one already past). */
+static void push_retry_after(lua_State *L, CURL *easy)
 {
-    const char *p = head->data, *end = head->data + head->len;
-    char name[128];
-    lua_newtable(L);
-    while (p && p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon, *v, *ve;
-        size_t n, i;
-        if (!eol)
-            eol = end;
-        colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon && (n = (size_t)(colon - p)) < sizeof name) {
-            for (i = 0; i < n; i++)
-                name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
-            for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
-                ;
-            for (ve = eol; ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'); ve--)
-                ;
-            lua_pushlstring(L, name, n);
-            lua_pushvalue(L, -1);
-            lua_rawget(L, -3);
-            if (lua_isnil(L, -1)) {
-                lua_pop(L, 1);
-                lua_pushlstring(L, v, (size_t)(ve - v));
-            } else {
-                lua_pushliteral(L, ", ");
-                lua_pushlstring(L, v, (size_t)(ve - v));
-                lua_concat(L, 3);
-            }
-            lua_rawset(L, -3);
-        }
-        p = eol + 1;
-    }
+    curl_off_t seconds = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &seconds) == CURLE_OK && seconds > 0)
+        lua_pushinteger(L, (lua_Integer)seconds);
+    else
+        lua_pushnil(L);
 }
 
 /* After a transfer failed: how much of the request body went out, so that the
@@ -818,8 +782,6 @@ int request_prepare(lua_State *L, struct request *req)
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, req);
@@ -911,7 +873,7 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
     } else {
         lua_pushinteger(L, (lua_Integer)status);
         lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
-        push_headers(L, &req->head);
+        push_retry_after(L, req->conn->easy);
         n = 3;
     }
     if (n == 2)
@@ -939,7 +901,7 @@ static int call_protected(lua_State *L)
     return request_finish(L, req, curl_easy_perform(req->conn->easy));
 }
 
-/* endpoint(conn, args) -> status, body, headers | nil, err. The connection is
+/* endpoint(conn, args) -> status, body, retry_after | nil, err. The connection is
  * busy while the call runs: its callbacks cannot use it (busy), a close() is
  * done at the end; and whatever happens, the request is released. */
 int request_call(lua_State *L)

@@ -27,7 +27,7 @@ struct request {
     CURLM *multi;           /* the multi handle running the transfer, or NULL */
     curl_mime *mime;
     struct curl_slist *headers;
-    struct buffer url, body, head;
+    struct buffer url, body;
     long timeout_ms;        /* of the transfer, decided by request_prepare */
     const char *data;       /* args.data, anchored by the caller */
     size_t data_len, data_pos;
@@ -62,7 +62,7 @@ int request_prepare(lua_State *L, struct request *req);
  * at most the transfer's timeout: 0, or nil, err pushed and 2. */
 int request_take_slot(lua_State *L, struct request *req);
 /* Pushes the outcome of a finished (or stopped) transfer, status, body,
- * headers (3) or nil, err (2), then releases the request. */
+ * retry_after (3: seconds, or nil) or nil, err (2), then releases the request. */
 int request_finish(lua_State *L, struct request *req, CURLcode rc);
 /* Gives back all a request holds and resets the connection's handle; safe to
  * call again. */

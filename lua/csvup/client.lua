@@ -319,9 +319,11 @@ local function excerpt(body)
   return client.printable(#text > 160 and text:sub(1, 160) .. "..." or text)
 end
 
--- The decoded answer of a finished request, or nil, err. read_error(status,
--- decoded) gives the service's error fields, or nil when the answer is a success.
-function client.interpret(status, body, headers, read_error)
+-- The decoded answer of a finished request, or nil, err. retry_after: the
+-- answer's Retry-After in seconds, as libcurl reads it (seconds or an HTTP
+-- date), or nil. read_error(status, decoded) gives the service's error
+-- fields, or nil when the answer is a success.
+function client.interpret(status, body, retry_after, read_error)
   if not status then
     return nil, body
   end
@@ -338,8 +340,7 @@ function client.interpret(status, body, headers, read_error)
   fields.code = client.printable(fields.code)
   fields.message = fields.message ~= nil and client.printable(fields.message) or nil
   fields.status = fields.status or status
-  local retry_after = tonumber(headers["retry-after"])
-  fields.retry_after = retry_after and retry_after >= 0 and retry_after < math.huge and retry_after or nil
+  fields.retry_after = retry_after
   return nil, errors.new("api", fields.code, fields.message, fields)
 end
 
@@ -372,8 +373,8 @@ function client.call(conn, name, args, read_error, p)
     if not ready then
       return nil, interrupted
     end
-    local status, body, headers = core[name](conn, args)
-    local answer, err = client.interpret(status, body, headers, read_error)
+    local status, body, retry_after = core[name](conn, args)
+    local answer, err = client.interpret(status, body, retry_after, read_error)
     if answer then
       return answer
     elseif err.code == "validation_failed" then

@@ -1,6 +1,6 @@
 -- Faults the sandbox can inject, to rehearse what a job meets on a bad night.
 -- POST /_sandbox/faults {"fault": NAME, "count": n (1), "path": "part of the path"
--- (any), "retry_after": seconds (too_many_requests), "delay": seconds (slow)}
+-- (any), "retry_after": seconds or an HTTP date (too_many_requests), "delay": seconds (slow)}
 -- queues one; the next count matching requests get it. The faults:
 --   reset_mid_upload    reads the first 64 KB of the body, then resets the connection
 --   drop_after_body     reads the whole body, then closes without an answer
