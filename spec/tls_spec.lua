@@ -1,5 +1,6 @@
 -- TLS is verified by default; plain http only to this machine unless asked for.
 local csvup = require "csvup"
+local files = require "support.files"
 local support = require "support.sandbox"
 local tls = require "support.tls"
 
@@ -40,6 +41,23 @@ describe("TLS", function()
     assert(m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv" })
     assert.are.equal(1, #sandbox.requests())
     m:close()
+  end)
+
+  it("ends at once an upload answered before its body was read, where HTTP/2 would spin", function()
+    -- nginx answers at once and never reads the body: an HTTP/2 upload would wait for a window that never opens
+    local early = tls.start(sandbox.url, { http2 = true,
+      answer = [[default_type application/json; return 200 '{"uploading":{"id":7,"status":"UPLOADED"}}';]] })
+    local dir = files.tmpdir()
+    local path = files.write(dir .. "/big.csv", "ClientId,Target,DateTime\n"
+      .. ("133591247640966458,GOAL1,1481718166\n"):rep(200000))
+    local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = early.url,
+      ca_file = early.ca_file, retries = 0, upload_timeout = 20 })
+    local ok, err = m:upload_offline_conversions { file = path }
+    m:close()
+    early.stop()
+    files.remove(dir)
+    assert.are.same({ 7, "UPLOADED" }, { ok and ok.id, ok and ok.status }, tostring(err))
+    assert.are.same({}, sandbox.requests())
   end)
 
   it("refuses plain http to another machine unless allow_http is set", function()

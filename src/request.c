@@ -760,8 +760,13 @@ int request_prepare(lua_State *L, struct request *req)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
-    if (ep->body == BODY_MULTIPART)
+    if (ep->body == BODY_MULTIPART) {
+        /* HTTP/1.1: an upload has a connection of its own, so HTTP/2 gains it
+         * nothing, and libcurl 7.88 spins on an HTTP/2 stream whose server
+         * answered without reading the body until the transfer times out. */
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         rc = build_multipart(L, req, conn, ep);
+    }
     else if (ep->body == BODY_JSON)
         rc = build_json(L, req, conn, ep);
     else if (strcmp(ep->method, "POST") == 0) {
