@@ -41,7 +41,6 @@ build = {
         "src/core.c",
         "src/cp1251.c",
         "src/csv.c",
-        "src/endpoints.c",
         "src/error.c",
         "src/journal.c",
         "src/json.c",

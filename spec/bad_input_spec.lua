@@ -1,6 +1,7 @@
 -- Bad input is refused with a clear error before anything is sent.
 local csvup = require "csvup"
 local core = require "csvup.core"
+local EP = require("csvup.registry").endpoint
 local support = require "support.sandbox"
 
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
@@ -131,8 +132,8 @@ describe("bad input", function()
 
   it("raises for programmer misuse: options that are not a table", function()
     assert.has_error(function() m:upload_offline_conversions("file.csv") end)
-    assert.has_error(function() core.upload_calls(m.conn, { file = CONVERSIONS, progress = 42 }) end)
-    assert.has_error(function() core.import_users(m.conn, { file = CONVERSIONS }) end,
+    assert.has_error(function() core.request(m.conn, EP.upload_calls, { file = CONVERSIONS, progress = 42 }) end)
+    assert.has_error(function() core.request(m.conn, EP.import_users, { file = CONVERSIONS }) end,
       "import_users is a carrotquest endpoint, called with a metrika connection")
   end)
 end)

@@ -1,6 +1,7 @@
 -- csvup.core: connections, keep-alive, headers, callbacks, errors, exact JSON.
 local csvup = require "csvup"
 local core = require "csvup.core"
+local EP = require("csvup.registry").endpoint
 local json = require "csvup.json"
 local support = require "support.sandbox"
 
@@ -16,11 +17,13 @@ describe("csvup.core", function()
     return assert(csvup.metrika.new { token = support.TOKEN, counter = 42, base_url = sandbox.url })
   end
 
-  it("registers one function per endpoint and exposes the versions", function()
-    for _, name in ipairs { "upload_offline_conversions", "delete_expenses", "confirm_user_params", "import_users",
-      "crm_uploadings", "disable_calls_extended_threshold" } do
-      assert.is_function(core[name])
+  it("offers one request that knows no endpoint, and exposes the versions", function()
+    assert.is_function(core.request)
+    for name in pairs(EP) do
+      assert.is_nil(core[name], name)
     end
+    -- what each endpoint is lives in csvup.registry alone
+    assert.are.equal("", io.popen("grep -rlE 'management/v1|cdp/api|users/import|offline_conversions' src"):read("a"))
     assert.matches("^%d+%.%d+%.%d+$", csvup.VERSION)
     assert.are.equal(core.VERSION, csvup.VERSION)
   end)
@@ -122,7 +125,7 @@ describe("csvup.core", function()
 
   it("refuses an unknown query parameter", function()
     local m = client()
-    local result, err = core.upload_calls(m.conn, { counter = 42, file = CONVERSIONS, query = { comentt = "x" } })
+    local result, err = core.request(m.conn, EP.upload_calls, { counter = 42, file = CONVERSIONS, query = { comentt = "x" } })
     assert.is_nil(result)
     assert.matches("unknown query parameter 'comentt'", err.message)
     assert.are.same({}, sandbox.requests())

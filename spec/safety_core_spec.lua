@@ -1,6 +1,7 @@
 -- csvup.core against hostile callbacks, servers, files, options and signals:
 -- no crash, no silent change, no leak of the token, no unbounded wait.
 local core = require "csvup.core"
+local EP = require("csvup.registry").endpoint
 local csvup = require "csvup"
 local files = require "support.files"
 local support = require "support.sandbox"
@@ -70,14 +71,14 @@ describe("csvup.core safety", function()
     it("answers a call on the same connection with busy, and the outer call goes on", function()
       local conn = assert(connect())
       local inner
-      local status = core.upload_offline_conversions(conn, { counter = 1, file = CONVERSIONS, progress = function()
-        inner = inner or { core.expense_uploadings(conn, { counter = 1 }) }
+      local status = core.request(conn, EP.upload_offline_conversions, { counter = 1, file = CONVERSIONS, progress = function()
+        inner = inner or { core.request(conn, EP.expense_uploadings, { counter = 1 }) }
       end })
       assert.are.equal(200, status)
       assert.is_nil(inner[1])
       assert.are.same({ "busy", "input" }, { inner[2].code, inner[2].kind })
       assert.are.equal(1, #sandbox.requests())
-      assert.are.equal(200, (core.expense_uploadings(conn, { counter = 1 })))
+      assert.are.equal(200, (core.request(conn, EP.expense_uploadings, { counter = 1 })))
       conn:close()
     end)
 
@@ -86,10 +87,10 @@ describe("csvup.core safety", function()
       local inner, closed
       local entries = {}
       for i = 1, 4 do
-        entries[i] = { endpoint = "upload_offline_conversions", args = { counter = 1, file = CONVERSIONS } }
+        entries[i] = { endpoint = EP.upload_offline_conversions, args = { counter = 1, file = CONVERSIONS } }
       end
       local results = assert(core.multi({ a, b }, entries, function()
-        inner = inner or { core.expense_uploadings(a, { counter = 1 }) }
+        inner = inner or { core.request(a, EP.expense_uploadings, { counter = 1 }) }
         if not closed then
           closed = true
           b:close()
@@ -100,7 +101,7 @@ describe("csvup.core safety", function()
         assert.are.equal(200, results[i][1], tostring(results[i][2]))
       end
       assert.matches("closed", tostring(b))
-      assert.are.equal(200, (core.expense_uploadings(a, { counter = 1 })))
+      assert.are.equal(200, (core.request(a, EP.expense_uploadings, { counter = 1 })))
       a:close()
     end)
   end)
@@ -109,7 +110,7 @@ describe("csvup.core safety", function()
     local conn = assert(connect())
     local entries = {}
     for i = 1, 3 do
-      entries[i] = { endpoint = "upload_offline_conversions", args = { counter = 1, file = CONVERSIONS } }
+      entries[i] = { endpoint = EP.upload_offline_conversions, args = { counter = 1, file = CONVERSIONS } }
     end
     local results, err = core.multi({ conn }, entries, function(_, _, done)
       if done == 1 then
@@ -120,7 +121,7 @@ describe("csvup.core safety", function()
     assert.are.same({ "callback_error", "internal" }, { err.code, err.kind })
     assert.are.equal(200, err.results[1][1])
     assert.is_nil(err.results[3])
-    assert.are.equal(200, (core.expense_uploadings(conn, { counter = 1 })))
+    assert.are.equal(200, (core.request(conn, EP.expense_uploadings, { counter = 1 })))
     conn:close()
   end)
 
@@ -128,7 +129,7 @@ describe("csvup.core safety", function()
     local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
     local function upload_args()
       local call = assert(m.plans.upload_offline_conversions(m, { file = support.big_csv() }))
-      return call.endpoint, call.args
+      return EP[call.endpoint], call.args
     end
     local conn = assert(connect())
     local endpoint, args = upload_args()
@@ -139,7 +140,7 @@ describe("csvup.core safety", function()
       collectgarbage()
       collectgarbage()
     end
-    assert.are.equal(200, (core[endpoint](conn, args)))
+    assert.are.equal(200, (core.request(conn, endpoint, args)))
     local entries = { {} }
     entries[1].endpoint, entries[1].args = upload_args()
     local results = assert(core.multi({ conn }, entries, function()
@@ -185,7 +186,7 @@ describe("csvup.core safety", function()
 
   it("refuses a query value that overflows the URL, and sends nothing", function()
     local conn = assert(connect())
-    local result, err = core.delete_expense_line(conn, { counter = 1, query = {
+    local result, err = core.request(conn, EP.delete_expense_line, { counter = 1, query = {
       date = "2024-01-01", UTMSource = "s", UTMCampaign = string.rep("c", 70000), comment = "after the long one" } })
     assert.is_nil(result)
     assert.are.same({ "invalid_argument", "input" }, { err.code, err.kind })
@@ -199,7 +200,7 @@ describe("csvup.core safety", function()
       local path = copy_of_big_csv()
       local conn = assert(connect())
       local changed = false
-      local result, err = core.upload_offline_conversions(conn, { counter = 1, file = path, progress = function()
+      local result, err = core.request(conn, EP.upload_offline_conversions, { counter = 1, file = path, progress = function()
         if not changed then
           changed = true
           change(path)
@@ -232,9 +233,10 @@ describe("csvup.core safety", function()
     it("hides any line naming Authorization, whatever comes before it", function()
       local output = run(([[
         local core = require "csvup.core"
+        local EP = require("csvup.registry").endpoint
         local conn = assert(core.connection { service = "metrika", token = "tok-SECRET-123", base_url = %q,
           verbose = true, user_agent = "probe [AUTHORIZATION: OAuth tok-SECRET-UA]" })
-        core.expense_uploadings(conn, { counter = 1 })
+        core.request(conn, EP.expense_uploadings, { counter = 1 })
       ]]):format(sandbox.url))
       assert.matches("> GET /management/v1/counter/1/expense/uploadings", output)
       assert.matches("Authorization: %[hidden%]", output)
@@ -245,9 +247,10 @@ describe("csvup.core safety", function()
       local proxy = tls.start(sandbox.url, { http2 = true })
       local output = run(([[
         local core = require "csvup.core"
+        local EP = require("csvup.registry").endpoint
         local conn = assert(core.connection { service = "metrika", token = "tok-SECRET-123", base_url = %q,
           ca_file = %q, verbose = true })
-        print(core.expense_uploadings(conn, { counter = 1 }))
+        print(core.request(conn, EP.expense_uploadings, { counter = 1 }))
       ]]):format(proxy.url, proxy.ca_file))
       proxy.stop()
       assert.matches("HTTP/2", output)
@@ -290,14 +293,15 @@ describe("csvup.core safety", function()
       assert(os.execute("mkdir -m 700 " .. runtime))
       local output, code = run(([[
         local core = require "csvup.core"
+        local EP = require("csvup.registry").endpoint
         local function connect(timeout)
           return assert(core.connection { service = "metrika", token = "slot-token", base_url = %q,
             parallel = 1, timeout = timeout })
         end
         local holder, waiter = connect(), connect(0.3)
         local inner
-        assert(core.upload_offline_conversions(holder, { counter = 1, file = %q, progress = function()
-          inner = inner or { core.expense_uploadings(waiter, { counter = 1 }) }
+        assert(core.request(holder, EP.upload_offline_conversions, { counter = 1, file = %q, progress = function()
+          inner = inner or { core.request(waiter, EP.expense_uploadings, { counter = 1 }) }
         end }))
         print(inner[2].code, inner[2].kind, inner[2].request_sent)
       ]]):format(sandbox.url, CONVERSIONS), "XDG_RUNTIME_DIR=" .. runtime)
@@ -318,6 +322,7 @@ describe("csvup.core safety", function()
       assert(os.execute(("mkdir -p %s/csvup && chmod 777 %s/csvup"):format(runtime, runtime)))
       local output = run(([[
         local core = require "csvup.core"
+        local EP = require("csvup.registry").endpoint
         local conn, err = core.connection { service = "metrika", token = "t", base_url = %q }
         print(conn, err.code, err.kind, err.message)
         print(assert(core.connection { service = "metrika", token = "t", base_url = %q, parallel = 0 }))
@@ -354,6 +359,7 @@ describe("csvup.core safety", function()
     assert(os.execute("mkfifo " .. fifo))
     local output, code = run(([[
       local core = require "csvup.core"
+      local EP = require("csvup.registry").endpoint
       for _, path in ipairs { "/dev/zero", %q } do
         local ok, err = core.utf8_check_file(path)
         print(ok, err.code, err.kind)
@@ -369,18 +375,19 @@ describe("csvup.core safety", function()
     it("stop an upload at once: interrupted, with what was sent", function()
       local output, code = run(PID .. ([[
         local core = require "csvup.core"
+        local EP = require("csvup.registry").endpoint
         core.signals()
         local conn = assert(core.connection { service = "metrika", token = "sandbox-token", base_url = %q,
           parallel = 0 })
         local killed = false
-        local result, err = core.upload_offline_conversions(conn, { counter = 1, file = %q, progress = function()
+        local result, err = core.request(conn, EP.upload_offline_conversions, { counter = 1, file = %q, progress = function()
           if not killed then
             killed = true
             os.execute("kill -TERM " .. pid)
           end
         end })
         print(result, err.code, err.kind, err.request_sent, core.interrupted())
-        result, err = core.expense_uploadings(conn, { counter = 1 })
+        result, err = core.request(conn, EP.expense_uploadings, { counter = 1 })
         print(result, err.code, err.request_sent)
       ]]):format(sandbox.url, copy_of_big_csv()))
       assert.are.equal(0, code, output)
@@ -391,13 +398,14 @@ describe("csvup.core safety", function()
     it("stop a batch: interrupted, with the results so far", function()
       local output, code = run(PID .. ([[
         local core = require "csvup.core"
+        local EP = require("csvup.registry").endpoint
         core.signals()
         local conns, entries = {}, {}
         for i = 1, 2 do
           conns[i] = assert(core.connection { service = "metrika", token = "sandbox-token", base_url = %q })
         end
         for i = 1, 5 do
-          entries[i] = { endpoint = "upload_offline_conversions", args = { counter = 1, file = %q } }
+          entries[i] = { endpoint = EP.upload_offline_conversions, args = { counter = 1, file = %q } }
         end
         local killed = false
         local results, err = core.multi(conns, entries, function()
@@ -415,6 +423,7 @@ describe("csvup.core safety", function()
     it("cut core.sleep short", function()
       local output, code = run(PID .. [[
         local core = require "csvup.core"
+        local EP = require("csvup.registry").endpoint
         core.signals()
         assert(core.interrupted() == nil)
         os.execute("(sleep 0.2; kill -INT " .. pid .. ") &") -- system() itself ignores SIGINT
@@ -428,15 +437,15 @@ describe("csvup.core safety", function()
 
   it("gives every error a kind", function()
     local refused = assert(connect { base_url = "http://127.0.0.1:1" })
-    local _, err = core.expense_uploadings(refused, { counter = 1 })
+    local _, err = core.request(refused, EP.expense_uploadings, { counter = 1 })
     assert.are.same({ "COULDNT_CONNECT", "network" }, { err.code, err.kind })
-    _, err = core.upload_offline_conversions(refused, { counter = 1, file = dir .. "/missing.csv" })
+    _, err = core.request(refused, EP.upload_offline_conversions, { counter = 1, file = dir .. "/missing.csv" })
     assert.are.same({ "file_not_found", "input" }, { err.code, err.kind })
     refused:close()
-    _, err = core.expense_uploadings(refused, { counter = 1 })
+    _, err = core.request(refused, EP.expense_uploadings, { counter = 1 })
     assert.are.same({ "closed", "input" }, { err.code, err.kind })
     local conn = assert(connect())
-    _, err = core.upload_offline_conversions(conn, { counter = 1, file = CONVERSIONS, progress = function()
+    _, err = core.request(conn, EP.upload_offline_conversions, { counter = 1, file = CONVERSIONS, progress = function()
       error("stop")
     end })
     assert.are.same({ "callback_error", "internal" }, { err.code, err.kind })

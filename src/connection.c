@@ -6,13 +6,20 @@
 #include <strings.h>
 
 #include "connection.h"
-#include "endpoints.h"
 #include "error.h"
 #include "slots.h"
 #include "version.h"
 
 #define CONNECTION_MT "csvup.connection"
 #define WEEK 604800.0
+
+/* Metrica allows 3 parallel requests per user; Carrot quest publishes no such
+ * limit (its rate advice is kept by the Lua client). */
+const struct service csvup_services[] = {
+    { "metrika", "https://api-metrika.yandex.net", "OAuth", 3 },
+    { "carrotquest", "https://api.carrotquest.io", "Token", 0 },
+};
+const size_t csvup_service_count = sizeof csvup_services / sizeof csvup_services[0];
 
 struct connection *connection_check(lua_State *L, int idx)
 {

@@ -8,6 +8,19 @@
 
 #include "compat.h"
 
+/* The services a connection speaks to; what each endpoint is lives in Lua
+ * (csvup.registry): here only the address, the authorization and the limit
+ * of requests at once that every connection of a service starts from. */
+struct service {
+    const char *name;
+    const char *base_url;     /* default, overridden by connection{ base_url } */
+    const char *auth_scheme;  /* Authorization: <scheme> <token> */
+    int parallel;             /* default limit of requests at once per token (0: none) */
+};
+
+extern const struct service csvup_services[];
+extern const size_t csvup_service_count;
+
 struct connection {
     CURL *easy;          /* NULL once closed */
     int service;         /* index into csvup_services */

@@ -1,4 +1,4 @@
-/* csvup.core: connections, one function per API endpoint, and the helpers
+/* csvup.core: connections, one generic request, and the helpers
  * the Lua modules need from C. */
 #include <pthread.h>
 #include <sys/ioctl.h>
@@ -11,7 +11,6 @@
 #include "compat.h"
 #include "connection.h"
 #include "csv.h"
-#include "endpoints.h"
 #include "error.h"
 #include "journal.h"
 #include "json.h"
@@ -85,6 +84,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "connection", connection_new },
         { "check_file", request_check_file },
         { "recoder", recode_new },
+        { "request", request_call },
         { "columns", core_columns },
         { "csv_columns", csv_columns },
         { "csv_encoder", csv_encoder_new },
@@ -105,7 +105,6 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "sleep", core_sleep },
         { NULL, NULL }
     };
-    size_t i;
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK)
         return luaL_error(L, "curl_global_init failed: %s", curl_easy_strerror(curl_init_result));
@@ -118,22 +117,6 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
 
     lua_newtable(L);
     luaL_setfuncs(L, functions, 0);
-    lua_newtable(L); /* core.ENDPOINTS: endpoint name -> { method, path, query } */
-    for (i = 0; i < csvup_endpoint_count; i++) {
-        const struct endpoint *ep = &csvup_endpoints[i];
-        lua_pushinteger(L, (lua_Integer)i);
-        lua_pushcclosure(L, request_call, 1);
-        lua_setfield(L, -3, ep->name);
-        lua_createtable(L, 0, 3);
-        lua_pushstring(L, ep->method);
-        lua_setfield(L, -2, "method");
-        lua_pushstring(L, ep->path);
-        lua_setfield(L, -2, "path");
-        lua_pushstring(L, ep->query);
-        lua_setfield(L, -2, "query");
-        lua_setfield(L, -2, ep->name);
-    }
-    lua_setfield(L, -2, "ENDPOINTS");
     lua_pushliteral(L, CSVUP_VERSION);
     lua_setfield(L, -2, "VERSION");
     lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

@@ -12,7 +12,7 @@
 #include <sqlite3.h>
 
 #include "clock.h"
-#include "endpoints.h"
+#include "connection.h"
 #include "error.h"
 #include "journal.h"
 

@@ -6,7 +6,6 @@
 
 #include "clock.h"
 #include "connection.h"
-#include "endpoints.h"
 #include "error.h"
 #include "multi.h"
 #include "request.h"
@@ -60,18 +59,16 @@ static void finish(lua_State *L, struct pool *p, int c, CURLcode rc)
 static int start(lua_State *L, struct pool *p, int c, lua_Integer i, int slot)
 {
     struct request *req = &p->requests[c];
-    const struct endpoint *ep;
+    struct endpoint ep;
     int top = lua_gettop(L), n;
     lua_rawgeti(L, ENTRIES, (int)i);
-    luaL_argcheck(L, lua_istable(L, -1), 2, "each entry must be { endpoint = name, args = table }");
+    luaL_argcheck(L, lua_istable(L, -1), 2, "each entry must be { endpoint = table, args = table }");
     lua_getfield(L, -1, "endpoint");
-    ep = endpoint_find(lua_tostring(L, -1));
-    if (!ep || ep->service != p->conns[c]->service)
-        return luaL_error(L, "entry %d: no %s endpoint named %s", (int)i, csvup_services[p->conns[c]->service].name,
-                          lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+    luaL_argcheck(L, lua_istable(L, -1), 2, "each entry's endpoint must be a table of csvup.registry");
+    endpoint_read(L, -1, p->conns[c], &ep);
     lua_getfield(L, -2, "args");
     luaL_argcheck(L, lua_istable(L, -1), 2, "each entry's args must be a table");
-    request_init(req, L, p->conns[c], ep, lua_gettop(L));
+    request_init(req, L, p->conns[c], &ep, lua_gettop(L));
     req->slot = slot;
     p->entry[c] = i;
     if ((n = request_prepare(L, req)) != 0 || (n = request_take_slot(L, req)) != 0) {

@@ -8,7 +8,6 @@
 #include "buffer.h"
 #include "clock.h"
 #include "connection.h"
-#include "endpoints.h"
 #include "error.h"
 #include "records.h"
 #include "request.h"
@@ -17,6 +16,7 @@
 #include "utf8.h"
 
 #define URL_LIMIT (64u << 10)
+#define FORM_LIMIT (64u << 10) /* a URL-encoded body: a few fields, like a query */
 #define RESPONSE_LIMIT (16u << 20) /* an answer larger than this is an error, not an out-of-memory */
 #define UPLOAD_MIN_RATE (64 << 10) /* bytes a second, see upload_ceiling_ms */
 
@@ -25,9 +25,11 @@ void request_init(struct request *req, lua_State *L, struct connection *conn, co
     memset(req, 0, sizeof *req);
     req->L = L;
     req->conn = conn;
-    req->ep = ep;
+    req->endpoint = *ep;
+    req->ep = &req->endpoint;
     req->args = args;
     req->url.limit = URL_LIMIT;
+    req->form.limit = FORM_LIMIT;
     req->body.limit = RESPONSE_LIMIT;
     req->reported = -1;
     req->slot = -1;
@@ -70,6 +72,7 @@ void request_release(struct request *req)
     req->headers = NULL;
     buffer_free(&req->url);
     buffer_free(&req->body);
+    buffer_free(&req->form);
 }
 
 static const char *describe(lua_State *L, int idx)
@@ -121,13 +124,70 @@ static int path_integer(lua_State *L, int idx, char out[24])
     return 1;
 }
 
+static const char *const METHODS[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
+static const char *const BODIES[] = { "none", "multipart", "json", "form", NULL };
+
+/* The index of s in names (NULL-terminated), or -1. */
+static int find_name(const char *const *names, const char *s)
+{
+    int i;
+    for (i = 0; s && names[i]; i++)
+        if (strcmp(names[i], s) == 0)
+            return i;
+    return -1;
+}
+
+void endpoint_read(lua_State *L, int idx, const struct connection *conn, struct endpoint *ep)
+{
+    const char *name, *service;
+    size_t len;
+    int top = lua_gettop(L), method = -1, body;
+    if (idx < 0)
+        idx = top + idx + 1;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    memset(ep, 0, sizeof *ep);
+    ep->table = idx;
+    lua_getfield(L, idx, "name");
+    name = lua_tolstring(L, -1, &len);
+    if (lua_type(L, -1) != LUA_TSTRING || len == 0 || len >= sizeof ep->name || strlen(name) != len)
+        luaL_error(L, "an endpoint's name must be a string of 1 to %d bytes", (int)sizeof ep->name - 1);
+    memcpy(ep->name, name, len + 1);
+    lua_getfield(L, idx, "method");
+    if (lua_type(L, -1) != LUA_TSTRING || (method = find_name(METHODS, lua_tostring(L, -1))) < 0)
+        luaL_error(L, "%s: the endpoint's method must be GET, POST, PUT, PATCH or DELETE", ep->name);
+    strcpy(ep->method, METHODS[method]);
+    lua_getfield(L, idx, "body");
+    if ((body = lua_isnil(L, -1) ? BODY_NONE : find_name(BODIES, lua_tostring(L, -1))) < 0
+        || (body != BODY_NONE && method == 0))
+        luaL_error(L, "%s: the endpoint's body must be nil, \"multipart\", \"json\" or \"form\", and a GET has none",
+                   ep->name);
+    ep->body = (enum body_kind)body;
+    lua_getfield(L, idx, "max_file_size");
+    if (!lua_isnil(L, -1) && (!csvup_tointeger(L, -1, &ep->max_file_size) || ep->max_file_size < 0))
+        luaL_error(L, "%s: the endpoint's max_file_size must be a whole number of bytes", ep->name);
+    lua_getfield(L, idx, "service");
+    service = lua_tostring(L, -1);
+    if (conn && (!service || strcmp(service, csvup_services[conn->service].name) != 0))
+        luaL_error(L, "%s is a %s endpoint, called with a %s connection", ep->name, service ? service : "(no service)",
+                   csvup_services[conn->service].name);
+    lua_settop(L, top);
+}
+
+/* The endpoint's path with each "{name}" replaced by args[name], a positive integer. */
 static int append_path(lua_State *L, struct request *req, const struct endpoint *ep)
 {
-    const char *p = ep->path, *open;
-    char name[16], digits[24];
+    const char *p, *open;
+    char name[32], digits[24];
+    lua_getfield(L, ep->table, "path");
+    if (!(p = one_line(L, -1)) || *p != '/' || strpbrk(p, "?# "))
+        return luaL_error(L, "%s: the endpoint's path must be one line that starts with / and has no ?, # or space",
+                          ep->name);
     while ((open = strchr(p, '{'))) {
         const char *close = strchr(open, '}');
-        size_t n = (size_t)(close - open - 1);
+        size_t n = close ? (size_t)(close - open - 1) : 0;
+        if (n == 0 || n >= sizeof name || memchr(open + 1, '{', n) || memchr(p, '}', (size_t)(open - p)))
+            return luaL_error(L, "%s: a path parameter is {name}, its name 1 to %d bytes", ep->name,
+                              (int)sizeof name - 1);
         memcpy(name, open + 1, n);
         name[n] = '\0';
         buffer_append(&req->url, p, (size_t)(open - p));
@@ -140,21 +200,10 @@ static int append_path(lua_State *L, struct request *req, const struct endpoint 
         buffer_puts(&req->url, digits);
         p = close + 1;
     }
+    if (strchr(p, '}'))
+        return luaL_error(L, "%s: a path parameter is {name}", ep->name);
     buffer_puts(&req->url, p);
-    return 0;
-}
-
-/* Whether name is one of the comma-separated names in list. */
-static int listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    while (*list) {
-        const char *end = strchr(list, ',');
-        size_t len = end ? (size_t)(end - list) : strlen(list);
-        if (len == n && strncmp(list, name, n) == 0)
-            return 1;
-        list += len + (end ? 1 : 0);
-    }
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -171,70 +220,100 @@ static const char *query_text(lua_State *L, int idx, char num[24])
     return one_line(L, idx);
 }
 
-static int append_query_list(lua_State *L, struct request *req, CURL *easy, const struct endpoint *ep,
-                             int query, const char *list, int *first)
+/* The i-th name of the array at list: letters, digits, '_', '.' or '-'
+ * (nothing a URL must escape), else an error raised. */
+static const char *list_name(lua_State *L, const struct endpoint *ep, int list, size_t i)
 {
-    char name[64], num[24];
-    while (*list) {
-        const char *end = strchr(list, ','), *text;
-        size_t len = end ? (size_t)(end - list) : strlen(list);
+    const char *name;
+    size_t len;
+    lua_rawgeti(L, list, (int)i);
+    name = lua_tolstring(L, -1, &len);
+    if (lua_type(L, -1) != LUA_TSTRING || len == 0 || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len)
+        luaL_error(L, "%s: the endpoint's names must be 1 to 64 letters, digits, '_', '.' or '-'", ep->name);
+    lua_pop(L, 1); /* still held by the list */
+    return name;
+}
+
+/* Pushes the names of the array at list, comma-separated. */
+static void push_names(lua_State *L, const struct endpoint *ep, int list, size_t n)
+{
+    size_t i;
+    lua_pushliteral(L, "");
+    for (i = 1; i <= n; i++) {
+        lua_pushstring(L, i > 1 ? "," : "");
+        lua_pushstring(L, list_name(L, ep, list, i));
+        lua_concat(L, 3);
+    }
+}
+
+/* args[field] (name = value), URL-encoded into out as name=value pairs
+ * joined by '&', the first after lead, in the order of the endpoint's array
+ * of names of the same field; a name not in it is an error, and so is a value
+ * that is not one line (no CR, LF or NUL) or does not fit. what names a pair
+ * in messages. */
+static int append_params(lua_State *L, struct request *req, struct buffer *out, const char *field,
+                         const char *lead, const char *what)
+{
+    const struct endpoint *ep = req->ep;
+    int top = lua_gettop(L), values, list, first = 1;
+    size_t i, n = 0;
+    char num[24];
+    lua_getfield(L, req->args, field);
+    if (lua_isnil(L, -1)) {
+        lua_settop(L, top);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "%s: args.%s must be a table", ep->name, field);
+    values = lua_gettop(L);
+    lua_getfield(L, ep->table, field);
+    list = lua_gettop(L);
+    if (lua_istable(L, list))
+        n = lua_rawlen(L, list);
+    else if (!lua_isnil(L, list))
+        return luaL_error(L, "%s: the endpoint's %s must be an array of names", ep->name, field);
+    lua_pushnil(L);
+    while (lua_next(L, values)) {
+        int known = 0;
+        lua_pop(L, 1);
+        for (i = 1; i <= n && !known && lua_type(L, -1) == LUA_TSTRING; i++)
+            known = strcmp(list_name(L, ep, list, i), lua_tostring(L, -1)) == 0;
+        if (!known) {
+            const char *name = describe(L, -1);
+            push_names(L, ep, list, n);
+            return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: unknown %s '%s' (known: %s)", ep->name, what,
+                              name, lua_tostring(L, -1));
+        }
+    }
+    for (i = 1; i <= n; i++) {
+        const char *name = list_name(L, ep, list, i), *text;
         char *escaped;
-        memcpy(name, list, len);
-        name[len] = '\0';
-        list += len + (end ? 1 : 0);
-        lua_getfield(L, query, name);
+        lua_getfield(L, values, name);
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
             continue;
         }
         if (!(text = query_text(L, -1, num)))
             return csvup_fail(L, KIND_INPUT, "invalid_argument",
-                              "%s: query parameter '%s' must be one line of text, an integer or a boolean",
-                              ep->name, name);
-        escaped = curl_easy_escape(easy, text, (int)strlen(text));
-        if (!escaped)
+                              "%s: %s '%s' must be one line of text, an integer or a boolean", ep->name, what, name);
+        if (strlen(text) > out->limit)
+            escaped = NULL, out->overflow = 1;
+        else if (!(escaped = curl_easy_escape(req->conn->easy, text, (int)strlen(text))))
             return luaL_error(L, "out of memory");
-        buffer_puts(&req->url, *first ? "?" : "&");
-        buffer_puts(&req->url, name);
-        buffer_puts(&req->url, "=");
-        buffer_puts(&req->url, escaped);
+        buffer_puts(out, first ? lead : "&");
+        first = 0;
+        buffer_puts(out, name);
+        buffer_puts(out, "=");
+        if (escaped)
+            buffer_puts(out, escaped);
         curl_free(escaped);
-        if (req->url.overflow) /* sending the rest would change what the request means */
-            return csvup_fail(L, KIND_INPUT, "invalid_argument",
-                              "%s: query parameter '%s' does not fit in a URL (%d KB at most)", ep->name, name,
-                              (int)(URL_LIMIT >> 10));
-        *first = 0;
+        if (out->overflow) /* sending the rest would change what the request means */
+            return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: %s '%s' does not fit (%d KB at most)",
+                              ep->name, what, name, (int)(out->limit >> 10));
         lua_pop(L, 1);
     }
-    return 0;
-}
-
-/* Query parameters in the order the descriptor lists them; an unknown one is an error. */
-static int append_query(lua_State *L, struct request *req, const struct connection *conn,
-                        const struct endpoint *ep)
-{
-    const char *common = csvup_services[ep->service].common_query;
-    int query, first = 1, rc;
-    lua_getfield(L, req->args, "query");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (!lua_istable(L, -1))
-        return luaL_error(L, "%s: args.query must be a table", ep->name);
-    query = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, query)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING || !(listed(ep->query, lua_tostring(L, -1))
-                                                || listed(common, lua_tostring(L, -1))))
-            return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: unknown query parameter '%s' (known: %s%s%s)",
-                              ep->name, describe(L, -1), ep->query, *ep->query && *common ? "," : "", common);
-    }
-    if ((rc = append_query_list(L, req, conn->easy, ep, query, ep->query, &first))
-        || (rc = append_query_list(L, req, conn->easy, ep, query, common, &first)))
-        return rc;
-    lua_pop(L, 1);
+    lua_settop(L, top);
     return 0;
 }
 
@@ -650,6 +729,18 @@ static int build_json(lua_State *L, struct request *req, const struct connection
     return 0;
 }
 
+/* args.fields, URL-encoded (application/x-www-form-urlencoded, libcurl's default for a posted body). */
+static int build_form(lua_State *L, struct request *req, const struct connection *conn)
+{
+    int rc;
+    if ((rc = append_params(L, req, &req->form, "fields", "", "form field")))
+        return rc;
+    curl_easy_setopt(conn->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->form.len);
+    if (curl_easy_setopt(conn->easy, CURLOPT_COPYPOSTFIELDS, req->form.len ? req->form.data : "") != CURLE_OK)
+        return luaL_error(L, "out of memory");
+    return 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct request *req = arg;
@@ -749,7 +840,7 @@ int request_prepare(lua_State *L, struct request *req)
     req->timeout_ms = conn->timeout_ms;
     connection_prepare(conn);
     buffer_puts(&req->url, conn->base_url);
-    if ((rc = append_path(L, req, ep)) || (rc = append_query(L, req, conn, ep)))
+    if ((rc = append_path(L, req, ep)) || (rc = append_params(L, req, &req->url, "query", "?", "query parameter")))
         return rc;
     if (strcmp(ep->method, "GET") != 0 && strcmp(ep->method, "POST") != 0)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ep->method);
@@ -769,6 +860,8 @@ int request_prepare(lua_State *L, struct request *req)
     }
     else if (ep->body == BODY_JSON)
         rc = build_json(L, req, conn, ep);
+    else if (ep->body == BODY_FORM)
+        rc = build_form(L, req, conn);
     else if (strcmp(ep->method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
@@ -887,14 +980,15 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
     return n;
 }
 
-/* The protected part of a call: (request, args) on the stack. */
+/* The protected part of a call: (request, args, endpoint) on the stack. */
 static int call_protected(lua_State *L)
 {
     struct request *req = lua_touserdata(L, 1);
     int rc;
     req->args = 2;
+    req->endpoint.table = 3;
     lua_getfield(L, 2, "progress");
-    luaL_argcheck(L, lua_isnil(L, -1) || lua_isfunction(L, -1), 2, "args.progress must be a function");
+    luaL_argcheck(L, lua_isnil(L, -1) || lua_isfunction(L, -1), 3, "args.progress must be a function");
     if (lua_isfunction(L, -1)) {
         req->progress = lua_gettop(L);
         luaL_checkstack(L, 4, "progress callback");
@@ -906,32 +1000,32 @@ static int call_protected(lua_State *L)
     return request_finish(L, req, curl_easy_perform(req->conn->easy));
 }
 
-/* endpoint(conn, args) -> status, body, retry_after | nil, err. The connection is
- * busy while the call runs: its callbacks cannot use it (busy), a close() is
- * done at the end; and whatever happens, the request is released. */
+/* core.request(conn, endpoint, args) -> status, body, retry_after | nil, err.
+ * The connection is busy while the call runs: its callbacks cannot use it
+ * (busy), a close() is done at the end; and whatever happens, the request is
+ * released. */
 int request_call(lua_State *L)
 {
-    const struct endpoint *ep = &csvup_endpoints[lua_tointeger(L, lua_upvalueindex(1))];
     struct connection *conn = connection_check(L, 1);
+    struct endpoint ep;
     struct request req;
     int rc, base;
-    if (lua_isnoneornil(L, 2)) {
-        lua_settop(L, 1);
+    if (lua_isnoneornil(L, 3)) {
+        lua_settop(L, 2);
         lua_newtable(L);
     }
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    if (ep->service != conn->service)
-        return luaL_error(L, "%s is a %s endpoint, called with a %s connection", ep->name,
-                          csvup_services[ep->service].name, csvup_services[conn->service].name);
-    if ((rc = connection_claim(L, conn, ep->name)))
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    endpoint_read(L, 2, conn, &ep);
+    if ((rc = connection_claim(L, conn, ep.name)))
         return rc;
-    request_init(&req, L, conn, ep, 0);
+    request_init(&req, L, conn, &ep, 0);
     base = lua_gettop(L);
     lua_pushcfunction(L, call_protected);
     lua_pushlightuserdata(L, &req);
+    lua_pushvalue(L, 3);
     lua_pushvalue(L, 2);
-    rc = lua_pcall(L, 2, LUA_MULTRET, 0);
+    rc = lua_pcall(L, 3, LUA_MULTRET, 0);
     request_release(&req);
     connection_unclaim(conn);
     if (rc != 0)
@@ -939,17 +1033,17 @@ int request_call(lua_State *L)
     return lua_gettop(L) - base;
 }
 
-/* core.check_file(endpoint_name, path) -> stamp | nil, err: the checks an upload
+/* core.check_file(endpoint, path) -> stamp | nil, err: the checks an upload
  * makes before sending, for callers that read the file first (see request.h). */
 int request_check_file(lua_State *L)
 {
-    const struct endpoint *ep = endpoint_find(luaL_checkstring(L, 1));
     const char *path = luaL_checkstring(L, 2);
     char stamp[STAMP_SIZE];
+    struct endpoint ep;
     struct stat st;
     int fd;
-    luaL_argcheck(L, ep != NULL, 1, "no such endpoint");
-    if ((fd = open_file(L, ep, path, &st)) < 0)
+    endpoint_read(L, 1, NULL, &ep);
+    if ((fd = open_file(L, &ep, path, &st)) < 0)
         return 2;
     close(fd);
     lua_pushstring(L, file_stamp(&st, stamp, sizeof stamp));

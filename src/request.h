@@ -15,19 +15,38 @@
 #include "buffer.h"
 #include "compat.h"
 #include "connection.h"
-#include "endpoints.h"
 #include "recode.h"
+
+enum body_kind {
+    BODY_NONE,      /* no request body */
+    BODY_MULTIPART, /* CSV in the part "file", plus form fields */
+    BODY_JSON,      /* args.body, sent as application/json */
+    BODY_FORM       /* args.fields, URL-encoded in the order of the endpoint's fields */
+};
+
+/* An endpoint as csvup.registry describes it, read from its Lua table for one
+ * call (endpoint_read). name and method are copied: a callback may change the
+ * table while the transfer runs. table is its stack index while the call is
+ * prepared, for the path, query and fields. */
+struct endpoint {
+    char name[64];
+    char method[8];
+    int table;
+    enum body_kind body;
+    int64_t max_file_size; /* bytes of a multipart body's CSV; 0 for no limit */
+};
 
 struct request {
     lua_State *L;
     struct connection *conn;
-    const struct endpoint *ep;
+    struct endpoint endpoint;
+    const struct endpoint *ep; /* &endpoint */
     int args;               /* stack index of the arguments */
     int attached;           /* the handle holds options pointing into this request */
     CURLM *multi;           /* the multi handle running the transfer, or NULL */
     curl_mime *mime;
     struct curl_slist *headers;
-    struct buffer url, body;
+    struct buffer url, body, form;
     long timeout_ms;        /* of the transfer, decided by request_prepare */
     const char *data;       /* args.data, anchored by the caller */
     size_t data_len, data_pos;
@@ -55,6 +74,10 @@ struct request {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Reads the endpoint table at idx into ep, raising an error for one that is
+ * malformed or not of the connection's service. */
+void endpoint_read(lua_State *L, int idx, const struct connection *conn, struct endpoint *ep);
+/* ep: the endpoint read, copied into the request. */
 void request_init(struct request *req, lua_State *L, struct connection *conn, const struct endpoint *ep, int args);
 /* 0 when the handle is ready to transfer; else nil, err pushed and 2. */
 int request_prepare(lua_State *L, struct request *req);
@@ -68,11 +91,12 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc);
  * call again. */
 void request_release(struct request *req);
 
-/* The Lua function behind every endpoint; upvalue 1 is its row in csvup_endpoints. */
+/* core.request(conn, endpoint, args) -> status, body, retry_after | nil, err:
+ * one call of the endpoint csvup.registry describes. */
 int request_call(lua_State *L);
 /* core.check_file(endpoint, path) -> stamp | nil, err: whether the file can
- * be uploaded to the endpoint; args.stamp = stamp makes an upload refuse the
- * file once it has changed since. */
+ * be uploaded to the endpoint (its registry table); args.stamp = stamp makes
+ * an upload refuse the file once it has changed since. */
 int request_check_file(lua_State *L);
 
 #endif

@@ -66,7 +66,7 @@ function batch.batch(jobs, opts)
         order[#order + 1] = key
       end
       local pool = pools[key]
-      pool.entries[#pool.entries + 1] = { endpoint = call.endpoint, args = call.args }
+      pool.entries[#pool.entries + 1] = { endpoint = registry.endpoint[call.endpoint], args = call.args }
       pool.jobs[#pool.jobs + 1] = { index = i, call = call, job = job, ticket = ticket }
     end
   end
@@ -110,7 +110,7 @@ function batch.batch(jobs, opts)
       if not answer and r and failure.code == "validation_failed" then
         failure = client.checked_report(call.args, failure)
       elseif not answer and r then
-        local verdict = not stopped and client.classify(failure, core.ENDPOINTS[call.endpoint].method)
+        local verdict = not stopped and client.classify(failure, registry.endpoint[call.endpoint].method)
         if verdict == "retry" or (verdict == "unknown" and c.policy.retry_unsafe) then
           answer, failure = c:call(call.endpoint, call.args) -- on its own, with the client's retries
         elseif verdict == "unknown" then

@@ -12,8 +12,8 @@ local schemas = require "csvup.schema"
 local validate = require "csvup.validate"
 
 local format, concat, sort = string.format, table.concat, table.sort
-local type, tonumber, tostring, pairs, ipairs, error, setmetatable, next =
-  type, tonumber, tostring, pairs, ipairs, error, setmetatable, next
+local type, tostring, pairs, ipairs, error, setmetatable, next =
+  type, tostring, pairs, ipairs, error, setmetatable, next
 
 local client = {}
 
@@ -169,7 +169,7 @@ function client.body(args, opts, upload)
       error("file must be a path", 3)
     end
     local stamp
-    stamp, err = core.check_file(upload.endpoint, opts.file)
+    stamp, err = core.check_file(registry.endpoint[upload.endpoint], opts.file)
     ok = stamp ~= nil
     if ok then
       ok, err = client.input_form(ctx, opts, upload)
@@ -366,14 +366,14 @@ end
 -- client.call(conn, name, args, read_error, policy) -> decoded answer | nil, err,
 -- retrying as the policy allows; err.attempts counts the requests made.
 function client.call(conn, name, args, read_error, p)
-  local attempt = 0
+  local endpoint, attempt = assert(registry.endpoint[name], "no such endpoint"), 0
   while true do
     attempt = attempt + 1
     local ready, interrupted = wait_for_rate(p)
     if not ready then
       return nil, interrupted
     end
-    local status, body, retry_after = core[name](conn, args)
+    local status, body, retry_after = core.request(conn, endpoint, args)
     local answer, err = client.interpret(status, body, retry_after, read_error)
     if answer then
       return answer
@@ -381,7 +381,7 @@ function client.call(conn, name, args, read_error, p)
       return nil, client.checked_report(args, err)
     end
     err.attempts = attempt
-    local verdict = client.classify(err, core.ENDPOINTS[name].method)
+    local verdict = client.classify(err, endpoint.method)
     if verdict == "unknown" and not p.retry_unsafe then
       return nil, client.outcome_unknown(err, name)
     end
@@ -422,7 +422,7 @@ end
 -- service.kind_answer for a method of an upload kind](self, answer, values, m)
 -- picks the result (default: the answer's m.result field, or the answer).
 local function planner(service, m)
-  local in_fields = registry.services[m.service].options_in == "fields"
+  local in_fields = registry.services[m.service].options_in == "fields" or m.body == "form"
   local prepare = m.prepare and assert(service.prepare[m.prepare], m.prepare)
   local result = service.answer[m.answer or (m.kind and service.kind_answer) or ""]
   local revive = service.revive and service.revive[m.answer or ""]

@@ -1,8 +1,7 @@
--- Reference text derived from csvup.registry and the C endpoint rows, so
+-- Reference text derived from csvup.registry, so
 -- that the documentation cannot drift from what the clients do: the README's
 -- endpoint table, the LDoc input of the API reference (`make docs`) and the
 -- man page, which shows each subcommand as its --help does.
-local core = require "csvup.core"
 local options = require "csvup.options"
 local registry = require "csvup.registry"
 
@@ -47,7 +46,7 @@ function docs.endpoint_table()
   for _, m in ipairs(registry.methods) do
     local verbs, paths = {}, {}
     for i, name in ipairs(endpoints(m)) do
-      local ep = core.ENDPOINTS[name]
+      local ep = registry.endpoint[name]
       verbs[i], paths[i] = ep.method, "`" .. ep.path .. "`"
     end
     lines[#lines + 1] = format("| %s | `%s` | %s | %s | %s |", m.service, docs.signature(m), verbs[1],

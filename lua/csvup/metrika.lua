@@ -162,7 +162,7 @@ function PREPARE.check_targets(self, _, opts, call)
     return true
   end
   if opts.file then -- read twice, by this check and by the upload: a regular file only
-    local ok, err = core.check_file(call.endpoint, opts.file)
+    local ok, err = core.check_file(registry.endpoint[call.endpoint], opts.file)
     if not ok then
       return nil, err
     end
