@@ -297,18 +297,17 @@ static int append_params(lua_State *L, struct request *req, struct buffer *out, 
         if (!(text = query_text(L, -1, num)))
             return csvup_fail(L, KIND_INPUT, "invalid_argument",
                               "%s: %s '%s' must be one line of text, an integer or a boolean", ep->name, what, name);
-        if (strlen(text) > out->limit)
-            escaped = NULL, out->overflow = 1;
-        else if (!(escaped = curl_easy_escape(req->conn->easy, text, (int)strlen(text))))
-            return luaL_error(L, "out of memory");
-        buffer_puts(out, first ? lead : "&");
-        first = 0;
-        buffer_puts(out, name);
-        buffer_puts(out, "=");
-        if (escaped)
+        if (strlen(text) <= out->limit) {
+            if (!(escaped = curl_easy_escape(req->conn->easy, text, (int)strlen(text))))
+                return luaL_error(L, "out of memory");
+            buffer_puts(out, first ? lead : "&");
+            buffer_puts(out, name);
+            buffer_puts(out, "=");
             buffer_puts(out, escaped);
-        curl_free(escaped);
-        if (out->overflow) /* sending the rest would change what the request means */
+            curl_free(escaped);
+            first = 0;
+        }
+        if (strlen(text) > out->limit || out->overflow) /* sending the rest would change what the request means */
             return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: %s '%s' does not fit (%d KB at most)",
                               ep->name, what, name, (int)(out->limit >> 10));
         lua_pop(L, 1);
