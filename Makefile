@@ -150,13 +150,15 @@ $(DOCS)/csvup.1: $(MODULE) $(LUA_MODULES)
 	@mkdir -p $(@D)
 	$(LUA) -e 'io.write(require("csvup.docs").man_page())' >$@.tmp && mv $@.tmp $@
 
+# The installed csvup finds the modules beside it (PREFIX/share, PREFIX/lib):
+# no LUA_PATH needed, whatever PREFIX is.
 MAN_PAGE = $(DOCS)/csvup.1
 install: $(MODULE) $(MAN_PAGE)
-	install -d $(DESTDIR)$(LIBDIR)/csvup $(DESTDIR)$(BINDIR)
-	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/csvup/core.so
-	for f in $(LUA_MODULES:lua/%=%); do install -D -m 644 lua/$$f $(DESTDIR)$(SHAREDIR)/$$f; done
-	install -m 755 lua/bin/csvup $(DESTDIR)$(BINDIR)/csvup
-	$(if $(MAN_PAGE),install -D -m 644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man1/csvup.1)
+	install -d "$(DESTDIR)$(LIBDIR)/csvup" "$(DESTDIR)$(BINDIR)"
+	install -m 755 $(MODULE) "$(DESTDIR)$(LIBDIR)/csvup/core.so"
+	for f in $(LUA_MODULES:lua/%=%); do install -D -m 644 lua/$$f "$(DESTDIR)$(SHAREDIR)/$$f"; done
+	install -m 755 lua/bin/csvup "$(DESTDIR)$(BINDIR)/csvup"
+	$(if $(MAN_PAGE),install -D -m 644 $(MAN_PAGE) "$(DESTDIR)$(MANDIR)/man1/csvup.1")
 
 clean:
 	rm -rf build
