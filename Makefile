@@ -144,6 +144,9 @@ $(DOCS)/api/index.html: $(MODULE) $(LUA_MODULES)
 	@rm -rf $(DOCS)/ldoc $(DOCS)/api && mkdir -p $(DOCS)/ldoc
 	$(LUA) -e 'assert(require("csvup.docs").write_ldoc_input("$(DOCS)/ldoc"))'
 	ldoc -q -c $(DOCS)/ldoc/config.ld -d $(CURDIR)/$(DOCS)/api .
+	@# LDoc's page template leaves the product name empty: the project's name and description
+	sed -i 's|<big><b></b></big>|<big><b>csvup</b></big>|; s|<div id="product_description"></div>|<div id="product_description">Upload CSV data to Yandex Metrica and Carrot quest</div>|' \
+	  $(DOCS)/api/index.html $(DOCS)/api/*/*.html
 
 # Needs only the module and lua-argparse, so that `make install` needs no ldoc.
 $(DOCS)/csvup.1: $(MODULE) $(LUA_MODULES)
