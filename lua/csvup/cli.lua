@@ -54,7 +54,11 @@ end
 local quiet = false
 
 local function log_line(text)
-  say(io.stderr, core.isatty(STDERR) and "" or os.date("!%Y-%m-%dT%H:%M:%SZ "), "csvup: ", text, "\n")
+  if core.isatty(STDERR) then -- over a progress bar's line, which is drawn again at its next step
+    say(io.stderr, "\r", string.rep(" ", (core.columns(STDERR) or 80) - 1), "\r", "csvup: ", text, "\n")
+  else
+    say(io.stderr, os.date("!%Y-%m-%dT%H:%M:%SZ "), "csvup: ", text, "\n")
+  end
 end
 
 local function note(...)
@@ -476,7 +480,7 @@ end
 -- Waits for the uploading; on a terminal, one status line per poll. A signal
 -- stops only the wait: the error names the uploading, which was answered.
 local function wait_for(client, uploading, kind, args)
-  local bar = not quiet and progress.new("")
+  local bar = not quiet and progress.new("") or nil
   local result, err = client:wait(uploading, { kind = kind, timeout = args.timeout, interval = args.interval,
     progress = bar and function(u) bar.status(describe_uploading(u)) end })
   if not result and err.code == "interrupted" then
@@ -690,7 +694,7 @@ local function run_method(client, m, args, events)
     return status
   end
   if m.shape == "upload" then
-    local bar = not quiet and progress.new(args.file)
+    local bar = not quiet and progress.new(args.file) or nil
     opts.progress = bar and bar.update
     local result, err, note_of = client[m.name](client, opts)
     if bar then
