@@ -244,16 +244,6 @@ describe("csvup command, from cron and on a terminal", function()
     return before or shown, tonumber(code)
   end
 
-  -- A file's text, "" while it does not exist.
-  local function peek(path)
-    local f = io.open(path)
-    local text = f and f:read("a") or ""
-    if f then
-      f:close()
-    end
-    return text
-  end
-
   local function lines(text)
     local list = {}
     for line in text:gmatch("[^\n]+") do
@@ -349,7 +339,7 @@ describe("csvup command, from cron and on a terminal", function()
         slow.url), dir, dir, dir)):read("l")
     local out
     for _ = 1, 200 do
-      out = peek(dir .. "/out")
+      out = files.peek(dir .. "/out")
       if out:find("\n") then
         break
       end
@@ -360,7 +350,7 @@ describe("csvup command, from cron and on a terminal", function()
     os.execute("kill -INT " .. pid)
     local status
     for _ = 1, 200 do
-      status = peek(dir .. "/status")
+      status = files.peek(dir .. "/status")
       if status ~= "" then
         break
       end

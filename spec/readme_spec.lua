@@ -143,12 +143,7 @@ describe("the README's OpenResty configuration", function()
   end)
 
   local function log()
-    local f = io.open(dir .. "/error.log")
-    local text = f and f:read("a") or ""
-    if f then
-      f:close()
-    end
-    return text
+    return files.peek(dir .. "/error.log")
   end
 
   it("uploads a paid order's conversion through a worker thread, with the token from the environment", function()
