@@ -38,8 +38,8 @@ refused (Carrot quest row_errors), 130 and 143 stopped by SIGINT and SIGTERM.
 
 Environment: CSVUP_METRIKA_TOKEN, CSVUP_CARROTQUEST_TOKEN (the tokens, unless
 --token-file), CSVUP_BASE_URL (--base-url), CSVUP_COUNTER (--counter),
-XDG_STATE_HOME (the journal), XDG_RUNTIME_DIR and TMPDIR (the parallel-request
-slots). See man csvup.]]
+XDG_STATE_HOME (the journal), XDG_RUNTIME_DIR (the parallel-request slots'
+locks). See man csvup.]]
 
 local printable = errors.printable
 
