@@ -127,7 +127,7 @@ describe("the README's OpenResty configuration", function()
     assert(listens == 1 and prefixed == 2, "the recipe's listen address or Lua paths are not as the README says")
     files.write(dir .. "/nginx.conf", config)
     -- as `nginx -c`, in the foreground, with its pid and error log here
-    local command = ("CSVUP_METRIKA_TOKEN=%s CSVUP_METRIKA_URL=%s exec nginx -p %s -c %s/nginx.conf -e %s/error.log "
+    local command = ("CSVUP_METRIKA_TOKEN=%s CSVUP_BASE_URL=%s exec nginx -p %s -c %s/nginx.conf -e %s/error.log "
       .. "-g 'daemon off; pid %s/nginx.pid;' 2>&1"):format(support.TOKEN, sandbox.url, dir, dir, dir, dir)
     stop = start_nginx(command, port)
   end)
