@@ -443,6 +443,8 @@ describe("csvup command, from cron and on a terminal", function()
     assert.are.equal(OK, code)
     local plan = json.decode(out)
     assert.are.same({ "POST", sandbox.url .. "/users/import", ";" }, { plan.method, plan.url, plan.fields.delimiter })
+    out = cron("carrotquest import-users --merge-field '$email' --delimiter ';' --dry-run spec/fixtures/carrotquest_users.csv")
+    assert.matches("\nform fields: app=$self_app delimiter=; merge_field=$email\n", out, 1, true) -- as sent: not URL-escaped
     out = cron("metrika create-goal --counter 1 --name Paid --identifier paid --dry-run")
     assert.matches('\nbody %(its first 5 lines, as sent%):\n{"goal":', out)
     local _, err

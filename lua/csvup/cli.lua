@@ -537,11 +537,11 @@ local function url_escape(v)
   return (tostring(v):gsub("[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
 end
 
--- name=value pairs of t, sorted by name.
-local function encoded(t, sep)
+-- name=value pairs of t, sorted by name: URL-escaped for a query, as they are (printable) for form fields.
+local function encoded(t, sep, escape)
   local items = {}
   for name, value in pairs(t or {}) do
-    items[#items + 1] = url_escape(name) .. "=" .. url_escape(value)
+    items[#items + 1] = escape(name) .. "=" .. escape(value)
   end
   table.sort(items)
   return concat(items, sep)
@@ -630,7 +630,7 @@ local function dry_run(client, m, args, opts)
   end
   local endpoint = core.ENDPOINTS[call.endpoint]
   local path = endpoint.path:gsub("{(%w+)}", function(name) return url_escape(call.args[name]) end)
-  local query = encoded(call.args.query, "&")
+  local query = encoded(call.args.query, "&", url_escape)
   local marker = m.kind and registry.kind[m.kind].mark
   local plan_shown = { dry_run = true, method = endpoint.method, url = client.conn:base_url() .. path
     .. (query ~= "" and "?" .. query or ""), query = call.args.query, fields = call.args.fields,
@@ -642,7 +642,7 @@ local function dry_run(client, m, args, opts)
   end
   local out = { format("%s %s", plan_shown.method, plan_shown.url), "Authorization: (the token, not shown)" }
   if call.args.fields then
-    out[#out + 1] = "form fields: " .. encoded(call.args.fields, " ")
+    out[#out + 1] = "form fields: " .. encoded(call.args.fields, " ", printable)
   end
   if plan_shown.file then
     out[#out + 1] = "form file part: " .. plan_shown.file
