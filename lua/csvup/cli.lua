@@ -405,8 +405,7 @@ local function encoding_of(args, path)
   end
   local encoding, why = csv.encoding("auto", path)
   if encoding then
-    say(io.stderr, format("csvup: %s: read as %s: %s\n", printable(args.file), encoding == "cp1251" and "windows-1251"
-      or encoding, why))
+    note("%s: read as %s: %s", printable(args.file), encoding == "cp1251" and "windows-1251" or encoding, why)
     return encoding
   end
   return "auto" -- the upload says what is wrong with the file
@@ -851,7 +850,7 @@ local function run_sandbox(args)
     answer_delay = args.answer_delay, counters = counters, max_connections = args.max_connections,
     idle_timeout = args.idle_timeout }
   if not server then
-    say(io.stderr, format("csvup: sandbox: cannot listen on port %d: %s\n", args.port, printable(err)))
+    log_line(format("sandbox: cannot listen on port %d: %s", args.port, printable(err)))
     return API_ERROR
   end
   say(io.stdout, "csvup sandbox listening on ", server.url, "\n")
