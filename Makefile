@@ -15,7 +15,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-	lua-cjson lua-argparse lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
+	lua-cjson lua-argparse lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev curl \
 	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3 lua-ldoc vmtouch \
 	libssl-dev
 
@@ -144,19 +144,24 @@ $(DOCS)/api/index.html: $(MODULE) $(LUA_MODULES)
 	@rm -rf $(DOCS)/ldoc $(DOCS)/api && mkdir -p $(DOCS)/ldoc
 	$(LUA) -e 'assert(require("csvup.docs").write_ldoc_input("$(DOCS)/ldoc"))'
 	ldoc -q -c $(DOCS)/ldoc/config.ld -d $(CURDIR)/$(DOCS)/api .
+	@# LDoc's page template leaves the product name empty: the project's name and description
+	sed -i 's|<big><b></b></big>|<big><b>csvup</b></big>|; s|<div id="product_description"></div>|<div id="product_description">Upload CSV data to Yandex Metrica and Carrot quest</div>|' \
+	  $(DOCS)/api/index.html $(DOCS)/api/*/*.html
 
 # Needs only the module and lua-argparse, so that `make install` needs no ldoc.
 $(DOCS)/csvup.1: $(MODULE) $(LUA_MODULES)
 	@mkdir -p $(@D)
 	$(LUA) -e 'io.write(require("csvup.docs").man_page())' >$@.tmp && mv $@.tmp $@
 
+# The installed csvup finds the modules beside it (PREFIX/share, PREFIX/lib):
+# no LUA_PATH needed, whatever PREFIX is.
 MAN_PAGE = $(DOCS)/csvup.1
 install: $(MODULE) $(MAN_PAGE)
-	install -d $(DESTDIR)$(LIBDIR)/csvup $(DESTDIR)$(BINDIR)
-	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/csvup/core.so
-	for f in $(LUA_MODULES:lua/%=%); do install -D -m 644 lua/$$f $(DESTDIR)$(SHAREDIR)/$$f; done
-	install -m 755 lua/bin/csvup $(DESTDIR)$(BINDIR)/csvup
-	$(if $(MAN_PAGE),install -D -m 644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man1/csvup.1)
+	install -d "$(DESTDIR)$(LIBDIR)/csvup" "$(DESTDIR)$(BINDIR)"
+	install -m 755 $(MODULE) "$(DESTDIR)$(LIBDIR)/csvup/core.so"
+	for f in $(LUA_MODULES:lua/%=%); do install -D -m 644 lua/$$f "$(DESTDIR)$(SHAREDIR)/$$f"; done
+	install -m 755 lua/bin/csvup "$(DESTDIR)$(BINDIR)/csvup"
+	$(if $(MAN_PAGE),install -D -m 644 $(MAN_PAGE) "$(DESTDIR)$(MANDIR)/man1/csvup.1")
 
 clean:
 	rm -rf build

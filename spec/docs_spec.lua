@@ -125,4 +125,66 @@ describe("make docs", function()
     end
     assert.is_truthy(html("build/docs/api/index.html"):find("csvup.metrika", 1, true))
   end)
+
+  it("gives the man page EXAMPLES, FILES and an ENVIRONMENT with every name the command reads", function()
+    local page = unroff(files.read("build/docs/csvup.1"))
+    for _, section in ipairs { "ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES" } do
+      assert.is_truthy(page:find("\n.SH " .. section .. "\n", 1, true), section)
+    end
+    local environment = page:match("\n%.SH ENVIRONMENT\n(.-)\n%.SH ")
+    for _, name in ipairs { "CSVUP_METRIKA_TOKEN", "CSVUP_CARROTQUEST_TOKEN", "CSVUP_BASE_URL", "CSVUP_COUNTER",
+      "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "TMPDIR" } do
+      assert.is_truthy(environment:find(".B " .. name .. "\n", 1, true), name)
+    end
+    local listed = page:match("\n%.SH FILES\n(.-)\n%.SH ")
+    for _, path in ipairs { "journal.sqlite3", "$XDG_RUNTIME_DIR/csvup/", "/var/spool/csvup/" } do
+      assert.is_truthy(listed:find(path, 1, true), path)
+    end
+    -- every example parses as the command line it shows: its subcommand's --help answers
+    local examples = 0
+    for command in page:match("\n%.SH EXAMPLES\n(.*)$"):gmatch("\n%.RS\n(.-)\n%.RE") do
+      local first, second = command:match("^csvup (%l+) (%-?[%w-]*)")
+      local words = first .. (second:find("^%l") and " " .. second or "")
+      local status, help = run(support.LUA .. " lua/bin/csvup " .. words .. " --help", true)
+      assert.are.equal(0, status, command .. ": " .. help)
+      examples = examples + 1
+    end
+    assert.is_true(examples >= 5)
+  end)
+
+  it("shows no default twice, no raw tab, and the environment in --help", function()
+    local commands = { "", "sandbox", "validate", "journal", "metrika uploadings", "metrika wait" }
+    for _, m in ipairs(registry.methods) do
+      commands[#commands + 1] = m.service .. " " .. registry.cli_name(m.name)
+    end
+    for _, command in ipairs(commands) do
+      local status, help = run(support.LUA .. " lua/bin/csvup " .. command .. " --help", true)
+      assert.are.equal(0, status, help)
+      assert.is_nil(help:find("\t", 1, true), command)
+      assert.is_nil(help:find("default: ([^%s;)]+)%s*%(default: %1%)"), command)
+    end
+    local _, top = run(support.LUA .. " lua/bin/csvup --help", true)
+    for _, name in ipairs { "CSVUP_METRIKA_TOKEN", "CSVUP_CARROTQUEST_TOKEN", "CSVUP_BASE_URL", "CSVUP_COUNTER",
+      "XDG_STATE_HOME" } do
+      assert.matches(name, top, 1, true)
+    end
+  end)
+
+  it("gives the API reference its project name, an overview page, every parameter a description, escaped code",
+    function()
+    local index = files.read("build/docs/api/index.html")
+    assert.matches('<div id="product_name"><big><b>csvup</b></big></div>', index, 1, true)
+    assert.matches("topics/overview.md.html", index, 1, true)
+    assert.matches("csvup.metrika.new", html("build/docs/api/topics/overview.md.html"), 1, true)
+    assert.is_true(#html("build/docs/api/modules/csvup.html") > 600) -- more than a line
+    for _, module in ipairs { "csvup", "csvup.metrika", "csvup.carrotquest", "csvup.csv", "csvup.batch", "csvup.ngx",
+      "csvup.errors" } do
+      local page = files.read("build/docs/api/modules/" .. module .. ".html")
+      for name, text in page:gmatch('<span class="parameter">([^<]*)</span>(.-)</li>') do
+        local described = text:gsub("<span class=\"types\">.-</span>", ""):gsub("<[^>]*>", ""):gsub("%s+", "")
+        assert.is_true(#described > 0, module .. ": " .. name)
+      end
+      assert.is_nil(page:find("<close>", 1, true), module)
+    end
+  end)
 end)

@@ -127,7 +127,7 @@ describe("the README's OpenResty configuration", function()
     assert(listens == 1 and prefixed == 2, "the recipe's listen address or Lua paths are not as the README says")
     files.write(dir .. "/nginx.conf", config)
     -- as `nginx -c`, in the foreground, with its pid and error log here
-    local command = ("CSVUP_METRIKA_TOKEN=%s CSVUP_METRIKA_URL=%s exec nginx -p %s -c %s/nginx.conf -e %s/error.log "
+    local command = ("CSVUP_METRIKA_TOKEN=%s CSVUP_BASE_URL=%s exec nginx -p %s -c %s/nginx.conf -e %s/error.log "
       .. "-g 'daemon off; pid %s/nginx.pid;' 2>&1"):format(support.TOKEN, sandbox.url, dir, dir, dir, dir)
     stop = start_nginx(command, port)
   end)
@@ -143,12 +143,7 @@ describe("the README's OpenResty configuration", function()
   end)
 
   local function log()
-    local f = io.open(dir .. "/error.log")
-    local text = f and f:read("a") or ""
-    if f then
-      f:close()
-    end
-    return text
+    return files.peek(dir .. "/error.log")
   end
 
   it("uploads a paid order's conversion through a worker thread, with the token from the environment", function()
@@ -165,5 +160,71 @@ describe("the README's OpenResty configuration", function()
     local _, status = http.request(("http://127.0.0.1:%d/order-paid"):format(port))
     assert.are.equal(400, status)
     assert.are.equal(0, #sandbox.requests())
+  end)
+end)
+
+describe("the README's command line", function()
+  local dir, prefix
+
+  setup(function()
+    dir = files.tmpdir()
+    prefix = dir .. "/prefix"
+    -- csvup on PATH as the README puts it there: make install PREFIX=...
+    local status, output = run(("make --no-print-directory install PREFIX=%s DOCS=%s/docs"):format(prefix, dir))
+    assert(status == 0, output)
+  end)
+
+  teardown(function()
+    files.remove(dir)
+  end)
+
+  -- Runs a shell script in dir with the installed csvup first on PATH and no Lua paths.
+  local function shell(script)
+    return run(("cd %s && env -u LUA_PATH -u LUA_CPATH -u CSVUP_BASE_URL -u CSVUP_COUNTER XDG_STATE_HOME=%s/state "
+      .. "PATH=%s/bin:$PATH sh -c %s"):format(dir, dir, prefix, quote(script)))
+  end
+
+  it("rehearses a 429, a 503 and a lost answer against the sandbox, as the sandbox section shows", function()
+    assert(os.execute("cp spec/fixtures/expenses.csv " .. dir .. "/costs.csv"))
+    local probe = assert(socket.bind("127.0.0.1", 0))
+    local _, port = probe:getsockname()
+    probe:close()
+    local script, n = fenced("The sandbox", "sh"):gsub("8080", port) -- a free port: the one change
+    assert.are.equal(2, n)
+    local status, output = shell(script)
+    assert.are.equal(0, status, output)
+    local stamp = "\n%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ csvup: " -- off a terminal, each log line starts with the time
+    output = "\n" .. output
+    assert.matches(stamp .. "attempt 2 of 4 after 429 quota_requests_by_ip, in 1%.0 s" .. stamp .. "attempt 3 of 4 after "
+      .. "429 quota_requests_by_ip, in 1%.0 s" .. stamp .. "the journal records costs.csv as sent: a rerun answers from "
+      .. "it\nuploading %d+: UPLOADED [^\n]* provider=rehearsal429", output)
+    assert.matches(stamp .. "attempt 4 of 4 after 503 backend_error, in [%d.]+ s" .. stamp .. "HTTP 503 backend_error",
+      output)
+    assert.matches(stamp .. "the answer was lost after the request was sent whole %(RECV_ERROR%): looking for the upload "
+      .. "in the uploadings list by its marker" .. stamp .. "the lost answer was found by its marker: uploading %d+",
+      output)
+    assert.matches("\nuploading %d+: UPLOADED [^\n]* provider=rehearsallost", output)
+  end)
+
+  it("fixes an Excel export's decimal commas and dates with the csv.rows transform it shows", function()
+    -- "Реклама" in Windows-1251, a non-breaking space (0xA0) as the thousands separator
+    files.write(dir .. "/excel_export.csv", "Date;UTMSource;Expenses\r\n10.01.2024;\208\229\234\235\224\236\224;"
+      .. "1\160234,50\r\n11.01.2024;fb;99,9\r\n")
+    local status, output = run(("cd %s && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' lua5.4 "
+      .. "-e %s"):format(dir, prefix, prefix, prefix, quote(section("CSV and validation"):match("\n```lua\n(local csv = require[^`]-)```"))))
+    assert.are.equal(0, status, output)
+    assert.are.equal("Date,UTMSource,Expenses\n2024-01-10,Реклама,1234.50\n2024-01-11,fb,99.9\n",
+      files.read(dir .. "/costs.csv"))
+    status, output = shell("csvup validate expenses costs.csv")
+    assert.are.equal(0, status, output)
+  end)
+
+  it("prints the dry run the cron section shows, as shown", function()
+    files.write(dir .. "/costs.csv", "Date;UTMSource;Expenses\r\n2024-01-10;fb;1234.50\r\n")
+    local shown = section("From cron: the csvup command"):match("\n```\n%$ (.-)\n```\n")
+    local command, expected = shown:match("^(.-)\n(.*)$")
+    local status, output = shell(command)
+    assert.are.equal(0, status, output)
+    assert.are.equal(expected .. "\n", output)
   end)
 end)

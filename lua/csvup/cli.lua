@@ -13,7 +13,8 @@ local registry = require "csvup.registry"
 local validate = require "csvup.validate"
 
 local format, concat = string.format, table.concat
-local ipairs, pairs, tonumber, tostring, type, next = ipairs, pairs, tonumber, tostring, type, next
+local ipairs, pairs, tonumber, tostring, type, next, setmetatable =
+  ipairs, pairs, tonumber, tostring, type, next, setmetatable
 local math_type = math.type
 
 local cli = {}
@@ -22,19 +23,48 @@ local cli = {}
 local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL = 0, 1, 2, 3, 4, 5, 6
 local TOKEN_FILE_READ = 4096 -- bytes read of a token file: a token is far shorter
 local SIGNALLED = { SIGINT = 130, SIGTERM = 143 }
+local STDERR = 2
+-- The environment the command reads: the tokens (registry.services[].token_env),
+-- and the defaults of --base-url and --counter. The examples and recipes use the same names.
+local ENV_BASE_URL, ENV_COUNTER = "CSVUP_BASE_URL", "CSVUP_COUNTER"
+local PREVIEW_LINES = 5 -- lines of the body a dry run shows
 local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malformed_csv = true, invalid_value = true,
   unknown_target = true }
 
 local EXIT_TEXT = [[
 Exit status: 0 done, 1 API error, 2 usage, 3 validation failed, 4 network,
 5 waited and the upload failed (LINKAGE_FAILURE), 6 done but some rows were
-refused (Carrot quest row_errors), 130 and 143 stopped by SIGINT and SIGTERM.]]
+refused (Carrot quest row_errors), 130 and 143 stopped by SIGINT and SIGTERM.
+
+Environment: CSVUP_METRIKA_TOKEN, CSVUP_CARROTQUEST_TOKEN (the tokens, unless
+--token-file), CSVUP_BASE_URL (--base-url), CSVUP_COUNTER (--counter),
+XDG_STATE_HOME (the journal), XDG_RUNTIME_DIR (the parallel-request slots'
+locks). See man csvup.]]
 
 local printable = errors.printable
 
 local function say(stream, ...)
   stream:write(...)
   stream:flush()
+end
+
+-- The log on stderr, one line per event: retries, a lost answer, the
+-- journal's decisions, errors. Off a terminal (cron, a pipe) each line starts
+-- with the time in ISO 8601 (UTC); --quiet keeps only the errors.
+local quiet = false
+
+local function log_line(text)
+  if core.isatty(STDERR) then -- over a progress bar's line, which is drawn again at its next step
+    say(io.stderr, "\r", string.rep(" ", (core.columns(STDERR) or 80) - 1), "\r", "csvup: ", text, "\n")
+  else
+    say(io.stderr, os.date("!%Y-%m-%dT%H:%M:%SZ "), "csvup: ", text, "\n")
+  end
+end
+
+local function note(...)
+  if not quiet then
+    log_line(format(...))
+  end
 end
 
 -- Numbers: an option's converter that refuses what is not one.
@@ -56,18 +86,43 @@ local function integer(text)
   return n
 end
 
+-- A value as help shows it: a tab or a space by name.
+local function named(v)
+  return v == "\t" and "tab" or v == " " and "space" or v
+end
+
+-- An option that takes one of values, a tab or a space also by name: help
+-- shows no raw tab. Returns the option.
+local function one_of(option, values)
+  local names, accepted = {}, {}
+  for i, v in ipairs(values) do
+    names[i] = named(v)
+    accepted[v], accepted[names[i]] = v, v
+  end
+  return option:argname("{" .. concat(names, ",") .. "}"):convert(function(text)
+    if accepted[text] then
+      return accepted[text]
+    end
+    return nil, format("'%s' is not one of: %s", text, concat(names, ", "))
+  end)
+end
+
+local FILE_DELIMITERS = { ",", ";", "\t", "|", "auto" }
+local ENCODINGS = { "utf-8", "cp1251", "windows-1251", "auto" }
 
 local function add_connection_options(command, service)
   command:option("--token-file", format("a file whose first line is the token (else $%s)",
     registry.services[service].token_env))
-  command:option("--base-url", "the API's address, e.g. a sandbox's http://127.0.0.1:8080")
+  command:option("--base-url", "the API's address, e.g. a sandbox's http://127.0.0.1:8080; default: $" .. ENV_BASE_URL
+    .. ", else the service's own")
   command:flag("--allow-http", "allow plain http to a host other than this machine (the token travels unencrypted)")
   command:option("--retries", "attempts after the first for what surely was not processed; default: 3")
     :convert(integer)
   command:flag("--verbose", "print libcurl's exchange on stderr (the token hidden)")
-  command:flag("--json", "print the result, or the error, as JSON on stdout")
+  command:flag("--json", "print each result, or the error, as one JSON value on stdout")
+  command:flag("--quiet", "log only errors on stderr (no retries, journal decisions or progress bar)")
   if service == "metrika" then
-    command:option("--counter", "the Metrica counter's id; required"):convert(integer)
+    command:option("--counter", "the Metrica counter's id; required, default: $" .. ENV_COUNTER):convert(integer)
     command:option("--ulogin", "act for this delegated account")
   else
     command:option("--app", "the Carrot quest app id; default: $self_app")
@@ -76,8 +131,8 @@ end
 
 local function add_wait_options(command)
   command:option("--timeout", "seconds to wait at most; default: 10800"):convert(number(0.001))
-  command:option("--interval", "seconds between polls at first (it grows by half up to 60); default: 5")
-    :convert(number(0.05))
+  command:option("--interval", "the longest pause between polls, in seconds: from 1 s the pause grows by half up "
+    .. "to it; default: 60"):convert(number(0.05))
 end
 
 -- One subcommand per registry method, with its options.
@@ -93,14 +148,14 @@ local function add_method(parent, m)
     command:option("--validate", "check every row (full), the header (header) or nothing (off); default: full")
       :choices { "full", "header", "off" }
     command:option("--encoding", "the file's encoding (auto: UTF-8 unless it is not valid UTF-8); default: utf-8")
-      :choices { "utf-8", "cp1251", "windows-1251", "auto" }
+      :choices(ENCODINGS)
     local takes_delimiter = false
     for _, o in ipairs(m.options) do
       takes_delimiter = takes_delimiter or o.name == "delimiter" or o.name == "delimiter_type"
     end
     if not takes_delimiter then
-      command:option("--delimiter", "the file's delimiter, sent as a comma (auto: the most frequent of , ; tab | in "
-        .. "the header); default: ,"):choices { ",", ";", "\t", "|", "tab", "auto" }
+      one_of(command:option("--delimiter", "the file's delimiter, sent as a comma (auto: the most frequent of , ; tab | "
+        .. "in the header); default: ,"), FILE_DELIMITERS)
     end
     if registry.kind[m.kind].read then
       command:flag("--wait", "wait until the uploading is processed")
@@ -109,11 +164,20 @@ local function add_method(parent, m)
   elseif m.shape == "read" or m.id then
     command:argument("id", "the uploading's id")
   end
+  command:flag("--dry-run", "check and print what would be sent (method, URL, query, form fields, the body's first "
+    .. "lines as converted), send nothing; exit 0, or 3 when the file fails its check")
   for _, o in ipairs(m.options) do
     local flag = "--" .. registry.cli_name(o.type == "tags" and "tag" or o.name)
-    local option = command:option(flag, options.describe(o))
+    local shown = o
+    if o.values then
+      shown = setmetatable({ values = {} }, { __index = o })
+      for i, v in ipairs(o.values) do
+        shown.values[i] = named(v)
+      end
+    end
+    local option = command:option(flag, options.describe(shown))
     if o.type == "enum" then
-      option:choices(o.values)
+      one_of(option, o.values)
     elseif o.type == "integer" then
       option:convert(integer)
     elseif o.type == "tags" then
@@ -177,18 +241,18 @@ local function build_parser()
     "Exit status 0: valid; 3: problems found, listed on stderr as file:line: column: reason.")
   check:argument("kind", "the upload kind"):choices(kinds)
   check:argument("file", "the CSV file")
-  check:option("--delimiter", "the file's delimiter (auto: the most frequent of , ; tab | in the header); default: ,")
-    :choices { ",", ";", "\t", "|", "tab", "auto" }
+  one_of(check:option("--delimiter", "the file's delimiter (auto: the most frequent of , ; tab | in the header); "
+    .. "default: ,"), FILE_DELIMITERS)
   check:option("--encoding", "the file's encoding (auto: UTF-8 unless it is not valid UTF-8); default: utf-8")
-    :choices { "utf-8", "cp1251", "windows-1251", "auto" }
+    :choices(ENCODINGS)
   check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
-  check:option("--action", "user-params: update or delete_keys; default: update", "update")
-    :choices { "update", "delete_keys" }
-  check:option("--entity", "crm: what the file holds (only simple_orders has fixed columns); default: simple_orders",
-    "simple_orders"):choices { "simple_orders" }
+  check:option("--action", "user-params: update or delete_keys", "update"):choices { "update", "delete_keys" }
+  check:option("--entity", "crm: what the file holds (only simple_orders has fixed columns)", "simple_orders")
+    :choices { "simple_orders" }
+  check:flag("--json", "print the result, or the problems as objects, as JSON on stdout")
   local entries = parser:command("journal", "list the latest uploads the journal keeps")
   entries:option("--journal", "the journal; default: $XDG_STATE_HOME/csvup/journal.sqlite3")
-  entries:option("--limit", "how many; default: 20", "20"):convert(function(text)
+  entries:option("--limit", "how many", "20"):convert(function(text)
     local n = integer(text)
     if not n or n < 1 then
       return nil, format("'%s' is not a whole number of at least 1", text)
@@ -197,9 +261,9 @@ local function build_parser()
   end)
   entries:flag("--json", "print the entries as JSON")
   local sandbox = parser:command("sandbox", "run the local sandbox that emulates both APIs (token: sandbox-token)")
-  sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one; default: 8080", "8080"):convert(integer)
-  sandbox:option("--process-delay", "seconds until an uploading is final; default: 0.5", "0.5"):convert(number(0))
-  sandbox:option("--answer-delay", "seconds before every answer; default: 0", "0"):convert(number(0))
+  sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one", "8080"):convert(integer)
+  sandbox:option("--process-delay", "seconds until an uploading is final", "0.5"):convert(number(0))
+  sandbox:option("--answer-delay", "seconds before every answer", "0"):convert(number(0))
   sandbox:option("--counters", "the Metrica counters the token may use, comma-separated; default: all but 403")
   sandbox:option("--max-connections", "connections at once, more get 503; default: 256, at most 900")
     :convert(integer)
@@ -218,33 +282,57 @@ local function status_of(err)
   return API_ERROR
 end
 
--- What a signal left behind: nothing sent, or sent whole with the outcome unknown.
+-- What a signal left behind: an answered uploading whose wait stopped, a
+-- body cut short (which the service keeps nothing of), or one sent whole with
+-- the outcome unknown.
 local function interruption(err)
   local signal = core.interrupted() or "a signal"
-  if err.signal then -- between requests: waiting for a slot, a retry or processing
-    return format("csvup: stopped by %s while waiting: nothing more was sent\n", signal)
+  if err.waiting_for then
+    return format("stopped by %s while waiting for uploading %s to be processed: the upload was answered and "
+      .. "stays; only the wait stopped (csvup metrika wait %s waits again)", signal, printable(err.waiting_for),
+      printable(err.waiting_for))
+  elseif err.signal then -- between requests: waiting for a slot or a retry
+    return format("stopped by %s while waiting: nothing more was sent", signal)
+  elseif err.request_sent == false and (err.sent or 0) > 0 then
+    return format("stopped by %s after %.0f of %s bytes of the request were sent: the service keeps nothing of an "
+      .. "incomplete request, so nothing was uploaded", signal, err.sent, err.body_size and format("%.0f",
+      err.body_size) or "its")
   elseif err.request_sent == false then
-    return format("csvup: stopped by %s: nothing was sent\n", signal)
+    return format("stopped by %s: nothing was sent", signal)
   end
-  return format("csvup: stopped by %s after the request was sent whole: whether the service kept it is unknown. "
-    .. "Run the same command again: the journal looks for it in the uploadings list before sending%s\n", signal,
+  return format("stopped by %s after the request was sent whole: whether the service kept it is unknown. "
+    .. "Run the same command again: the journal looks for it in the uploadings list before sending%s", signal,
     err.marker and format(" (its marker: %s)", err.marker) or "")
 end
 
+-- Requests made for the command, as the retries reported them; an error's own count wins.
+local attempts = 0
+
+-- An error under --json: one object on stdout, with the requests it took.
+local function json_error(err, stream)
+  say(stream or io.stdout, json.encode { error = { code = err.code, kind = err.kind, status = err.status,
+    message = err.message, problems = err.problems, problem_count = err.problem_count, id = err.id,
+    last_status = err.last_status, hint = err.hint, attempts = err.attempts or attempts,
+    waiting_for = err.waiting_for } }, "\n")
+end
+
 local function report_error(err, as_json)
-  if err.code == "interrupted" and not as_json then
-    say(io.stderr, interruption(err))
-  elseif as_json then
-    say(io.stdout, json.encode { error = { code = err.code, kind = err.kind, status = err.status,
-      message = err.message, problems = err.problems, id = err.id, last_status = err.last_status } }, "\n")
+  if as_json then
+    json_error(err)
+  elseif err.code == "interrupted" then
+    log_line(interruption(err))
   else
-    say(io.stderr, "csvup: ", printable(tostring(err)), "\n")
+    log_line(printable(tostring(err)))
   end
   return status_of(err)
 end
 
-local function usage_error(message)
-  say(io.stderr, "csvup: ", message, "\n")
+local function usage_error(message, as_json)
+  if as_json then
+    json_error({ code = "usage", kind = "input", message = message, attempts = 0 }, io.stderr)
+  else
+    log_line(message)
+  end
   return USAGE
 end
 
@@ -259,15 +347,24 @@ local function describe_uploading(u)
   return concat(parts, " ")
 end
 
+local function describe_goal(g)
+  local identifier = type(g.conditions) == "table" and type(g.conditions[1]) == "table" and g.conditions[1].url
+  return format("goal %s: %s type=%s%s", printable(g.id), printable(g.name), printable(g.type),
+    identifier and " identifier=" .. printable(identifier) or "")
+end
+
 local function describe(result)
   if type(result) ~= "table" then
     return printable(result)
+  elseif result.id ~= nil and result.conditions ~= nil then -- a goal (create-goal)
+    return describe_goal(result)
   elseif result.id ~= nil or result.uploading_id ~= nil then
     return describe_uploading(result)
   elseif result[1] ~= nil then
     local lines = {}
     for i, item in ipairs(result) do
       lines[i] = type(item) == "table" and (item.status or item.uploading_id) and describe_uploading(item)
+        or type(item) == "table" and item.id ~= nil and item.conditions ~= nil and describe_goal(item)
         or printable(json.encode(item))
     end
     return concat(lines, "\n")
@@ -308,8 +405,7 @@ local function encoding_of(args, path)
   end
   local encoding, why = csv.encoding("auto", path)
   if encoding then
-    say(io.stderr, format("csvup: %s: read as %s: %s\n", printable(args.file), encoding == "cp1251" and "windows-1251"
-      or encoding, why))
+    note("%s: read as %s: %s", printable(args.file), encoding == "cp1251" and "windows-1251" or encoding, why)
     return encoding
   end
   return "auto" -- the upload says what is wrong with the file
@@ -347,13 +443,18 @@ local function input_file(path)
   return name, name
 end
 
+-- A result as JSON: a list is an array even when it is empty.
+local function json_result(result, list)
+  return list and type(result) == "table" and next(result) == nil and "[]" or json.encode(result)
+end
+
 local function finish(result, err, args)
   if not result then
     return report_error(err, args.json)
   end
   local refused = type(result.row_errors) == "table" and next(result.row_errors) ~= nil
   if args.json then
-    say(io.stdout, json.encode(result), "\n")
+    say(io.stdout, json_result(result, args._list), "\n")
   elseif type(result.row_errors) == "table" then
     local lines, count = {}, 0
     for line, message in pairs(result.row_errors) do
@@ -375,14 +476,188 @@ local function finish(result, err, args)
   return kind and kind.is_failed and kind.is_failed[result.status] and UPLOAD_FAILED or OK
 end
 
--- Waits for the uploading; on a terminal, one status line per poll.
+-- Waits for the uploading; on a terminal, one status line per poll. A signal
+-- stops only the wait: the error names the uploading, which was answered.
 local function wait_for(client, uploading, kind, args)
-  local bar = progress.new("")
-  return client:wait(uploading, { kind = kind, timeout = args.timeout, interval = args.interval,
+  local bar = not quiet and progress.new("") or nil
+  local result, err = client:wait(uploading, { kind = kind, timeout = args.timeout, interval = args.interval,
     progress = bar and function(u) bar.status(describe_uploading(u)) end })
+  if not result and err.code == "interrupted" then
+    err.waiting_for = tostring(type(uploading) == "table" and uploading.id or uploading)
+  end
+  return result, err
 end
 
-local function run_method(client, m, args)
+-- The client's log of retries and lost answers (csvup.client's on_event).
+local function on_event(events)
+  return function(event, info)
+    local err = info.err
+    if event == "retry" then
+      attempts = info.attempt
+      note("attempt %d of %d after %s%s, in %.1f s", info.attempt, info.of, err.status and err.status .. " " or "",
+        printable(err.code), info.wait)
+    elseif event == "outcome_unknown" then
+      events.lost = true
+      note("the answer was lost after the request was sent whole (%s): looking for the upload in the uploadings list "
+        .. "by its marker", printable(err.cause or err.code))
+    end
+  end
+end
+
+-- An Excel export read as UTF-8 with commas is off twice over: when both the
+-- encoding and the delimiter are, one hint names both (err.hint).
+local function excel_hint(args, path, err)
+  if (args.encoding and args.encoding ~= "utf-8")
+      or (args.delimiter and args.delimiter ~= ",") or not path or not (err.code == "invalid_utf8" or err.hint) then
+    return
+  end
+  local f = io.open(path, "rb")
+  local head = f and f:read(65536) or ""
+  if f then
+    f:close()
+  end
+  local header = head:match("^[^\r\n]*")
+  local counts, best = {}, nil
+  for _, d in ipairs { ";", "\t", "|" } do
+    counts[d] = select(2, header:gsub(d == "|" and "%|" or d, ""))
+    best = counts[d] > (best and counts[best] or 0) and d or best
+  end
+  if not best or header:find(",", 1, true) or csv.encoding("auto", path) ~= "cp1251" then
+    return
+  end
+  err.hint = format("this looks like an Excel export, %s-separated and in Windows-1251: pass --delimiter '%s' "
+    .. "--encoding cp1251 (or --delimiter auto --encoding auto)", named(best), named(best))
+  return err.hint
+end
+
+-- Dry run ---------------------------------------------------------------------------
+
+local function url_escape(v)
+  return (tostring(v):gsub("[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
+end
+
+-- name=value pairs of t, sorted by name: URL-escaped for a query, as they are (printable) for form fields.
+local function encoded(t, sep, escape)
+  local items = {}
+  for name, value in pairs(t or {}) do
+    items[#items + 1] = escape(name) .. "=" .. escape(value)
+  end
+  table.sort(items)
+  return concat(items, sep)
+end
+
+-- At most PREVIEW_LINES lines from read(n), a function that gives text or nil.
+local function first_lines(read)
+  local parts, lines, size = {}, 0, 0
+  while lines < PREVIEW_LINES and size < 65536 do
+    local chunk = read(4096)
+    if not chunk then
+      break
+    end
+    parts[#parts + 1], size = chunk, size + #chunk
+    lines = lines + select(2, chunk:gsub("\n", ""))
+  end
+  local text = concat(parts)
+  local cut, n = 0, 0
+  while n < PREVIEW_LINES do
+    local at = text:find("\n", cut + 1, true)
+    if not at then
+      cut = #text
+      break
+    end
+    cut, n = at, n + 1
+  end
+  return text:sub(1, cut)
+end
+
+-- The body's first lines, as they would be sent: a file converted by
+-- core.recoder where it would be, else as it is; a JSON body whole.
+local function body_preview(call, opts)
+  local args = call.args
+  if args.body or args.data then
+    local text = args.body or args.data
+    return first_lines(function()
+      local piece = text
+      text = nil
+      return piece
+    end)
+  elseif not args.file then
+    return nil
+  elseif not args.recode then
+    local f, err = io.open(args.file, "rb")
+    if not f then
+      return nil, errors.new("input", "file_unreadable", err)
+    end
+    local text = first_lines(function(n) return f:read(n) end)
+    f:close()
+    return text
+  end
+  local encoding, err = csv.encoding(opts.encoding, args.file)
+  local recoder = encoding and core.recoder(args.file, { encoding = encoding,
+    delimiter = call.delimiter or opts.delimiter or ",", to = call.delimiter or "," })
+  if not recoder then
+    return nil, err
+  end
+  local text = first_lines(function(n) return recoder:read(n) end)
+  recoder:close()
+  return text
+end
+
+-- Checks the call as sending would and prints what would go out; sends nothing.
+local function dry_run(client, m, args, opts)
+  opts.check_targets = nil -- it reads the counter's goals: a request
+  local plan = client.plans[m.name]
+  local call, err
+  if m.shape == "read" or m.id then
+    call, err = plan(client, args.id, m.shape ~= "read" and opts or nil)
+  else
+    call, err = plan(client, opts)
+  end
+  if call and call.args.recheck then -- checked by the read that would send it: here, whole
+    local ok
+    ok, err = call.args.recheck()
+    call = ok and call or nil
+  end
+  local body
+  if call then
+    body, err = body_preview(call, opts)
+    call = (body or not err) and call or nil
+  end
+  if not call then
+    excel_hint(args, opts.file, err)
+    return report_error(err, args.json)
+  end
+  local endpoint = core.ENDPOINTS[call.endpoint]
+  local path = endpoint.path:gsub("{(%w+)}", function(name) return url_escape(call.args[name]) end)
+  local query = encoded(call.args.query, "&", url_escape)
+  local marker = m.kind and registry.kind[m.kind].mark
+  local plan_shown = { dry_run = true, method = endpoint.method, url = client.conn:base_url() .. path
+    .. (query ~= "" and "?" .. query or ""), query = call.args.query, fields = call.args.fields,
+    file = call.args.file and (call.args.filename or call.args.file:match("[^/]*$")), body = body,
+    marker = marker and format("csvup and 10 hex digits, added to the %s when sent", marker) or nil }
+  if args.json then
+    say(io.stdout, json.encode(plan_shown), "\n")
+    return OK
+  end
+  local out = { format("%s %s", plan_shown.method, plan_shown.url), "Authorization: (the token, not shown)" }
+  if call.args.fields then
+    out[#out + 1] = "form fields: " .. encoded(call.args.fields, " ", printable)
+  end
+  if plan_shown.file then
+    out[#out + 1] = "form file part: " .. plan_shown.file
+  end
+  if marker then
+    out[#out + 1] = "marker: " .. plan_shown.marker
+  end
+  if body then
+    out[#out + 1] = format("body (its first %d lines, as sent):", PREVIEW_LINES)
+    out[#out + 1] = printable(body):gsub("\\n", "\n"):gsub("\n$", "") -- escapes what a terminal would obey
+  end
+  say(io.stdout, concat(out, "\n"), "\n")
+  return OK
+end
+
+local function run_method(client, m, args, events)
   local opts = {}
   for _, o in ipairs(m.options) do
     local v = args[(o.type == "tags" and "tag" or o.name)]
@@ -391,6 +666,7 @@ local function run_method(client, m, args)
     end
     opts[o.name] = v
   end
+  args._list = m.result and m.result:find("s$") ~= nil
   local temporary
   if m.shape == "upload" then
     opts.file, temporary = input_file(args.file)
@@ -405,21 +681,44 @@ local function run_method(client, m, args)
     for name in pairs(m.flags or {}) do
       opts[name] = args[name] or nil
     end
-    local bar = progress.new(args.file)
-    opts.progress = bar and bar.update
     opts.force = args.force or nil
     opts.encoding = encoding_of(args, opts.file)
-    opts.delimiter = opts.delimiter or (args.delimiter == "tab" and "\t" or args.delimiter)
-    local result, err, note = client[m.name](client, opts)
+    opts.delimiter = opts.delimiter or args.delimiter
+  end
+  if args.dry_run then
+    local status = dry_run(client, m, args, opts)
+    if temporary then
+      os.remove(temporary)
+    end
+    return status
+  end
+  if m.shape == "upload" then
+    local bar = not quiet and progress.new(args.file) or nil
+    opts.progress = bar and bar.update
+    local result, err, note_of = client[m.name](client, opts)
     if bar then
       bar.finish()
     end
-    if note == "journal" and not args.json then
-      say(io.stderr, "csvup: ", printable(args.file), " was uploaded before (the journal says so): not sent again; ",
-        "--force sends it again\n")
+    local journal_on, hint = client.journal ~= nil, nil
+    if note_of == "journal" then
+      note("%s was uploaded before (the journal says so): not sent again; --force sends it again",
+        printable(args.file))
+    elseif result and events.lost then
+      note("the lost answer was found by its marker: uploading %s", printable(result.id or result.uploading_id))
+    end
+    if result and journal_on and note_of ~= "journal" then
+      note("the journal records %s as sent: a rerun answers from it", printable(args.file))
+    elseif not result and journal_on and (err.code == "outcome_unknown" or (err.code == "interrupted"
+        and err.request_sent ~= false)) then
+      note("the journal keeps %s open: a rerun looks for it by its marker before sending", printable(args.file))
+    elseif not result then
+      hint = excel_hint(args, opts.file, err)
     end
     if temporary then
       os.remove(temporary)
+    end
+    if result and (args.confirm or args.wait) then -- the uploading's id at once, before what may take hours
+      say(io.stdout, args.json and json.encode(result) or describe(result), "\n")
     end
     if result and args.confirm then
       result, err = client[m.confirm](client, result)
@@ -428,7 +727,11 @@ local function run_method(client, m, args)
       result, err = wait_for(client, result, m.kind, args)
     end
     args._kind = m.kind
-    return finish(result, err, args)
+    local status = finish(result, err, args)
+    if hint and not args.json then
+      log_line(hint)
+    end
+    return status
   end
   local result, err
   if m.shape == "read" or m.id then
@@ -441,22 +744,28 @@ end
 
 local function run_service(service, args, command)
   core.signals() -- SIGINT and SIGTERM stop a transfer or a wait at once, and are reported
+  args.counter = args.counter or integer(os.getenv(ENV_COUNTER) or "")
   if service == "metrika" and not args.counter then
-    return usage_error("--counter is required")
+    return usage_error("--counter is required (or set " .. ENV_COUNTER .. ")", args.json)
   end
   local secret, problem = token(service, args)
-  if not secret then
-    return usage_error(problem)
+  if not secret and args.dry_run then
+    secret = "-" -- a dry run sends nothing: it needs no token
+  elseif not secret then
+    return usage_error(problem, args.json)
   end
-  local client, err = csvup[service].new { token = secret, base_url = args.base_url, counter = args.counter,
-    ulogin = args.ulogin, app = args.app, retries = args.retries, allow_http = args.allow_http or nil,
-    verbose = args.verbose or nil, journal = args.file and not args.no_journal and (args.journal or true) or nil }
+  local base_url, events = args.base_url or os.getenv(ENV_BASE_URL), {}
+  local client, err = csvup[service].new { token = secret, base_url = base_url ~= "" and base_url or nil,
+    counter = args.counter, ulogin = args.ulogin, app = args.app, retries = args.retries,
+    allow_http = args.allow_http or nil, verbose = args.verbose or nil, on_event = on_event(events),
+    journal = args.file and not args.no_journal and not args.dry_run and (args.journal or true) or nil }
   if not client then
     return report_error(err, args.json)
   end
   local status, result
   if command == "uploadings" then
     local kind = registry.kind[args.kind or "offline-conversions"]
+    args._list = true
     result, err = client[kind.list](client, { limit = args.limit, offset = args.offset })
     status = finish(result, err, args)
   elseif command == "wait" then
@@ -464,7 +773,7 @@ local function run_service(service, args, command)
     result, err = wait_for(client, args.id, args._kind, args)
     status = finish(result, err, args)
   else
-    status = run_method(client, registry.method[command:gsub("%-", "_")], args)
+    status = run_method(client, registry.method[command:gsub("%-", "_")], args, events)
   end
   client:close()
   return status
@@ -472,12 +781,21 @@ end
 
 local function run_validate(args)
   local schema = registry.schema(registry.kind[args.kind], args)
-  local ok, err = validate.file(schema, args.file, { level = "full",
-    delimiter = args.delimiter == "tab" and "\t" or args.delimiter,
+  local ok, err = validate.file(schema, args.file, { level = "full", delimiter = args.delimiter,
     encoding = encoding_of(args, args.file), merge_field = args.merge_field or "$user_id" })
   if ok then
-    say(io.stdout, args.file, ": valid for ", args.kind, "\n")
+    if args.json then
+      say(io.stdout, json.encode { file = args.file, kind = args.kind, valid = true }, "\n")
+    else
+      say(io.stdout, args.file, ": valid for ", args.kind, "\n")
+    end
     return OK
+  end
+  local hint = excel_hint(args, args.file, err)
+  if args.json and err.problems then
+    say(io.stdout, json.encode { file = args.file, kind = args.kind, valid = false, problems = err.problems,
+      problem_count = err.problem_count, hint = err.hint }, "\n")
+    return INVALID
   elseif err.problems then
     for _, p in ipairs(err.problems) do
       say(io.stderr, format("%s:%s: %s: %s\n", printable(args.file), p.line or p.row, printable(p.column),
@@ -491,7 +809,11 @@ local function run_validate(args)
     end
     return INVALID
   end
-  return report_error(err)
+  local status = report_error(err, args.json)
+  if hint and not args.json then
+    log_line(printable(args.file) .. ": " .. hint)
+  end
+  return status
 end
 
 local function run_journal(args)
@@ -505,7 +827,7 @@ local function run_journal(args)
   if not entries then
     return report_error(err, args.json)
   elseif args.json then
-    say(io.stdout, json.encode(entries), "\n")
+    say(io.stdout, json_result(entries, true), "\n")
   else
     for _, entry in ipairs(entries) do
       say(io.stdout, journal.describe(entry), "\n")
@@ -528,7 +850,7 @@ local function run_sandbox(args)
     answer_delay = args.answer_delay, counters = counters, max_connections = args.max_connections,
     idle_timeout = args.idle_timeout }
   if not server then
-    say(io.stderr, format("csvup: sandbox: cannot listen on port %d: %s\n", args.port, printable(err)))
+    log_line(format("sandbox: cannot listen on port %d: %s", args.port, printable(err)))
     return API_ERROR
   end
   say(io.stdout, "csvup sandbox listening on ", server.url, "\n")
@@ -542,11 +864,27 @@ cli.parser = build_parser
 -- cli.main(args) -> exit status
 function cli.main(argv)
   local parser = build_parser()
-  local ok, args = parser:pparse(argv)
-  if not ok then
-    say(io.stderr, parser:get_usage(), "\n\ncsvup: ", args, "\n")
-    return USAGE
+  local as_json = false
+  for _, a in ipairs(argv) do
+    if a == "--" then
+      break
+    end
+    as_json = as_json or a == "--json"
   end
+  -- a parse error is told by the (sub)command it is in: its usage, not the top one's
+  parser.error = function(command, message)
+    error({ usage = command:get_usage(), message = message }, 0)
+  end
+  local ok, args = pcall(parser.parse, parser, argv)
+  if not ok and type(args) ~= "table" then
+    error(args, 0)
+  elseif not ok then
+    if not as_json then
+      say(io.stderr, args.usage, "\n\n")
+    end
+    return usage_error(args.message, as_json)
+  end
+  quiet, attempts = args.quiet or false, 0
   if args.command == "validate" then
     return run_validate(args)
   elseif args.command == "sandbox" then

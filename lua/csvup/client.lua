@@ -22,10 +22,12 @@ local client = {}
 -- connect_timeout (10 s), low_speed_limit (1024 bytes/s), low_speed_time
 -- (120 s), parallel (Metrica: 3 requests at once per token), user_agent,
 -- ca_file, insecure, verbose. Retries: retries (3), backoff = { base seconds
--- (0.5), max seconds (30) }, retry_unsafe (false), rate (requests a second).
+-- (0.5), max seconds (30) }, retry_unsafe (false), rate (requests a second),
+-- on_event(event, info): told of each retry ("retry": attempt, of, err, wait)
+-- and each answer lost after a whole body ("outcome_unknown": err), e.g. for a log.
 local CONNECTION = { "token", "base_url", "allow_http", "timeout", "upload_timeout", "connect_timeout",
   "low_speed_limit", "low_speed_time", "parallel", "user_agent", "ca_file", "insecure", "verbose" }
-local POLICY = { "retries", "backoff", "retry_unsafe", "rate" }
+local POLICY = { "retries", "backoff", "retry_unsafe", "rate", "on_event" }
 -- journal: a path, or true for csvup.journal's default path; resolve_timeout:
 -- seconds to look for a lost answer in the uploadings list (30; see csvup.once).
 local OWN = { "journal", "resolve_timeout" }
@@ -70,9 +72,11 @@ local function policy(opts, default_rate)
     return errors.invalid("rate must be a number of requests a second above 0 and at most 1000")
   elseif (backoff.base ~= nil and not positive(backoff.base)) or (backoff.max ~= nil and not positive(backoff.max)) then
     return errors.invalid("backoff.base and backoff.max must be positive numbers of seconds")
+  elseif opts.on_event ~= nil and type(opts.on_event) ~= "function" then
+    error("on_event must be a function(event, info)", 4)
   end
   return { retries = retries, base = backoff.base or 0.5, max = backoff.max or 30,
-    retry_unsafe = opts.retry_unsafe == true, rate = rate, next_start = 0 }
+    retry_unsafe = opts.retry_unsafe == true, rate = rate, next_start = 0, on_event = opts.on_event }
 end
 
 -- client.new(service, opts, Client, own) -> a client | nil, err: opts are
@@ -383,11 +387,18 @@ function client.call(conn, name, args, read_error, p)
     err.attempts = attempt
     local verdict = client.classify(err, endpoint.method)
     if verdict == "unknown" and not p.retry_unsafe then
-      return nil, client.outcome_unknown(err, name)
+      err = client.outcome_unknown(err, name)
+      if p.on_event then -- what it raises is not the call's concern
+        pcall(p.on_event, "outcome_unknown", { err = err })
+      end
+      return nil, err
     end
     local wait = verdict and attempt <= p.retries and delay(p, attempt, err)
     if not wait then
       return nil, err
+    end
+    if p.on_event then
+      pcall(p.on_event, "retry", { attempt = attempt + 1, of = p.retries + 1, err = err, wait = wait })
     end
     local signal = core.sleep(wait)
     if signal then

@@ -4,6 +4,7 @@
 -- (csvup.core does the SQLite and the hashing).
 local core = require "csvup.core"
 local errors = require "csvup.errors"
+local json = require "csvup.json"
 
 local byte, format, gsub = string.byte, string.format, string.gsub
 local concat, sort = table.concat, table.sort
@@ -117,8 +118,16 @@ function journal.describe(entry)
     entry.file or "-",
     entry.hash and entry.hash:sub(1, 12) or "-",
   }
-  if entry.uploading_id then
+  -- an import (Carrot quest) has no uploading ("nil" as written): what its answer says instead
+  local result = json.decode(entry.uploading or "")
+  if entry.uploading_id and entry.uploading_id ~= "nil" then
     parts[#parts + 1] = "uploading " .. entry.uploading_id
+  elseif type(result) == "table" and result.updates_planned ~= nil then
+    local refused = 0
+    for _ in pairs(type(result.row_errors) == "table" and result.row_errors or {}) do
+      refused = refused + 1
+    end
+    parts[#parts + 1] = format("updates_planned=%s rows_refused=%d", tostring(result.updates_planned), refused)
   end
   if entry.status then
     parts[#parts + 1] = entry.status

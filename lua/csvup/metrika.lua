@@ -15,8 +15,10 @@ local metrika = {}
 
 local Client = {}
 
--- Waiting: the first pause, its growth, its ceiling and the smallest allowed (seconds).
-local WAIT_INTERVAL, WAIT_GROWTH, WAIT_MAX_INTERVAL, WAIT_MIN_INTERVAL = 5, 1.5, 60, 0.05
+-- Waiting: the first pause, its growth, the default ceiling and the smallest allowed (seconds).
+-- From 1 s a short processing is seen soon; growing by half up to a minute, a
+-- two-hour one costs 130 polls of the day's 5,000 requests (see the README).
+local WAIT_FIRST, WAIT_GROWTH, WAIT_INTERVAL, WAIT_MIN_INTERVAL = 1, 1.5, 60, 0.05
 local WAIT_TIMEOUT = 3 * 3600 -- processing may take 2 hours
 
 -- {"errors":[{"error_type":..., "message":..., "location":...}], "code":..., "message":...}
@@ -220,7 +222,7 @@ local positive = client.positive
 --- Waits until an uploading is processed.
 -- m:wait(uploading_or_id, { kind?, timeout?, interval?, progress? }) -> the final uploading | nil, err
 -- Polls until one of the kind's final statuses (csvup.registry), the pause
--- growing from interval (5 s) by half each time up to a minute. kind is known
+-- growing from 1 s by half each time up to interval (60 s). kind is known
 -- for uploadings this client made, else "offline-conversions". timeout
 -- defaults to 3 hours; past it, err.code is "timeout" with err.last_status.
 -- progress(uploading) is called after each poll.
@@ -239,7 +241,8 @@ function Client:wait(uploading_or_id, opts)
   elseif opts.timeout ~= nil and not positive(opts.timeout) then
     return errors.invalid("wait: timeout must be a positive number of seconds")
   end
-  local id, interval = client.id(uploading_or_id), opts.interval or WAIT_INTERVAL
+  local id, ceiling = client.id(uploading_or_id), opts.interval or WAIT_INTERVAL
+  local interval = min(WAIT_FIRST, ceiling)
   local deadline = core.now() + (opts.timeout or WAIT_TIMEOUT)
   while true do
     local u, err = self[kind.read](self, id)
@@ -264,7 +267,7 @@ function Client:wait(uploading_or_id, opts)
     if signal then
       return errors.interrupted(signal)
     end
-    interval = min(interval * WAIT_GROWTH, WAIT_MAX_INTERVAL)
+    interval = min(interval * WAIT_GROWTH, ceiling)
   end
 end
 

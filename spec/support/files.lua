@@ -27,4 +27,14 @@ function files.read(path)
   return text
 end
 
+-- A file's text, "" while it does not exist (a log a process has yet to write).
+function files.peek(path)
+  local f = io.open(path, "rb")
+  local text = f and f:read("a") or ""
+  if f then
+    f:close()
+  end
+  return text
+end
+
 return files
