@@ -254,14 +254,14 @@ describe("csvup command, from cron and on a terminal", function()
 
   it("logs each retry, the lost answer found by its marker and the journal's decision, time-stamped off a terminal",
     function()
-    sandbox.fault { fault = "too_many_requests", count = 2, retry_after = 0 }
+    sandbox.fault { fault = "too_many_requests", count = 2, retry_after = 1 }
     sandbox.fault { fault = "lost_answer", path = "/expense/upload" }
     local out, err, code = cron("metrika upload-expenses --counter 1 --provider fb spec/fixtures/expenses.csv")
     assert.are.equal(OK, code, err)
     assert.matches("^uploading %d+: UPLOADED", out)
     local log = lines(err)
-    assert.matches("^" .. STAMP .. "attempt 2 of 4 after 429 quota_requests_by_ip, in 0%.0 s$", log[1])
-    assert.matches("^" .. STAMP .. "attempt 3 of 4 after 429 quota_requests_by_ip, in 0%.0 s$", log[2])
+    assert.matches("^" .. STAMP .. "attempt 2 of 4 after 429 quota_requests_by_ip, in 1%.0 s$", log[1])
+    assert.matches("^" .. STAMP .. "attempt 3 of 4 after 429 quota_requests_by_ip, in 1%.0 s$", log[2])
     assert.matches("^" .. STAMP .. "the answer was lost after the request was sent whole", log[3])
     assert.matches("^" .. STAMP .. "the lost answer was found by its marker: uploading " .. out:match("%d+") .. "$",
       log[4])
@@ -273,18 +273,18 @@ describe("csvup command, from cron and on a terminal", function()
     assert.matches("^" .. STAMP .. "spec/fixtures/expenses.csv was uploaded before %(the journal says so%): not sent "
       .. "again", err)
     -- --quiet: errors only
-    sandbox.fault { fault = "too_many_requests", count = 1, retry_after = 0 }
+    sandbox.fault { fault = "too_many_requests", count = 1, retry_after = 1 }
     out, err, code = cron("metrika upload-expenses --counter 1 --provider quiet --quiet spec/fixtures/expenses.csv")
     assert.are.same({ OK, "" }, { code, err })
     assert.matches("^uploading %d+", out)
   end)
 
   it("logs the same lines on a terminal, without the time", function()
-    sandbox.fault { fault = "too_many_requests", count = 1, retry_after = 0 }
+    sandbox.fault { fault = "too_many_requests", count = 1, retry_after = 1 }
     local shown, code = terminal(command_line("metrika upload-expenses --counter 1 --provider fb "
       .. "spec/fixtures/expenses.csv"))
     assert.are.equal(OK, code, shown)
-    assert.matches("[\n ]csvup: attempt 2 of 4 after 429 quota_requests_by_ip, in 0%.0 s\n", shown)
+    assert.matches("[\n ]csvup: attempt 2 of 4 after 429 quota_requests_by_ip, in 1%.0 s\n", shown)
     assert.is_nil(shown:find("%dZ csvup:"))
   end)
 

@@ -627,7 +627,7 @@ local function dry_run(client, m, args, opts)
     excel_hint(args, opts.file, err)
     return report_error(err, args.json)
   end
-  local endpoint = core.ENDPOINTS[call.endpoint]
+  local endpoint = registry.endpoint[call.endpoint]
   local path = endpoint.path:gsub("{(%w+)}", function(name) return url_escape(call.args[name]) end)
   local query = encoded(call.args.query, "&", url_escape)
   local marker = m.kind and registry.kind[m.kind].mark
