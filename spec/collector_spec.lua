@@ -161,7 +161,7 @@ describe("the README's collector recipe", function()
       end
     end
     assert.is_truthy(refused, "never refused")
-    assert.is_true(stats(n).bytes <= 300, stats(n).bytes)
+    assert.is_true(stats(n).bytes <= 300)
     assert.matches("spool_full", n.log())
     for _ = 1, 20 do -- once sent, rows are taken again
       if stats(n, "POST").bytes == 0 then

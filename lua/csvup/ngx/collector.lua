@@ -14,6 +14,9 @@
 --                                  refused (kind input), and why: kept, never retried
 --   paid.budget                    "YYYY-MM-DD uploads" of the GMT day, shared
 --                                  by the workers under flock
+--   paid.bytes                     the bytes the spool holds, all workers', under
+--                                  flock: each add reads and grows it, each flush
+--                                  sets it from the files
 -- A spool whose lock can be taken belongs to a worker that is gone (crash,
 -- kill -9, reload, upgrade): any worker's next flush turns it into a batch.
 local csv = require "csvup.csv"
@@ -89,27 +92,64 @@ local function configure(name, opts)
   c.prefix = c.dir .. "/" .. name .. "."
   c.worker = format("%d-%d", ngx.worker.pid(), floor(ngx.now() * 1000))
   c.spools, c.headers, c.rows, c.seq, c.files = {}, {}, 0, 0, 0
-  c.bytes_seen, c.added, c.sent, c.rejected = 0, 0, 0, 0
+  c.sent, c.rejected = 0, 0
+  local err
+  c.bytes_fd, err = fs.open(c.prefix .. "bytes", true)
+  if not c.bytes_fd then
+    return nil, err
+  end
   return c
 end
 
--- The spool files and batches of c in its directory: { name = size }, total bytes.
-local function scan(c)
-  local names, err = fs.list(c.dir)
-  if not names then
+-- Runs fn(bytes) under the lock of the spool's byte count (waiting a bounded
+-- time for the other workers), and stores what fn returns as the new count.
+local function with_bytes(c, fn)
+  local path, deadline = c.prefix .. "bytes", ngx.now() + LOCK_WAIT
+  while true do
+    local locked, err = fs.try_lock(c.bytes_fd, path)
+    if locked then
+      break
+    elseif locked == nil or ngx.now() >= deadline then
+      return nil, err or errors.new("internal", "spool_io", "spool: the byte count stayed locked: " .. path)
+    end
+    ngx.sleep(0.001)
+  end
+  local okay, bytes, a, b = pcall(fn, tonumber(fs.read(c.bytes_fd):match("^%d+")) or 0)
+  local ok, err = okay, not okay and errors.new("internal", "internal_error", "spool: " .. errors.text(bytes))
+  if okay and bytes then
+    ok, err = fs.replace(c.bytes_fd, format("%d\n", bytes), path)
+  end
+  fs.unlock(c.bytes_fd)
+  if not ok then
     return nil, err
   end
-  local found, total = {}, 0
-  local own = c.name .. "."
-  for _, n in ipairs(names) do
-    if n:sub(1, #own) == own and (n:match("%.spool$") or n:match("%.batch%.csv$")) then
-      local size = fs.size(c.dir .. "/" .. n)
-      if size then
-        found[n], total = size, total + size
+  return bytes, a, b
+end
+
+-- The spool files and batches of c in its directory: { name = size }, total
+-- bytes; the byte count set to that total.
+local function scan(c)
+  local found, total
+  local _, err = with_bytes(c, function()
+    local names, list_err = fs.list(c.dir)
+    if not names then
+      error(list_err)
+    end
+    found, total = {}, 0
+    local own = c.name .. "."
+    for _, n in ipairs(names) do
+      if n:sub(1, #own) == own and (n:match("%.spool$") or n:match("%.batch%.csv$")) then
+        local size = fs.size(c.dir .. "/" .. n)
+        if size then
+          found[n], total = size, total + size
+        end
       end
     end
+    return total
+  end)
+  if not found then
+    return nil, err
   end
-  c.bytes_seen, c.added = total, 0
   return found, total
 end
 
@@ -138,7 +178,6 @@ local function spool_for(c, header)
   end
   s = { fd = fd, path = base .. ".spool", base = base, rows = 0 }
   c.spools[header] = s
-  c.added = c.added + #header
   return s
 end
 
@@ -387,9 +426,9 @@ function collector.new(name, opts)
   if not c then
     return nil, err
   end
-  local found
-  found, err = scan(c)
-  if not found then
+  local listed
+  listed, err = fs.list(c.dir) -- the spool directory is there and readable
+  if not listed then
     return nil, err
   end
   collectors[name] = c
@@ -434,26 +473,35 @@ function collector.add(name, row)
   if not line then
     return nil, err
   end
-  -- What this worker knows: the spool's size at its last look plus its own rows since. Past half
-  -- the bound it looks at every worker's files again before each row, so the bound holds for all.
-  if c.bytes_seen + c.added + #line > c.max_spool_bytes / 2 and scan(c)
-    and c.bytes_seen + #line > c.max_spool_bytes then
-    return fail("spool_full", format("csvup.ngx: the spool of %s holds %d bytes, its max_spool_bytes is %d: "
-      .. "the row was not taken", c.name, c.bytes_seen, c.max_spool_bytes), "internal")
-  end
+  local need = #line + (c.spools[header] and 0 or #header) -- a new spool file starts with the header
   local s
-  s, err = spool_for(c, header)
+  -- under the lock of the byte count, so that the bound holds for all workers together
+  local bytes, taken = with_bytes(c, function(held)
+    if held + need > c.max_spool_bytes then
+      return nil, errors.new("internal", "spool_full", format("csvup.ngx: the spool of %s holds %d bytes, its "
+        .. "max_spool_bytes is %d: the row was not taken", c.name, held, c.max_spool_bytes))
+    end
+    local spool, spool_err = spool_for(c, header)
+    if not spool then
+      return nil, spool_err
+    end
+    local wrote, write_err = fs.write(spool.fd, line, spool.path)
+    if not wrote then
+      return held + need - #line, write_err -- what spool_for wrote, counted
+    end
+    s = spool
+    return held + need
+  end)
   if not s then
-    return nil, err
+    return nil, taken or bytes
   end
-  ok, err = fs.write(s.fd, line, s.path)
-  if ok and c.fsync == "row" then
+  if c.fsync == "row" then
     ok, err = fs.sync(s.fd, s.path)
+    if not ok then
+      return nil, err
+    end
   end
-  if not ok then
-    return nil, err
-  end
-  s.rows, c.rows, c.added = s.rows + 1, c.rows + 1, c.added + #line
+  s.rows, c.rows = s.rows + 1, c.rows + 1
   if c.rows >= c.max_rows and not c.flushing and not c.soon then
     c.soon = true
     ngx.timer.at(0, function(premature)
@@ -472,11 +520,11 @@ end
 --- What waits and what was sent (see the README).
 function collector.stats(name)
   local c = get(name)
-  local found = scan(c) or {}
-  local st = { rows = c.rows, bytes = c.bytes_seen, batches = 0, rejected = c.rejected, sent = c.sent,
+  local found, bytes = scan(c)
+  local st = { rows = c.rows, bytes = bytes, batches = 0, rejected = c.rejected, sent = c.sent,
     uploads_today = uploads_today(c), uploads_per_day = c.uploads_per_day, waiting_until = c.waiting_until,
     retry_at = c.retry_at, last_error = c.last_error }
-  for n in pairs(found) do
+  for n in pairs(found or {}) do
     local rows = n:match("%.(%d+)%.batch%.csv$")
     if rows then
       st.batches, st.rows = st.batches + 1, st.rows + tonumber(rows)

@@ -34,7 +34,7 @@ for _, decl in ipairs {
 end
 
 local O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_APPEND, O_CLOEXEC = 0, 1, 2, 0x40, 0x400, 0x80000
-local LOCK_EX, LOCK_NB = 2, 4
+local LOCK_EX, LOCK_NB, LOCK_UN = 2, 4, 8
 local SEEK_END = 2
 local EINTR, EAGAIN, ENOENT = 4, 11, 2
 
@@ -130,6 +130,10 @@ function fs.try_lock(fd, path)
     return false
   end
   return failed("cannot lock", path)
+end
+
+function fs.unlock(fd)
+  C.flock(fd, LOCK_UN)
 end
 
 function fs.rename(from, to)
