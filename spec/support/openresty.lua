@@ -17,7 +17,7 @@ worker_processes 1;
 thread_pool csvup_pool threads=4;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events { worker_connections 256; }
+events { worker_connections 512; }
 http {
   access_log off;
   client_body_temp_path {dir}/body;
