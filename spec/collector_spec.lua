@@ -4,6 +4,7 @@
 local socket = require "socket"
 local http = require "socket.http"
 local json = require "csvup.json"
+local files = require "support.files"
 local support = require "support.sandbox"
 local collector = require "support.collector"
 local load = require "support.load"
@@ -170,5 +171,72 @@ describe("the README's collector recipe", function()
     end
     local body, status = http.request(n.url .. order(31))
     assert.are.same({ "ok\n", 200 }, { body, status })
+  end)
+  it("keeps a batch whose answer was lost and whose lookup failed, and finds it by its marker instead of sending it again", function()
+    local n = collector.start(sandbox, support.TOKEN, { interval = 1 }, { client = "resolve_timeout = 0.1, retries = 0," })
+    finally(n.stop)
+    sandbox.fault { fault = "lost_answer", path = "/offline_conversions/upload", count = 1 }
+    -- the lookup right after the lost answer fails both times it looks in 0.1 s; the next flush's finds it
+    sandbox.fault { fault = "backend_error", path = "/offline_conversions/uploadings", count = 2 }
+    for i = 1, 10 do
+      assert.are.equal(200, select(2, http.request(n.url .. order(i))))
+    end
+    local deadline, lookups = socket.gettime() + 30
+    repeat
+      socket.sleep(0.2)
+      lookups = 0
+      for _, r in ipairs(sandbox.requests()) do
+        lookups = lookups + (r.method == "GET" and r.path:find("uploadings", 1, true) and 1 or 0)
+      end
+    until (lookups >= 2 and stats(n).batches == 0) or socket.gettime() > deadline
+    local seen, rows, uploads = collector.received(sandbox)
+    assert.are.equal(10, rows, n.log())
+    assert.is_true(uploads <= 2) -- a batch from each worker at most
+    for i = 1, 10 do
+      assert.are.equal(1, seen[string.format("%d", ID + i)])
+    end
+    assert.is_true(lookups >= 3, (function() local t = {} for _, r in ipairs(sandbox.requests()) do t[#t+1] = r.method .. " " .. r.path .. " " .. tostring(r.fault) .. " " .. tostring(r.time) end return table.concat(t, "\n") .. n.log() end)()) -- the failed ones, then the one that found it
+    assert.matches("outcome_unknown", n.log())
+    local left = io.popen("ls " .. n.spool):read("a")
+    assert.are.equal("paid.budget\npaid.bytes\n", left)
+  end)
+
+  it("keeps uploads_per_day across workers: rows wait for the next GMT day, and stats says until when", function()
+    local n = collector.start(sandbox, support.TOKEN, { interval = 1, uploads_per_day = 1 })
+    finally(n.stop)
+    for i = 1, 6 do
+      assert.are.equal(200, select(2, http.request(n.url .. order(i))))
+    end
+    socket.sleep(3) -- each worker flushed twice or more
+    local _, rows, uploads = collector.received(sandbox)
+    assert.are.equal(1, uploads)
+    local st = stats(n)
+    assert.are.same({ 1, 1, 6 }, { st.uploads_today, st.uploads_per_day, rows + st.rows })
+    assert.is_true(st.batches >= 1)
+    assert.are.equal((os.time() // 86400 + 1) * 86400, st.waiting_until)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%d 1\n$", files.read(n.spool .. "/paid.budget"))
+  end)
+
+  it("sends what an earlier nginx left first, and moves a batch the checks refuse aside with its error", function()
+    local n = collector.start(sandbox, support.TOKEN, nil, { seed = function(spool)
+      files.write(spool .. "/paid.1-1.1.spool", "ClientId,DateTime,Target\n" .. string.format("%d", ID + 1) .. ",1481718166,paid\n")
+      files.write(spool .. "/paid.2-1.1.spool", "ClientId,DateTime,Target\nnot-an-id,1481718166,paid\n")
+    end })
+    finally(n.stop)
+    local seen, rows, uploads = received(sandbox, 1, 10)
+    assert.are.same({ 1, 1 }, { rows, uploads })
+    assert.are.equal(1, seen[string.format("%d", ID + 1)])
+    local st
+    for _ = 1, 50 do
+      st = stats(n)
+      if st.rejected == 1 then
+        break
+      end
+      socket.sleep(0.1)
+    end
+    assert.are.same({ 1, 0 }, { st.rejected, st.batches })
+    assert.matches("ClientId", st.last_error)
+    local rejected = io.popen("ls " .. n.spool .. " | grep rejected"):read("a")
+    assert.matches("^paid%.2%-1%.1%.%d+%.x%.rejected%.csv\npaid%.2%-1%.1%.%d+%.x%.rejected%.txt\n$", rejected)
   end)
 end)

@@ -42,9 +42,13 @@ local function wait_for(port)
   error("nginx did not answer on port " .. port)
 end
 
--- collector.start(sandbox, token, { interval = 1, max_spool_bytes = 100 })
+-- collector.start(sandbox, token, { interval = 1, max_spool_bytes = 100 },
+--   { client = "retries = 0,", seed = function(spool) end })
 -- -> { port, url, dir, spool, log(), kill(), start(), reload(), stop() }
-function collector.start(sandbox, token, options)
+-- extra.client is added to the client's options; extra.seed writes into the
+-- spool directory before nginx starts.
+function collector.start(sandbox, token, options, extra)
+  extra = extra or {}
   local dir = files.tmpdir()
   local port = nginx.free_port()
   local root = io.popen("pwd"):read("l")
@@ -61,6 +65,9 @@ function collector.start(sandbox, token, options)
     assert(n == 1, "the recipe does not set " .. name)
     config = changed
   end
+  if extra.client then
+    config = replace(config, "counter = 2215573,", "counter = 2215573, " .. extra.client)
+  end
   files.write(dir .. "/nginx.conf", config)
   -- the README's command that makes the spool directory, for this one
   local make_spool = replace(collector.fenced("sh"), "/var/spool/csvup", spool)
@@ -68,6 +75,10 @@ function collector.start(sandbox, token, options)
     make_spool = make_spool:gsub(" %-o %S+ %-g %S+", "")
   end
   assert(os.execute(make_spool), make_spool)
+  if extra.seed then
+    extra.seed(spool)
+    os.execute("chown -R --reference=" .. spool .. " " .. spool)
+  end
 
   local n = { port = port, url = "http://127.0.0.1:" .. port, dir = dir, spool = spool }
   local pipe, master

@@ -92,7 +92,7 @@ local function configure(name, opts)
   c.prefix = c.dir .. "/" .. name .. "."
   c.worker = format("%d-%d", ngx.worker.pid(), floor(ngx.now() * 1000))
   c.spools, c.headers, c.rows, c.seq, c.files = {}, {}, 0, 0, 0
-  c.sent, c.rejected = 0, 0
+  c.sent, c.rejected, c.held = 0, 0, {}
   local err
   c.bytes_fd, err = fs.open(c.prefix .. "bytes", true)
   if not c.bytes_fd then
@@ -278,9 +278,8 @@ local function reserve(c)
   end
   local ok, err
   if n >= c.uploads_per_day then
-    c.waiting_until, ok = (floor(ngx.time() / DAY) + 1) * DAY, false
+    ok = false
   else
-    c.waiting_until = nil
     ok, err = fs.replace(fd, format("%s %d\n", today(), n + 1), path)
     if ok then
       ok, err = fs.sync(fd, path)
@@ -309,42 +308,62 @@ local function reject(c, path, err)
   c.rejected = c.rejected + 1
 end
 
--- Sends one batch, locked against the other workers: "sent", "skipped", "spent", or nil, err.
-local function send(c, path)
-  local fd = fs.open(path)
+-- The batch's file, open and locked against the other workers: fd, or nil ("skipped") or nil, err.
+-- A batch whose outcome is unknown stays locked by the worker that sent it, until it
+-- looks for it again: its journal names this process as the sender, and another
+-- worker would wait for this one to finish it.
+local function take(c, path)
+  local fd = c.held[path]
+  if fd then
+    return fd
+  end
+  fd = fs.open(path)
   if not fd then
-    return "skipped" -- sent and removed by another worker meanwhile
+    return nil -- sent and removed by another worker meanwhile
   end
   local locked, err = fs.try_lock(fd, path)
-  if not locked or not fs.size(path) then
-    fs.close(fd)
-    if locked == nil then
-      return nil, err
-    end
-    return "skipped" -- another worker sends it now, or has sent it
+  if locked and fs.size(path) then
+    return fd
+  end
+  fs.close(fd)
+  return nil, err -- another worker sends it now (or has sent it), or the lock failed
+end
+
+local function release(c, path, fd)
+  c.held[path] = nil
+  fs.close(fd)
+end
+
+-- Sends one batch: "sent", "skipped", "spent", or nil, err.
+local function send(c, path)
+  local fd, err = take(c, path)
+  if not fd then
+    return not err and "skipped" or nil, err
   end
   local ok
   ok, err = reserve(c)
   if not ok then
-    fs.close(fd)
+    c.held[path] = fd
     return ok == false and "spent" or nil, err
   end
   local client, args = copy(c.client), copy(c.args)
   client.journal, args.file = path .. ".journal", path
   local result
   result, err = require("csvup.ngx").call(c.pool, c.service, c.method, client, args)
+  local refused = not result and err.kind == "input" and err.code ~= "in_progress"
   if result then
     fs.unlink(path)
     remove_journal(path)
     c.sent = c.sent + 1
-  elseif err.kind == "input" and err.code ~= "in_progress" then
+  elseif refused then
     reject(c, path, err) -- never retried: the file would be refused again
     c.last_error = tostring(err)
   end
-  fs.close(fd)
-  if result or err.kind == "input" then
+  if result or refused then
+    release(c, path, fd)
     return "sent"
   end
+  c.held[path] = fd
   return nil, err -- outcome unknown, network, api: the batch stays and is tried again
 end
 
@@ -522,8 +541,11 @@ function collector.stats(name)
   local c = get(name)
   local found, bytes = scan(c)
   local st = { rows = c.rows, bytes = bytes, batches = 0, rejected = c.rejected, sent = c.sent,
-    uploads_today = uploads_today(c), uploads_per_day = c.uploads_per_day, waiting_until = c.waiting_until,
+    uploads_today = uploads_today(c), uploads_per_day = c.uploads_per_day,
     retry_at = c.retry_at, last_error = c.last_error }
+  if st.uploads_today and st.uploads_today >= c.uploads_per_day then
+    st.waiting_until = (floor(ngx.time() / DAY) + 1) * DAY -- the budget is spent: the next GMT day
+  end
   for n in pairs(found or {}) do
     local rows = n:match("%.(%d+)%.batch%.csv$")
     if rows then
