@@ -221,6 +221,7 @@ describe("the README's collector recipe", function()
     local n = collector.start(sandbox, support.TOKEN, nil, { seed = function(spool)
       files.write(spool .. "/paid.1-1.1.spool", "ClientId,DateTime,Target\n" .. string.format("%d", ID + 1) .. ",1481718166,paid\n")
       files.write(spool .. "/paid.2-1.1.spool", "ClientId,DateTime,Target\nnot-an-id,1481718166,paid\n")
+      files.write(spool .. "/paid.3-1.1.spool", "ClientId,DateTime,Target\n") -- its worker died before a row
     end })
     finally(n.stop)
     local seen, rows, uploads = received(sandbox, 1, 10)
@@ -236,7 +237,8 @@ describe("the README's collector recipe", function()
     end
     assert.are.same({ 1, 0 }, { st.rejected, st.batches })
     assert.matches("ClientId", st.last_error)
-    local rejected = io.popen("ls " .. n.spool .. " | grep rejected"):read("a")
-    assert.matches("^paid%.2%-1%.1%.%d+%.x%.rejected%.csv\npaid%.2%-1%.1%.%d+%.x%.rejected%.txt\n$", rejected)
+    local left = io.popen("ls " .. n.spool):read("a")
+    assert.matches("^paid%.2%-1%.1%.%d+%.x%.rejected%.csv\npaid%.2%-1%.1%.%d+%.x%.rejected%.txt\npaid%.budget\n"
+      .. "paid%.bytes\n$", left)
   end)
 end)

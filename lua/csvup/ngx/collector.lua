@@ -205,10 +205,21 @@ local function seal(c)
   return not first_err, first_err
 end
 
+-- Whether a spool file holds a row beyond its header.
+local function holds_rows(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return false
+  end
+  local rows = f:read("L") and f:read(1)
+  f:close()
+  return rows ~= nil
+end
+
 -- Turns the spool files no live worker holds into batches (those of workers
 -- that are gone, and this worker's own that failed to become one: a lock is
 -- per open file, so this worker's open spools refuse it too); removes .new
--- files left by a worker that died before it held a row.
+-- files, and spool files with no row, left by a worker that died.
 local function adopt(c, names)
   for _, n in ipairs(names) do
     local stem, ext = n:match("^(.+)%.(%a+)$")
@@ -217,7 +228,7 @@ local function adopt(c, names)
       local fd = fs.open(path)
       if fd then
         if fs.try_lock(fd, path) and fs.size(path) then
-          if ext == "new" then
+          if ext == "new" or not holds_rows(path) then
             fs.unlink(path)
           else
             c.seq = c.seq + 1
