@@ -114,12 +114,8 @@ function collector.start(sandbox, token, options, extra)
   end
 
   function n.log()
-    local f = io.open(dir .. "/error.log")
-    local text = f and f:read("a") or ""
-    if f then
-      f:close()
-    end
-    return text
+    local ok, text = pcall(files.read, dir .. "/error.log")
+    return ok and text or ""
   end
 
   function n.stop()

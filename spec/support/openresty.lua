@@ -76,12 +76,8 @@ function openresty.start(sandbox_url, token)
     url = "http://127.0.0.1:" .. port,
     port = port,
     log = function()
-      local log = io.open(dir .. "/error.log")
-      local text = log and log:read("a") or ""
-      if log then
-        log:close()
-      end
-      return text
+      local ok, text = pcall(files.read, dir .. "/error.log")
+      return ok and text or ""
     end,
     stop = function()
       stop()

@@ -36,7 +36,7 @@ local DEFAULTS = { interval = 60, max_rows = 50000, max_spool_bytes = 2 ^ 30, up
   fsync = "flush" }
 local FSYNC = { row = true, flush = true, never = true }
 local BACKOFF_MAX = 3600       -- seconds between attempts after failures, at most
-local LOCK_WAIT = 2            -- seconds to wait for the budget file's lock
+local LOCK_WAIT = 2            -- seconds to wait for the lock of the budget or the byte count
 local FLUSH_WAIT = 600         -- seconds flush() waits for a flush already running
 local DAY = 86400
 
@@ -101,21 +101,31 @@ local function configure(name, opts)
   return c
 end
 
--- Runs fn(bytes) under the lock of the spool's byte count (waiting a bounded
--- time for the other workers), and stores what fn returns as the new count.
-local function with_bytes(c, fn)
-  local path, deadline = c.prefix .. "bytes", ngx.now() + LOCK_WAIT
+-- Takes the lock of an open file, waiting a bounded time for the other workers: true, or nil, err.
+local function lock(fd, path)
+  local deadline = ngx.now() + LOCK_WAIT
   while true do
-    local locked, err = fs.try_lock(c.bytes_fd, path)
+    local locked, err = fs.try_lock(fd, path)
     if locked then
-      break
+      return true
     elseif locked == nil or ngx.now() >= deadline then
-      return nil, err or errors.new("internal", "spool_io", "spool: the byte count stayed locked: " .. path)
+      return nil, err or errors.new("internal", "spool_io", "spool: " .. path .. " stayed locked")
     end
     ngx.sleep(0.001)
   end
+end
+
+-- Runs fn(bytes) under the lock of the spool's byte count, and stores what fn
+-- returns as the new count.
+local function with_bytes(c, fn)
+  local path = c.prefix .. "bytes"
+  local locked, err = lock(c.bytes_fd, path)
+  if not locked then
+    return nil, err
+  end
   local okay, bytes, a, b = pcall(fn, tonumber(fs.read(c.bytes_fd):match("^%d+")) or 0)
-  local ok, err = okay, not okay and errors.new("internal", "internal_error", "spool: " .. errors.text(bytes))
+  local ok
+  ok, err = okay, not okay and errors.new("internal", "internal_error", "spool: " .. errors.text(bytes))
   if okay and bytes then
     ok, err = fs.replace(c.bytes_fd, format("%d\n", bytes), path)
   end
@@ -245,24 +255,18 @@ local function today()
   return os.date("!%Y-%m-%d", ngx.time())
 end
 
--- Opens and locks the budget file (waiting a bounded time): fd, its day and count.
+-- Opens and locks the budget file: fd, its day's count and its path.
 local function open_budget(c)
   local path = c.prefix .. "budget"
   local fd, err = fs.open(path, true)
   if not fd then
     return nil, err
   end
-  local deadline = ngx.now() + LOCK_WAIT
-  while true do
-    local locked
-    locked, err = fs.try_lock(fd, path)
-    if locked then
-      break
-    elseif locked == nil or ngx.now() >= deadline then
-      fs.close(fd)
-      return nil, err or errors.new("internal", "spool_io", "spool: the budget file stayed locked: " .. path)
-    end
-    ngx.sleep(0.005)
+  local locked
+  locked, err = lock(fd, path)
+  if not locked then
+    fs.close(fd)
+    return nil, err
   end
   local day, n = fs.read(fd):match("^(%d+%-%d+%-%d+) (%d+)")
   if day ~= today() then
