@@ -92,7 +92,7 @@ local function configure(name, opts)
   c.prefix = c.dir .. "/" .. name .. "."
   c.worker = format("%d-%d", ngx.worker.pid(), floor(ngx.now() * 1000))
   c.spools, c.headers, c.rows, c.seq, c.files = {}, {}, 0, 0, 0
-  c.sent, c.rejected, c.held = 0, 0, {}
+  c.sent, c.held = 0, {}
   local err
   c.bytes_fd, err = fs.open(c.prefix .. "bytes", true)
   if not c.bytes_fd then
@@ -137,18 +137,21 @@ local function with_bytes(c, fn)
 end
 
 -- The spool files and batches of c in its directory: { name = size }, total
--- bytes; the byte count set to that total.
+-- bytes (the byte count is set to it), and how many batches were refused.
 local function scan(c)
-  local found, total
+  local found, total, rejected
   local _, err = with_bytes(c, function()
     local names, list_err = fs.list(c.dir)
     if not names then
       error(list_err)
     end
-    found, total = {}, 0
+    found, total, rejected = {}, 0, 0
     local own = c.name .. "."
     for _, n in ipairs(names) do
-      if n:sub(1, #own) == own and (n:match("%.spool$") or n:match("%.batch%.csv$")) then
+      local mine = n:sub(1, #own) == own
+      if mine and n:match("%.rejected%.csv$") then
+        rejected = rejected + 1
+      elseif mine and (n:match("%.spool$") or n:match("%.batch%.csv$")) then
         local size = fs.size(c.dir .. "/" .. n)
         if size then
           found[n], total = size, total + size
@@ -160,7 +163,7 @@ local function scan(c)
   if not found then
     return nil, err
   end
-  return found, total
+  return found, total, rejected
 end
 
 -- This worker's spool for a header: made as .new (locked, header written), then named .spool.
@@ -311,7 +314,7 @@ local function remove_journal(path)
 end
 
 -- Moves a batch the service or the checks refused aside, with its error.
-local function reject(c, path, err)
+local function reject(path, err)
   local stem = path:gsub("%.batch%.csv$", "")
   fs.rename(path, stem .. ".rejected.csv")
   local f = io.open(stem .. ".rejected.txt", "w")
@@ -320,7 +323,6 @@ local function reject(c, path, err)
     f:close()
   end
   remove_journal(path)
-  c.rejected = c.rejected + 1
 end
 
 -- The batch's file, open and locked against the other workers: fd, or nil ("skipped") or nil, err.
@@ -371,7 +373,7 @@ local function send(c, path)
     remove_journal(path)
     c.sent = c.sent + 1
   elseif refused then
-    reject(c, path, err) -- never retried: the file would be refused again
+    reject(path, err) -- never retried: the file would be refused again
     c.last_error = tostring(err)
   end
   if result or refused then
@@ -554,8 +556,8 @@ end
 --- What waits and what was sent (see the README).
 function collector.stats(name)
   local c = get(name)
-  local found, bytes = scan(c)
-  local st = { rows = c.rows, bytes = bytes, batches = 0, rejected = c.rejected, sent = c.sent,
+  local found, bytes, rejected = scan(c)
+  local st = { rows = c.rows, bytes = bytes, batches = 0, rejected = rejected, sent = c.sent,
     uploads_today = uploads_today(c), uploads_per_day = c.uploads_per_day,
     retry_at = c.retry_at, last_error = c.last_error }
   if st.uploads_today and st.uploads_today >= c.uploads_per_day then
