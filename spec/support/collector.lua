@@ -91,12 +91,15 @@ function collector.start(sandbox, token, options, extra)
     wait_for(port)
   end
 
-  -- The pids of the master's workers.
+  -- The pids of the master's workers: the processes whose parent it is (from /proc, as procps may be missing).
   function n.workers()
-    local list = io.popen("pgrep -P " .. master)
+    local list = io.popen("ls /proc")
     local pids = {}
     for pid in list:lines() do
-      pids[#pids + 1] = pid
+      local ok, stat = pcall(files.read, "/proc/" .. pid .. "/stat")
+      if pid:match("^%d+$") and ok and stat:match("%) %S+ (%d+)") == master then
+        pids[#pids + 1] = pid
+      end
     end
     list:close()
     return pids
@@ -104,7 +107,9 @@ function collector.start(sandbox, token, options, extra)
 
   -- kill -9 of the master and every worker at once.
   function n.kill()
-    os.execute("kill -9 " .. master .. " " .. table.concat(n.workers(), " "))
+    local workers = n.workers()
+    assert(#workers > 0, "nginx has no workers to kill")
+    os.execute("kill -9 " .. master .. " " .. table.concat(workers, " "))
     pipe:close()
     socket.sleep(0.1)
   end
