@@ -51,12 +51,13 @@ function collector.start(sandbox, token, options, extra)
   extra = extra or {}
   local dir = files.tmpdir()
   local port = nginx.free_port()
-  local root = io.popen("pwd"):read("l")
   local spool = dir .. "/spool"
+  -- a copy of the modules that the workers' user (www-data when run as root) can read, wherever the checkout is
+  assert(os.execute(("mkdir -p %s/lib && cp -r lua build/luajit %s/lib/"):format(dir, dir)))
   local config = collector.fenced("nginx")
   config = replace(config, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";")
-  config = replace(config, '"/usr/local/share/lua/5.1/', '"' .. root .. "/lua/")
-  config = replace(config, '"/usr/local/lib/lua/5.1/', '"' .. root .. "/build/luajit/")
+  config = replace(config, '"/usr/local/share/lua/5.1/', '"' .. dir .. "/lib/lua/")
+  config = replace(config, '"/usr/local/lib/lua/5.1/', '"' .. dir .. "/lib/luajit/")
   config = replace(config, "/run/csvup-nginx.pid", dir .. "/nginx.pid")
   config = replace(config, "/var/log/nginx/csvup-error.log", dir .. "/error.log")
   config = replace(config, '"/var/spool/csvup"', '"' .. spool .. '"')
