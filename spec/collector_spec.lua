@@ -34,10 +34,10 @@ local function received(sandbox, count, seconds)
   end
 end
 
-local function all_answered(result, count)
+local function all_answered(result, count, log)
   assert.are.equal(count, result.answered)
   for i = 1, count do
-    assert.are.equal(200, result.status[i], "event " .. i .. ": " .. tostring(result.body[i]))
+    assert.are.equal(200, result.status[i], "event " .. i .. ": " .. tostring(result.body[i]) .. (log or ""))
   end
 end
 
@@ -142,7 +142,7 @@ describe("the README's collector recipe", function()
           n.reload()
         end
       end }
-    all_answered(result, 1000)
+    all_answered(result, 1000, n.log())
     local seen, rows = received(sandbox, 1000)
     assert.are.equal(1000, rows)
     exactly_once(seen, result, 1000)

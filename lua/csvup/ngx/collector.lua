@@ -166,12 +166,8 @@ local function scan(c)
   return found, total, rejected
 end
 
--- This worker's spool for a header: made as .new (locked, header written), then named .spool.
-local function spool_for(c, header)
-  local s = c.spools[header]
-  if s then
-    return s
-  end
+-- A new spool file: made as .new (locked, header written), then named .spool.
+local function new_spool(c, header)
   c.files = c.files + 1
   local base = format("%s%s.%d", c.prefix, c.worker, c.files)
   local fd, err = fs.append(base .. ".new")
@@ -189,9 +185,20 @@ local function spool_for(c, header)
     fs.unlink(base .. ".new")
     return nil, err or errors.new("internal", "spool_io", "spool: another process holds " .. base .. ".new")
   end
-  s = { fd = fd, path = base .. ".spool", base = base, rows = 0 }
+  return { fd = fd, path = base .. ".spool", base = base, rows = 0 }
+end
+
+-- This worker's spool for a header. Another worker's flush may take a .new
+-- file for a dead worker's in the moment before it is locked (and remove it):
+-- then the next name is tried.
+local function spool_for(c, header)
+  local s, err, tries = c.spools[header], nil, 0
+  while not s and tries < 3 do
+    tries = tries + 1
+    s, err = new_spool(c, header)
+  end
   c.spools[header] = s
-  return s
+  return s, err
 end
 
 -- Turns this worker's spool files into batches (a rename each).
