@@ -5,6 +5,7 @@ local http = require "socket.http"
 local support = require "support.sandbox"
 local openresty = require "support.openresty"
 local files = require "support.files"
+local load = require "support.load"
 
 local ROWS = 5825000 -- 36 bytes each: 200 MB
 
@@ -79,6 +80,18 @@ describe("OpenResty", function()
     print("\n  /ping during a direct, blocking upload: " .. summary(pings))
     assert.are.equal(1, #pings) -- the first ping waited for the whole upload
     assert.is_false(pings[1].during)
+  end)
+
+  it("runs 200 concurrent uploads, each waiting for a free worker-thread VM instead of failing", function()
+    local small = files.write(dir .. "/small.csv", "ClientId,Target,DateTime\n133591247640966458,GOAL1,1481718166\n")
+    local result = load.run { port = nginx.port, count = 200, concurrency = 200, seconds = 300,
+      path = function() return "/upload?file=" .. small end }
+    assert.are.equal(200, result.answered)
+    for i = 1, 200 do
+      assert.matches("uploading %d+ UPLOADED", result.body[i], nil, false, nginx.log())
+    end
+    assert.are.equal(200, sandbox.posts())
+    print(("\n  200 concurrent csvup.ngx.call uploads: all done in %.1f s"):format(result.seconds))
   end)
 
   it("says clearly that csvup.ngx needs OpenResty when called outside it", function()

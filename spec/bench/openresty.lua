@@ -1,8 +1,11 @@
 -- OpenResty: /ping latency while a 200 MB upload runs, in a worker thread
--- through csvup.ngx, and called directly in the handler.
+-- through csvup.ngx, and called directly in the handler; the answer time of
+-- events taken by the README's collector recipe (3,000 events, 100 clients).
 local socket = require "socket"
 local http = require "socket.http"
 local common = require "bench.common"
+local collector = require "support.collector"
+local load = require "support.load"
 local openresty = require "support.openresty"
 local support = require "support.sandbox"
 
@@ -33,6 +36,21 @@ return function()
       ("%d pings, median %.1f ms, max %.1f ms"):format(#l, l[(#l + 1) // 2], l[#l]) }
   end
   nginx.stop()
+  sandbox.reset()
+  local recipe = collector.start(sandbox, support.TOKEN, { interval = 1 })
+  local result = load.run { port = recipe.port, count = 3000, concurrency = 100, seconds = 120,
+    path = function(i) return ("/order-paid?client_id=%d"):format(1000000 + i) end }
+  local deadline = socket.gettime() + 30
+  local _, received, uploads = collector.received(sandbox)
+  while received < 3000 and socket.gettime() < deadline do
+    socket.sleep(0.2)
+    _, received, uploads = collector.received(sandbox)
+  end
+  recipe.stop()
+  rows[#rows + 1] = { "collector recipe: 3,000 events from 100 clients", { result.seconds },
+    ("answer time p50 %.1f ms, p99 %.1f ms (goal: p99 <= 50 ms); %d answered, %d rows in %d uploads")
+      :format(load.percentile(result.latency, 50), load.percentile(result.latency, 99), result.answered,
+        received, uploads) }
   sandbox.stop()
   return rows
 end

@@ -17,7 +17,7 @@ worker_processes 1;
 thread_pool csvup_pool threads=4;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events { worker_connections 256; }
+events { worker_connections 512; }
 http {
   access_log off;
   client_body_temp_path {dir}/body;
@@ -76,12 +76,8 @@ function openresty.start(sandbox_url, token)
     url = "http://127.0.0.1:" .. port,
     port = port,
     log = function()
-      local log = io.open(dir .. "/error.log")
-      local text = log and log:read("a") or ""
-      if log then
-        log:close()
-      end
-      return text
+      local ok, text = pcall(files.read, dir .. "/error.log")
+      return ok and text or ""
     end,
     stop = function()
       stop()
