@@ -83,7 +83,7 @@ function collector.start(sandbox, token, options, extra)
 
   local n = { port = port, url = "http://127.0.0.1:" .. port, dir = dir, spool = spool }
   local pipe, master
-  local command = ("echo $$; CSVUP_METRIKA_TOKEN=%s CSVUP_METRIKA_URL=%s exec nginx -p %s -c %s/nginx.conf "
+  local command = ("echo $$; CSVUP_METRIKA_TOKEN=%s CSVUP_BASE_URL=%s exec nginx -p %s -c %s/nginx.conf "
     .. "-e %s/error.log -g 'daemon off;' 2>&1"):format(token, sandbox.url, dir, dir, dir)
 
   function n.start()
