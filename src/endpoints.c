@@ -68,7 +68,7 @@ const struct endpoint csvup_endpoints[] = {
     { "confirm_user_params", METRIKA, "POST", COUNTER "/user_params/uploading/{id}/confirm",
       "", BODY_JSON, 0 },
     { "edit_user_params_uploading", METRIKA, "PUT", COUNTER "/user_params/uploading/{id}", "", BODY_JSON, 0 },
-    { "user_params_uploadings", METRIKA, "GET", COUNTER "/user_params/uploadings", "", BODY_NONE, 0 },
+    { "user_params_uploadings", METRIKA, "GET", COUNTER "/user_params/uploadings", PAGE, BODY_NONE, 0 },
     { "user_params_uploading", METRIKA, "GET", COUNTER "/user_params/uploading/{id}", "", BODY_NONE, 0 },
     /* CRM */
     { "upload_crm_simple_orders", METRIKA, "POST", CDP "/data/simple_orders",
