@@ -7,6 +7,7 @@ local csv = require "csvup.csv"
 local errors = require "csvup.errors"
 local journal = require "csvup.journal"
 local json = require "csvup.json"
+local once = require "csvup.once"
 local options = require "csvup.options"
 local progress = require "csvup.progress"
 local registry = require "csvup.registry"
@@ -19,7 +20,7 @@ local math_type = math.type
 local cli = {}
 
 -- Exit statuses.
-local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL = 0, 1, 2, 3, 4, 5, 6
+local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL, UNRECORDED = 0, 1, 2, 3, 4, 5, 6, 7
 local TOKEN_FILE_READ = 4096 -- bytes read of a token file: a token is far shorter
 local SIGNALLED = { SIGINT = 130, SIGTERM = 143 }
 local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malformed_csv = true, invalid_value = true,
@@ -28,7 +29,8 @@ local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malforme
 local EXIT_TEXT = [[
 Exit status: 0 done, 1 API error, 2 usage, 3 validation failed, 4 network,
 5 waited and the upload failed (LINKAGE_FAILURE), 6 done but some rows were
-refused (Carrot quest row_errors), 130 and 143 stopped by SIGINT and SIGTERM.]]
+refused (Carrot quest row_errors), 7 done but the journal could not record it
+(a rerun looks it up before sending), 130 and 143 stopped by SIGINT and SIGTERM.]]
 
 local printable = errors.printable
 
@@ -90,6 +92,8 @@ local function add_method(parent, m)
     command:option("--journal", "the journal of uploads sent; default: $XDG_STATE_HOME/csvup/journal.sqlite3")
     command:flag("--no-journal", "neither consult nor keep the journal")
     command:flag("--force", "send even when the journal says this upload was sent")
+    command:option("--resolve-timeout", "seconds to look in the uploadings list for an upload whose outcome is "
+      .. "unknown (the list's lag allowance); default: 30"):convert(number(0))
     command:option("--validate", "check every row (full), the header (header) or nothing (off); default: full")
       :choices { "full", "header", "off" }
     command:option("--encoding", "the file's encoding (auto: UTF-8 unless it is not valid UTF-8); default: utf-8")
@@ -196,6 +200,7 @@ local function build_parser()
     return n
   end)
   entries:flag("--json", "print the entries as JSON")
+  entries:flag("--check", "check the journal file through (SQLite's integrity check); exit status 1 when damaged")
   local sandbox = parser:command("sandbox", "run the local sandbox that emulates both APIs (token: sandbox-token)")
   sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one; default: 8080", "8080"):convert(integer)
   sandbox:option("--process-delay", "seconds until an uploading is final; default: 0.5", "0.5"):convert(number(0))
@@ -410,9 +415,13 @@ local function run_method(client, m, args)
     opts.force = args.force or nil
     opts.encoding = encoding_of(args, opts.file)
     opts.delimiter = opts.delimiter or (args.delimiter == "tab" and "\t" or args.delimiter)
-    local result, err, note = client[m.name](client, opts)
+    local result, err, note, unrecorded = client[m.name](client, opts)
     if bar then
       bar.finish()
+    end
+    if note == "unrecorded" then
+      say(io.stderr, "csvup: uploading ", printable(tostring(result.id or result.uploading_id)), " of ",
+        printable(args.file), " could not be recorded in the journal: ", printable(tostring(unrecorded)), "\n")
     end
     if note == "journal" and not args.json then
       say(io.stderr, "csvup: ", printable(args.file), " was uploaded before (the journal says so): not sent again; ",
@@ -421,14 +430,22 @@ local function run_method(client, m, args)
     if temporary then
       os.remove(temporary)
     end
-    if result and args.confirm then
+    if result and args.confirm and once.steps(client, result).confirmed then
+      say(io.stderr, "csvup: uploading ", printable(tostring(result.id)), " was confirmed by an earlier run (the "
+        .. "journal says so): not confirmed again\n")
+    elseif result and args.confirm then
+      local upload = result
       result, err = client[m.confirm](client, result)
+      if result and not once.step(client, upload, "confirmed", true) then
+        note = "unrecorded"
+      end
     end
     if result and args.wait then
       result, err = wait_for(client, result, m.kind, args)
     end
     args._kind = m.kind
-    return finish(result, err, args)
+    local status = finish(result, err, args)
+    return status == OK and note == "unrecorded" and UNRECORDED or status
   end
   local result, err
   if m.shape == "read" or m.id then
@@ -450,7 +467,8 @@ local function run_service(service, args, command)
   end
   local client, err = csvup[service].new { token = secret, base_url = args.base_url, counter = args.counter,
     ulogin = args.ulogin, app = args.app, retries = args.retries, allow_http = args.allow_http or nil,
-    verbose = args.verbose or nil, journal = args.file and not args.no_journal and (args.journal or true) or nil }
+    verbose = args.verbose or nil, journal = args.file and not args.no_journal and (args.journal or true) or nil,
+    resolve_timeout = args.resolve_timeout }
   if not client then
     return report_error(err, args.json)
   end
@@ -494,7 +512,24 @@ local function run_validate(args)
   return report_error(err)
 end
 
+-- csvup journal --check: every finding of SQLite's integrity check.
+local function check_journal(path)
+  local findings, err = journal.check(path)
+  if not findings then
+    return report_error(err)
+  end
+  for _, finding in ipairs(findings) do
+    say(io.stdout, printable(finding), "\n")
+  end
+  say(io.stdout, printable(path or journal.path()), #findings == 0 and ": sound\n"
+    or ": damaged: move it aside; the next run starts a new journal\n")
+  return #findings == 0 and OK or API_ERROR
+end
+
 local function run_journal(args)
+  if args.check then
+    return check_journal(args.journal)
+  end
   local j, err = journal.open(args.journal)
   if not j then
     return report_error(err, args.json)

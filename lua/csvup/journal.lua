@@ -38,6 +38,19 @@ function journal.open(path)
   return core.journal_open(path)
 end
 
+-- journal.check(path?) -> { finding, ... } (empty when the file is sound) |
+-- nil, err: SQLite's integrity check of the journal, read only.
+function journal.check(path)
+  if path == nil then
+    local err
+    path, err = journal.path()
+    if not path then
+      return nil, err
+    end
+  end
+  return core.journal_check(path)
+end
+
 -- Percent-encodes what would make two different queries read the same.
 local function escape(s)
   return (gsub(s, "[^%w%-%._~]", function(c)

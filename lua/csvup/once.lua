@@ -207,7 +207,7 @@ local function still_unknown(err, name, marker, found, cause)
       cause and cause.message or "no answer")
   local message = format("%s: whether the service kept the upload is unknown (%s), and %s (its marker: %s)",
     name, err.message or err.code, why, marker)
-  return errors.new("network", "outcome_unknown", message, { marker = marker, lookup = found, cause = err.code,
+  return errors.new("network", "outcome_unknown", message, { marker = marker, lookup = found, cause = err.cause or err.code,
     status = err.status, sent = err.sent, attempts = err.attempts })
 end
 

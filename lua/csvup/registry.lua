@@ -126,7 +126,7 @@ registry.methods = {
     kind = "user-params", help = "change an uploading of user parameters",
     options = { CONTENT_ID_TYPE, COMMENT } },
   { name = "user_params_uploadings", service = "metrika", shape = "query", result = "uploadings",
-    help = "list user-parameter uploadings (the list takes no limit or offset)" },
+    help = "list user-parameter uploadings", options = list_options() },
   { name = "user_params_uploading", service = "metrika", shape = "read", kind = "user-params",
     help = "read one user-parameter uploading" },
   -- CRM
