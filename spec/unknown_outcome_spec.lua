@@ -188,4 +188,58 @@ describe("an unknown outcome", function()
       assert.are.equal(2, received("POST", "/expense/upload"))
     end)
   end)
+
+  describe("and a journal that cannot record it", function()
+    it("is reported with its own exit status, and the rerun finds the upload", function()
+      local path = state .. "/csvup/journal.sqlite3"
+      sandbox.fault { fault = "slow", delay = 2, path = "/expense/upload" }
+      local pipe = io.popen(cli.command(sandbox, state, "metrika upload-expenses --counter 1 " .. EXPENSES)
+        .. " 2>&1")
+      for _ = 1, 200 do -- until the upload has arrived (and so is recorded as started)
+        if received("POST", "/expense/upload") == 1 then
+          break
+        end
+        os.execute("sleep 0.05")
+      end
+      -- another process holds the journal past the answer and the 10 s a write waits
+      local holder = io.popen("(printf 'BEGIN IMMEDIATE;\\n.shell sleep 13\\nCOMMIT;\\n' | sqlite3 " .. path .. ") 2>&1")
+      local text = pipe:read("a")
+      local _, _, code = pipe:close()
+      holder:read("a")
+      holder:close()
+      assert.are.equal(UNRECORDED, code)
+      assert.matches("uploading %d+ of " .. EXPENSES .. " could not be recorded in the journal", text)
+      assert.matches(path, text, 1, true)
+      assert.matches("\nuploading %d+", text) -- the result itself, still printed
+      local out
+      out, _, code = run("metrika upload-expenses --counter 1 --resolve-timeout 1 " .. EXPENSES)
+      assert.are.equal(OK, code)
+      assert.matches("uploading %d+", out)
+      assert.are.equal(1, received("POST", "/expense/upload"))
+    end)
+  end)
+
+  describe("of a user-parameter upload with --confirm", function()
+    local args = "metrika upload-user-params --counter 1 --action update --content-id-type client_id --confirm --json "
+      .. "spec/fixtures/user_params.csv"
+
+    it("is not confirmed again by a rerun", function()
+      assert.are.equal(OK, select(3, run(args)))
+      local out, err, code = run(args)
+      assert.are.equal(OK, code, err)
+      assert.is_table(json.decode(out))
+      assert.matches("confirmed by an earlier run", err)
+      assert.are.same({ 1, 1 }, { received("POST", "/upload"), received("POST", "/confirm") })
+    end)
+
+    it("is confirmed by a rerun, with the content_id_type the journal kept, when the first run could not", function()
+      sandbox.fault { fault = "too_many_requests", path = "/confirm", retry_after = 3600 }
+      assert.are_not.equal(OK, select(3, run(args)))
+      local _, err, code = run(args)
+      assert.are.equal(OK, code, err)
+      assert.are.same({ 1, 2 }, { received("POST", "/upload"), received("POST", "/confirm") })
+      local confirmed = sandbox.requests()
+      assert.are.equal("client_id", json.decode(confirmed[#confirmed].body).uploading.content_id_type)
+    end)
+  end)
 end)

@@ -177,7 +177,7 @@ static int db_error(lua_State *L, sqlite3 *db, int rc, enum error_kind kind, con
 /* Reports SQLite's error, rolling back the transaction if one is open. */
 static int sqlite_fail(lua_State *L, struct journal *j, const char *what)
 {
-    lua_pushfstring(L, "journal: %s", what);
+    lua_pushfstring(L, "journal %s: %s", j->path, what);
     db_error(L, j->db, sqlite3_errcode(j->db), KIND_INTERNAL, "journal_failed");
     if (!sqlite3_get_autocommit(j->db))
         run(j->stmt[S_ROLLBACK]);
