@@ -21,8 +21,8 @@ local journal = require "csvup.journal"
 local options = require "csvup.options"
 local registry = require "csvup.registry"
 
-local format, type, tostring, ipairs, min, tonumber, setmetatable, select =
-  string.format, type, tostring, ipairs, math.min, tonumber, setmetatable, select
+local format, type, tostring, ipairs, min, floor, tonumber, setmetatable, select =
+  string.format, type, tostring, ipairs, math.min, math.floor, tonumber, setmetatable, select
 
 local once = {}
 
@@ -83,11 +83,11 @@ local function seconds_of(text)
     shift = (sign == "+" and 1 or -1) * (tonumber(zh) * 3600 + tonumber(zm) * 60)
   end
   y, mo = tonumber(y), tonumber(mo)
-  y = mo <= 2 and y - 1 or y -- days from civil: the year counted from March
-  local era = y // 400
+  y = mo <= 2 and y - 1 or y -- days from civil: the year counted from March (no // under LuaJIT)
+  local era = floor(y / 400)
   local yoe = y - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
-  local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+  local doy = floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + tonumber(d) - 1
+  local days = era * 146097 + yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy - 719468
   return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - shift
 end
 
