@@ -767,7 +767,7 @@ int journal_open(lua_State *L)
         return luaL_error(L, "out of memory");
     if (cannot_write(rc))
         rc = open_readonly(L, j, name, finding, sizeof finding);
-    if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
+    if ((rc & 0xff) == SQLITE_CORRUPT) { /* a file that is no database at all is journal_unusable */
         journal_error(L, KIND_INPUT, "journal_damaged", "journal %s is damaged (%s): nothing was sent. Move it "
                       "aside (mv %s %s.damaged): the next run starts a new journal, which knows nothing of the "
                       "uploads the old one kept; csvup journal --check --journal %s.damaged lists what is wrong",
