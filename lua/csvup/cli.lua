@@ -241,8 +241,8 @@ local function report_error(err, as_json)
     say(io.stderr, interruption(err))
   elseif as_json then
     say(io.stdout, json.encode { error = { code = err.code, kind = err.kind, status = err.status,
-      message = err.message, problems = err.problems, id = err.id, last_status = err.last_status, marker = err.marker } },
-      "\n")
+      message = err.message, problems = err.problems, id = err.id, last_status = err.last_status,
+      marker = err.marker } }, "\n")
   else
     say(io.stderr, "csvup: ", printable(tostring(err)), "\n")
   end

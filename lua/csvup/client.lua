@@ -319,10 +319,11 @@ local function delay(p, attempt, err)
 end
 
 function client.outcome_unknown(err, name)
-  return errors.new("network", "outcome_unknown", format("%s was sent whole but no answer of the service came (%s: %s). It may "
-    .. "have been processed, so it was not sent again: look for it in the uploadings list first, or pass "
+  return errors.new("network", "outcome_unknown", format("%s was sent whole but no answer of the service came "
+    .. "(%s: %s). It may have been processed, so it was not sent again: look for it in the uploadings list first, or pass "
     .. "retry_unsafe = true", name, err.code, err.message),
-    { cause = err.code, sent = err.sent, attempts = err.attempts, request_sent = err.request_sent, status = err.status })
+    { cause = err.code, sent = err.sent, attempts = err.attempts, request_sent = err.request_sent,
+      status = err.status })
 end
 
 -- An answer that is not JSON: its first line of text, without markup.

@@ -70,7 +70,8 @@ end
 -- Seconds since 1970 of a list's create_time ("2025-01-01T00:00:00Z", or
 -- with an offset like "+03:00"); nil when it reads otherwise.
 local function seconds_of(text)
-  local y, mo, d, h, mi, sec, zone = tostring(text):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)[%.%d]*(.*)$")
+  local y, mo, d, h, mi, sec, zone =
+    tostring(text):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)[%.%d]*(.*)$")
   if not y then
     return nil
   end
@@ -207,8 +208,8 @@ local function still_unknown(err, name, marker, found, cause)
       cause and cause.message or "no answer")
   local message = format("%s: whether the service kept the upload is unknown (%s), and %s (its marker: %s)",
     name, err.message or err.code, why, marker)
-  return errors.new("network", "outcome_unknown", message, { marker = marker, lookup = found, cause = err.cause or err.code,
-    status = err.status, sent = err.sent, attempts = err.attempts })
+  return errors.new("network", "outcome_unknown", message, { marker = marker, lookup = found,
+    cause = err.cause or err.code, status = err.status, sent = err.sent, attempts = err.attempts })
 end
 
 -- The journal's entry for the call: "new" (send it), "started" (its process
@@ -300,6 +301,9 @@ function once.before(self, call, m, opts)
       ticket.result, ticket.unrecorded = u, record(self, j, entry, u)
     elseif found == "unknown" then
       j:release(entry.id)
+      if u.code == "interrupted" then
+        return nil, u
+      end
       return nil, still_unknown({ message = "an earlier run sent it and did not learn the answer" }, m.name,
         ticket.marker, found, u)
     end -- not listed past the lag allowance: it is sent now
@@ -321,6 +325,8 @@ function once.after(self, call, ticket, answer, err)
     local found, u = once.lookup(self, call, ticket.kind, ticket.marker, ticket.since)
     if found == "found" then
       result, err = u, nil
+    elseif u and u.code == "interrupted" then -- stopped while looking: sent whole, the outcome unknown
+      err, u.request_sent, u.signal, u.marker = u, true, nil, ticket.marker
     else
       err = still_unknown(err, ticket.name, ticket.marker, found, u)
     end
