@@ -134,4 +134,24 @@ describe("a journal", function()
     unmount()
     assert(ok, failure)
   end)
+
+  full_disk("that fills up during the answer: the result is reported unrecorded, exit 7", function()
+    assert(mount("256k"))
+    sandbox.fault { fault = "slow", delay = 1, path = "/expense/upload" }
+    local pipe = io.popen(cli.command(sandbox, state, UPLOAD .. EXPENSES) .. " 2>&1; echo \"status $?\"")
+    for _ = 1, 100 do -- until the upload has arrived, recorded as started
+      if sandbox.posts() == 1 then
+        break
+      end
+      os.execute("sleep 0.05")
+    end
+    os.execute(("dd if=/dev/zero of=%s/fill bs=4k 2>/dev/null"):format(state))
+    local text = pipe:read("a")
+    pipe:close()
+    unmount()
+    assert.matches("could not be recorded in the journal", text)
+    assert.matches("\nuploading %d+", text)
+    assert.matches("status 7", text)
+    assert.are.equal(1, sandbox.posts())
+  end)
 end)
