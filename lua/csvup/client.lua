@@ -270,23 +270,28 @@ end
 
 -- Retries ------------------------------------------------------------------------
 
+-- Whether an answer is a 5xx, or not in the service's own error shape (a
+-- gateway's HTML page, whose code read_error left as http_NNN), other than
+-- the service's 503 backend_error and any 429 (a limit: not processed).
+local function unanswered(err)
+  return err.kind == "api" and err.status ~= nil and err.status ~= 429 and err.code ~= "backend_error"
+    and (err.status >= 500 or err.code:find("^http_%d+$") ~= nil)
+end
+
 -- "retry" when the request surely was not processed (or may be repeated
 -- safely), "unknown" when it may have been, nil when the error is final.
 -- After a request that changes data went out, only a 4xx in the service's
--- own error shape is a refusal: a 5xx, or an answer in another shape (a
--- gateway's HTML page, whose code read_error left as http_NNN), may come
--- after the service kept it.
+-- own error shape is a refusal: a 5xx, or an answer in another shape, may
+-- come after the service kept it. A read answered so is tried again.
 function client.classify(err, method)
-  if err.kind == "api" then
-    if err.status == 429 or (err.status == 503 and err.code == "backend_error") then
-      return "retry"
-    elseif err.status and (err.status >= 500 or err.code:find("^http_%d+$")) then
-      if method ~= "GET" then
-        return "unknown"
-      end
-      return err.status >= 500 and "retry" or nil
+  if unanswered(err) then
+    if method ~= "GET" then
+      return "unknown"
     end
-    return nil
+    return err.status >= 500 and "retry" or nil
+  end
+  if err.kind == "api" then
+    return (err.status == 429 or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
   elseif err.kind ~= "network" or HOPELESS[err.code] or err.code == "outcome_unknown" then
     return nil
   elseif NOT_CONNECTED[err.code] or method == "GET" or err.request_sent == false then
