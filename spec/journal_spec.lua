@@ -70,6 +70,16 @@ describe("csvup.journal", function()
     return io.popen(support.LUA .. " " .. dir .. "/child.lua " .. (folder or dir .. "/state/csvup") .. " " .. mode)
   end
 
+  it("keeps what a further step needs beside a finished entry, and checks sound", function()
+    local entry = assert(j:begin(upload()))
+    assert(j:finish(entry.id, { uploading = '{"id":5}', uploading_id = "5", steps = '{"content_id_type":"user_id"}' }))
+    assert(j:finish(entry.id, { steps = '{"confirmed":true,"content_id_type":"user_id"}' }))
+    local again = assert(j:begin(upload()))
+    assert.are.same({ "finished", '{"id":5}', '{"confirmed":true,"content_id_type":"user_id"}' },
+      { again.state, again.uploading, again.steps })
+    assert.are.same({}, assert(journal.check(dir .. "/state/csvup/journal.sqlite3")))
+  end)
+
   it("creates the file (0600) and its folders (0700)", function()
     assert.are.equal("700", stat_mode(dir .. "/state"))
     assert.are.equal("700", stat_mode(dir .. "/state/csvup"))

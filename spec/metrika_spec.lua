@@ -213,11 +213,9 @@ describe("metrika client", function()
       assert.are.same({}, last_request().query)
     end)
 
-    it("lists user-parameter uploadings with no query, the list taking none", function()
-      local _, err = m:user_params_uploadings { limit = 5 }
-      assert.are.same({ "input", "invalid_argument" }, { err.kind, err.code })
-      assert.matches("unknown option limit", tostring(err), 1, true)
-      assert.are.equal(0, #sandbox.requests())
+    it("lists user-parameter uploadings a page at a time, with limit and offset", function()
+      local list = assert(m:user_params_uploadings { limit = 5, offset = 0 })
+      assert.are.same({ 0, { limit = "5", offset = "0" } }, { #list, last_request().query })
     end)
   end)
 

@@ -8,6 +8,7 @@ local json = require "csvup.json"
 local support = require "support.sandbox"
 local files = require "support.files"
 local recorder = require "support.recorder"
+local cli = require "support.cli"
 
 local OK = 0
 
@@ -83,16 +84,10 @@ describe("exactly once", function()
 
     -- Runs csvup with its journal under state; returns stdout, stderr, exit status.
     local function csvup_cli(args, background)
-      local out, err = sandbox.tmp .. "/out", sandbox.tmp .. "/err"
-      local command = ("XDG_STATE_HOME=%s CSVUP_METRIKA_TOKEN=%s CSVUP_CARROTQUEST_TOKEN=%s %s lua/bin/csvup %s"):format(
-        state, support.TOKEN, support.TOKEN, support.LUA, (args:gsub("^((%a+) %S+)", function(head, service)
-          return service == "journal" and head or head .. " --base-url " .. sandbox.url
-        end)))
       if background then
-        return io.popen(command .. " >/dev/null 2>&1 & echo $!"):read("l")
+        return cli.background(sandbox, state, args)
       end
-      local ok, _, code = os.execute(("%s >%s 2>%s"):format(command, out, err))
-      return files.read(out), files.read(err), ok and 0 or code
+      return cli.run(sandbox, state, args)
     end
 
     local function upload(file, more)

@@ -194,17 +194,14 @@ describe("sandbox against the services' documentation", function()
   end)
 
   describe("lists", function()
-    it("of user parameters take no query parameters, and show every uploading", function()
+    it("of user parameters are paged with limit and offset, as the other lists", function()
       for _ = 1, 3 do
         call { path = M .. "/user_params/uploadings/upload", query = { action = "update" },
           form = { csv_part("clientid,key,value\n1,tier,gold\n") } }
       end
-      for _, name in ipairs { "limit", "offset" } do
-        local status, body = call { path = M .. "/user_params/uploadings", query = { [name] = 1 } }
-        assert_metrika_error(400, "invalid_parameter", status, body)
-        assert.are.equal(name, body.errors[1].location)
-      end
-      local status, body = call { path = M .. "/user_params/uploadings" }
+      local status, body = call { path = M .. "/user_params/uploadings", query = { limit = 2, offset = 2 } }
+      assert.are.same({ 200, 1 }, { status, #body.uploadings })
+      status, body = call { path = M .. "/user_params/uploadings" }
       assert.are.equal(200, status)
       assert.are.equal(3, #body.uploadings)
     end)

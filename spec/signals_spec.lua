@@ -17,7 +17,7 @@ describe("a signal to the csvup command", function()
     local err, status = sandbox.tmp .. "/err", sandbox.tmp .. "/status"
     os.remove(status)
     local pid = io.popen(("(XDG_STATE_HOME=%s CSVUP_METRIKA_TOKEN=%s %s lua/bin/csvup %s --base-url %s 2>%s "
-      .. "</dev/null >/dev/null & echo $! >&3; wait $!; echo $? >%s) 3>&1 &"):format(sandbox.tmp, support.TOKEN,
+      .. "</dev/null >/dev/null & echo $! >&3; wait $!; echo $? >%s) 3>&1 &"):format(files.tmpdir(), support.TOKEN,
       support.EXEC_LUA:gsub("exec ", ""), args, sandbox.url, err, status)):read("l")
     return pid, function()
       for _ = 1, 200 do

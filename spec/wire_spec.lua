@@ -23,7 +23,7 @@ describe("on the wire", function()
   end)
 
   before_each(function()
-    m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url, retries = 0 })
+    m = assert(csvup.metrika.new { token = "t", counter = 1, base_url = server.url, retries = 0, resolve_timeout = 0 })
     cq = assert(csvup.carrotquest.new { token = "t", base_url = server.url, retries = 0 })
   end)
 
@@ -82,6 +82,7 @@ describe("on the wire", function()
     end
   end)
 
+  -- A bad answer to an upload leaves its outcome unknown: it is looked up, and stays unknown here.
   it("refuses as a bad answer an uploading whose id is no whole number from 0", function()
     for _, id in ipairs { "NaN", "-Infinity", "Infinity", "-5", "1.5", '"12a"', "null", "true",
       math.type and '"12"' or "-1" } do -- on Lua 5.4 an id is a number, as the service writes it
@@ -89,7 +90,7 @@ describe("on the wire", function()
         body = '{"uploading":{"id":' .. id .. ',"status":"UPLOADED"}}' } }
       local u, err = m:upload_offline_conversions { file = CONVERSIONS }
       assert.is_nil(u, id)
-      assert.are.same({ "api", "bad_response" }, { err.kind, err.code }, id)
+      assert.are.same({ "outcome_unknown", "bad_response" }, { err.code, err.cause }, id)
     end
   end)
 
@@ -198,19 +199,19 @@ describe("on the wire", function()
       server.answer { { method = "POST", path = "/expense/upload", body = body } }
       local result, err = m:upload_expenses { file = "spec/fixtures/expenses.csv" }
       assert.is_nil(result, body)
-      assert.are.same({ "api", "bad_response" }, { err.kind, err.code }, body)
+      assert.are.same({ "outcome_unknown", "bad_response" }, { err.code, err.cause }, body)
     end
   end)
 
   it("exits non-zero from the command line for a refused CRM upload or a shapeless answer", function()
     server.answer { { method = "POST", path = "/data/contacts/csv", body = '{"uploading":{"uploading_id":"7",'
       .. '"api_validation_status":"FAILED"}}' }, { method = "POST", path = "/expense/upload", body = "{}" } }
-    local command = "CSVUP_METRIKA_TOKEN=t " .. support.LUA .. " lua/bin/csvup metrika %s --no-journal --counter 1 --base-url "
+    local command = "CSVUP_METRIKA_TOKEN=t " .. support.LUA .. " lua/bin/csvup metrika %s --no-journal --resolve-timeout 0 --counter 1 --base-url "
       .. server.url .. " %s >/dev/null 2>&1"
     local ok, _, code = os.execute(command:format("upload-crm --entity contacts --merge-mode SAVE",
       "spec/fixtures/contacts.csv"))
     assert.are.same({ false, 1 }, { ok or false, code })
     ok, _, code = os.execute(command:format("upload-expenses", "spec/fixtures/expenses.csv"))
-    assert.are.same({ false, 1 }, { ok or false, code })
+    assert.are.same({ false, 4 }, { ok or false, code }) -- its outcome unknown: the list did not show it
   end)
 end)

@@ -95,6 +95,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "error", csvup_error_new },
         { "isatty", core_isatty },
         { "journal_open", journal_open },
+        { "journal_check", journal_check_file },
         { "json_mark_integers", json_mark_integers },
         { "multi", multi_run },
         { "interrupted", signals_interrupted },

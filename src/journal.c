@@ -19,6 +19,8 @@
 #define JOURNAL_MT "csvup.journal"
 /* How long open, or any one call, waits in all for another process's write to end. */
 #define BUSY_TIMEOUT_MS 10000
+/* How long open's check of the file may take: past it a large journal is used unchecked. */
+#define CHECK_TIMEOUT_MS 2000
 
 /* At most one live row ("started" or "finished") per key: the unique index is
  * what makes begin() decide once for processes racing on the same upload.
@@ -35,7 +37,8 @@ static const char SCHEMA[] =
     " pid INTEGER, host TEXT, pid_start INTEGER," /* the process sending it */
     " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
     " base_url TEXT NOT NULL DEFAULT '', account TEXT NOT NULL DEFAULT '',"
-    " sending INTEGER NOT NULL DEFAULT 0);"; /* sending: 1 while its process sends it */
+    " sending INTEGER NOT NULL DEFAULT 0," /* sending: 1 while its process sends it */
+    " steps TEXT);"; /* steps: JSON, what a multi-step upload's next step needs */
 
 /* A journal written before the key held base_url, account and sending.
  * Where its entries went is not recorded: they are taken as sent to the
@@ -50,6 +53,7 @@ static const char MIGRATE[] =
     "ALTER TABLE uploads ADD COLUMN account TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE uploads ADD COLUMN sending INTEGER NOT NULL DEFAULT 0;"
     "DROP INDEX IF EXISTS uploads_live;";
+static const char MIGRATE_STEPS[] = "ALTER TABLE uploads ADD COLUMN steps TEXT";
 static const char MIGRATE_BASE_URL[] = "UPDATE uploads SET base_url = ?2 WHERE base_url = '' AND service = ?1";
 
 static const char INDEX[] =
@@ -60,7 +64,7 @@ static const char INDEX[] =
 /* What an entry shows; a counter and an account are '' in the key when there is none. */
 #define COLUMNS "id, service, base_url, nullif(account, '') AS account," \
                 " nullif(counter, '') AS counter, endpoint, query, hash, file, size, state," \
-                " uploading, uploading_id, status, error, pid, created, updated"
+                " uploading, uploading_id, status, error, pid, created, updated, steps"
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_FIND, S_INSERT, S_REPLACE, S_TAKE, S_FINISH, S_FAIL, S_RELEASE, S_GET, S_LIST,
@@ -81,7 +85,7 @@ static const char *const SQL[STATEMENTS] = {
     [S_TAKE] = "UPDATE uploads SET pid = ?2, host = ?3, pid_start = ?4, updated = ?5, sending = 1 WHERE id = ?1",
     [S_FINISH] = "UPDATE uploads SET state = CASE state WHEN 'started' THEN 'finished' ELSE state END,"
                  " uploading = coalesce(?2, uploading), uploading_id = coalesce(?3, uploading_id),"
-                 " status = coalesce(?4, status), updated = ?5, sending = 0 WHERE id = ?1",
+                 " status = coalesce(?4, status), updated = ?5, sending = 0, steps = coalesce(?6, steps) WHERE id = ?1",
     [S_FAIL] = "UPDATE uploads SET state = 'failed', error = ?2, updated = ?3, sending = 0"
                " WHERE id = ?1 AND state = 'started'",
     [S_RELEASE] = "UPDATE uploads SET sending = 0 WHERE id = ?1",
@@ -91,6 +95,8 @@ static const char *const SQL[STATEMENTS] = {
 
 struct journal {
     sqlite3 *db; /* NULL once closed */
+    int readonly; /* opened read-only: it can answer a finished upload, not record one */
+    char *path;   /* for messages */
     sqlite3_stmt *stmt[STATEMENTS];
     int64_t deadline; /* ms on the monotonic clock: when the call running gives up on a lock */
 };
@@ -165,7 +171,7 @@ static int db_error(lua_State *L, sqlite3 *db, int rc, enum error_kind kind, con
 /* Reports SQLite's error, rolling back the transaction if one is open. */
 static int sqlite_fail(lua_State *L, struct journal *j, const char *what)
 {
-    lua_pushfstring(L, "journal: %s", what);
+    lua_pushfstring(L, "journal %s: %s", j->path, what);
     db_error(L, j->db, sqlite3_errcode(j->db), KIND_INTERNAL, "journal_failed");
     if (!sqlite3_get_autocommit(j->db))
         run(j->stmt[S_ROLLBACK]);
@@ -182,6 +188,8 @@ static int journal_close(lua_State *L)
     }
     sqlite3_close_v2(j->db);
     j->db = NULL;
+    free(j->path);
+    j->path = NULL;
     return 0;
 }
 
@@ -307,6 +315,30 @@ static int push_entry(lua_State *L, struct journal *j, sqlite3_int64 id, const c
     return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
 }
 
+/* begin() on a journal opened read-only: a finished upload is answered from
+ * it; any other cannot be recorded before it is sent, so it is not sent. */
+static int begin_readonly(lua_State *L, struct journal *j, const char *const *text, const int *len, int force)
+{
+    sqlite3_stmt *find = j->stmt[S_FIND];
+    sqlite3_int64 id = 0;
+    int i, rc;
+    for (i = 0; i < 7; i++)
+        bind_text(find, i + 1, text[i], len[i]);
+    if ((rc = sqlite3_step(find)) == SQLITE_ROW && !force
+        && strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
+        id = sqlite3_column_int64(find, 0);
+    sqlite3_reset(find);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sqlite_fail(L, j, "find");
+    if (!id)
+        return journal_error(L, KIND_INPUT, "journal_readonly", "journal %s can be read but not written (a "
+                             "read-only or full file system?): this upload cannot be recorded, so it was not sent. "
+                             "Free the disk or make the journal writable, or send without the journal", j->path);
+    if (push_entry(L, j, id, "finished") != SQLITE_OK)
+        return sqlite_fail(L, j, "read");
+    return 1;
+}
+
 /* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force? }
  * -> entry | nil, err
  * entry.state: "new" (recorded as started: send it), "finished" (sent before: entry.uploading),
@@ -340,8 +372,10 @@ static int journal_begin(lua_State *L)
     for (i = 0; i < 7; i++) /* the key's optional parts (account, counter, query) are '' when absent */
         if (!text[i])
             text[i] = "";
-    owner_self(&self);
     start_call(j);
+    if (j->readonly)
+        return begin_readonly(L, j, text, len, force);
+    owner_self(&self);
 
     if (!sqlite3_get_autocommit(j->db)) /* left open by an error thrown while pushing an entry */
         run(j->stmt[S_ROLLBACK]);
@@ -413,18 +447,18 @@ static sqlite3_int64 id_arg(lua_State *L)
     return (sqlite3_int64)id;
 }
 
-/* j:finish(id, { uploading = json_text?, uploading_id?, status? }) -> true | nil, err
+/* j:finish(id, { uploading = json_text?, uploading_id?, status?, steps = json_text? }) -> true | nil, err
  * Marks a started entry finished; on a finished one, updates what is given. */
 static int journal_finish(lua_State *L)
 {
-    static const char *const key[] = { "uploading", "uploading_id", "status" };
+    static const char *const key[] = { "uploading", "uploading_id", "status", "steps" };
     struct journal *j = journal_check(L);
     sqlite3_int64 id = id_arg(L);
     sqlite3_stmt *finish = j->stmt[S_FINISH];
-    const char *text[3];
-    int len[3], i;
+    const char *text[4];
+    int len[4], i;
     luaL_checktype(L, 3, LUA_TTABLE);
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < 4; i++)
         text[i] = text_arg(L, 3, key[i], 0, &len[i]);
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
@@ -433,6 +467,7 @@ static int journal_finish(lua_State *L)
     for (i = 0; i < 3; i++)
         bind_text(finish, i + 2, text[i], len[i]);
     sqlite3_bind_int64(finish, 5, (sqlite3_int64)time(NULL));
+    bind_text(finish, 6, text[3], len[3]);
     if (run(finish) != SQLITE_OK)
         return sqlite_fail(L, j, "finish");
     if (sqlite3_changes(j->db) == 0) {
@@ -571,6 +606,8 @@ static int create(sqlite3 *db)
         || (rc = column_missing(db, "base_url", &missing)) != SQLITE_OK
         || (missing && ((rc = sqlite3_exec(db, MIGRATE, NULL, NULL, NULL)) != SQLITE_OK
                         || (rc = migrate_base_urls(db)) != SQLITE_OK))
+        || (rc = column_missing(db, "steps", &missing)) != SQLITE_OK
+        || (missing && (rc = sqlite3_exec(db, MIGRATE_STEPS, NULL, NULL, NULL)) != SQLITE_OK)
         || (rc = sqlite3_exec(db, INDEX, NULL, NULL, NULL)) != SQLITE_OK)
         return rc;
     return sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -596,22 +633,118 @@ static int set_up(struct journal *j)
 }
 
 
+/* Whether SQLite's rc says the file can be read but not written: a read-only
+ * file or file system, a full disk, a failing write. Open then reads it. */
+static int cannot_write(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_READONLY || rc == SQLITE_CANTOPEN || rc == SQLITE_FULL || rc == SQLITE_IOERR
+        || rc == SQLITE_PERM;
+}
+
+static int check_deadline(void *arg)
+{
+    return now_ms() >= *(const int64_t *)arg;
+}
+
+/* PRAGMA quick_check for at most CHECK_TIMEOUT_MS: SQLITE_OK when the file is
+ * sound (or a large one was not read through in time), SQLITE_CORRUPT with the
+ * first finding in finding, or SQLite's error. */
+static int quick_check(sqlite3 *db, char *finding, size_t size)
+{
+    sqlite3_stmt *stmt;
+    int64_t deadline = now_ms() + CHECK_TIMEOUT_MS;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_progress_handler(db, 1000, check_deadline, &deadline);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(stmt, 0);
+        rc = text && strcmp(text, "ok") != 0 ? SQLITE_CORRUPT : SQLITE_OK;
+        if (rc != SQLITE_OK) {
+            char *p;
+            snprintf(finding, size, "%s", text);
+            for (p = finding; (p = strchr(p, '\n')); )
+                *p = ' ';
+        }
+    } else if (rc == SQLITE_INTERRUPT) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_progress_handler(db, 0, NULL, NULL);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Opens name with flags, checks it and, when writable, sets it up. */
+static int open_db(struct journal *j, const char *name, int flags, char *finding, size_t size)
+{
+    int rc;
+    if (j->db) {
+        sqlite3_close_v2(j->db);
+        j->db = NULL;
+    }
+    rc = sqlite3_open_v2(name, &j->db, flags, NULL);
+    if (!j->db)
+        return SQLITE_NOMEM;
+    sqlite3_busy_handler(j->db, busy_wait, j);
+    if (rc == SQLITE_OK)
+        rc = quick_check(j->db, finding, size);
+    if (rc == SQLITE_OK && (flags & SQLITE_OPEN_READWRITE))
+        rc = set_up(j);
+    return rc;
+}
+
+/* The journal read only, where it cannot be written: "file:" URIs with
+ * mode=ro, then with immutable=1, which reads a WAL journal whose -shm file
+ * cannot be made (a read-only folder, a full disk); nobody can write it then
+ * either, or not much. Reserved characters of the path are escaped. */
+static int open_readonly(lua_State *L, struct journal *j, const char *name, char *finding, size_t size)
+{
+    static const char *const modes[] = { "?mode=ro", "?mode=ro&immutable=1" };
+    luaL_Buffer b;
+    const char *p;
+    size_t i;
+    int rc = SQLITE_CANTOPEN;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "file:");
+    for (p = name; *p; p++)
+        if (*p == '%' || *p == '?' || *p == '#')
+            luaL_addstring(&b, *p == '%' ? "%25" : *p == '?' ? "%3f" : "%23");
+        else
+            luaL_addchar(&b, *p);
+    luaL_pushresult(&b);
+    for (i = 0; i < 2 && cannot_write(rc); i++) {
+        const char *uri = lua_pushfstring(L, "%s%s", lua_tostring(L, -1), modes[i]);
+        rc = open_db(j, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, finding, size);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    j->readonly = 1;
+    return rc;
+}
+
 /* core.journal_open(path) -> journal | nil, err; the file (mode 0600) and the
- * folders above it are created where missing. */
+ * folders above it are created where missing. Its pages are checked first (a
+ * damaged journal is journal_damaged); one that can be read but not written
+ * is opened read-only, to answer uploads it lists as finished. */
 int journal_open(lua_State *L)
 {
-    char why[128];
+    char why[128], finding[256] = "";
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len), *name;
     struct journal *j;
-    int fd, i, rc;
+    int fd, i, rc, writable = 1;
     if (len == 0 || strlen(path) != len)
         return journal_error(L, KIND_INPUT, "journal_unusable", "journal path must be a file name");
     if (make_parents(L, path))
         return 2;
-    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+        close(fd);
+    else if ((errno == EACCES || errno == EROFS || errno == EPERM) && access(path, R_OK) == 0)
+        writable = 0;
+    else
         return journal_error(L, KIND_INPUT, "journal_unusable", "journal %s: %s", path, csvup_strerror(errno, why, sizeof why));
-    close(fd);
     /* SQLite reads ":memory:" or "file:..." as something else than a file name */
     name = path[0] == '/' ? path : lua_pushfstring(L, "./%s", path);
 
@@ -619,12 +752,25 @@ int journal_open(lua_State *L)
     memset(j, 0, sizeof *j);
     luaL_getmetatable(L, JOURNAL_MT);
     lua_setmetatable(L, -2);
-    start_call(j);
-    rc = sqlite3_open_v2(name, &j->db, SQLITE_OPEN_READWRITE, NULL);
-    if (!j->db)
+    if (!(j->path = malloc(len + 1)))
         return luaL_error(L, "out of memory");
-    sqlite3_busy_handler(j->db, busy_wait, j);
-    if (rc != SQLITE_OK || (rc = set_up(j)) != SQLITE_OK) {
+    memcpy(j->path, path, len + 1);
+    start_call(j);
+    rc = writable ? open_db(j, name, SQLITE_OPEN_READWRITE, finding, sizeof finding) : SQLITE_READONLY;
+    if (rc == SQLITE_NOMEM)
+        return luaL_error(L, "out of memory");
+    if (cannot_write(rc))
+        rc = open_readonly(L, j, name, finding, sizeof finding);
+    if ((rc & 0xff) == SQLITE_CORRUPT) { /* a file that is no database at all is journal_unusable */
+        journal_error(L, KIND_INPUT, "journal_damaged", "journal %s is damaged (%s): nothing was sent. Move it "
+                      "aside (mv %s %s.damaged): the next run starts a new journal, which knows nothing of the "
+                      "uploads the old one kept; csvup journal --check --journal %s.damaged lists what is wrong",
+                      path, finding[0] ? finding : sqlite3_errstr(rc), path, path, path);
+        sqlite3_close_v2(j->db);
+        j->db = NULL;
+        return 2;
+    }
+    if (rc != SQLITE_OK) {
         lua_pushfstring(L, "journal %s", path);
         db_error(L, j->db, rc, KIND_INPUT, "journal_unusable");
         sqlite3_close_v2(j->db);
@@ -639,6 +785,40 @@ int journal_open(lua_State *L)
             lua_call(L, 1, 0);
             return 2;
         }
+    return 1;
+}
+
+/* core.journal_check(path) -> { finding, ... } (empty when sound) | nil, err:
+ * PRAGMA integrity_check of the file, read only, however long it takes. */
+int journal_check_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int rc, n = 0;
+    if (access(path, R_OK) != 0) {
+        char why[128];
+        return journal_error(L, KIND_INPUT, "journal_unusable", "journal %s: %s", path,
+                             csvup_strerror(errno, why, sizeof why));
+    }
+    lua_newtable(L);
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(stmt, 0);
+        if (text && strcmp(text, "ok") != 0) {
+            lua_pushstring(L, text);
+            lua_rawseti(L, -2, ++n);
+        }
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE) { /* what stopped the check is a finding too */
+        lua_pushstring(L, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        lua_rawseti(L, -2, ++n);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close_v2(db);
     return 1;
 }
 

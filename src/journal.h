@@ -7,6 +7,8 @@
 
 /* core.journal_open(path) -> journal | nil, err */
 int journal_open(lua_State *L);
+/* core.journal_check(path) -> { finding, ... } | nil, err */
+int journal_check_file(lua_State *L);
 void journal_init(lua_State *L);
 
 #endif

@@ -7,6 +7,7 @@ local csv = require "csvup.csv"
 local errors = require "csvup.errors"
 local journal = require "csvup.journal"
 local json = require "csvup.json"
+local once = require "csvup.once"
 local options = require "csvup.options"
 local progress = require "csvup.progress"
 local registry = require "csvup.registry"
@@ -20,7 +21,7 @@ local math_type = math.type
 local cli = {}
 
 -- Exit statuses.
-local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL = 0, 1, 2, 3, 4, 5, 6
+local OK, API_ERROR, USAGE, INVALID, NETWORK, UPLOAD_FAILED, PARTIAL, UNRECORDED = 0, 1, 2, 3, 4, 5, 6, 7
 local TOKEN_FILE_READ = 4096 -- bytes read of a token file: a token is far shorter
 local SIGNALLED = { SIGINT = 130, SIGTERM = 143 }
 local STDERR = 2
@@ -34,7 +35,8 @@ local CONTENT_ERRORS = { validation_failed = true, invalid_utf8 = true, malforme
 local EXIT_TEXT = [[
 Exit status: 0 done, 1 API error, 2 usage, 3 validation failed, 4 network,
 5 waited and the upload failed (LINKAGE_FAILURE), 6 done but some rows were
-refused (Carrot quest row_errors), 130 and 143 stopped by SIGINT and SIGTERM.
+refused (Carrot quest row_errors), 7 done but the journal could not record it
+(a rerun looks it up before sending), 130 and 143 stopped by SIGINT and SIGTERM.
 
 Environment: CSVUP_METRIKA_TOKEN, CSVUP_CARROTQUEST_TOKEN (the tokens, unless
 --token-file), CSVUP_BASE_URL (--base-url), CSVUP_COUNTER (--counter),
@@ -145,6 +147,8 @@ local function add_method(parent, m)
     command:option("--journal", "the journal of uploads sent; default: $XDG_STATE_HOME/csvup/journal.sqlite3")
     command:flag("--no-journal", "neither consult nor keep the journal")
     command:flag("--force", "send even when the journal says this upload was sent")
+    command:option("--resolve-timeout", "seconds to look in the uploadings list for an upload whose outcome is "
+      .. "unknown (the list's lag allowance); default: 30"):convert(number(0))
     command:option("--validate", "check every row (full), the header (header) or nothing (off); default: full")
       :choices { "full", "header", "off" }
     command:option("--encoding", "the file's encoding (auto: UTF-8 unless it is not valid UTF-8); default: utf-8")
@@ -260,6 +264,7 @@ local function build_parser()
     return n
   end)
   entries:flag("--json", "print the entries as JSON")
+  entries:flag("--check", "check the journal file through (SQLite's integrity check); exit status 1 when damaged")
   local sandbox = parser:command("sandbox", "run the local sandbox that emulates both APIs (token: sandbox-token)")
   sandbox:option("--port", "the port on 127.0.0.1, 0 for any free one", "8080"):convert(integer)
   sandbox:option("--process-delay", "seconds until an uploading is final", "0.5"):convert(number(0))
@@ -313,7 +318,7 @@ local function json_error(err, stream)
   say(stream or io.stdout, json.encode { error = { code = err.code, kind = err.kind, status = err.status,
     message = err.message, problems = err.problems, problem_count = err.problem_count, id = err.id,
     last_status = err.last_status, hint = err.hint, attempts = err.attempts or attempts,
-    waiting_for = err.waiting_for } }, "\n")
+    waiting_for = err.waiting_for, marker = err.marker } }, "\n")
 end
 
 local function report_error(err, as_json)
@@ -695,18 +700,21 @@ local function run_method(client, m, args, events)
   if m.shape == "upload" then
     local bar = not quiet and progress.new(args.file) or nil
     opts.progress = bar and bar.update
-    local result, err, note_of = client[m.name](client, opts)
+    local result, err, note_of, unrecorded = client[m.name](client, opts)
     if bar then
       bar.finish()
     end
     local journal_on, hint = client.journal ~= nil, nil
-    if note_of == "journal" then
+    if note_of == "unrecorded" then -- an error: --quiet keeps it
+      log_line(format("uploading %s of %s could not be recorded in the journal: %s", printable(tostring(result.id
+        or result.uploading_id)), printable(args.file), printable(tostring(unrecorded))))
+    elseif note_of == "journal" then
       note("%s was uploaded before (the journal says so): not sent again; --force sends it again",
         printable(args.file))
     elseif result and events.lost then
       note("the lost answer was found by its marker: uploading %s", printable(result.id or result.uploading_id))
     end
-    if result and journal_on and note_of ~= "journal" then
+    if result and journal_on and not note_of then
       note("the journal records %s as sent: a rerun answers from it", printable(args.file))
     elseif not result and journal_on and (err.code == "outcome_unknown" or (err.code == "interrupted"
         and err.request_sent ~= false)) then
@@ -720,8 +728,15 @@ local function run_method(client, m, args, events)
     if result and (args.confirm or args.wait) then -- the uploading's id at once, before what may take hours
       say(io.stdout, args.json and json.encode(result) or describe(result), "\n")
     end
-    if result and args.confirm then
+    if result and args.confirm and once.steps(client, result).confirmed then
+      note("uploading %s was confirmed by an earlier run (the journal says so): not confirmed again",
+        printable(tostring(result.id)))
+    elseif result and args.confirm then
+      local upload = result
       result, err = client[m.confirm](client, result)
+      if result and not once.step(client, upload, "confirmed", true) then
+        note_of = "unrecorded"
+      end
     end
     if result and args.wait then
       result, err = wait_for(client, result, m.kind, args)
@@ -731,7 +746,7 @@ local function run_method(client, m, args, events)
     if hint and not args.json then
       log_line(hint)
     end
-    return status
+    return status == OK and note_of == "unrecorded" and UNRECORDED or status
   end
   local result, err
   if m.shape == "read" or m.id then
@@ -758,6 +773,7 @@ local function run_service(service, args, command)
   local client, err = csvup[service].new { token = secret, base_url = base_url ~= "" and base_url or nil,
     counter = args.counter, ulogin = args.ulogin, app = args.app, retries = args.retries,
     allow_http = args.allow_http or nil, verbose = args.verbose or nil, on_event = on_event(events),
+    resolve_timeout = args.resolve_timeout,
     journal = args.file and not args.no_journal and not args.dry_run and (args.journal or true) or nil }
   if not client then
     return report_error(err, args.json)
@@ -816,7 +832,24 @@ local function run_validate(args)
   return status
 end
 
+-- csvup journal --check: every finding of SQLite's integrity check.
+local function check_journal(path)
+  local findings, err = journal.check(path)
+  if not findings then
+    return report_error(err)
+  end
+  for _, finding in ipairs(findings) do
+    say(io.stdout, printable(finding), "\n")
+  end
+  say(io.stdout, printable(path or journal.path()), #findings == 0 and ": sound\n"
+    or ": damaged: move it aside; the next run starts a new journal\n")
+  return #findings == 0 and OK or API_ERROR
+end
+
 local function run_journal(args)
+  if args.check then
+    return check_journal(args.journal)
+  end
   local j, err = journal.open(args.journal)
   if not j then
     return report_error(err, args.json)

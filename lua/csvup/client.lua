@@ -274,9 +274,26 @@ end
 
 -- Retries ------------------------------------------------------------------------
 
+-- Whether an answer is a 5xx, or not in the service's own error shape (a
+-- gateway's HTML page, whose code read_error left as http_NNN), other than
+-- the service's 503 backend_error and any 429 (a limit: not processed).
+local function unanswered(err)
+  return err.kind == "api" and err.status ~= nil and err.status ~= 429 and err.code ~= "backend_error"
+    and (err.status >= 500 or err.code:find("^http_%d+$") ~= nil)
+end
+
 -- "retry" when the request surely was not processed (or may be repeated
 -- safely), "unknown" when it may have been, nil when the error is final.
+-- After a request that changes data went out, only a 4xx in the service's
+-- own error shape is a refusal: a 5xx, or an answer in another shape, may
+-- come after the service kept it. A read answered so is tried again.
 function client.classify(err, method)
+  if unanswered(err) then
+    if method ~= "GET" then
+      return "unknown"
+    end
+    return err.status >= 500 and "retry" or nil
+  end
   if err.kind == "api" then
     return (err.status == 429 or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
   elseif err.kind ~= "network" or HOPELESS[err.code] or err.code == "outcome_unknown" then
@@ -311,10 +328,11 @@ local function delay(p, attempt, err)
 end
 
 function client.outcome_unknown(err, name)
-  return errors.new("network", "outcome_unknown", format("%s was sent whole but no answer came (%s: %s). It may "
-    .. "have been processed, so it was not sent again: look for it in the uploadings list first, or pass "
+  return errors.new("network", "outcome_unknown", format("%s was sent whole but no answer of the service came "
+    .. "(%s: %s). It may have been processed, so it was not sent again: look for it in the uploadings list first, or pass "
     .. "retry_unsafe = true", name, err.code, err.message),
-    { cause = err.code, sent = err.sent, attempts = err.attempts, request_sent = err.request_sent })
+    { cause = err.code, sent = err.sent, attempts = err.attempts, request_sent = err.request_sent,
+      status = err.status })
 end
 
 -- An answer that is not JSON: its first line of text, without markup.

@@ -26,9 +26,8 @@ function journal.path()
   return home .. "/.local/state/csvup/journal.sqlite3"
 end
 
--- journal.open(path?) -> journal | nil, err; the default path when none is given.
--- The journal's methods: begin, finish, fail, release, list, close (see src/journal.c).
-function journal.open(path)
+-- f(path), the default path when path is nil.
+local function at(f, path)
   if path == nil then
     local err
     path, err = journal.path()
@@ -36,7 +35,19 @@ function journal.open(path)
       return nil, err
     end
   end
-  return core.journal_open(path)
+  return f(path)
+end
+
+-- journal.open(path?) -> journal | nil, err; the default path when none is given.
+-- The journal's methods: begin, finish, fail, release, list, close (see src/journal.c).
+function journal.open(path)
+  return at(core.journal_open, path)
+end
+
+-- journal.check(path?) -> { finding, ... } (empty when the file is sound) |
+-- nil, err: SQLite's integrity check of the journal, read only.
+function journal.check(path)
+  return at(core.journal_check, path)
 end
 
 -- Percent-encodes what would make two different queries read the same.

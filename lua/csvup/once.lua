@@ -2,8 +2,14 @@
 -- or a rerun sends the same file again.
 --  * A marker the service stores and lists back (in the comment, or in the
 --    part's file name where the upload takes no comment) makes each upload
---    findable: after an unknown outcome the uploadings list is read, with
---    backoff for a bounded time, and the uploading found is the result.
+--    findable: after an unknown outcome the uploadings list is read, every
+--    page that could hold it, with backoff for a bounded time, and the
+--    uploading found is the result.
+--  * A lookup has three answers: found; not listed (the list answered, was
+--    read through, and the marker is not in it, still after resolve_timeout,
+--    the list's lag allowance); unknown (the list failed or could not be
+--    read through). Only "not listed" lets the upload go out again; unknown
+--    stays outcome_unknown until a list answers.
 --  * The journal (csvup.journal, off unless the client has one) records an
 --    upload before it is sent and its uploading after: a rerun of a finished
 --    upload is answered from it, one whose process died (or that this
@@ -15,13 +21,19 @@ local journal = require "csvup.journal"
 local options = require "csvup.options"
 local registry = require "csvup.registry"
 
-local format, type, tostring, ipairs, min = string.format, type, tostring, ipairs, math.min
+local format, type, tostring, ipairs, min, floor, tonumber, setmetatable, select =
+  string.format, type, tostring, ipairs, math.min, math.floor, tonumber, setmetatable, select
 
 local once = {}
 
 local RESOLVE_FIRST_PAUSE = 0.25 -- seconds between looks for a lost answer, doubling
 local RUNNING_SECONDS = 120      -- how long a rerun waits for the same upload sent by a live process
 local RUNNING_PAUSE = 0.25
+-- Paging: the lists' documented default page, and how many pages a lookup reads at most.
+local PAGE, PAGES_MAX = 10000, 20
+-- How far the service's clock may be behind this one: an uploading created
+-- more than this before the upload started is older than it.
+local CLOCK_SKEW = 600
 
 -- "csvup" and ten hex digits: only Latin letters and digits, which any comment may hold.
 local function marker_of(seed)
@@ -55,28 +67,88 @@ local function mark(call, kind, marker, m)
   return true
 end
 
--- The uploading of the call's kind whose comment holds the marker, looked for
--- with backoff for up to seconds (once when nil); nil when it is not listed.
-local function find(self, call, kind, marker, seconds)
-  local deadline, pause = core.now() + (seconds or 0), RESOLVE_FIRST_PAUSE
-  local filter = {} -- the upload's options its list shows it by (conversions: type)
-  for _, name in ipairs(kind.listed_by or {}) do
-    filter[name] = call.args.query[name]
+-- Seconds since 1970 of a list's create_time ("2025-01-01T00:00:00Z", or
+-- with an offset like "+03:00"); nil when it reads otherwise.
+local function seconds_of(text)
+  local y, mo, d, h, mi, sec, zone =
+    tostring(text):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)[%.%d]*(.*)$")
+  if not y then
+    return nil
   end
-  while true do
-    local list = self[kind.list](self, filter)
-    for _, u in ipairs(type(list) == "table" and list or {}) do
-      if type(u) == "table" and json.is_count(u.id) and type(u.comment) == "string" and u.comment:find(marker, 1, true) then
-        self.kinds[u] = kind.name
-        return u
-      end
-    end
-    local left = deadline - core.now()
-    if left <= 0 then
+  local shift = 0
+  if zone ~= "" and zone ~= "Z" then
+    local sign, zh, zm = zone:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then
       return nil
     end
-    if core.sleep(min(pause, left)) then
-      return nil -- a signal: stop looking
+    shift = (sign == "+" and 1 or -1) * (tonumber(zh) * 3600 + tonumber(zm) * 60)
+  end
+  y, mo = tonumber(y), tonumber(mo)
+  y = mo <= 2 and y - 1 or y -- days from civil: the year counted from March (no // under LuaJIT)
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local doy = floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + tonumber(d) - 1
+  local days = era * 146097 + yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - shift
+end
+
+-- One reading of the list: "found", uploading | "absent" | "unknown", err.
+-- The order of the lists is not documented: pages are read until the marker
+-- is found, the list ends (a page shorter than asked), or a page that runs
+-- from newer to older holds only uploadings older than the upload (since,
+-- seconds since 1970): further pages are older still. At most PAGES_MAX pages.
+local function read_list(self, call, kind, marker, since)
+  local offset = 0
+  for _ = 1, PAGES_MAX do
+    local query = { limit = PAGE, offset = offset }
+    for _, name in ipairs(kind.listed_by or {}) do -- the upload's options its list shows it by (conversions: type)
+      query[name] = call.args.query[name]
+    end
+    local answer, err = self:call(kind.list, self:complete { query = query })
+    local list = answer and answer.uploadings
+    if type(list) ~= "table" then
+      return "unknown", err or errors.new("api", "bad_response", "the uploadings list has no uploadings array")
+    end
+    local older = #list > 0
+    for _, u in ipairs(list) do
+      if type(u) == "table" and json.is_count(u.id) and type(u.comment) == "string"
+          and u.comment:find(marker, 1, true) then
+        self.kinds[u] = kind.name
+        return "found", u
+      end
+      local t = type(u) == "table" and seconds_of(u.create_time)
+      older = older and t and t < since - CLOCK_SKEW
+    end
+    if #list < PAGE then
+      return "absent"
+    end
+    local first, last = type(list[1]) == "table" and seconds_of(list[1].create_time),
+      type(list[#list]) == "table" and seconds_of(list[#list].create_time)
+    if older and first and last and first > last then
+      return "absent"
+    end
+    offset = offset + #list
+  end
+  return "unknown", errors.new("network", "lookup_bounded", format("the uploadings list was read for %d pages "
+    .. "without reaching uploadings older than this one", PAGES_MAX))
+end
+
+-- once.lookup(self, call, kind, marker, since) -> "found", uploading |
+-- "absent" | "unknown", err: the uploading of the call's kind whose comment
+-- holds the marker. The list is read with backoff until it is found, or for
+-- resolve_timeout seconds, the list's lag allowance: "absent" only when the
+-- last reading answered without it, "unknown" when it failed.
+function once.lookup(self, call, kind, marker, since)
+  local deadline, pause = core.now() + self.resolve_timeout, RESOLVE_FIRST_PAUSE
+  while true do
+    local answer, found = read_list(self, call, kind, marker, since)
+    local left = deadline - core.now()
+    if answer == "found" or left <= 0 then
+      return answer, found
+    end
+    local signal = core.sleep(min(pause, left))
+    if signal then
+      return "unknown", select(2, errors.interrupted(signal))
     end
     pause = pause * 2
   end
@@ -94,9 +166,50 @@ local function hash_of(call)
   return core.sha256_file(args.file)
 end
 
-local function record(j, entry, result)
-  j:finish(entry.id, { uploading = json.encode(result), uploading_id = tostring(result.id or result.uploading_id),
-    status = result.status and tostring(result.status) or nil })
+-- The journal entries of the uploadings this client sent or found, for a
+-- further step (once.step): uploading -> { journal, id, steps }.
+local function entries(self)
+  self.entries = self.entries or setmetatable({}, { __mode = "k" })
+  return self.entries
+end
+
+-- Records the uploading in the entry, with what a further step needs (the
+-- content_id_type a user-parameter upload is confirmed with); nil, or the
+-- journal's error when it could not be recorded.
+local function record(self, j, entry, result)
+  local id = tostring(result.id or result.uploading_id)
+  local steps = { content_id_type = self.content_id_types and self.content_id_types[id] or nil }
+  entries(self)[result] = { journal = j, id = entry.id, steps = steps }
+  local ok, err = j:finish(entry.id, { uploading = json.encode(result), uploading_id = id,
+    status = result.status and tostring(result.status) or nil, steps = json.encode(steps) })
+  return not ok and err or nil
+end
+
+-- Whether err says the upload surely was not kept: nothing went out whole,
+-- this side stopped it, or the service refused it in its own error shape
+-- with a 4xx (or in its answer). A 5xx, an answer in another shape (a
+-- gateway's HTML page), a reset or a timeout leave it unknown.
+local function refused(err)
+  if err.request_sent == false then
+    return true
+  elseif err.kind == "network" or err.code == "interrupted" or err.code == "bad_response" then
+    return false
+  elseif err.kind == "api" and err.status then
+    return err.status < 500 and not err.code:find("^http_%d+$")
+  end
+  return true
+end
+
+-- The error of an upload whose outcome stays unknown after its lookup
+-- (found: "absent" or "unknown", and the lookup's error).
+local function still_unknown(err, name, marker, found, cause)
+  local why = found == "absent" and "it is not in the uploadings list: a rerun looks once more, then sends it"
+    or format("the uploadings list could not be read (%s): a rerun looks for it before sending anything",
+      cause and cause.message or "no answer")
+  local message = format("%s: whether the service kept the upload is unknown (%s), and %s (its marker: %s)",
+    name, err.message or err.code, why, marker)
+  return errors.new("network", "outcome_unknown", message, { marker = marker, lookup = found,
+    cause = err.cause or err.code, status = err.status, sent = err.sent, attempts = err.attempts })
 end
 
 -- The journal's entry for the call: "new" (send it), "started" (its process
@@ -136,14 +249,14 @@ end
 function once.before(self, call, m, opts)
   local kind = registry.kind[m.kind]
   local j = opts.journal ~= false and self.journal or nil
-  local ticket = { kind = kind, name = m.name, journal = j }
+  local ticket = { kind = kind, name = m.name, journal = j, since = os.time() }
   local entry, err
   if j then
     entry, err = begin(self, j, call, opts.force)
     if not entry then
       return nil, err
     elseif entry.state == "finished" then
-      local earlier = json.decode(entry.uploading or "")
+      local earlier, steps = json.decode(entry.uploading or ""), json.decode(entry.steps or "")
       if type(earlier) == "table" and call.revive then
         earlier = call.revive(earlier)
       end
@@ -151,13 +264,18 @@ function once.before(self, call, m, opts)
         return errors.fail("internal", "journal_failed", "the journal's record of this upload is unreadable: "
           .. "send again with force")
       end
+      steps = type(steps) == "table" and steps or {}
       if self.kinds then
         self.kinds[earlier] = kind.name
       end
+      if self.content_id_types and steps.content_id_type then
+        self.content_id_types[tostring(earlier.id)] = steps.content_id_type
+      end
+      entries(self)[earlier] = { journal = j, id = entry.id, steps = steps }
       ticket.result = earlier
       return ticket
     end
-    ticket.entry = entry
+    ticket.entry, ticket.since = entry, entry.created
   end
   ticket.marker = kind.mark and marker_of(entry and (entry.hash .. " " .. entry.id .. " " .. entry.created)
     or format("%s %s %s", core.now(), math.random(), tostring({})))
@@ -178,55 +296,90 @@ function once.before(self, call, m, opts)
         .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
         m.name))
     end
-    ticket.result = find(self, call, kind, ticket.marker)
-    if ticket.result then
-      record(j, entry, ticket.result)
-    end
+    local found, u = once.lookup(self, call, kind, ticket.marker, ticket.since)
+    if found == "found" then
+      ticket.result, ticket.unrecorded = u, record(self, j, entry, u)
+    elseif found == "unknown" then
+      j:release(entry.id)
+      if u.code == "interrupted" then
+        return nil, u
+      end
+      return nil, still_unknown({ message = "an earlier run sent it and did not learn the answer" }, m.name,
+        ticket.marker, found, u)
+    end -- not listed past the lag allowance: it is sent now
   end
   return ticket
 end
 
 -- once.after(self, call, ticket, answer, err) -> result | nil, err: the
--- upload's answer, or its lost answer looked for by the marker; the journal
--- told how it ended.
+-- upload's answer, or, when its outcome is unknown, the upload looked for
+-- by the marker; the journal told how it ended. A result the journal could
+-- not record comes with the note "unrecorded" and the journal's error.
 function once.after(self, call, ticket, answer, err)
-  local result
+  local result, unrecorded
   if answer then
     result, err = call.finish(answer)
-  elseif err.code == "outcome_unknown" and ticket.marker then
-    result = find(self, call, ticket.kind, ticket.marker, self.resolve_timeout)
-    if result then
-      err = nil
+  end
+  local entry, j = ticket.entry, ticket.journal
+  if not result and not refused(err) and err.code ~= "interrupted" and ticket.marker then
+    local found, u = once.lookup(self, call, ticket.kind, ticket.marker, ticket.since)
+    if found == "found" then
+      result, err = u, nil
+    elseif u and u.code == "interrupted" then -- stopped while looking: sent whole, the outcome unknown
+      err, u.request_sent, u.signal, u.marker = u, true, nil, ticket.marker
     else
-      err.marker, err.message = ticket.marker, err.message .. format(" (its marker: %s)", ticket.marker)
+      err = still_unknown(err, ticket.name, ticket.marker, found, u)
     end
   end
-  local entry = ticket.entry
   if entry then
     if result then
-      record(ticket.journal, entry, result)
-    elseif err.request_sent == false or (err.kind ~= "network" and err.code ~= "bad_response"
-        and err.code ~= "interrupted") then
-      ticket.journal:fail(entry.id, err.code) -- refused, or surely not sent: a rerun sends it
+      unrecorded = record(self, j, entry, result)
+    elseif refused(err) then
+      j:fail(entry.id, err.code) -- refused, or surely not sent: a rerun sends it
     else -- its outcome is unknown: a rerun, from this process too, looks for it by its marker first
-      ticket.journal:release(entry.id)
+      j:release(entry.id)
     end
+  end
+  if unrecorded then
+    return result, nil, "unrecorded", unrecorded
   end
   return result, err
 end
 
--- once.send(self, call, m, opts) -> result | nil, err, and a note ("journal")
--- when the result was found instead of sent: call is a method's plan.
+-- once.send(self, call, m, opts) -> result | nil, err, and a note: "journal"
+-- when the result was found instead of sent, "unrecorded" (and the
+-- journal's error) when the journal could not record it.
 function once.send(self, call, m, opts)
   local ticket, err = once.before(self, call, m, opts)
   if not ticket then
     return nil, err
   elseif ticket.result then
+    if ticket.unrecorded then
+      return ticket.result, nil, "unrecorded", ticket.unrecorded
+    end
     return ticket.result, nil, "journal"
   end
   local answer
   answer, err = self:call(call.endpoint, call.args)
   return once.after(self, call, ticket, answer, err)
+end
+
+-- once.steps(self, uploading) -> what the journal keeps for the uploading's
+-- further steps (content_id_type, confirmed), or an empty table.
+function once.steps(self, uploading)
+  local e = self.entries and self.entries[uploading]
+  return e and e.steps or {}
+end
+
+-- once.step(self, uploading, name, value) -> true | nil, err: records that
+-- a further step was taken (confirmed = true), where a journal keeps the uploading.
+function once.step(self, uploading, name, value)
+  local e = self.entries and self.entries[uploading]
+  if not e then
+    return true
+  end
+  e.steps[name] = value
+  return e.journal:finish(e.id, { steps = json.encode(e.steps) })
 end
 
 return once

@@ -160,7 +160,7 @@ local METHODS = {
     options = { CONTENT_ID_TYPE, COMMENT } },
   { name = "user_params_uploadings", service = "metrika", shape = "query", result = "uploadings",
     http = "GET", path = COUNTER .. "/user_params/uploadings",
-    help = "list user-parameter uploadings (the list takes no limit or offset)" },
+    help = "list user-parameter uploadings", options = list_options() },
   { name = "user_params_uploading", service = "metrika", shape = "read", kind = "user-params",
     http = "GET", path = COUNTER .. "/user_params/uploading/{id}",
     help = "read one user-parameter uploading" },

@@ -1,12 +1,15 @@
 -- Faults the sandbox can inject, to rehearse what a job meets on a bad night.
 -- POST /_sandbox/faults {"fault": NAME, "count": n (1), "path": "part of the path"
 -- (any), "retry_after": seconds or an HTTP date (too_many_requests), "delay": seconds (slow)}
--- queues one; the next count matching requests get it. The faults:
+-- queues one; the next count matching requests get it ({"clear": true} forgets
+-- those queued). The faults:
 --   reset_mid_upload    reads the first 64 KB of the body, then resets the connection
 --   drop_after_body     reads the whole body, then closes without an answer
 --   lost_answer         processes the request as usual, then resets the connection instead of answering
 --   slow                answers as usual after delay seconds
---   html_500, html_502  an HTML error page from a proxy
+--   html_500, html_502  an HTML error page from a proxy (the request is not processed)
+--   gateway_504, gateway_502  the request is processed, then a gateway answers
+--                       with an HTML error page instead of the service's answer
 --   too_many_requests   429, with Retry-After when retry_after is given
 --   backend_error       503
 -- (both in the error body of the service the path belongs to: Metrica's
@@ -20,7 +23,7 @@ local faults = {}
 faults.KNOWN = {
   reset_mid_upload = true, drop_after_body = true, lost_answer = true, slow = true, html_500 = true, html_502 = true,
   too_many_requests = true, backend_error = true, truncated_json = true, wrong_content_type = true,
-  huge = true, redirect = true,
+  huge = true, redirect = true, gateway_504 = true, gateway_502 = true,
 }
 
 local HUGE = 100 * 1024 * 1024
@@ -45,6 +48,21 @@ local ANSWERS = {
   huge = function() return 200, huge_body end,
   redirect = function() return 302, "", { Location = "https://example.org/elsewhere" } end,
 }
+
+local AFTER_PROCESSING = {
+  gateway_504 = function() return html(504, "Gateway Time-out") end,
+  gateway_502 = function() return html(502, "Bad Gateway") end,
+}
+
+-- Whether the fault replaces the answer of a request that was processed.
+function faults.after_processing(f)
+  return AFTER_PROCESSING[f.fault] ~= nil
+end
+
+-- The answer that replaces the service's one.
+function faults.answer_after(f)
+  return AFTER_PROCESSING[f.fault]()
+end
 
 -- Readies a fault when it is queued, so that answering it takes no time.
 function faults.prepare(f)

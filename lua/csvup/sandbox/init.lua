@@ -14,8 +14,12 @@
 -- read what it asked for, 30).
 -- Besides the APIs it answers GET /_sandbox/requests (what it received, as
 -- JSON, Authorization values hidden), GET /_sandbox/stats (the most requests it
--- held at once), POST /_sandbox/faults (see faults.lua) and POST /_sandbox/reset
--- (forget uploadings, goals, requests and faults).
+-- held at once), POST /_sandbox/faults (see faults.lua), POST /_sandbox/lists
+-- (how the uploadings lists behave: {"lag": seconds before a new uploading
+-- is listed, "order": "newest_first" or "oldest_first", and "counter",
+-- "kind", "older": that many older uploadings ahead of the rest; see
+-- metrika.add_older}) and POST /_sandbox/reset (forget uploadings, goals,
+-- requests, faults and the lists' behaviour).
 local socket = require "socket"
 local json = require "csvup.json"
 local http = require "csvup.sandbox.http"
@@ -72,12 +76,27 @@ local function route(self, req)
     return 200, json.encode { reset = true }
   elseif req.path == "/_sandbox/faults" and req.method == "POST" then
     local fault = json.decode(req.body or "")
-    if type(fault) ~= "table" or not faults.KNOWN[fault.fault] then
+    if type(fault) == "table" and fault.clear == true then -- {"clear": true} forgets the faults queued
+      self.state.faults = {}
+      return 200, json.encode { cleared = true }
+    elseif type(fault) ~= "table" or not faults.KNOWN[fault.fault] then
       return 400, json.encode { message = "unknown fault" }
     end
     faults.prepare(fault)
     self.state:add_fault(fault)
     return 200, json.encode { queued = fault.fault }
+  elseif req.path == "/_sandbox/lists" and req.method == "POST" then
+    local lists = json.decode(req.body or "")
+    if type(lists) ~= "table" or (lists.lag ~= nil and type(lists.lag) ~= "number")
+        or (lists.older ~= nil and not (math.type(lists.older) == "integer" and lists.older <= 50000)) then
+      return 400, json.encode { message = "lists takes lag (seconds), order, counter, kind and older (a count)" }
+    end
+    self.state.lists.lag, self.state.lists.order = lists.lag or self.state.lists.lag, lists.order
+      or self.state.lists.order
+    if lists.older then
+      metrika.add_older(self.state, lists.counter or 1, lists.kind or "offline", lists.older)
+    end
+    return 200, json.encode { lists = self.state.lists }
   end
   local service = service_of(req.path)
   if service then
@@ -123,6 +142,8 @@ local function answer(self, conn, req)
   if req.fault == "lost_answer" then -- processed, but the answer never arrives
     reset(conn.sock)
     return false
+  elseif fault and faults.after_processing(fault) then -- processed, but a gateway answers
+    code, body, headers = faults.answer_after(fault)
   end
   headers = headers or {}
   headers["Content-Type"] = headers["Content-Type"] or "application/json; charset=utf-8"

@@ -445,8 +445,11 @@ local function count(text, default)
   return text:find("^%d+$") and tonumber(text) or nil
 end
 
--- Newest first. With paged, from offset and at most limit of them: 10000 by
--- default, which is documented for offline conversions only and is the
+-- Newest first (oldest first after POST /_sandbox/lists {"order":
+-- "oldest_first"}: the service's order is not documented), each shown only
+-- once the lists' lag (state.lists.lag seconds) has passed since it was made.
+-- With paged, from offset and at most limit of them: 10000 by default, which
+-- is documented for offline conversions and user parameters and is the
 -- sandbox's choice for the other paged lists. With by_type, only the
 -- uploadings of the query's type (BASIC by default).
 local function list(kind, paged, by_type)
@@ -466,9 +469,14 @@ local function list(kind, paged, by_type)
       return fail(400, "invalid_parameter", "type must be BASIC, CALLS or CHATS", "type")
     end
     local all, shown, skipped = counter.uploadings[kind] or {}, {}, 0
-    for i = #all, 1, -1 do
+    local first, last, step = #all, 1, -1
+    if state.lists.order == "oldest_first" then
+      first, last, step = 1, #all, 1
+    end
+    local shown_before = state.now() - (state.lists.lag or 0)
+    for i = first, last, step do
       local u = all[i]
-      if not by_type or u.fields.type == (q.type or "BASIC") then
+      if (not by_type or u.fields.type == (q.type or "BASIC")) and u.created_at <= shown_before then
         skipped = skipped + 1
         if skipped > offset and #shown < limit then
           shown[#shown + 1] = view(state, u)
@@ -657,8 +665,7 @@ local MANAGEMENT = {
   { "POST", "/user_params/uploadings/upload", upload_csv("user_params", nil, user_params_fields), "action" },
   { "POST", "/user_params/uploading/(%d+)/confirm", confirm, "" },
   { "PUT", "/user_params/uploading/(%d+)", edit, "" },
-  -- no query parameters: limit and offset are refused, as any other parameter an endpoint does not take
-  { "GET", "/user_params/uploadings", list("user_params"), "" },
+  { "GET", "/user_params/uploadings", list("user_params", true), "limit offset" },
   { "GET", "/user_params/uploading/(%d+)", one("user_params"), "" },
   { "GET", "/goals", goals, "" },
   { "POST", "/goals", create_goal, "" },
@@ -692,6 +699,24 @@ local function precheck(req, rest)
 end
 
 -- Answers a request for Metrica (a path it owns).
+-- POST /_sandbox/lists {"counter": 1, "kind": "expense", "older": n}: n
+-- processed uploadings of the kind, a second apart from a day ago, before
+-- any other (kinds: offline, calls, expense, user_params; n at most 50000).
+function metrika.add_older(state, counter_id, kind, n)
+  local older = {}
+  for i = 1, n do
+    local made = state.now() - 86400 + i
+    older[i] = { kind = kind, created_at = made, confirmed_at = made, fields = { id = state:new_id(),
+      create_time = state.time_text(made), comment = "older" .. i, type = kind == "offline" and "BASIC" or nil,
+      source_quantity = 1, line_quantity = 1 } }
+  end
+  local counter = state:counter(counter_id)
+  for _, u in ipairs(counter.uploadings[kind] or {}) do
+    older[#older + 1] = u
+  end
+  counter.uploadings[kind] = older
+end
+
 function metrika.handle(state, req)
   local routes, id, rest = MANAGEMENT, req.path:match("^/management/v1/counter/(%d+)(/.*)$")
   if not rest then

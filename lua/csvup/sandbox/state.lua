@@ -26,6 +26,7 @@ end
 function State:reset()
   self.log = {}
   self.faults = {}
+  self.lists = {} -- lag (seconds before a new uploading is listed), order (see metrika.lua)
   self.in_flight = self.in_flight or 0 -- requests being answered now (this reset among them)
   self.parallel = self.parallel or {} -- token -> its requests being answered now
   self.max_in_flight = 0
