@@ -644,7 +644,7 @@ static int cannot_write(int rc)
 
 static int check_deadline(void *arg)
 {
-    return now_ms() >= *(const int64_t *)arg;
+    return clock_ms() >= *(const int64_t *)arg;
 }
 
 /* PRAGMA quick_check for at most CHECK_TIMEOUT_MS: SQLITE_OK when the file is
@@ -653,7 +653,7 @@ static int check_deadline(void *arg)
 static int quick_check(sqlite3 *db, char *finding, size_t size)
 {
     sqlite3_stmt *stmt;
-    int64_t deadline = now_ms() + CHECK_TIMEOUT_MS;
+    int64_t deadline = clock_ms() + CHECK_TIMEOUT_MS;
     int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &stmt, NULL);
     if (rc != SQLITE_OK)
         return rc;
