@@ -31,7 +31,7 @@ const struct endpoint csvup_endpoints[] = {
     { "upload_offline_conversions", METRIKA, "POST", COUNTER "/offline_conversions/upload",
       "comment,type,client_id_type", BODY_MULTIPART, METRIKA_FILE_LIMIT },
     { "offline_conversion_uploadings", METRIKA, "GET", COUNTER "/offline_conversions/uploadings",
-      PAGE ",type", BODY_NONE, 0 },
+      PAGE, BODY_NONE, 0 },
     { "offline_conversion_uploading", METRIKA, "GET", COUNTER "/offline_conversions/uploading/{id}",
       "", BODY_NONE, 0 },
     { "upload_calls", METRIKA, "POST", COUNTER "/offline_conversions/upload_calls",
@@ -68,7 +68,7 @@ const struct endpoint csvup_endpoints[] = {
     { "confirm_user_params", METRIKA, "POST", COUNTER "/user_params/uploading/{id}/confirm",
       "", BODY_JSON, 0 },
     { "edit_user_params_uploading", METRIKA, "PUT", COUNTER "/user_params/uploading/{id}", "", BODY_JSON, 0 },
-    { "user_params_uploadings", METRIKA, "GET", COUNTER "/user_params/uploadings", "", BODY_NONE, 0 },
+    { "user_params_uploadings", METRIKA, "GET", COUNTER "/user_params/uploadings", PAGE, BODY_NONE, 0 },
     { "user_params_uploading", METRIKA, "GET", COUNTER "/user_params/uploading/{id}", "", BODY_NONE, 0 },
     /* CRM */
     { "upload_crm_simple_orders", METRIKA, "POST", CDP "/data/simple_orders",

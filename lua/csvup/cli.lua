@@ -347,6 +347,15 @@ local function input_file(path)
   return name, name
 end
 
+-- The warnings of a check that passed, on one line of stderr.
+local function warn(file, warnings)
+  local shown = {}
+  for i, w in ipairs(warnings) do
+    shown[i] = format("line %s, %s: %s", w.line, printable(w.column), printable(w.reason))
+  end
+  say(io.stderr, "csvup: ", printable(file), ": warning: ", table.concat(shown, "; "), "\n")
+end
+
 local function finish(result, err, args)
   if not result then
     return report_error(err, args.json)
@@ -414,6 +423,9 @@ local function run_method(client, m, args)
     if bar then
       bar.finish()
     end
+    if result and result.warnings and not args.json then
+      warn(args.file, result.warnings)
+    end
     if note == "journal" and not args.json then
       say(io.stderr, "csvup: ", printable(args.file), " was uploaded before (the journal says so): not sent again; ",
         "--force sends it again\n")
@@ -475,6 +487,9 @@ local function run_validate(args)
   local ok, err = validate.file(schema, args.file, { level = "full",
     delimiter = args.delimiter == "tab" and "\t" or args.delimiter,
     encoding = encoding_of(args, args.file), merge_field = args.merge_field or "$user_id" })
+  if ok and err then
+    warn(args.file, err)
+  end
   if ok then
     say(io.stdout, args.file, ": valid for ", args.kind, "\n")
     return OK

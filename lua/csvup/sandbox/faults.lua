@@ -7,7 +7,9 @@
 --   lost_answer         processes the request as usual, then resets the connection instead of answering
 --   slow                answers as usual after delay seconds
 --   html_500, html_502  an HTML error page from a proxy
---   too_many_requests   429, with Retry-After when retry_after is given
+--   too_many_requests   429, with Retry-After when retry_after is given (Metrica: the error_type
+--                       `quota` names, quota_requests_by_ip unless given, and `status` 420 as the
+--                       English quotas page gives it)
 --   backend_error       503
 -- (both in the error body of the service the path belongs to: Metrica's
 -- {"errors":[...]} or Carrot quest's {"meta":{...},"data":{}})
@@ -36,7 +38,7 @@ local ANSWERS = {
   html_500 = function() return html(500, "Internal Server Error") end,
   html_502 = function() return html(502, "Bad Gateway") end,
   too_many_requests = function(f, service)
-    local status, body = service.fault_answer("too_many_requests")
+    local status, body = service.fault_answer("too_many_requests", f)
     return status, body, f.retry_after and { ["Retry-After"] = tostring(f.retry_after) }
   end,
   backend_error = function(_, service) return service.fault_answer("backend_error") end,
