@@ -64,7 +64,8 @@ registry.methods = {
   -- offline conversions
   { name = "upload_offline_conversions", service = "metrika", shape = "upload", kind = "offline-conversions",
     help = "upload offline conversions (Target, DateTime and a visitor id per row)", prepare = "check_targets",
-    flags = { check_targets = "check first that every Target names a JavaScript-event goal of the counter" },
+    flags = { check_targets = "check first that every Target names a JavaScript-event goal of the counter "
+      .. "with an exact condition" },
     options = { CONVERSION_COMMENT, CONVERSION_TYPE,
       { name = "client_id_type", type = "enum", values = { "USER_ID", "CLIENT_ID", "YCLID" },
         help = "legacy: the visitor id column's kind, sent only when given" } } },
