@@ -236,6 +236,18 @@ describe("what the services accept", function()
       end
     end)
 
+    it("keeps row_errors of a shape not known on the command line's output too, exit status 6", function()
+      server.answer { { method = "POST", path = "^/users/import",
+        body = '{"meta":{"status":200},"data":{"row_errors":"3 rows failed","updates_planned":4}}' } }
+      local out = dir .. "/stdout"
+      local ok, _, code = os.execute(("CSVUP_CARROTQUEST_TOKEN=t %s lua/bin/csvup carrotquest import-users "
+        .. "--no-journal --merge-field '$email' --delimiter ';' --base-url %s spec/fixtures/carrotquest_users.csv >%s 2>&1")
+        :format(support.LUA, server.url, out))
+      assert.are.same({ false, 6 }, { ok or false, code })
+      assert.matches('4 updates planned, 0 rows refused\n  row errors, as the service wrote them: "3 rows failed"\n',
+        files.read(out), 1, true)
+    end)
+
     it("data: [] is a Carrot quest success with nothing planned", function()
       local r = assert(import("[]"))
       assert.are.same({ row_errors = {}, updates_planned = 0 }, r)

@@ -361,6 +361,7 @@ local function finish(result, err, args)
     return report_error(err, args.json)
   end
   local refused = type(result.row_errors) == "table" and next(result.row_errors) ~= nil
+    or result.row_errors_raw ~= nil
   if args.json then
     say(io.stdout, json.encode(result), "\n")
   elseif type(result.row_errors) == "table" then
@@ -373,6 +374,9 @@ local function finish(result, err, args)
     say(io.stdout, format("%s updates planned, %d rows refused\n", printable(result.updates_planned), count))
     for i = 1, math.min(20, #lines) do
       say(io.stdout, lines[i].text, "\n")
+    end
+    if result.row_errors_raw ~= nil then
+      say(io.stdout, "  row errors, as the service wrote them: ", printable(json.encode(result.row_errors_raw)), "\n")
     end
   else
     say(io.stdout, describe(result), "\n")
