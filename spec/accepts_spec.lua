@@ -145,6 +145,10 @@ describe("what the services accept", function()
         type = "CALLS" }
       assert.matches("Target: is not a column this endpoint knows", tostring(err))
       assert.are.equal(before, #server.requests())
+      local command = support.LUA .. " lua/bin/csvup validate offline-conversions %s %s >/dev/null 2>&1"
+      assert(os.execute(command:format("--type CHATS", chats)))
+      local ok, _, code = os.execute(command:format("", chats))
+      assert.are.same({ false, 3 }, { ok or false, code })
     end)
   end)
 

@@ -184,6 +184,8 @@ local function build_parser()
   check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
   check:option("--action", "user-params: update or delete_keys; default: update", "update")
     :choices { "update", "delete_keys" }
+  check:option("--type", "offline-conversions: BASIC, CALLS or CHATS (whose columns it takes); default: BASIC")
+    :choices { "BASIC", "CALLS", "CHATS" }
   check:option("--entity", "crm: what the file holds (only simple_orders has fixed columns); default: simple_orders",
     "simple_orders"):choices { "simple_orders" }
   local entries = parser:command("journal", "list the latest uploads the journal keeps")
