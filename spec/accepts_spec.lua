@@ -65,6 +65,12 @@ describe("what the services accept", function()
       end
     end)
 
+    it("take a DateTime with a fraction from rows too", function()
+      assert.is_true(validate.rows("offline_conversions", { { ClientId = "1", Target = "G", DateTime = 1481718166.5 } }))
+      local _, err = validate.rows("offline_conversions", { { ClientId = "1", Target = "G", DateTime = -1.5 } })
+      assert.matches("is not Unix time in seconds", tostring(err))
+    end)
+
     it("are read so for every Metrica schema, user parameters by their letters", function()
       assert.is_true(validate.file("calls", file("c.csv", "CLIENTID,[DateTime],talk duration\n1,1481718166, 61 \n")))
       assert.is_true(validate.file("expenses", file("e.csv", "date,'UTMSource',Expenses\n 2026-11-01 ,fb,\t10\n")))
