@@ -253,7 +253,7 @@ const char *check_value(const struct check_sets *sets, int type, const char *s, 
     unsigned code;
     char key[40];
     long year = 0;
-    if (n && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t') && trimmed(type)) {
+    if (n && ((unsigned char)s[0] <= ' ' || (unsigned char)s[n - 1] <= ' ') && trimmed(type)) {
         while (n && (s[0] == ' ' || s[0] == '\t'))
             s++, n--;
         while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
