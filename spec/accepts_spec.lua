@@ -45,6 +45,16 @@ describe("what the services accept", function()
     return list[#list], #list
   end
 
+  -- How many requests so far have a request line that matches pattern (an
+  -- upload an earlier spec stopped may still come in meanwhile).
+  local function matching(pattern)
+    local n = 0
+    for _, req in ipairs(server.requests()) do
+      n = n + (req.line:find(pattern) and 1 or 0)
+    end
+    return n
+  end
+
   -- The content of the multipart part `file`.
   local function sent_file(req)
     return req.body:match('name="file"; filename="[^"]*"\r\nContent%-Type: [^\r]*\r\n\r\n(.-)\r\n%-%-')
@@ -200,10 +210,9 @@ describe("what the services accept", function()
       for _, case in ipairs { { 429, "quota_requests_by_uid", 86400 }, { 420, "quota_requests_by_counter_id", 86400 },
         { 429, "quota_delegate_requests", 3600 }, { 420, "quota_grants_requests", 3600 } } do
         server.answer { quota(case[1], case[2]) }
-        local _, before = last()
+        local before = matching("^GET [^ ]*/goals ")
         local _, err = retrying:goals()
-        local _, after = last()
-        assert.are.equal(before + 1, after, case[2]) -- not retried
+        assert.are.equal(before + 1, matching("^GET [^ ]*/goals "), case[2]) -- not retried
         assert.are.same({ "api", case[2], case[1] }, { err.kind, err.code, err.status })
         local expected = case[3] - os.time() % case[3]
         assert.is_true(math.abs(err.retry_after - expected) <= 2, case[2])
@@ -218,10 +227,9 @@ describe("what the services accept", function()
       for _, case in ipairs { { 420, "quota_requests_by_ip" }, { 429, "quota_parallel_requests" },
         { 429, "quota_of_another_kind" } } do
         server.answer { quota(case[1], case[2]) }
-        local _, before = last()
+        local before = matching("^GET [^ ]*/goals ")
         local _, err = retrying:goals()
-        local _, after = last()
-        assert.are.equal(before + 3, after, case[2])
+        assert.are.equal(before + 3, matching("^GET [^ ]*/goals "), case[2])
         assert.are.equal(case[2], err.code)
       end
       retrying:close()
@@ -306,14 +314,13 @@ describe("what the services accept", function()
           rows = { { ClientId = "1", Target = target, DateTime = 1481718166 } } }
       end
       assert(upload("paid"))
-      local _, before = last()
+      local before = matching("^POST [^ ]*/upload")
       local _, err = upload("lead")
       assert.are.equal("unknown_target", err.code)
       assert.matches('"lead" is a JavaScript-event goal whose condition is contain, not exact', err.message, 1, true)
       _, err = upload("promo")
       assert.matches('"promo" is a goal of type url, not a JavaScript event', err.message, 1, true)
-      local _, after = last()
-      assert.are.equal(before + 2, after) -- the goals read twice; nothing uploaded
+      assert.are.equal(before, matching("^POST [^ ]*/upload")) -- nothing uploaded
     end)
   end)
 end)
