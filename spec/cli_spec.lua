@@ -51,7 +51,7 @@ describe("csvup command", function()
       .. "spec/fixtures/offline_conversions.csv")
     assert.are.equal(OK, code)
     assert.matches("uploading 9007199254740993: PROCESSED line_quantity=3", out)
-    assert.matches("^crmsynccsvup%x+$", sandbox.requests()[1].query.comment) -- the marker that finds a lost answer
+    assert.matches("^crmsync csvup%x+$", sandbox.requests()[1].query.comment) -- the marker that finds a lost answer
   end)
 
   it("exits 5 when the awaited uploading ends in LINKAGE_FAILURE", function()

@@ -72,27 +72,29 @@ describe("metrika client", function()
         .. "133591247640966459,GOAL1,1481718167,,\n", last_request().file.content)
     end)
 
-    it("takes a comment of Latin and Cyrillic letters and digits, the marker joined to it with no space", function()
-      assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "Выгрузка2026crm" })
-      local sent = last_request().query.comment
-      assert.matches("^Выгрузка2026crmcsvup%x+$", sent)
-      assert(m:upload_calls { file = "spec/fixtures/calls.csv", comment = "звонкиЇжак" })
-      assert.matches("^звонкиЇжакcsvup%x+$", last_request().query.comment)
+    it("takes a comment with spaces, № and commas, the marker joined after a space", function()
+      assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "crm sync № 5, Выгрузка" })
+      assert.matches("^crm sync № 5, Выгрузка csvup%x+$", last_request().query.comment)
+      assert(m:upload_calls { file = "spec/fixtures/calls.csv", comment = "Upload by rym at 2026-12-07 10:00:00" })
+      assert.matches("^Upload by rym at 2026%-12%-07 10:00:00 csvup%x+$", last_request().query.comment)
+      -- the marker takes 16 characters: a comment of 239 still fits, one of 240 does not
+      assert(m:upload_offline_conversions { file = CONVERSIONS, comment = ("я"):rep(239) })
+      local _, err = m:upload_offline_conversions { file = CONVERSIONS, comment = ("я"):rep(240) }
+      assert.matches("shorten it to 239 characters", tostring(err), 1, true)
     end)
 
-    it("refuses, before sending, a conversion or calls comment with other characters, naming the first", function()
+    it("refuses, before sending, a conversion or calls comment with a control character or an emoji, naming it", function()
       for _, case in ipairs {
-        { "upload_offline_conversions", CONVERSIONS, "crm sync", '" " at character 4' },
-        { "upload_offline_conversions", CONVERSIONS, "a&b", '"&" at character 2' },
-        { "upload_offline_conversions", CONVERSIONS, "ok€", '"€" at character 3' },
-        { "upload_calls", "spec/fixtures/calls.csv", "calls_2026", '"_" at character 6' },
+        { "upload_offline_conversions", CONVERSIONS, "crm \u{1F600}", '"\u{1F600}" at character 5' },
+        { "upload_offline_conversions", CONVERSIONS, "a\tb", '"\\9" at character 2' },
+        { "upload_calls", "spec/fixtures/calls.csv", "calls\n2026", '"\\\n" at character 6' },
         { "upload_calls", "spec/fixtures/calls.csv", "\128abc", "byte \\x80 at character 1" },
         { "upload_calls", "spec/fixtures/calls.csv", "abc\208", "byte \\xD0 at character 4" },
       } do
         local u, err = m[case[1]](m, { file = case[2], comment = case[3] })
         assert.is_nil(u)
         assert.are.same({ "input", "invalid_argument" }, { err.kind, err.code })
-        assert.matches("comment may hold only Latin and Cyrillic letters and digits", tostring(err), 1, true)
+        assert.matches("comment may hold no control character and no emoji", tostring(err), 1, true)
         assert.matches(case[4], tostring(err), 1, true)
       end
       assert.are.equal(0, #sandbox.requests())
@@ -213,9 +215,13 @@ describe("metrika client", function()
       assert.are.same({}, last_request().query)
     end)
 
-    it("lists user-parameter uploadings a page at a time, with limit and offset", function()
-      local list = assert(m:user_params_uploadings { limit = 5, offset = 0 })
-      assert.are.same({ 0, { limit = "5", offset = "0" } }, { #list, last_request().query })
+    it("lists user-parameter uploadings with limit and offset", function()
+      assert(m:upload_user_params { file = "spec/fixtures/user_params.csv", action = "update" })
+      local second = assert(m:upload_user_params { file = "spec/fixtures/user_params.csv", action = "update" })
+      local page = assert(m:user_params_uploadings { limit = 1, offset = 1 })
+      assert.are.equal(1, #page)
+      assert.are_not.equal(second.id, page[1].id)
+      assert.are.same({ limit = "1", offset = "1" }, last_request().query)
     end)
   end)
 

@@ -36,21 +36,21 @@ describe("exactly once", function()
       local u, err = m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv", comment = "crm" }
       assert.is_nil(err)
       assert.are.equal(3, u.line_quantity)
-      assert.matches("^crmcsvup%x+$", u.comment)
+      assert.matches("^crm csvup%x+$", u.comment)
       assert.are.equal(1, sandbox.posts())
       assert.are.equal("lost_answer", sandbox.requests()[1].fault)
     end)
 
     it("is resolved from the uploadings of its own type, CALLS or CHATS, with one POST", function()
-      for _, kind in ipairs { "CALLS", "CHATS" } do
+      for kind, path in pairs { CALLS = "spec/fixtures/calls.csv", CHATS = "spec/fixtures/offline_conversions.csv" } do
         sandbox.reset()
         sandbox.fault { fault = "lost_answer", path = "/upload" }
-        local u, err = m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv", type = kind }
+        local u, err = m:upload_offline_conversions { file = path, type = kind }
         assert.is_nil(err)
-        assert.are.same({ kind, 3 }, { u.type, u.line_quantity })
+        assert.are.equal(kind, u.type)
         assert.are.equal(1, sandbox.posts())
         local listed = sandbox.requests()[2]
-        assert.are.same({ "GET", kind }, { listed.method, listed.query.type })
+        assert.are.same({ "GET" }, { listed.method, listed.query.type }) -- the list takes no type: its items say it
       end
     end)
 

@@ -106,6 +106,72 @@ describe("sandbox against the services' documentation", function()
     end)
   end)
 
+  describe("Metrica, as its own tests show it reads uploads", function()
+    local function assert_refused(path, content, query)
+      local status, body = call { path = M .. path, query = query, form = { csv_part(content) } }
+      assert_metrika_error(400, "invalid_uploading", status, body)
+    end
+
+    it("matches column names without regard to case and to the blanks, quotes and brackets around them", function()
+      assert.are.equal(200, (upload("/offline_conversions/upload",
+        " clientid ,'Price',[Target],Date Time\n1,10.5,G,1481718166\n")))
+      assert.are.equal(200, (upload("/offline_conversions/upload_calls", "CLIENTID,\"(DateTime)\"\n1,1481718166\n")))
+      assert.are.equal(200, (call { path = M .. "/user_params/uploadings/upload", query = { action = "update" },
+        form = { csv_part("\"\tClie  --__ntid \",KEY,Value\n1,tier,gold\n") } }))
+      assert_refused("/offline_conversions/upload", "Client,Target,DateTime\n1,G,1481718166\n")
+    end)
+
+    it("reads values trimmed of spaces and tabs, and a DateTime with a fraction", function()
+      assert.are.equal(200, (upload("/offline_conversions/upload",
+        "ClientId,Target,DateTime,Price\n 1 ,G,\t1481718166.12345 , 10.5\n")))
+      assert_refused("/offline_conversions/upload", "ClientId,Target,DateTime\n1,G,1481718166.5.5\n")
+    end)
+
+    it("drops an expense column it does not know", function()
+      assert.are.equal(200, (upload("/expense/upload", "Date,UTMSource,Trash,Expenses\n2026-11-01,fb,x,10\n")))
+      assert.are.equal(200, (upload("/expense/upload", "ym:ev:date,Date,UTMSource,Expenses\n1,2026-11-01,fb,10\n")))
+      assert.are.equal(200, (upload("/expense/delete", "Date,UTMSource,Trash\n2026-11-01,fb,x\n")))
+    end)
+
+    it("reads offline conversions of type CALLS by the calls columns and CHATS with ids optional", function()
+      local calls = { type = "CALLS" }
+      assert.are.equal(200, (call { path = M .. "/offline_conversions/upload", query = calls,
+        form = { csv_part("ClientId,DateTime,TalkDuration\n1,1481718166,61\n") } }))
+      assert_refused("/offline_conversions/upload", "DateTime,TalkDuration\n1481718166,61\n", calls)
+      assert.are.equal(200, (call { path = M .. "/offline_conversions/upload", query = { type = "CHATS" },
+        form = { csv_part("DateTime,Messenger\n1481718166,telegram\n") } }))
+      assert_refused("/offline_conversions/upload", "DateTime,Messenger\n1481718166,telegram\n")
+    end)
+
+    it("refuses durations beyond 4294967295 or below 0", function()
+      assert.are.equal(200, (upload("/offline_conversions/upload_calls",
+        "ClientId,DateTime,TalkDuration,HoldDuration\n1,1481718166,4294967295,0\n")))
+      assert_refused("/offline_conversions/upload_calls", "ClientId,DateTime,TalkDuration\n1,1481718166,4294967296\n")
+      assert_refused("/offline_conversions/upload_calls", "ClientId,DateTime,HoldDuration\n1,1481718166,-1\n")
+    end)
+
+    it("fails simple orders dated before 1970 or with upper-case letters in emails", function()
+      local function status_of(content)
+        local _, body = call { path = CDP .. "/data/simple_orders", query = { merge_mode = "SAVE" },
+          form = { csv_part(content) } }
+        return body.uploading.api_validation_status
+      end
+      assert.are.equal("PASSED", status_of("create_date_time,emails\n01.01.1970,a@b.ru\n"))
+      assert.are.equal("FAILED", status_of("create_date_time,emails\n31.12.1969,a@b.ru\n"))
+      assert.are.equal("FAILED", status_of("create_date_time,emails\n1969-12-31,a@b.ru\n"))
+      assert.are.equal("FAILED", status_of("create_date_time,emails\n2024-01-10,A@b.ru\n"))
+    end)
+
+    it("answers a quota as 429, or 420 as the English quotas page gives it, naming the quota", function()
+      sandbox.fault { fault = "too_many_requests", quota = "quota_requests_by_uid", status = 420 }
+      local status, body = call { path = M .. "/goals" }
+      assert_metrika_error(420, "quota_requests_by_uid", status, body)
+      sandbox.fault { fault = "too_many_requests" }
+      status, body = call { path = M .. "/goals" }
+      assert_metrika_error(429, "quota_requests_by_ip", status, body)
+    end)
+  end)
+
   describe("Carrot quest property values", function()
     it("report a row with an integer beyond ±2^53 in row_errors, and do not plan it", function()
       local status, body = carrot_import("$user_id,score\nu1,9007199254740993\nu2,-9007199254740993\n"
@@ -194,16 +260,17 @@ describe("sandbox against the services' documentation", function()
   end)
 
   describe("lists", function()
-    it("of user parameters are paged with limit and offset, as the other lists", function()
+    it("of user parameters take limit and offset, as the other lists do", function()
       for _ = 1, 3 do
         call { path = M .. "/user_params/uploadings/upload", query = { action = "update" },
           form = { csv_part("clientid,key,value\n1,tier,gold\n") } }
       end
-      local status, body = call { path = M .. "/user_params/uploadings", query = { limit = 2, offset = 2 } }
-      assert.are.same({ 200, 1 }, { status, #body.uploadings })
-      status, body = call { path = M .. "/user_params/uploadings" }
+      local status, body = call { path = M .. "/user_params/uploadings" }
       assert.are.equal(200, status)
       assert.are.equal(3, #body.uploadings)
+      status, body = call { path = M .. "/user_params/uploadings", query = { limit = "1", offset = "1" } }
+      assert.are.equal(200, status)
+      assert.are.equal(1, #body.uploadings)
     end)
 
     it("take limit and offset only as whole numbers", function()
@@ -277,3 +344,28 @@ describe("sandbox quota of parallel requests", function()
     held[3]:close()
   end)
 end)
+
+for _, case in ipairs {
+  { "lists", function(e) return e["3"][1] end },
+  { "entries", function(e) return e[1].row == 3 and e[1].error end },
+  { "text", function(e) return e:match("^line 3: (.*)") end },
+  { "empty" },
+} do
+  describe("sandbox's Carrot quest row_errors in another shape than the answer page's example: " .. case[1], function()
+    local sandbox = support.sandbox { options = { row_errors = case[1] } }
+    setup(sandbox.start)
+    teardown(sandbox.stop)
+
+    it("answers an accepted import with the same errors in that shape", function()
+      local status, body = support.call(sandbox.url, { path = "/users/import", form = {
+        { name = "app", content = "1" }, { name = "delimiter", content = "," }, csv_part("$user_id,n\nu1,1\n,2\n") } })
+      assert.are.equal(200, status)
+      if case[2] then
+        assert.matches("Empty value of %$user_id", case[2](body.data.row_errors))
+        assert.are.equal(1, body.data.updates_planned)
+      else
+        assert.are.same({}, body.data)
+      end
+    end)
+  end)
+end

@@ -210,9 +210,11 @@ describe("sandbox", function()
       assert.are.equal("colour", body.errors[1].location)
     end)
 
-    it("takes a conversion comment of digits and Latin and Cyrillic letters, and refuses any other", function()
-      assert.are.equal(200, (conversions { comment = "crm2026Выгрузка" }))
-      for _, comment in ipairs { "crm sync", "crm_sync", "a&b", "ok€" } do
+    it("takes a conversion comment with spaces, № and commas, and refuses a control character or an emoji", function()
+      for _, comment in ipairs { "crm2026Выгрузка", "crm sync", "№ 5, a&b", "ok€" } do
+        assert.are.equal(200, (conversions { comment = comment }), comment)
+      end
+      for _, comment in ipairs { "crm \u{1F600}", "crm\tsync" } do
         local status, body = conversions { comment = comment }
         assert.are.same({ 400, "invalid_parameter", "comment" }, { status, body.errors[1].error_type,
           body.errors[1].location })
@@ -246,16 +248,13 @@ describe("sandbox", function()
       assert.are.equal(400, status)
     end)
 
-    it("lists offline-conversion uploadings by type, BASIC by default", function()
+    it("lists offline-conversion uploadings of every type, each saying its own, and takes no type", function()
       conversions {}
-      conversions { type = "CALLS" }
+      call { path = M .. "/offline_conversions/upload", query = { type = "CALLS" },
+        form = { csv_part("ClientId,DateTime\n1,1481718166\n") } }
       local _, body = call { path = M .. "/offline_conversions/uploadings" }
-      assert.are.equal(1, #body.uploadings)
-      assert.are.equal("BASIC", body.uploadings[1].type)
-      _, body = call { path = M .. "/offline_conversions/uploadings", query = { type = "CALLS" } }
-      assert.are.equal(1, #body.uploadings)
-      assert.are.equal("CALLS", body.uploadings[1].type)
-      assert.are.equal(400, (call { path = M .. "/offline_conversions/uploadings", query = { type = "EMAIL" } }))
+      assert.are.same({ "CALLS", "BASIC" }, { body.uploadings[1].type, body.uploadings[2].type })
+      assert.are.equal(400, (call { path = M .. "/offline_conversions/uploadings", query = { type = "CALLS" } }))
     end)
 
     it("keeps uploadings per counter", function()

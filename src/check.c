@@ -7,7 +7,7 @@
 
 static const char *const type_names[] = {
     "", "text", "id", "unix_seconds", "decimal", "currency", "flag", "count", "date_or_range", "datetime",
-    "traffic_source", "property", "key", "property_date", "name"
+    "traffic_source", "property", "key", "property_date", "name", "duration", "email"
 };
 
 int check_type_of(const char *name)
@@ -127,17 +127,19 @@ static int clock_time(const char *s, size_t n, int seconds)
 }
 
 /* The CRM order dates: dd.MM.yyyy, dd.MM.yy or yyyy-MM-dd, each optionally
- * followed by " HH:mm" or " HH:mm:ss". */
-static int crm_datetime(const char *s, size_t n)
+ * followed by " HH:mm" or " HH:mm:ss"; *year gets the year. */
+static int crm_datetime(const char *s, size_t n, long *year)
 {
     size_t date_len = 0, rest;
-    if (n >= 10 && iso_date(s, 10))
+    if (n >= 10 && iso_date(s, 10)) {
         date_len = 10;
-    else if (n >= 8 && s[2] == '.' && s[5] == '.') {
-        size_t year = n >= 10 && s[8] != ' ' ? 4 : 2;
-        long y = number(s + 6, year);
-        if (y >= 0 && valid_date(year == 2 ? 2000 + y : y, number(s + 3, 2), number(s, 2)))
-            date_len = 6 + year;
+        *year = number(s, 4);
+    } else if (n >= 8 && s[2] == '.' && s[5] == '.') {
+        size_t digits = n >= 10 && s[8] != ' ' ? 4 : 2;
+        long y = number(s + 6, digits);
+        *year = digits == 2 ? 2000 + y : y;
+        if (y >= 0 && valid_date(*year, number(s + 3, 2), number(s, 2)))
+            date_len = 6 + digits;
     }
     if (!date_len)
         return 0;
@@ -220,10 +222,45 @@ static const char *check_text(const char *s, size_t n)
     return n > CHECK_TEXT_MAX && chars(s, n) > CHECK_TEXT_MAX ? "is longer than 255 characters" : NULL;
 }
 
+/* Whether the type is Metrica's, whose values the service reads trimmed of
+ * spaces and tabs (its API tests pass padded values). */
+static int trimmed(int type)
+{
+    return type != CHECK_PROPERTY && type != CHECK_KEY && type != CHECK_PROPERTY_DATE && type != CHECK_NAME;
+}
+
+/* The Unix seconds s[0, n) of digits, optionally with a fraction (the
+ * service's tests pass 1481718166.12345): why not, or NULL. */
+static const char *unix_seconds(const struct check_sets *sets, const char *s, size_t n, char *reason)
+{
+    const char *point = memchr(s, '.', n);
+    size_t whole = point ? (size_t)(point - s) : n, i;
+    long long v = 0;
+    if (!all_digits(s, whole) || (point && !all_digits(point + 1, n - whole - 1)))
+        return "is not Unix time in seconds";
+    if (whole >= 13) {
+        snprintf(reason, CHECK_REASON_SIZE,
+                 "looks like milliseconds (%u digits): the API takes seconds, divide by 1000", (unsigned)whole);
+        return reason;
+    }
+    for (i = 0; i < whole; i++)
+        v = v * 10 + (s[i] - '0');
+    return v > sets->now + CHECK_FUTURE_SLACK ? "is in the future" : NULL;
+}
+
 const char *check_value(const struct check_sets *sets, int type, const char *s, size_t n, char *reason)
 {
     unsigned code;
     char key[40];
+    long year = 0;
+    if (n && ((unsigned char)s[0] <= ' ' || (unsigned char)s[n - 1] <= ' ') && trimmed(type)) {
+        while (n && (s[0] == ' ' || s[0] == '\t'))
+            s++, n--;
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n == 0 && type != CHECK_TEXT)
+            return "holds only spaces";
+    }
     switch (type) {
     case CHECK_TEXT: /* Metrica's text columns: their documentation bounds no length */
         return NULL;
@@ -242,20 +279,8 @@ const char *check_value(const struct check_sets *sets, int type, const char *s, 
             ? "looks like a float: ids above 2^53 lose digits as floats (a spreadsheet's number format?); "
               "write the id as digits only"
             : "is not an id (digits only)";
-    case CHECK_UNIX_SECONDS: {
-        long long v = 0;
-        size_t i;
-        if (!all_digits(s, n))
-            return "is not Unix time in whole seconds";
-        if (n >= 13) {
-            snprintf(reason, CHECK_REASON_SIZE,
-                     "looks like milliseconds (%u digits): the API takes seconds, divide by 1000", (unsigned)n);
-            return reason;
-        }
-        for (i = 0; i < n; i++)
-            v = v * 10 + (s[i] - '0');
-        return v > sets->now + CHECK_FUTURE_SLACK ? "is in the future" : NULL;
-    }
+    case CHECK_UNIX_SECONDS:
+        return unix_seconds(sets, s, n, reason);
     case CHECK_DECIMAL:
         if (n && decimal(s, n, '.'))
             return NULL;
@@ -276,6 +301,22 @@ const char *check_value(const struct check_sets *sets, int type, const char *s, 
         return n == 1 && (s[0] == '0' || s[0] == '1') ? NULL : "is not 0 or 1";
     case CHECK_COUNT:
         return all_digits(s, n) ? NULL : "is not a whole number";
+    case CHECK_DURATION: /* the service refuses one beyond an unsigned 32-bit number */
+        if (n && s[0] == '-' && all_digits(s + 1, n - 1))
+            return "is negative: a duration is whole seconds from 0 to 4294967295";
+        if (!all_digits(s, n))
+            return "is not a whole number of seconds";
+        while (n > 1 && s[0] == '0')
+            s++, n--;
+        return n < 10 || (n == 10 && memcmp(s, "4294967295", 10) <= 0) ? NULL
+            : "is above 4294967295, the longest duration the service takes";
+    case CHECK_EMAIL: { /* the service refuses upper-case letters in emails */
+        size_t i;
+        for (i = 0; i < n; i++)
+            if (s[i] >= 'A' && s[i] <= 'Z')
+                return "holds upper-case letters, which the service refuses: lower-case the addresses";
+        return NULL;
+    }
     case CHECK_DATE_OR_RANGE: {
         const char *slash = memchr(s, '/', n);
         if (!slash)
@@ -285,8 +326,9 @@ const char *check_value(const struct check_sets *sets, int type, const char *s, 
         return memcmp(s + 11, s, 10) < 0 ? "is a range that ends before it starts" : NULL;
     }
     case CHECK_DATETIME:
-        return crm_datetime(s, n) ? NULL
-            : "is not a date and time: dd.MM.yyyy, dd.MM.yy or yyyy-MM-dd, optionally with HH:mm or HH:mm:ss";
+        if (!crm_datetime(s, n, &year))
+            return "is not a date and time: dd.MM.yyyy, dd.MM.yy or yyyy-MM-dd, optionally with HH:mm or HH:mm:ss";
+        return year < 1970 ? "is before 1970, which the service refuses" : NULL;
     case CHECK_TRAFFIC_SOURCE:
         if (n > 0 && n + 3 <= sizeof key && !memchr(s, ' ', n)) {
             key[0] = ' ';

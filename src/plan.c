@@ -142,8 +142,6 @@ static const char *number_reason(lua_State *L, int idx, int type, int integer, i
         return "is a float, which cannot hold an id above 2^53 exactly: pass it as a string or an integer";
     case CHECK_DECIMAL:
         return isfinite(v) ? "" : "is not a finite number";
-    case CHECK_UNIX_SECONDS:
-        return "is not Unix time in whole seconds";
     case CHECK_COUNT:
         return "is not a whole number";
     case CHECK_FLAG:

@@ -445,7 +445,7 @@ static int utf8_passes(struct request *req, const unsigned char *buf, size_t n)
     unsigned char seq[4];
     ssize_t more;
     req->utf8_skip -= skip;
-    valid = skip + utf8_valid_prefix(buf + skip, n - skip);
+    valid = skip + utf8_text_prefix(buf + skip, n - skip);
     if (valid == n)
         return 1;
     req->utf8_bad = req->file_pos + (off_t)valid;

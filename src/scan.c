@@ -62,7 +62,7 @@ int scan_utf8_file(lua_State *L)
             lua_pushliteral(L, "bom");
             return 1;
         }
-        valid = utf8_valid_prefix(buf, n);
+        valid = utf8_text_prefix(buf, n);
         for (i = 0; i < valid; i++) {
             const unsigned char *nl = memchr(buf + i, '\n', valid - i);
             if (!nl)
@@ -75,8 +75,12 @@ int scan_utf8_file(lua_State *L)
             char at[64];
             fclose(f);
             snprintf(at, sizeof at, "%lld", offset + (long long)valid - line_start + 1);
-            csvup_fail(L, KIND_INPUT, "invalid_utf8", "byte %s of line %d is not valid UTF-8 (the APIs take UTF-8 only)",
-                       at, (int)line);
+            if (buf[valid] == 0)
+                csvup_fail(L, KIND_INPUT, "malformed_csv",
+                           "byte %s of line %d is a NUL byte: the file is binary or UTF-16, not UTF-8 text", at, (int)line);
+            else
+                csvup_fail(L, KIND_INPUT, "invalid_utf8",
+                           "byte %s of line %d is not valid UTF-8 (the APIs take UTF-8 only)", at, (int)line);
             lua_pushstring(L, path);
             lua_setfield(L, -2, "file");
             lua_pushinteger(L, (lua_Integer)line);

@@ -47,3 +47,10 @@ size_t utf8_valid_prefix(const unsigned char *s, size_t n)
     }
     return n;
 }
+
+size_t utf8_text_prefix(const unsigned char *s, size_t n)
+{
+    size_t valid = utf8_valid_prefix(s, n);
+    const unsigned char *nul = memchr(s, 0, valid);
+    return nul ? (size_t)(nul - s) : valid;
+}

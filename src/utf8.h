@@ -11,4 +11,7 @@ size_t utf8_sequence(const unsigned char *s, size_t left);
  * Overlong forms, surrogates and code points above U+10FFFF are invalid. */
 size_t utf8_valid_prefix(const unsigned char *s, size_t n);
 
+/* The same for text: a NUL byte ends it too (every reader of a CSV refuses one). */
+size_t utf8_text_prefix(const unsigned char *s, size_t n);
+
 #endif

@@ -2,11 +2,10 @@
 -- csvup.registry; what is Carrot quest's own is here: its error envelope,
 -- the app form field, the import's answer.
 local client = require "csvup.client"
-local errors = require "csvup.errors"
 local journal = require "csvup.journal"
 local json = require "csvup.json"
 
-local type, tonumber, tostring, pairs = type, tonumber, tostring, pairs
+local type, tonumber, tostring, pairs, ipairs, next = type, tonumber, tostring, pairs, ipairs, next
 
 local carrotquest = {}
 
@@ -61,32 +60,60 @@ function PREPARE.import_fields(self, values, _, call)
   return true
 end
 
--- { row_errors = { [line] = message }, updates_planned = n } from the answer's data.
-function ANSWER.import(_, answer)
-  local data, err = client.expect(answer, "data")
-  if not data then
-    return nil, err
-  elseif data.row_errors ~= nil and type(data.row_errors) ~= "table" then
-    return errors.fail("api", "bad_response", "the answer's row_errors is not an object")
+-- A row_errors entry as line -> message, or nil when its shape is not one
+-- known: "1": "message" (the documented one), "1": ["message", ...], or
+-- { row | line, error | message } in an array.
+local function row_error(key, value)
+  local line = tostring(key):find("^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?$") and tonumber(key) -- a line number, as written
+  if type(value) == "table" and type(key) == "number" then
+    line, value = tonumber(value.row or value.line), value.error or value.message
+    line = json.is_count(line) and line or nil
   end
-  local row_errors, planned = {}, data.updates_planned
-  for line, message in pairs(data.row_errors or {}) do
-    line = tostring(line):find("^[1-9]%d?%d?%d?%d?%d?%d?%d?%d?$") and tonumber(line) -- a line number, as written
-    if not line or type(message) ~= "string" then
-      return errors.fail("api", "bad_response", "the answer's row_errors holds more than line numbers and messages")
+  if type(value) == "table" then
+    for _, part in ipairs(value) do
+      if type(part) ~= "string" then
+        return nil
+      end
     end
-    row_errors[line] = client.printable(message)
+    value = #value > 0 and table.concat(value, "; ") or nil
   end
-  if planned ~= nil and not json.is_count(planned) then
-    return errors.fail("api", "bad_response", "the answer's updates_planned is not a count")
+  if line and type(value) == "string" then
+    return line, client.printable(value)
   end
-  return { row_errors = row_errors, updates_planned = planned }
+end
+
+-- { row_errors = { [line] = message }, updates_planned = n } from the answer's
+-- data. An accepted import is a success whatever it says beside: row_errors
+-- of a shape not known stay as they came under row_errors_raw (row_errors
+-- then empty), an updates_planned that is no count is nil, and an empty or
+-- missing data plans nothing (updates_planned 0).
+function ANSWER.import(_, answer)
+  local data = type(answer.data) == "table" and answer.data or {}
+  local row_errors, raw, planned = {}, nil, data.updates_planned
+  if type(data.row_errors) == "table" then
+    for key, value in pairs(data.row_errors) do
+      local line, message = row_error(key, value)
+      if not line then
+        row_errors, raw = {}, data.row_errors
+        break
+      end
+      row_errors[line] = message
+    end
+  elseif data.row_errors ~= nil and data.row_errors ~= "" and data.row_errors ~= json.null then
+    raw = data.row_errors
+  end
+  if planned == nil and next(data) == nil then
+    planned = 0
+  end
+  return { row_errors = row_errors, row_errors_raw = raw, updates_planned = json.is_count(planned) and planned or nil }
 end
 
 -- A result the journal kept: JSON gave row_errors' lines back as text.
 local REVIVE = {}
 function REVIVE.import(result)
-  return ANSWER.import(nil, { data = result })
+  local revived = ANSWER.import(nil, { data = result })
+  revived.row_errors_raw = result.row_errors_raw
+  return revived
 end
 
 client.install(Client, { name = "carrotquest", prepare = PREPARE, answer = ANSWER, revive = REVIVE })

@@ -251,6 +251,8 @@ local function build_parser()
     :choices(ENCODINGS)
   check:option("--merge-field", "carrotquest-users: the merge column; default: $user_id")
   check:option("--action", "user-params: update or delete_keys", "update"):choices { "update", "delete_keys" }
+  check:option("--type", "offline-conversions: BASIC, CALLS or CHATS, whose columns it takes (BASIC when not given)")
+    :choices { "BASIC", "CALLS", "CHATS" }
   check:option("--entity", "crm: what the file holds (only simple_orders has fixed columns)", "simple_orders")
     :choices { "simple_orders" }
   check:flag("--json", "print the result, or the problems as objects, as JSON on stdout")
@@ -453,11 +455,21 @@ local function json_result(result, list)
   return list and type(result) == "table" and next(result) == nil and "[]" or json.encode(result)
 end
 
+-- The warnings of a check that passed, on one line of the log.
+local function warn(file, warnings)
+  local shown = {}
+  for i, w in ipairs(warnings) do
+    shown[i] = format("line %s, %s: %s", w.line, printable(w.column), printable(w.reason))
+  end
+  note("%s: warning: %s", printable(file), concat(shown, "; "))
+end
+
 local function finish(result, err, args)
   if not result then
     return report_error(err, args.json)
   end
   local refused = type(result.row_errors) == "table" and next(result.row_errors) ~= nil
+    or result.row_errors_raw ~= nil
   if args.json then
     say(io.stdout, json_result(result, args._list), "\n")
   elseif type(result.row_errors) == "table" then
@@ -470,6 +482,9 @@ local function finish(result, err, args)
     say(io.stdout, format("%s updates planned, %d rows refused\n", printable(result.updates_planned), count))
     for i = 1, math.min(20, #lines) do
       say(io.stdout, lines[i].text, "\n")
+    end
+    if result.row_errors_raw ~= nil then
+      say(io.stdout, "  row errors, as the service wrote them: ", printable(json.encode(result.row_errors_raw)), "\n")
     end
   else
     say(io.stdout, describe(result), "\n")
@@ -705,6 +720,9 @@ local function run_method(client, m, args, events)
       bar.finish()
     end
     local journal_on, hint = client.journal ~= nil, nil
+    if result and result.warnings and not args.json then
+      warn(args.file, result.warnings)
+    end
     if note_of == "unrecorded" then -- an error: --quiet keeps it
       log_line(format("uploading %s of %s could not be recorded in the journal: %s", printable(tostring(result.id
         or result.uploading_id)), printable(args.file), printable(tostring(unrecorded))))
@@ -799,6 +817,9 @@ local function run_validate(args)
   local schema = registry.schema(registry.kind[args.kind], args)
   local ok, err = validate.file(schema, args.file, { level = "full", delimiter = args.delimiter,
     encoding = encoding_of(args, args.file), merge_field = args.merge_field or "$user_id" })
+  if ok and err then
+    warn(args.file, err)
+  end
   if ok then
     if args.json then
       say(io.stdout, json.encode { file = args.file, kind = args.kind, valid = true }, "\n")

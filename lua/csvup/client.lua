@@ -157,7 +157,8 @@ end
 -- the UTF-8 of such a file under "header" or with no schema (args.utf8);
 -- anything else is checked before it is sent.
 -- upload: { endpoint, schema?, delimiter?, merge_field?, digest? (a table for
--- the file's sha256 and size, when the check reads it) }.
+-- the file's sha256 and size, when the check reads it), warnings? (a list the
+-- check's warnings are appended to) }.
 function client.body(args, opts, upload)
   local level = VALIDATE_LEVELS[opts.validate == nil and true or opts.validate]
   if level == nil then
@@ -166,7 +167,8 @@ function client.body(args, opts, upload)
     and next(opts.rows) == nil) then
     return errors.invalid("give exactly one of file (a path) or rows (a non-empty array of records)")
   end
-  local ctx = { delimiter = upload.delimiter, merge_field = upload.merge_field, digest = upload.digest }
+  local ctx = { delimiter = upload.delimiter, merge_field = upload.merge_field, digest = upload.digest,
+    warnings = upload.warnings }
   local ok, err
   if opts.file ~= nil then
     if type(opts.file) ~= "string" then
@@ -276,26 +278,42 @@ end
 
 -- Whether an answer is a 5xx, or not in the service's own error shape (a
 -- gateway's HTML page, whose code read_error left as http_NNN), other than
--- the service's 503 backend_error and any 429 (a limit: not processed).
+-- the service's 503 backend_error and any quota (a limit: not processed).
 local function unanswered(err)
-  return err.kind == "api" and err.status ~= nil and err.status ~= 429 and err.code ~= "backend_error"
-    and (err.status >= 500 or err.code:find("^http_%d+$") ~= nil)
+  return err.kind == "api" and err.status ~= nil and err.status ~= 429 and err.status ~= 420
+    and err.code ~= "backend_error" and (err.status >= 500 or err.code:find("^http_%d+$") ~= nil)
 end
+
+-- Metrica's quotas that a retry cannot help, and the period each lifts at the
+-- end of (seconds of Unix time: the next 00:00 GMT for the daily ones, the next
+-- hour for the hourly ones): retrying would only spend more of the day's
+-- requests. quota_requests_by_ip (lifted within a second) and
+-- quota_parallel_requests (when a request ends), and any other, are retried.
+local LASTING_QUOTAS = { quota_requests_by_uid = 86400, quota_requests_by_counter_id = 86400,
+  quota_delegate_requests = 3600, quota_grants_requests = 3600 }
 
 -- "retry" when the request surely was not processed (or may be repeated
 -- safely), "unknown" when it may have been, nil when the error is final.
 -- After a request that changes data went out, only a 4xx in the service's
 -- own error shape is a refusal: a 5xx, or an answer in another shape, may
--- come after the service kept it. A read answered so is tried again.
+-- come after the service kept it. A read answered so is tried again. A quota
+-- (429, or 420 as the English quotas page gives it) that lasts is final, with
+-- err.retry_after the seconds until it lifts.
 function client.classify(err, method)
+  local quota = err.status == 429 or err.status == 420
   if unanswered(err) then
     if method ~= "GET" then
       return "unknown"
     end
     return err.status >= 500 and "retry" or nil
-  end
-  if err.kind == "api" then
-    return (err.status == 429 or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
+  elseif err.kind == "api" and quota and LASTING_QUOTAS[err.code] then
+    local period = LASTING_QUOTAS[err.code]
+    err.retry_after = period - os.time() % period
+    err.message = format("%s (this quota lifts at %s GMT, in %d s: not retried)", err.message or err.code,
+      os.date("!%H:%M", os.time() + err.retry_after), err.retry_after)
+    return nil
+  elseif err.kind == "api" then
+    return (quota or (err.status == 503 and err.code == "backend_error")) and "retry" or nil
   elseif err.kind ~= "network" or HOPELESS[err.code] or err.code == "outcome_unknown" then
     return nil
   elseif NOT_CONNECTED[err.code] or method == "GET" or err.request_sent == false then
@@ -506,21 +524,31 @@ local function planner(service, m)
       call.args.progress = opts.progress
       -- the file's SHA-256 for the journal, from the pass that checks it
       call.digest = self.journal and opts.journal ~= false and {} or nil
+      call.warnings = {}
       call.args, err = client.body(call.args, opts, { endpoint = call.endpoint, delimiter = call.delimiter,
-        schema = registry.schema(kind, values), merge_field = values.merge_field, digest = call.digest })
+        schema = registry.schema(kind, values), merge_field = values.merge_field, digest = call.digest,
+        warnings = call.warnings })
       if not call.args then
         return nil, err
       end
     end
     call.args = self:complete(call.args)
     call.revive = revive
-    function call.finish(answer)
+    -- the result, with the warnings of the upload's check (a list under `warnings`) when there are any
+    local function finish(answer)
       if result then
         return result(self, answer, values, m)
       elseif m.result then
         return client.expect(answer, m.result, m.result:find("s$") ~= nil)
       end
       return answer
+    end
+    function call.finish(answer)
+      local r, e = finish(answer)
+      if r and call.warnings and call.warnings[1] then
+        r.warnings = call.warnings
+      end
+      return r, e
     end
     return call
   end

@@ -82,14 +82,31 @@ function ANSWER.uploading(self, answer, values, m)
   return u, err
 end
 
--- CRM answers UploadingMetaExternal: uploading_id (a string), api_validation_status PASSED or FAILED.
+-- The conversions list, its items filtered on the type asked for (the list
+-- takes none); an item that shows no type is kept.
+function ANSWER.uploadings_of_type(_, answer, values)
+  local list, err = client.expect(answer, "uploadings", true)
+  if not list or values.type == nil then
+    return list, err
+  end
+  local kept = {}
+  for _, u in ipairs(list) do
+    if type(u) ~= "table" or u.type == nil or u.type == values.type then
+      kept[#kept + 1] = u
+    end
+  end
+  return kept
+end
+
+-- CRM answers UploadingMetaExternal: uploading_id (a string), api_validation_status PASSED or FAILED
+-- (FAILED: the service refused the data; any other, or none, is not a refusal).
 function ANSWER.crm_uploading(_, answer)
   local u, err = client.expect(answer, "uploading")
   if not u then
     return nil, err
-  elseif type(u.uploading_id) ~= "string" or (u.api_validation_status ~= "PASSED"
-      and u.api_validation_status ~= "FAILED") then
-    return errors.fail("api", "bad_response", "the CRM answer has no uploading_id or api_validation_status")
+  elseif type(u.uploading_id) ~= "string" and not json.is_count(u.uploading_id) then
+    -- the one thing a success must carry: the id the uploadings list shows it by
+    return errors.fail("api", "bad_response", "the CRM answer has no uploading_id")
   elseif u.api_validation_status == "FAILED" then
     return errors.fail("api", "api_validation_failed", format("the service refused the data of uploading %s",
       client.printable(u.uploading_id)), { uploading = u })
@@ -138,23 +155,31 @@ function PREPARE.goal_body(_, values, _, call)
   return true
 end
 
--- The identifiers of the counter's JavaScript-event goals, as a set.
+-- The identifiers offline conversions count for, as a set: those of the
+-- counter's JavaScript-event goals (type action) with an exact condition,
+-- the only ones that take offline conversions; and, for the identifiers of
+-- other goals, why they do not count.
 local function goal_identifiers(self)
   local goals, err = self:goals()
   if not goals then
     return nil, err
   end
-  local ids = {}
+  local ids, not_counted = {}, {}
   for _, g in ipairs(goals) do
-    if type(g) == "table" and g.type == "action" and type(g.conditions) == "table" then
-      for _, c in ipairs(g.conditions) do
-        if type(c) == "table" and type(c.url) == "string" then
+    for _, c in ipairs(type(g) == "table" and type(g.conditions) == "table" and g.conditions or {}) do
+      if type(c) == "table" and type(c.url) == "string" then
+        if g.type ~= "action" then
+          not_counted[c.url] = format("is a goal of type %s, not a JavaScript event", client.printable(g.type))
+        elseif c.type ~= "exact" then
+          not_counted[c.url] = format("is a JavaScript-event goal whose condition is %s, not exact (\"matches\")",
+            client.printable(c.type))
+        else
           ids[c.url] = true
         end
       end
     end
   end
-  return ids
+  return ids, not_counted
 end
 
 -- check_targets = true: every Target names one of the counter's JavaScript-event
@@ -169,17 +194,20 @@ function PREPARE.check_targets(self, _, opts, call)
       return nil, err
     end
   end
-  local ids, err = goal_identifiers(self)
+  local ids, not_counted = goal_identifiers(self)
   if not ids then
-    return nil, err
+    return nil, not_counted
   end
   local problems, total = {}, 0
   local function check(target, line)
     if target ~= nil and target ~= "" and not ids[target] then
       total = total + 1
-      problems[#problems < 20 and #problems + 1 or 21] = { line = line, column = "Target", reason = format(
-        "%q names no JavaScript-event goal of counter %s (see goals(), create_goal{})",
-        client.printable(target), tostring(self.counter)) }
+      local why = not_counted[target] and format("%s of counter %s: offline conversions count only for a "
+        .. "JavaScript-event goal with an exact condition (see create_goal{})", not_counted[target],
+        tostring(self.counter)) or format("names no JavaScript-event goal of counter %s (see goals(), create_goal{})",
+        tostring(self.counter))
+      problems[#problems < 20 and #problems + 1 or 21] = { line = line, column = "Target",
+        reason = format("%q %s", client.printable(target), why) }
     end
   end
   if opts.file then

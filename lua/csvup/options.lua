@@ -35,18 +35,16 @@ end
 -- Each type: function(value, option) -> the value as sent, or nil and why not.
 local TYPES = {}
 
--- The first character of s that is no Latin or Cyrillic letter or digit (a
--- byte that begins no UTF-8 character counts as one), shown as text, and its
--- place in characters; nil when there is none.
-local function outside_letters_digits(s)
+-- The first character of s that is a control character or lies outside the
+-- Basic Multilingual Plane (an emoji; a byte that begins no UTF-8 character
+-- counts as one), shown as text, and its place in characters; nil when there is none.
+local function outside_plain_text(s)
   local i, at = 1, 0
   while i <= #s do
     local c = s:match("^[\194-\244][\128-\191]*", i) or s:sub(i, i)
-    local b1, b2 = c:byte(1, 2)
+    local b1 = c:byte()
     at, i = at + 1, i + #c
-    local cyrillic = #c == 2 and ((b1 >= 0xD0 and b1 <= 0xD3) or (b1 == 0xD4 and b2 <= 0xAF)) -- U+0400..U+052F
-      and not (b1 == 0xD2 and b2 >= 0x82 and b2 <= 0x89) -- signs and marks, no letters
-    if not (c:find("^[0-9A-Za-z]$") or cyrillic) then
+    if b1 < 0x20 or b1 == 0x7F or b1 >= 0xF0 or (b1 >= 0x80 and #c == 1) then
       return b1 >= 0x80 and #c == 1 and format("byte \\x%02X", b1) or format("%q", c), at
     end
   end
@@ -59,11 +57,12 @@ function TYPES.text(v, o)
     return nil, format("must be at most %d characters", o.max)
   end
   local bad, at
-  if o.letters_digits then
-    bad, at = outside_letters_digits(v)
+  if o.plain then
+    bad, at = outside_plain_text(v)
   end
   if bad then
-    return nil, format("may hold only Latin and Cyrillic letters and digits, not %s at character %d", bad, at)
+    return nil, format("may hold no control character and no emoji (nothing beyond the Basic Multilingual "
+      .. "Plane), not %s at character %d", bad, at)
   end
   return v
 end
@@ -172,7 +171,7 @@ function options.describe(o)
   end
   if o.type == "text" and o.max then
     parts[#parts + 1] = format("at most %d characters", o.max)
-      .. (o.letters_digits and " of Latin and Cyrillic letters and digits" or "")
+      .. (o.plain and ", no control characters or emoji" or "")
   elseif o.min and o.max then
     parts[#parts + 1] = format("from %d to %d", o.min, o.max)
   elseif o.min then

@@ -17,9 +17,9 @@
 --   shape     "upload" (file or rows, options in the query or form fields),
 --             "read" (an uploading by id), "query" (options in the query),
 --             "body" (options in a JSON body under `wrap`, after an id when `id`)
---   options   { name, type, values?, default?, required?, min?, max?, letters_digits?, wire?, help }
+--   options   { name, type, values?, default?, required?, min?, max?, plain?, wire?, help }
 --             type: text, enum, integer, date_or_range, tags (see csvup.options);
---             letters_digits: a text of Latin and Cyrillic letters and digits only;
+--             plain: a text with no control character and no emoji;
 --             wire: the parameter's name on the wire (default: name); send = false:
 --             the option shapes the call but is not sent as is
 --   result    the answer's field that is the result ("uploading", "goals", ...)
@@ -48,11 +48,13 @@ local CDP = "/cdp/api/v1/counter/{counter}"
 local MIB, GIB = 1048576, 1073741824
 
 -- Comments are at most 255 characters. The offline-conversion upload's
--- reference allows only digits and Latin and Cyrillic letters in one; the
--- calls upload gives no rule of its own and is taken to share it, so that a
--- comment the service may refuse is refused before a large file is sent.
+-- reference says "digits, Latin and Cyrillic letters", but the service's own
+-- negative test refuses only an emoji (NOT_ALLOWED_SYMBOLS_IN_COMMENT), comments
+-- with spaces, "№" and commas pass the same check, and R's rym sends "Upload by
+-- rym at <time>" to conversions and calls: no control character and nothing
+-- beyond the Basic Multilingual Plane. Calls are taken to share the rule.
 local COMMENT = { name = "comment", type = "text", max = 255, help = "a note kept with the uploading" }
-local CONVERSION_COMMENT = { name = "comment", type = "text", max = 255, letters_digits = true,
+local CONVERSION_COMMENT = { name = "comment", type = "text", max = 255, plain = true,
   help = "a note kept with the uploading" }
 local LIMIT = { name = "limit", type = "integer", min = 1, help = "how many uploadings to list" }
 local OFFSET = { name = "offset", type = "integer", min = 0, help = "how many to skip" }
@@ -60,6 +62,10 @@ local PROVIDER = { name = "provider", type = "text", max = 255,
   help = "the expenses' source name (the service's default: default)" }
 local CONVERSION_TYPE = { name = "type", type = "enum", values = { "BASIC", "CALLS", "CHATS" },
   help = "the conversions' channel (the service's default: BASIC)" }
+-- The conversions list's reference documents only limit and offset: the
+-- items carry their type, and csvup filters on it.
+local LISTED_TYPE = { name = "type", type = "enum", values = CONVERSION_TYPE.values, send = false,
+  help = "only the uploadings of this type (filtered here: the list takes no type)" }
 local CONTENT_ID_TYPE = { name = "content_id_type", type = "enum", values = { "client_id", "user_id" },
   help = "what the file's visitor column holds; set when confirming" }
 
@@ -72,13 +78,14 @@ local METHODS = {
   { name = "upload_offline_conversions", service = "metrika", shape = "upload", kind = "offline-conversions",
     http = "POST", path = COUNTER .. "/offline_conversions/upload",
     help = "upload offline conversions (Target, DateTime and a visitor id per row)", prepare = "check_targets",
-    flags = { check_targets = "check first that every Target names a JavaScript-event goal of the counter" },
+    flags = { check_targets = "check first that every Target names a JavaScript-event goal of the counter "
+      .. "with an exact condition" },
     options = { CONVERSION_COMMENT, CONVERSION_TYPE,
       { name = "client_id_type", type = "enum", values = { "USER_ID", "CLIENT_ID", "YCLID" },
         help = "legacy: the visitor id column's kind, sent only when given" } } },
   { name = "offline_conversion_uploadings", service = "metrika", shape = "query", result = "uploadings",
     http = "GET", path = COUNTER .. "/offline_conversions/uploadings",
-    help = "list offline-conversion uploadings", options = list_options(CONVERSION_TYPE) },
+    answer = "uploadings_of_type", help = "list offline-conversion uploadings", options = list_options(LISTED_TYPE) },
   { name = "offline_conversion_uploading", service = "metrika", shape = "read", kind = "offline-conversions",
     http = "GET", path = COUNTER .. "/offline_conversions/uploading/{id}",
     help = "read one offline-conversion uploading" },
@@ -210,8 +217,11 @@ local METHODS = {
 }
 
 registry.kinds = {
-  { name = "offline-conversions", service = "metrika", schema = "offline_conversions",
-    upload = "upload_offline_conversions", list = "offline_conversion_uploadings",
+  -- the guides of calls and chats uploaded as offline conversions of type CALLS and CHATS
+  { name = "offline-conversions", service = "metrika", upload = "upload_offline_conversions",
+    schema = { by = "type", BASIC = "offline_conversions", CALLS = "offline_conversions_calls",
+      CHATS = "offline_conversions_chats", default = "BASIC" },
+    list = "offline_conversion_uploadings",
     read = "offline_conversion_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" },
     mark = "comment", listed_by = { "type" } },
   { name = "calls", service = "metrika", schema = "calls", upload = "upload_calls", list = "calls_uploadings",
@@ -323,10 +333,11 @@ for _, k in ipairs(registry.kinds) do
 end
 
 -- The schema name of an upload kind for these options (where it depends on
--- one, schema.by names it: CRM's entity, user parameters' action), or nil.
+-- one, schema.by names it: CRM's entity, user parameters' action, offline
+-- conversions' type, whose schema.default applies when it is not given), or nil.
 function registry.schema(kind, opts)
   if type(kind.schema) == "table" then
-    return kind.schema[opts and opts[kind.schema.by]]
+    return kind.schema[opts and opts[kind.schema.by] or kind.schema.default]
   end
   return kind.schema
 end

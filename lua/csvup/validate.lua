@@ -51,8 +51,9 @@ local function other_delimiter(name, delimiter)
   end
 end
 
-local function problems(where)
-  return setmetatable({ list = {}, total = 0, where = where }, Problems)
+-- warnings: a list the warnings are appended to too, or nil.
+local function problems(where, warnings)
+  return setmetatable({ list = {}, total = 0, where = where, sink = warnings }, Problems)
 end
 
 function Problems:add(line, column, reason, row)
@@ -64,8 +65,12 @@ end
 
 -- A note that does not fail the check.
 function Problems:warn(line, column, reason)
+  local warning = { line = line, column = column, reason = reason }
   self.warnings = self.warnings or {}
-  self.warnings[#self.warnings + 1] = { line = line, column = column, reason = reason }
+  self.warnings[#self.warnings + 1] = warning
+  if self.sink then
+    self.sink[#self.sink + 1] = warning
+  end
 end
 
 local function describe(p)
@@ -102,14 +107,16 @@ local function lookup(name)
   return spec
 end
 
--- The schema's name for a column name, or nil when the schema does not list it.
+-- The schema's name for a column name, or nil when the schema does not list
+-- it; matched as the service matches it (schema.names).
 local function canonical(spec, name)
-  if spec.columns[name] or not spec.case_insensitive then
+  if spec.columns[name] or not spec.names then
     return spec.columns[name] and name
   end
-  local lower = name:lower()
+  local key = schemas.NAMES[spec.names]
+  local wanted = key(name)
   for known in pairs(spec.columns) do
-    if known:lower() == lower then
+    if key(known) == wanted then
       return known
     end
   end
@@ -137,19 +144,17 @@ local function compile(spec, names, ctx, found)
   for i, name in ipairs(names) do
     name = tostring(name)
     local known = canonical(spec, name)
-    local reason = core.check_value("name", name)
+    -- a name matched as the service matches it may be padded, which the service trims; any other must be tidy
+    local tidy = spec.names and name:match("^[ \t]*(.-)[ \t]*$") or name
+    local reason = not (known and spec.names) and core.check_value("name", tidy)
     if present[known or name] then
       found:add(1, name, "the column appears twice in the header")
     elseif reason then
       found:add(1, name, "the column name " .. reason)
     elseif not known and spec.unknown == "error" then
-      local hint = ""
-      for k in pairs(spec.columns) do
-        if k:lower() == name:lower() then
-          hint = " (did you mean " .. k .. "?)"
-        end
-      end
-      found:add(1, name, "is not a column this endpoint knows" .. hint)
+      found:add(1, name, "is not a column this endpoint knows")
+    elseif not known and spec.unknown == "warn" then
+      found:warn(1, name, "is not a column the service knows: it is sent, and the service drops it")
     elseif not known and spec.unknown == "custom" and name:sub(1, 1) == "$" then
       found:warn(1, name, "is not a system property csvup knows: check its spelling in the service's list")
     end
@@ -184,29 +189,31 @@ function validate.rows(name, rows, columns, ctx)
   local spec = lookup(name)
   ctx = ctx or {}
   columns = columns or csv.columns(rows)
-  local found = problems("the rows")
+  local found = problems("the rows", ctx.warnings)
   found.total = core.check_rows(compile(spec, columns, ctx, found), rows, columns)
   return found:result()
 end
 
 -- The reader of a file past its header, the plan of its values and the
--- header's problems | nil, err.
-local function open_file(name, path, opts)
+-- header's problems | nil, err. warnings: the list the header's warnings go to, or nil.
+local function open_file(name, path, opts, warnings)
   local spec = lookup(name)
   local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
     sha256 = opts.digest ~= nil, encoding = opts.encoding })
   if not reader then
     return nil, with_encoding_hint(header)
   end
-  local found = problems(path)
+  local found = problems(path, warnings)
   found.file = path
   local plan = compile(spec, header, opts, found)
   found.hint = found.total > 0 and #header == 1 and other_delimiter(header[1], opts.delimiter or ",") or nil
   return reader, plan, found
 end
 
--- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest? })
+-- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest?, warnings? })
 --   -> true[, warnings] | nil, err; encoding: "utf-8" (the default) or "cp1251".
+-- warnings (here, in validate.rows and validate.header): a list that gets the
+-- warnings too, for the result of the upload the check is for.
 -- digest: a table that gets the file's sha256 and size, hashed as it is read.
 -- level "full" (the default): the header and every value of every row, in one
 -- pass in C; "header": the header and a UTF-8 scan; false: nothing.
@@ -221,7 +228,7 @@ function validate.file(name, path, opts)
   elseif level ~= "full" and level ~= "header" then
     error('csvup.validate: level must be "full", "header" or false', 2)
   end
-  local reader, plan, found = open_file(name, path, opts)
+  local reader, plan, found = open_file(name, path, opts, opts.warnings)
   if not reader then
     return nil, plan
   end
@@ -255,7 +262,7 @@ end
 -- sends it (args.check, args.utf8) and stops before the end of its body at
 -- the first problem. validate.file then tells every problem.
 function validate.header(name, path, opts)
-  local reader, plan, found = open_file(name, path, opts)
+  local reader, plan, found = open_file(name, path, opts, opts.warnings)
   if not reader then
     return nil, plan
   end

@@ -1,7 +1,9 @@
 /* The value checks of csvup.validate on any bytes, for every column type:
- * no crash, and what passes has the documented shape (ids and times are
- * digits, decimals read whole as numbers, dates have their length); a
- * quoted value is at most 80 characters of valid UTF-8 and fits its buffer. */
+ * no crash, and what passes has the documented shape once trimmed of the
+ * spaces and tabs around it, as Metrica reads it (ids are digits, times
+ * digits with an optional fraction, decimals read whole as numbers, dates
+ * have their length); a quoted value is at most 80 characters of valid UTF-8
+ * and fits its buffer. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,29 +29,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int type;
     if (check_sets_init(&sets, "EUR RUB USD", "ad direct organic", 1700000000) != 0)
         abort();
-    for (type = CHECK_TEXT; type <= CHECK_NAME; type++) {
-        const char *why = check_value(&sets, type, s, size, reason);
-        if (why)
+    for (type = CHECK_TEXT; type <= CHECK_EMAIL; type++) {
+        const int carrot = type == CHECK_PROPERTY || type == CHECK_KEY || type == CHECK_PROPERTY_DATE
+            || type == CHECK_NAME;
+        const char *t = s, *point;
+        size_t tn = size; /* the value as the service reads it: Metrica's trimmed of spaces and tabs */
+        if (check_value(&sets, type, s, size, reason))
             continue;
-        if ((type == CHECK_ID || type == CHECK_COUNT) && !digits(s, size))
+        while (!carrot && tn && (t[0] == ' ' || t[0] == '\t'))
+            t++, tn--;
+        while (!carrot && tn && (t[tn - 1] == ' ' || t[tn - 1] == '\t'))
+            tn--;
+        if ((type == CHECK_ID || type == CHECK_COUNT || type == CHECK_DURATION) && !digits(t, tn))
             abort();
-        if (type == CHECK_UNIX_SECONDS && (!digits(s, size) || size > 12))
+        if (type == CHECK_DURATION && tn > 10 && t[0] != '0')
             abort();
-        if (type == CHECK_FLAG && !(size == 1 && (s[0] == '0' || s[0] == '1')))
+        point = type == CHECK_UNIX_SECONDS ? memchr(t, '.', tn) : NULL;
+        if (type == CHECK_UNIX_SECONDS && !digits(t, point ? (size_t)(point - t) : tn))
             abort();
-        if (type == CHECK_DECIMAL && size < sizeof copy) {
+        if (type == CHECK_UNIX_SECONDS && (point ? (size_t)(point - t) : tn) > 12)
+            abort();
+        if (point && point + 1 < t + tn && !digits(point + 1, tn - (size_t)(point - t) - 1))
+            abort();
+        if (type == CHECK_FLAG && !(tn == 1 && (t[0] == '0' || t[0] == '1')))
+            abort();
+        if (type == CHECK_DECIMAL && tn < sizeof copy) {
             char *end;
-            memcpy(copy, s, size);
-            copy[size] = 0;
+            memcpy(copy, t, tn);
+            copy[tn] = 0;
             strtod(copy, &end);
             if (*end)
                 abort();
         }
-        if (type == CHECK_CURRENCY && size != 3)
+        if (type == CHECK_CURRENCY && tn != 3)
             abort();
-        if (type == CHECK_DATE_OR_RANGE && size != 10 && size != 21)
+        if (type == CHECK_DATE_OR_RANGE && tn != 10 && tn != 21)
             abort();
-        if (type == CHECK_PROPERTY_DATE && size != 10 && size != 19)
+        if (type == CHECK_PROPERTY_DATE && tn != 10 && tn != 19)
+            abort();
+        if (type == CHECK_EMAIL && memchr(t, 'A', tn))
             abort();
     }
     n = check_quote(s, size, quoted);

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     limit = data[0] & 0x20 ? (data[1] & 0x80 ? 130 : 40) : READER_RECORD_LIMIT;
     now = data[2] & 0x80 ? 999999000 : 1700000000; /* the latest second has 9 digits, or 10 */
     for (i = 0; i < p.ncolumns; i++) {
-        columns[i].type = data[1 + i] % (CHECK_NAME + 1);
+        columns[i].type = data[1 + i] % (CHECK_EMAIL + 1);
         columns[i].required = data[1 + i] >> 5 & 1;
         columns[i].one_of = data[1 + i] >> 6 & 1;
     }

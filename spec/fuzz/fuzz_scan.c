@@ -1,4 +1,4 @@
-/* core.utf8_check_file: on any file it agrees with utf8_valid_prefix over
+/* core.utf8_check_file: on any file it agrees with utf8_text_prefix over
  * the whole content, and names the line of the first invalid byte, however
  * the 64 KB reads cut the content (the input is repeated to cross them). */
 #include <stdint.h>
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fwrite(content, 1, total, f);
     fclose(f);
-    valid = utf8_valid_prefix(content, total);
+    valid = utf8_text_prefix(content, total);
     for (i = 0; i < valid; i++)
         line += content[i] == '\n';
     L = luaL_newstate();

@@ -17,9 +17,11 @@ function recorder.start()
   -- status 0: no answer, the connection is closed; $COMMENT in a body: the
   -- latest comment a request's query held, when it was letters and digits
   function self.answer(answers)
-    local f = assert(io.open(dir .. "/answers.json", "w"))
+    local f = assert(io.open(dir .. "/answers.json.part", "w"))
     f:write(cjson.encode(answers))
     f:close()
+    -- whole, for the server that may be reading it for a request of the spec before
+    assert(os.rename(dir .. "/answers.json.part", dir .. "/answers.json"))
   end
 
   -- The requests received so far, oldest first: { line, head, body, raw }.

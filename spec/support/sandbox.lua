@@ -21,7 +21,8 @@ local support = {
 local COMMAND = "echo $$; " .. support.EXEC_LUA .. " lua/bin/csvup sandbox"
 
 -- Options of require("csvup.sandbox").new that the command line does not take,
--- written as a Lua literal: numbers and arrays of numbers.
+-- written as a Lua literal: numbers, words and arrays of them (in single
+-- quotes: the command line holds the literal in double quotes).
 local function literal(value)
   if type(value) == "table" then
     local items = {}
@@ -30,7 +31,7 @@ local function literal(value)
     end
     return "{ " .. table.concat(items, ", ") .. " }"
   end
-  return type(value) == "string" and ("%q"):format(value) or tostring(value)
+  return type(value) == "string" and "'" .. value .. "'" or tostring(value)
 end
 
 local function module_command(options)

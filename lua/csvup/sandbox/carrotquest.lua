@@ -5,7 +5,7 @@
 local json = require "csvup.json"
 local upload = require "csvup.sandbox.upload"
 
-local ipairs, tostring, tonumber, type = ipairs, tostring, tonumber, type
+local ipairs, pairs, tostring, tonumber, type = ipairs, pairs, tostring, tonumber, type
 
 local carrotquest = {}
 
@@ -123,6 +123,40 @@ local function row_problem(header, row, merge_field)
   end
 end
 
+-- The answer page shows row_errors only by its example, {"line": "message"}.
+-- The sandbox option row_errors answers the same errors in another shape an
+-- accepted import may come with: "lists" ({"line": ["message"]}), "entries"
+-- ([{"row": line, "error": "message"}]), "text" (the messages as one string),
+-- "empty" (data: [], nothing said at all).
+local function answer_import(shape, row_errors, planned)
+  if shape == "empty" then
+    return 200, '{"meta":{"status":200},"data":[]}'
+  end
+  local shaped, lines = row_errors, {}
+  for line in pairs(row_errors) do
+    lines[#lines + 1] = line
+  end
+  table.sort(lines, function(a, b) return tonumber(a) < tonumber(b) end)
+  if shape == "lists" then
+    shaped = {}
+    for _, line in ipairs(lines) do
+      shaped[line] = { row_errors[line] }
+    end
+  elseif shape == "entries" then
+    shaped = {}
+    for i, line in ipairs(lines) do
+      shaped[i] = { row = tonumber(line), error = row_errors[line] }
+    end
+  elseif shape == "text" then
+    shaped = {}
+    for i, line in ipairs(lines) do
+      shaped[i] = "line " .. line .. ": " .. row_errors[line]
+    end
+    shaped = table.concat(shaped, "; ")
+  end
+  return answer(200, { row_errors = shaped, updates_planned = planned })
+end
+
 local function import(state, req)
   local form, err = upload.form(req)
   if not form then
@@ -166,7 +200,7 @@ local function import(state, req)
       failed = failed + 1
     end
   end
-  return answer(200, { row_errors = row_errors, updates_planned = parsed.count - failed })
+  return answer_import(state.row_errors, row_errors, parsed.count - failed)
 end
 
 -- Answers a request for Carrot quest (a path it owns).

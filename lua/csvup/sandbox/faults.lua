@@ -10,7 +10,9 @@
 --   html_500, html_502  an HTML error page from a proxy (the request is not processed)
 --   gateway_504, gateway_502  the request is processed, then a gateway answers
 --                       with an HTML error page instead of the service's answer
---   too_many_requests   429, with Retry-After when retry_after is given
+--   too_many_requests   429, with Retry-After when retry_after is given (Metrica: the error_type
+--                       `quota` names, quota_requests_by_ip unless given, and `status` 420 as the
+--                       English quotas page gives it)
 --   backend_error       503
 -- (both in the error body of the service the path belongs to: Metrica's
 -- {"errors":[...]} or Carrot quest's {"meta":{...},"data":{}})
@@ -39,7 +41,7 @@ local ANSWERS = {
   html_500 = function() return html(500, "Internal Server Error") end,
   html_502 = function() return html(502, "Bad Gateway") end,
   too_many_requests = function(f, service)
-    local status, body = service.fault_answer("too_many_requests")
+    local status, body = service.fault_answer("too_many_requests", f)
     return status, body, f.retry_after and { ["Retry-After"] = tostring(f.retry_after) }
   end,
   backend_error = function(_, service) return service.fault_answer("backend_error") end,

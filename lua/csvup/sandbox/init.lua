@@ -11,7 +11,8 @@
 -- counters (the Metrica counters the token may use: see metrika.lua),
 -- max_connections (256: more get 503 at once; at most 900, below select()'s
 -- limit), idle_timeout (seconds a connection may stay silent, or a client not
--- read what it asked for, 30).
+-- read what it asked for, 30), row_errors (the shape of Carrot quest's
+-- row_errors: see carrotquest.lua).
 -- Besides the APIs it answers GET /_sandbox/requests (what it received, as
 -- JSON, Authorization values hidden), GET /_sandbox/stats (the most requests it
 -- held at once), POST /_sandbox/faults (see faults.lua), POST /_sandbox/lists
@@ -213,6 +214,7 @@ function sandbox.new(opts)
       process_delay = opts.process_delay or 0.5,
       tokens = { metrika = tokens.metrika or sandbox.TOKEN, carrotquest = tokens.carrotquest or sandbox.TOKEN },
       counters = counters,
+      row_errors = opts.row_errors,
     },
     waiting = {}, -- coroutine -> { kind = "read" | "write" | "sleep", sock = ..., at = ... }
     sockets = {}, -- coroutine -> its client socket

@@ -23,12 +23,18 @@ local metrika = { FOREIGN_COUNTER = 403 }
 local TRAFFIC_SOURCES = "internal direct referral organic ad saved undefined email social messenger qrcode recommend"
 
 -- Columns per upload kind: required ones, a group of which one must be present,
--- and all that are known (anything else is refused). Names compare exactly,
--- except for user parameters (any case: Yandex's own tests write them in lower case).
+-- and all that are known; anything else is refused, or dropped where `others`
+-- says "drop" (expenses: Yandex's tests pass a Trash column and OWOX's ym:*
+-- columns) or kept where it says "keep". Names compare as column_key reads them.
 local KINDS = {
   offline = {
     required = { "Target", "DateTime" }, one_of = { "UserId", "ClientId", "Yclid", "PurchaseId" },
     known = "UserId ClientId Yclid PurchaseId Target DateTime Price Currency",
+    statuses = { "UPLOADED", "MATCHED", final = "PROCESSED", failure = "LINKAGE_FAILURE" },
+  },
+  -- type CHATS: the chats guide takes a row with no id as an unattributed event
+  chats = {
+    required = { "DateTime" }, known = "UserId ClientId Yclid PurchaseId DateTime Price Currency", others = "keep",
     statuses = { "UPLOADED", "MATCHED", final = "PROCESSED", failure = "LINKAGE_FAILURE" },
   },
   calls = {
@@ -41,19 +47,37 @@ local KINDS = {
     required = { "Date", "Expenses" }, one_of = { "UTMSource", "TrafficSource" },
     known = "Date Expenses UTMSource UTMMedium UTMCampaign UTMTerm UTMContent TrafficSource "
       .. "TrafficSourceDetail Currency Clicks",
-    statuses = { "UPLOADED", "IN_PROGRESS", final = "PROCESSED" },
+    others = "drop", statuses = { "UPLOADED", "IN_PROGRESS", final = "PROCESSED" },
   },
   expense_delete = {
     required = { "Date" },
     known = "Date UTMSource UTMMedium UTMCampaign UTMTerm UTMContent TrafficSource TrafficSourceDetail",
+    others = "drop",
   },
   user_params = {
     required = { "key", "value" }, one_of = { "userid", "clientid" }, known = "userid clientid key value",
-    any_case = true, statuses = { "is_processed", final = "processed", failure = "linkage_failure" },
+    letters = true, statuses = { "is_processed", final = "processed", failure = "linkage_failure" },
   },
-  user_params_delete = { required = { "key" }, known = "userid clientid key", any_case = true },
+  user_params_delete = { required = { "key" }, known = "userid clientid key", letters = true },
   crm = {},
 }
+
+-- How the service reads a column name. Yandex's offline-conversion API tests
+-- pass ` ClientId `, `'Price'`, `[Target]` and `Date Time`: case, the blanks,
+-- quotes and brackets around a name and the blanks inside it do not count.
+-- Its user-parameter tests read "\tClie  --__ntid " as ClientId: only letters count.
+local function column_key(spec, name)
+  if spec.letters then
+    return (name:gsub("[^A-Za-z]", ""):lower())
+  end
+  name = name:match("^[%s\"'`%(%)%[%]{}]*(.-)[%s\"'`%(%)%[%]{}]*$")
+  return (name:gsub("%s", ""):lower())
+end
+
+-- Values are read trimmed of the spaces and tabs around them (the API tests pass padded values).
+local function trimmed(value)
+  return (value:match("^[ \t]*(.-)[ \t]*$"))
+end
 KINDS.expense_delete.statuses = KINDS.expense.statuses
 KINDS.user_params_delete.statuses = KINDS.user_params.statuses
 
@@ -81,8 +105,13 @@ local FAULTS = {
   backend_error = { 503, "backend_error", "Try later" },
 }
 
-function metrika.fault_answer(name)
-  return fail(FAULTS[name][1], FAULTS[name][2], FAULTS[name][3])
+-- The quota answers: HTTP 429 (or 420, as the English quotas page gives it),
+-- the error_type naming the quota: quota_requests_by_uid (5000 a day per user),
+-- quota_requests_by_ip (30 a second), quota_parallel_requests (3 at once),
+-- quota_requests_by_counter_id, quota_delegate_requests, quota_grants_requests.
+function metrika.fault_answer(name, f)
+  local quota = name == "too_many_requests" and f or {}
+  return fail(quota.status == 420 and 420 or FAULTS[name][1], quota.quota or FAULTS[name][2], FAULTS[name][3])
 end
 
 -- Requests refused before they reach an endpoint (see init.lua), by status.
@@ -148,10 +177,12 @@ local function too_long(comment)
   return comment ~= nil and upload.longer_than(comment, 255)
 end
 
--- The offline-conversion upload's reference: a comment holds only digits and
--- Latin and Cyrillic letters. The calls upload is taken to share the rule.
+-- Offline conversions and calls: the reference says digits and Latin and
+-- Cyrillic letters, but the service's negative test (NOT_ALLOWED_SYMBOLS_IN_COMMENT)
+-- refuses only an emoji, and spaces, "№" and commas pass. So: no control
+-- character, nothing beyond the Basic Multilingual Plane (a 4-byte UTF-8 sequence).
 local function plain_comment(comment)
-  return comment == nil or not comment:gsub("[\208-\211][\128-\191]", ""):find("[^0-9A-Za-z]")
+  return comment == nil or not comment:find("[%c\240-\247]")
 end
 
 -- The uploading as the API shows it, its status advanced by the time since upload
@@ -178,15 +209,37 @@ local function view(state, u)
   return shown
 end
 
-local function check_columns(spec, header)
-  local present, known = {}, words(spec.known)
-  for column, name in ipairs(header) do
-    local key = spec.any_case and name:lower() or name
-    if not known[key] then
+-- The header's problem, if any; else nil and parsed's header and rows made
+-- the service's reading of them: names as the service knows them, values
+-- trimmed, the columns it drops gone.
+local function check_columns(spec, parsed)
+  local present, known, header, names = {}, {}, {}, {}
+  for name in pairs(words(spec.known or "")) do
+    known[column_key(spec, name)] = name
+  end
+  for column, name in ipairs(parsed.header) do
+    local key = known[column_key(spec, name)]
+    if not key and spec.others == "keep" then
+      key = name
+    elseif not key and spec.others ~= "drop" then
       return ("line 1, column %d: unknown column %q"):format(column, name)
     end
-    present[key] = true
+    names[column] = key
+    if key then
+      header[#header + 1] = key
+      present[key] = true
+    end
   end
+  for i, row in ipairs(parsed.rows) do
+    local read = {}
+    for column, name in ipairs(parsed.header) do
+      if names[column] then
+        read[names[column]] = trimmed(row[name])
+      end
+    end
+    parsed.rows[i] = read
+  end
+  parsed.header = header
   for _, name in ipairs(spec.required or {}) do
     if not present[name] then
       return ("line 1: the required column %s is missing"):format(name)
@@ -203,6 +256,10 @@ local function check_columns(spec, header)
 end
 
 local function crm_date(text)
+  local year = text:match("^%d%d%d%d") or text:match("^%d%d%.%d%d%.(%d%d%d%d)")
+  if year and tonumber(year) < 1970 then
+    return false
+  end
   for _, date in ipairs(CRM_DATES) do
     for _, time in ipairs(CRM_TIMES) do
       if text:find(date .. time .. "$") then
@@ -231,7 +288,7 @@ local function check_rows(kind, parsed)
   local now = os_time()
   for i, row in ipairs(parsed.rows) do
     local line = parsed.lines[i]
-    if row.DateTime and not (row.DateTime:find("^%d+$") and tonumber(row.DateTime) <= now) then
+    if row.DateTime and not (row.DateTime:find("^%d+%.?%d*$") and tonumber(row.DateTime) <= now) then
       return ("line %d: DateTime must be Unix time in seconds, in the past: %q"):format(line, row.DateTime)
     end
     if row.Date and not (row.Date:find("^%d%d%d%d%-%d%d%-%d%d$") or row.Date:find("^%d%d%d%d%-%d%d%-%d%d/%d%d%d%d%-%d%d%-%d%d$")) then
@@ -249,7 +306,17 @@ local function check_rows(kind, parsed)
     end
     if kind == "crm" and row.create_date_time and row.create_date_time ~= "" and not crm_date(row.create_date_time) then
       return ("line %d: create_date_time must be dd.MM.yyyy, dd.MM.yy or yyyy-MM-dd, optionally with"
-        .. " HH:mm or HH:mm:ss: %q"):format(line, row.create_date_time)
+        .. " HH:mm or HH:mm:ss, from 1970: %q"):format(line, row.create_date_time)
+    end
+    -- SimpleOrderValidationTest: emails in lower case only
+    if kind == "crm" and row.emails and row.emails:find("%u") then
+      return ("line %d: emails must be in lower case: %q"):format(line, row.emails)
+    end
+    for _, name in ipairs { "TalkDuration", "HoldDuration" } do -- an unsigned 32-bit number of seconds
+      local v = row[name]
+      if v and v ~= "" and not (v:find("^%d+$") and tonumber(v) <= 4294967295) then
+        return ("line %d: %s must be whole seconds from 0 to 4294967295: %q"):format(line, name, v)
+      end
     end
   end
 end
@@ -327,9 +394,13 @@ local function upload_csv(kind, list_kind, make_fields)
     local this_kind = kind
     if kind == "user_params" and req.query.action == "delete_keys" then
       this_kind = "user_params_delete"
+    elseif kind == "offline" and req.query.type == "CALLS" then -- the calls guide's columns
+      this_kind = "calls"
+    elseif kind == "offline" and req.query.type == "CHATS" then
+      this_kind = "chats"
     end
     local spec = KINDS[this_kind]
-    err = check_columns(spec, parsed.header) or check_rows(this_kind, parsed)
+    err = check_columns(spec, parsed) or check_rows(this_kind, parsed)
     if err then
       return fail(400, "invalid_uploading", err, "file")
     end
@@ -450,9 +521,9 @@ end
 -- once the lists' lag (state.lists.lag seconds) has passed since it was made.
 -- With paged, from offset and at most limit of them: 10000 by default, which
 -- is documented for offline conversions and user parameters and is the
--- sandbox's choice for the other paged lists. With by_type, only the
--- uploadings of the query's type (BASIC by default).
-local function list(kind, paged, by_type)
+-- sandbox's choice for the other paged lists. The conversions list takes no
+-- type: it shows every type, each item saying its own.
+local function list(kind, paged)
   return function(state, req, counter)
     state:record(req)
     local q = req.query
@@ -465,9 +536,6 @@ local function list(kind, paged, by_type)
         return fail(400, "invalid_parameter", "offset must be a whole number from 0", "offset")
       end
     end
-    if by_type and not enum(q.type, "BASIC CALLS CHATS") then
-      return fail(400, "invalid_parameter", "type must be BASIC, CALLS or CHATS", "type")
-    end
     local all, shown, skipped = counter.uploadings[kind] or {}, {}, 0
     local first, last, step = #all, 1, -1
     if state.lists.order == "oldest_first" then
@@ -476,7 +544,7 @@ local function list(kind, paged, by_type)
     local shown_before = state.now() - (state.lists.lag or 0)
     for i = first, last, step do
       local u = all[i]
-      if (not by_type or u.fields.type == (q.type or "BASIC")) and u.created_at <= shown_before then
+      if u.created_at <= shown_before then
         skipped = skipped + 1
         if skipped > offset and #shown < limit then
           shown[#shown + 1] = view(state, u)
@@ -645,7 +713,7 @@ end
 -- method, path under the counter, handler, the query parameters it takes (besides ulogin).
 local MANAGEMENT = {
   { "POST", "/offline_conversions/upload", upload_csv("offline", nil, conversion_fields), "comment type client_id_type" },
-  { "GET", "/offline_conversions/uploadings", list("offline", true, true), "limit offset type" },
+  { "GET", "/offline_conversions/uploadings", list("offline", true), "limit offset" },
   { "GET", "/offline_conversions/uploading/(%d+)", one("offline"), "" },
   { "POST", "/offline_conversions/upload_calls", upload_csv("calls", nil, calls_fields), "comment new_goal_name" },
   { "GET", "/offline_conversions/calls_uploadings", list("calls", true), "limit offset" },

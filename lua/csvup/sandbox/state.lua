@@ -18,7 +18,7 @@ local LOG_HEADER_MAX = 64 * 1024
 
 function state.new(opts)
   local self = setmetatable({ process_delay = opts.process_delay, tokens = opts.tokens,
-    known_counter = opts.counters }, State)
+    known_counter = opts.counters, row_errors = opts.row_errors }, State)
   self:reset()
   return self
 end
