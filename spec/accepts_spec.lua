@@ -138,7 +138,7 @@ describe("what the services accept", function()
       assert(os.execute(("CSVUP_METRIKA_TOKEN=t %s lua/bin/csvup metrika upload-expenses --no-journal --counter 1 "
         .. "--base-url %s %s >/dev/null 2>%s"):format(support.LUA, server.url, path, err)))
       local text = files.read(err)
-      assert.matches("^csvup: .*e%.csv: warning: line 1, Trash: is not a column the service knows[^\n]*\n$", text)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT[%d:]+Z csvup: .*e%.csv: warning: line 1, Trash: is not a column the service knows[^\n]*\n$", text)
       assert(os.execute(("%s lua/bin/csvup validate expenses %s >/dev/null 2>%s"):format(support.LUA, path, err)))
       assert.matches("warning: line 1, Trash", files.read(err))
     end)

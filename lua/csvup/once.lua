@@ -97,14 +97,11 @@ end
 -- is found, the list ends (a page shorter than asked), or a page that runs
 -- from newer to older holds only uploadings older than the upload (since,
 -- seconds since 1970): further pages are older still. At most PAGES_MAX pages.
-local function read_list(self, call, kind, marker, since)
+local function read_list(self, kind, marker, since)
   local offset = 0
   for _ = 1, PAGES_MAX do
-    local query = { limit = PAGE, offset = offset }
-    for _, name in ipairs(kind.listed_by or {}) do -- the upload's options its list shows it by (conversions: type)
-      query[name] = call.args.query[name]
-    end
-    local answer, err = self:call(kind.list, self:complete { query = query })
+    -- every type's uploadings: the conversions list takes no type, and the marker is the upload's alone
+    local answer, err = self:call(kind.list, self:complete { query = { limit = PAGE, offset = offset } })
     local list = answer and answer.uploadings
     if type(list) ~= "table" then
       return "unknown", err or errors.new("api", "bad_response", "the uploadings list has no uploadings array")
@@ -133,15 +130,15 @@ local function read_list(self, call, kind, marker, since)
     .. "without reaching uploadings older than this one", PAGES_MAX))
 end
 
--- once.lookup(self, call, kind, marker, since) -> "found", uploading |
+-- once.lookup(self, kind, marker, since) -> "found", uploading |
 -- "absent" | "unknown", err: the uploading of the call's kind whose comment
 -- holds the marker. The list is read with backoff until it is found, or for
 -- resolve_timeout seconds, the list's lag allowance: "absent" only when the
 -- last reading answered without it, "unknown" when it failed.
-function once.lookup(self, call, kind, marker, since)
+function once.lookup(self, kind, marker, since)
   local deadline, pause = core.now() + self.resolve_timeout, RESOLVE_FIRST_PAUSE
   while true do
-    local answer, found = read_list(self, call, kind, marker, since)
+    local answer, found = read_list(self, kind, marker, since)
     local left = deadline - core.now()
     if answer == "found" or left <= 0 then
       return answer, found
@@ -296,7 +293,7 @@ function once.before(self, call, m, opts)
         .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
         m.name))
     end
-    local found, u = once.lookup(self, call, kind, ticket.marker, ticket.since)
+    local found, u = once.lookup(self, kind, ticket.marker, ticket.since)
     if found == "found" then
       ticket.result, ticket.unrecorded = u, record(self, j, entry, u)
     elseif found == "unknown" then
@@ -322,7 +319,7 @@ function once.after(self, call, ticket, answer, err)
   end
   local entry, j = ticket.entry, ticket.journal
   if not result and not refused(err) and err.code ~= "interrupted" and ticket.marker then
-    local found, u = once.lookup(self, call, ticket.kind, ticket.marker, ticket.since)
+    local found, u = once.lookup(self, ticket.kind, ticket.marker, ticket.since)
     if found == "found" then
       result, err = u, nil
     elseif u and u.code == "interrupted" then -- stopped while looking: sent whole, the outcome unknown

@@ -32,8 +32,7 @@
 -- upload/list/read (method names), final and failed statuses (for wait()),
 -- mark: where an upload carries the marker that finds it in the list again
 -- ("comment"; "filename" where the upload takes no comment and the service
--- keeps the file's name as its comment; see csvup.once), listed_by: the
--- upload's options the list must be given to show it.
+-- keeps the file's name as its comment; see csvup.once).
 local schema = require "csvup.schema"
 
 local registry = {}
@@ -223,7 +222,7 @@ registry.kinds = {
       CHATS = "offline_conversions_chats", default = "BASIC" },
     list = "offline_conversion_uploadings",
     read = "offline_conversion_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" },
-    mark = "comment", listed_by = { "type" } },
+    mark = "comment" },
   { name = "calls", service = "metrika", schema = "calls", upload = "upload_calls", list = "calls_uploadings",
     read = "calls_uploading", final = { "PROCESSED", "LINKAGE_FAILURE" }, failed = { "LINKAGE_FAILURE" },
     mark = "comment" },
