@@ -16,13 +16,13 @@ MANDIR ?= $(PREFIX)/share/man
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
 	lua-cjson lua-argparse lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
-	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3 lua-ldoc vmtouch
+	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3 lua-ldoc vmtouch libssl-dev strace
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
-	-Wall -Wextra -Werror $(shell $(PKG_CONFIG) --cflags $(LUA_PKG) libcurl sqlite3)
+	-Wall -Wextra -Werror $(shell $(PKG_CONFIG) --cflags $(LUA_PKG) libcurl sqlite3 libcrypto)
 # Never link liblua: the interpreter that loads the module provides it.
-MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl sqlite3) -lpthread -lm
+MODULE_LIBS = $(shell $(PKG_CONFIG) --libs libcurl sqlite3 libcrypto) -lpthread -lm
 
 SOURCES = $(wildcard src/*.c)
 HEADERS = $(wildcard src/*.h)
@@ -106,7 +106,7 @@ FUZZ_INCLUDES_headers = src/request.c
 
 build/fuzz/fuzz_%: spec/fuzz/fuzz_%.c $(SOURCES) $(HEADERS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) libcurl sqlite3) -o $@ $< \
+	clang $(FUZZ_CFLAGS) $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) libcurl sqlite3 libcrypto) -o $@ $< \
 	  $(filter-out $(FUZZ_INCLUDES_$*),$(SOURCES)) -llua$(LUA_VERSION) $(MODULE_LIBS)
 
 fuzz: deps

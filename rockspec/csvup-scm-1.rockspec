@@ -29,6 +29,7 @@ dependencies = {
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
+  CRYPTO = { header = "openssl/evp.h", library = "crypto" }, -- Debian's libssl-dev
 }
 build = {
   type = "builtin",
@@ -40,8 +41,10 @@ build = {
         "src/core.c",
         "src/cp1251.c",
         "src/csv.c",
+        "src/digest.c",
         "src/endpoints.c",
         "src/error.c",
+        "src/file.c",
         "src/journal.c",
         "src/json.c",
         "src/multi.c",
@@ -52,15 +55,14 @@ build = {
         "src/records.c",
         "src/request.c",
         "src/scan.c",
-        "src/sha256.c",
         "src/signals.c",
         "src/slots.c",
         "src/utf8.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "$(CURL_INCDIR)", "$(SQLITE_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE_LIBDIR)" },
-      libraries = { "curl", "sqlite3", "pthread", "m" },
+      incdirs = { "$(CURL_INCDIR)", "$(SQLITE_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(SQLITE_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+      libraries = { "curl", "sqlite3", "crypto", "pthread", "m" },
     },
     ["csvup"] = "lua/csvup/init.lua",
     ["csvup.batch"] = "lua/csvup/batch.lua",

@@ -17,10 +17,11 @@
 #include "multi.h"
 #include "plan.h"
 #include "records.h"
+#include "digest.h"
+#include "file.h"
 #include "recode.h"
 #include "request.h"
 #include "scan.h"
-#include "sha256.h"
 #include "signals.h"
 #include "version.h"
 
@@ -86,6 +87,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "connection", connection_new },
         { "check_file", request_check_file },
         { "recoder", recode_new },
+        { "open_file", file_new },
         { "columns", core_columns },
         { "csv_columns", csv_columns },
         { "csv_encoder", csv_encoder_new },
@@ -100,8 +102,8 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "multi", multi_run },
         { "interrupted", signals_interrupted },
         { "now", core_now },
-        { "sha256", sha256_string },
-        { "sha256_file", sha256_file },
+        { "sha256", digest_string },
+        { "sha256_file", digest_file },
         { "signals", signals_install },
         { "sleep", core_sleep },
         { NULL, NULL }
@@ -113,6 +115,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     csvup_error_init(L);
     connection_init(L);
     csv_init(L);
+    file_init(L);
     recode_init(L);
     records_init(L);
     journal_init(L);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "file.h"
 #include "recode.h"
 
 #define RECODE_MT "csvup.recoder"
@@ -11,17 +12,15 @@ static void close_input(struct recode *rc)
 {
     reader_free(&rc->r);
     memset(&rc->r, 0, sizeof rc->r);
-    if (rc->f)
-        fclose(rc->f);
-    rc->f = NULL;
 }
 
+/* From the first byte again, on the stream opened once (never by path again). */
 static int open_input(struct recode *rc)
 {
     reader_source source = reader_file_source;
     void *ctx;
     close_input(rc);
-    if (!(rc->f = fopen(rc->path, "rb"))) {
+    if (fseeko(rc->f, 0, SEEK_SET) != 0) {
         rc->r.error.code = "file_unreadable";
         csvup_strerror(errno, rc->r.error.message, sizeof rc->r.error.message);
         return -1;
@@ -65,28 +64,36 @@ static int encode_record(struct recode *rc)
     return failed | buffer_append(b, "\n", 1);
 }
 
+/* Fills buf whole, but at the end: libcurl sends what it is given, so a
+ * buffer of one record each would be a send() each. */
 long recode_read(struct recode *rc, char *buf, size_t n)
 {
-    while (rc->pos == rc->out.len && !rc->done) {
-        int got;
-        rc->out.len = rc->pos = 0;
-        got = reader_next(&rc->r);
-        if (got < 0)
-            return -1;
-        if (got == 0)
-            rc->done = 1;
-        else if (!rc->r.blank && encode_record(rc) < 0) {
-            rc->r.error.code = "file_unreadable";
-            snprintf(rc->r.error.message, sizeof rc->r.error.message, "out of memory recoding a record");
-            return -1;
+    size_t given = 0, k;
+    while (given < n) {
+        if (rc->pos == rc->out.len) {
+            int got;
+            if (rc->done)
+                break;
+            rc->out.len = rc->pos = 0;
+            got = reader_next(&rc->r);
+            if (got < 0)
+                return -1;
+            if (got == 0)
+                rc->done = 1;
+            else if (!rc->r.blank && encode_record(rc) < 0) {
+                rc->r.error.code = "file_unreadable";
+                snprintf(rc->r.error.message, sizeof rc->r.error.message, "out of memory recoding a record");
+                return -1;
+            }
+            continue;
         }
+        k = rc->out.len - rc->pos < n - given ? rc->out.len - rc->pos : n - given;
+        memcpy(buf + given, rc->out.data + rc->pos, k);
+        rc->pos += k;
+        given += k;
     }
-    if (n > rc->out.len - rc->pos)
-        n = rc->out.len - rc->pos;
-    memcpy(buf, rc->out.data + rc->pos, n);
-    rc->pos += n;
-    rc->produced += (long long)n;
-    return (long)n;
+    rc->produced += (long long)given;
+    return (long)given;
 }
 
 int recode_rewind(struct recode *rc)
@@ -118,6 +125,9 @@ static int recoder_gc(lua_State *L)
 {
     struct recode *rc = recode_check(L, 1);
     close_input(rc);
+    if (rc->f)
+        fclose(rc->f);
+    rc->f = NULL;
     buffer_free(&rc->out);
     free(rc->path);
     rc->path = NULL;
@@ -180,9 +190,10 @@ static char delimiter_of(lua_State *L, const char *name, const char *fallback)
 
 int recode_new(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1), *encoding;
+    const char *path, *encoding;
     struct recode *rc;
     luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_argcheck(L, lua_type(L, 1) == LUA_TSTRING || file_test(L, 1), 1, "a path or a csvup.file");
     lua_getfield(L, 2, "encoding");
     encoding = luaL_optstring(L, -1, "utf-8");
     luaL_argcheck(L, !strcmp(encoding, "utf-8") || !strcmp(encoding, "cp1251"), 2,
@@ -196,6 +207,8 @@ int recode_new(lua_State *L)
     rc->out_delimiter = delimiter_of(L, "to", ",");
     luaL_argcheck(L, rc->out_delimiter != 0, 2, "to must be a delimiter, not \"auto\"");
     rc->out.limit = 2 * READER_RECORD_LIMIT + 16;
+    if (!(rc->f = file_stream(L, 1, &path)))
+        return 2;
     if (!(rc->path = strdup(path)))
         return luaL_error(L, "out of memory");
     if (open_input(rc) < 0)

@@ -7,6 +7,7 @@
 #ifndef CSVUP_REQUEST_H
 #define CSVUP_REQUEST_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -32,11 +33,13 @@ struct request {
     const char *data;       /* args.data, anchored by the caller */
     size_t data_len, data_pos;
     int fd;                 /* args.file, opened once, or -1 */
-    off_t file_size, file_pos;
-    struct timespec file_mtime;
+    const char *path;       /* its path, held by source_ref */
+    int source_ref;         /* registry reference to args.source or args.file while the request holds it */
+    off_t file_size, file_pos; /* the bytes sent, read to its end where it said 0 */
+    struct stat file_st;    /* as it was opened: any other at the end of an attempt is file_changed */
     struct recode *recode;  /* args.recode: the file converted while it is sent, or NULL */
     long long recode_size;  /* the bytes it gives */
-    struct records *checker; /* args.check(): the reader that checks the file as it is sent, or NULL */
+    struct records *checker; /* args.check (a plan): the reader that checks the file as it is sent, or NULL */
     int checker_ref;        /* its registry reference while the request holds it */
     int check_failed;       /* a record failed that check: the rest was never sent */
     int utf8_check;         /* args.utf8: the file is checked for UTF-8 as it is sent */

@@ -91,7 +91,7 @@ local function hash_of(call)
   elseif call.digest and call.digest.sha256 then
     return call.digest.sha256, call.digest.size
   end
-  return core.sha256_file(args.file)
+  return core.sha256_file(args.source or args.file)
 end
 
 local function record(j, entry, result)

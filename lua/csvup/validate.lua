@@ -193,7 +193,7 @@ end
 -- header's problems | nil, err.
 local function open_file(name, path, opts)
   local spec = lookup(name)
-  local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
+  local reader, header = core.csv_reader(opts.source or path, { delimiter = opts.delimiter, utf8 = true, regular = true,
     sha256 = opts.digest ~= nil, encoding = opts.encoding })
   if not reader then
     return nil, with_encoding_hint(header)
@@ -205,8 +205,9 @@ local function open_file(name, path, opts)
   return reader, plan, found
 end
 
--- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest? })
---   -> true[, warnings] | nil, err; encoding: "utf-8" (the default) or "cp1251".
+-- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest?, source? })
+--   -> true[, warnings] | nil, err; encoding: "utf-8" (the default) or "cp1251";
+-- source: the file as opened (a csvup.file), read instead of path.
 -- digest: a table that gets the file's sha256 and size, hashed as it is read.
 -- level "full" (the default): the header and every value of every row, in one
 -- pass in C; "header": the header and a UTF-8 scan; false: nothing.
@@ -240,7 +241,7 @@ function validate.file(name, path, opts)
   end
   reader:close()
   if total and level == "header" and opts.encoding ~= "cp1251" then
-    total, err = core.utf8_check_file(path)
+    total, err = core.utf8_check_file(opts.source or path)
     total = total and found.total
   end
   if not total then
@@ -250,34 +251,23 @@ function validate.file(name, path, opts)
   return found:result()
 end
 
--- validate.header(schema_name, path, { delimiter?, merge_field? }) -> true[, warnings] | nil, err:
--- the header alone, for an upload that checks the rest of the file as it
--- sends it (args.check, args.utf8) and stops before the end of its body at
--- the first problem. validate.file then tells every problem.
-function validate.header(name, path, opts)
+-- validate.plan(schema_name, path, { delimiter?, merge_field?, source? }) -> plan | nil, err:
+-- the header checked now, and the plan of its values, for an upload that
+-- checks the rest of the file in C as it sends it (args.check) and stops
+-- before the end of its body at the first record that fails. validate.file
+-- then tells every problem. source: the file as opened (a csvup.file), read
+-- instead of path.
+function validate.plan(name, path, opts)
   local reader, plan, found = open_file(name, path, opts)
   if not reader then
     return nil, plan
   end
   reader:close()
-  return found:result()
-end
-
--- validate.as_sent(schema_name, path, { delimiter?, merge_field? }) -> reader | nil, err:
--- the header checked now, and a reader that checks every other record of the
--- UTF-8 file as the upload sends it (args.check): the upload stops before the
--- end of its body at the first record that fails. validate.file then tells
--- every problem.
-function validate.as_sent(name, path, opts)
-  local reader, plan, found = open_file(name, path, opts)
-  if not reader then
-    return nil, plan
-  elseif found.total > 0 then
-    reader:close()
-    return found:result()
+  local ok, err = found:result()
+  if not ok then
+    return nil, err
   end
-  reader:check_as_sent(plan)
-  return reader
+  return plan
 end
 
 return validate

@@ -1,0 +1,157 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "file.h"
+
+#define FILE_MT "csvup.file"
+
+int file_open_regular(lua_State *L, const char *path, struct stat *st)
+{
+    char why[128];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
+                   csvup_strerror(errno, why, sizeof why));
+        return -1;
+    }
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: not a regular file", path);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+struct file *file_test(lua_State *L, int idx)
+{
+    struct file *f = luaL_testudata(L, idx, FILE_MT);
+    if (f && f->fd < 0)
+        luaL_error(L, "%s: the file is closed", f->path ? f->path : "file");
+    return f;
+}
+
+FILE *file_stream(lua_State *L, int idx, const char **name)
+{
+    struct file *of = file_test(L, idx);
+    struct stat st;
+    char why[128];
+    int fd;
+    FILE *f;
+    if (of) {
+        *name = of->path;
+        fd = dup(of->fd);
+        if (fd >= 0 && lseek(fd, 0, SEEK_SET) < 0) {
+            close(fd);
+            fd = -1;
+        }
+        if (fd < 0) {
+            csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", of->path, csvup_strerror(errno, why, sizeof why));
+            return NULL;
+        }
+    } else {
+        *name = luaL_checkstring(L, idx);
+        if ((fd = file_open_regular(L, *name, &st)) < 0)
+            return NULL;
+    }
+    if (!(f = fdopen(fd, "rb"))) {
+        close(fd);
+        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", *name, csvup_strerror(errno, why, sizeof why));
+    }
+    return f;
+}
+
+int file_changed(int fd, const char *path, const struct stat *st)
+{
+    struct stat now, named;
+    return fstat(fd, &now) != 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino
+        || now.st_size != st->st_size || now.st_mtim.tv_sec != st->st_mtim.tv_sec
+        || now.st_mtim.tv_nsec != st->st_mtim.tv_nsec
+        || (path && (stat(path, &named) != 0 || named.st_dev != st->st_dev || named.st_ino != st->st_ino));
+}
+
+long long file_measure(int fd)
+{
+    char chunk[1 << 16];
+    long long total = 0;
+    ssize_t n;
+    for (;;) {
+        do
+            n = pread(fd, chunk, sizeof chunk, (off_t)total);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return n < 0 ? -1 : total;
+        total += n;
+    }
+}
+
+int file_new(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct file *f = lua_newuserdata(L, sizeof *f);
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    luaL_getmetatable(L, FILE_MT);
+    lua_setmetatable(L, -2);
+    if (!(f->path = strdup(path)))
+        return luaL_error(L, "out of memory");
+    if ((f->fd = file_open_regular(L, path, &f->st)) < 0)
+        return 2;
+    return 1;
+}
+
+static struct file *file_check(lua_State *L)
+{
+    struct file *f = luaL_checkudata(L, 1, FILE_MT);
+    if (f->fd < 0)
+        luaL_error(L, "%s: the file is closed", f->path ? f->path : "file");
+    return f;
+}
+
+const char *file_stamp_text(const struct stat *st, char *out, size_t size)
+{
+    snprintf(out, size, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+             (long long)st->st_size, (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+    return out;
+}
+
+/* file:stamp() -> its device, inode, size and modification time as text */
+static int file_stamp(lua_State *L)
+{
+    char stamp[FILE_STAMP_SIZE];
+    lua_pushstring(L, file_stamp_text(&file_check(L)->st, stamp, sizeof stamp));
+    return 1;
+}
+
+/* file:size() -> the bytes it had when it was opened */
+static int file_size(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)file_check(L)->st.st_size);
+    return 1;
+}
+
+static int file_close(lua_State *L)
+{
+    struct file *f = luaL_checkudata(L, 1, FILE_MT);
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    free(f->path);
+    f->path = NULL;
+    return 0;
+}
+
+void file_init(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "stamp", file_stamp },
+        { "size", file_size },
+        { "close", file_close },
+        { NULL, NULL }
+    };
+    csvup_class(L, FILE_MT, methods, file_close, file_close, NULL);
+}
