@@ -88,6 +88,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "check_file", request_check_file },
         { "recoder", recode_new },
         { "open_file", file_new },
+        { "temp_file", file_temp },
         { "columns", core_columns },
         { "csv_columns", csv_columns },
         { "csv_encoder", csv_encoder_new },

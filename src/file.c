@@ -1,3 +1,5 @@
+/* O_TMPFILE is Linux's: without it, a temporary file is created and unlinked at once */
+#define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -89,16 +91,58 @@ long long file_measure(int fd)
     }
 }
 
-int file_new(lua_State *L)
+const char *file_path(const struct file *f)
 {
-    const char *path = luaL_checkstring(L, 1);
+    return f->temporary ? NULL : f->path;
+}
+
+static struct file *push_file(lua_State *L, const char *path)
+{
     struct file *f = lua_newuserdata(L, sizeof *f);
     memset(f, 0, sizeof *f);
     f->fd = -1;
     luaL_getmetatable(L, FILE_MT);
     lua_setmetatable(L, -2);
     if (!(f->path = strdup(path)))
+        luaL_error(L, "out of memory");
+    return f;
+}
+
+int file_temp(lua_State *L)
+{
+    const char *dir = getenv("TMPDIR");
+    struct file *f = push_file(L, "rows.csv");
+    char why[128], *name;
+    size_t n;
+    if (!dir || dir[0] != '/')
+        dir = "/tmp";
+#ifdef O_TMPFILE
+    f->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+    if (f->fd < 0) { /* a file system without O_TMPFILE: created, then unlinked at once */
+        n = strlen(dir) + sizeof "/csvup-rows-XXXXXX";
+        if (!(name = malloc(n)))
+            return luaL_error(L, "out of memory");
+        snprintf(name, n, "%s/csvup-rows-XXXXXX", dir);
+        if ((f->fd = mkstemp(name)) >= 0) {
+            unlink(name);
+            fcntl(f->fd, F_SETFD, FD_CLOEXEC);
+        }
+        free(name);
+    }
+    if (f->fd < 0)
+        return csvup_fail(L, KIND_INTERNAL, "file_unreadable", "a temporary file in %s: %s", dir,
+                          csvup_strerror(errno, why, sizeof why));
+    f->temporary = 1;
+    if (digest_init(&f->sha) != 0)
         return luaL_error(L, "out of memory");
+    return 1;
+}
+
+int file_new(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct file *f = push_file(L, path);
     if ((f->fd = file_open_regular(L, path, &f->st)) < 0)
         return 2;
     return 1;
@@ -134,9 +178,45 @@ static int file_size(lua_State *L)
     return 1;
 }
 
+/* file:write(s) -> true | nil, err: appended to a temporary file not finished yet */
+static int file_write(lua_State *L)
+{
+    struct file *f = file_check(L);
+    size_t len, done = 0;
+    const char *s = luaL_checklstring(L, 2, &len);
+    char why[128];
+    ssize_t n;
+    luaL_argcheck(L, f->temporary && f->sha.ctx, 1, "a temporary file, not finished");
+    while (done < len) {
+        if ((n = write(f->fd, s + done, len - done)) < 0 && errno != EINTR)
+            return csvup_fail(L, KIND_INTERNAL, "write_error", "a temporary file: %s",
+                              csvup_strerror(errno, why, sizeof why));
+        done += n > 0 ? (size_t)n : 0;
+    }
+    digest_update(&f->sha, s, len);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* file:finish() -> sha256 hex, size: the temporary file as written, read from now on */
+static int file_finish(lua_State *L)
+{
+    struct file *f = file_check(L);
+    char hex[DIGEST_HEX];
+    luaL_argcheck(L, f->temporary && f->sha.ctx, 1, "a temporary file, not finished");
+    if (fstat(f->fd, &f->st) != 0)
+        return csvup_fail(L, KIND_INTERNAL, "file_unreadable", "a temporary file: fstat failed");
+    lua_pushinteger(L, (lua_Integer)f->sha.length);
+    digest_final(&f->sha, hex);
+    lua_pushstring(L, hex);
+    lua_insert(L, -2);
+    return 2;
+}
+
 static int file_close(lua_State *L)
 {
     struct file *f = luaL_checkudata(L, 1, FILE_MT);
+    digest_free(&f->sha);
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
@@ -150,6 +230,8 @@ void file_init(lua_State *L)
     static const luaL_Reg methods[] = {
         { "stamp", file_stamp },
         { "size", file_size },
+        { "write", file_write },
+        { "finish", file_finish },
         { "close", file_close },
         { NULL, NULL }
     };

@@ -9,11 +9,14 @@
 #include <sys/stat.h>
 
 #include "compat.h"
+#include "digest.h"
 
 struct file {
     int fd;          /* -1 once closed */
-    struct stat st;  /* at the open */
-    char *path;
+    struct stat st;  /* at the open, or once a temporary file was finished */
+    char *path;      /* for errors; a temporary file has no path to look at again */
+    int temporary;   /* written by file:write until file:finish, hashed as written */
+    struct digest sha;
 };
 
 /* Opens path read-only and close-on-exec, without blocking on a FIFO, and
@@ -36,8 +39,14 @@ const char *file_stamp_text(const struct stat *st, char *out, size_t size);
 /* A descriptor's bytes from offset to its end, counted by reading (a file
  * that says it has 0 bytes may have more: /proc); -1 on a read error. */
 long long file_measure(int fd);
+/* The path to look at again for a change, or NULL for a temporary file. */
+const char *file_path(const struct file *f);
 /* core.open_file(path) -> file | nil, err; file:stamp(), file:size(), file:close() */
 int file_new(lua_State *L);
+/* core.temp_file() -> file | nil, err: an unlinked file in $TMPDIR (O_TMPFILE
+ * where the file system has it), file:write(s) -> true | nil, err, then
+ * file:finish() -> sha256 hex, size: read like any other from then on. */
+int file_temp(lua_State *L);
 void file_init(lua_State *L);
 
 #endif

@@ -281,7 +281,7 @@ static int open_file(lua_State *L, const struct endpoint *ep, int idx, struct st
     struct file *of = file_test(L, idx);
     const char *path = of ? of->path : lua_tostring(L, idx);
     int fd = of ? fcntl(of->fd, F_DUPFD_CLOEXEC, 0) : file_open_regular(L, path, st);
-    if (of && (fd < 0 || file_changed(fd, path, &of->st))) {
+    if (of && (fd < 0 || (of->temporary && of->sha.ctx) || file_changed(fd, file_path(of), &of->st))) {
         if (fd >= 0)
             close(fd);
         csvup_fail(L, KIND_INPUT, "file_changed", "%s: the file changed after it was checked, so nothing was "
@@ -592,7 +592,7 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
             return 2;
         lua_pushvalue(L, -3); /* held while the request is: a callback may drop args.source */
         req->source_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        req->path = file;
+        req->path = file_test(L, -3) ? file_path(file_test(L, -3)) : file;
         req->file_st = st;
         /* a file that says it is empty may not be (/proc): read to its end, as every check of it is */
         req->file_size = st.st_size ? st.st_size : (off_t)file_measure(req->fd);

@@ -46,6 +46,7 @@ local HOPELESS = {
   SSL_ISSUER_ERROR = true, SSL_CRL_BADFILE = true, UNSUPPORTED_PROTOCOL = true, URL_MALFORMAT = true,
 }
 local MESSAGE_MAX = 300 -- characters of a server's text kept in an error
+local BATCH = 4096 -- records of a rows iterator checked and encoded at a time
 
 -- Server text made safe to print: control characters escaped, length bounded.
 function client.printable(s)
@@ -228,8 +229,10 @@ function client.body(args, opts, upload)
     args.source, args.file, args.filename = file, opts.file, opts.filename
     return args
   end
-  if type(opts.rows) ~= "table" then
-    error("rows must be an array of records", 3)
+  if type(opts.rows) == "function" then
+    return client.rows_file(args, opts, upload, level)
+  elseif type(opts.rows) ~= "table" then
+    error("rows must be an array of records or an iterator of them", 3)
   end
   if upload.schema and level then
     ok, err = validate.rows(upload.schema, opts.rows, opts.columns, ctx)
@@ -246,6 +249,60 @@ function client.body(args, opts, upload)
     return nil, err
   end
   args.data, args.filename = data, opts.filename or "rows.csv"
+  return args
+end
+
+-- The body of rows = an iterator (one record a call, nil at the end): the
+-- records checked and encoded a batch at a time into an unlinked temporary
+-- file, hashed as it is written (upload.digest), then sent like a file: a
+-- Content-Length, the same bytes again on a retry, nothing sent when a
+-- record fails its check. An iterator that raises stops it (callback_error).
+function client.rows_file(args, opts, upload, level)
+  local file, err = core.temp_file()
+  if not file then
+    return nil, err
+  end
+  local booleans = upload.schema and schemas[upload.schema].booleans or {}
+  local writer = csv.writer(file, { columns = opts.columns, delimiter = upload.delimiter, true_text = booleans[1],
+    false_text = booleans[2] })
+  local ctx = { merge_field = upload.merge_field }
+  local check, batch, ok = nil, {}, true
+  local function flush()
+    if upload.schema and level then
+      check = check or validate.batches(upload.schema, opts.columns or csv.columns(batch), ctx)
+      check(batch)
+    end
+    ok, err = writer:encode(batch, 1, #batch)
+    batch = {}
+    return ok
+  end
+  while ok do
+    local called, row = pcall(opts.rows)
+    if not called then
+      ok, err = errors.fail("input", "callback_error", "the rows iterator failed: " .. errors.text(row))
+    elseif row == nil then
+      ok = #batch == 0 or flush()
+      break
+    else
+      batch[#batch + 1] = row
+      ok = #batch < BATCH or flush()
+    end
+  end
+  if ok and check then
+    ok, err = check()
+  end
+  if ok and writer.rows == 0 then
+    ok, err = errors.invalid("the rows iterator gave no record")
+  end
+  if not ok then
+    file:close()
+    return nil, err
+  end
+  local sha256, size = file:finish()
+  if upload.digest then
+    upload.digest.sha256, upload.digest.size = sha256, size
+  end
+  args.source, args.filename = file, opts.filename or "rows.csv"
   return args
 end
 

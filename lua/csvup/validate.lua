@@ -181,12 +181,27 @@ end
 -- validate.rows(schema_name, rows, columns?, ctx?) -> true[, warnings] | nil, err
 -- ctx.merge_field names the Carrot quest merge column.
 function validate.rows(name, rows, columns, ctx)
+  local check = validate.batches(name, columns or csv.columns(rows), ctx)
+  check(rows)
+  return check()
+end
+
+-- validate.batches(schema_name, columns, ctx?) -> check: check(rows) checks
+-- the next batch of a stream of rows (numbered on from the last batch),
+-- check() gives the result of them all: true[, warnings] | nil, err.
+function validate.batches(name, columns, ctx)
   local spec = lookup(name)
-  ctx = ctx or {}
-  columns = columns or csv.columns(rows)
   local found = problems("the rows")
-  found.total = core.check_rows(compile(spec, columns, ctx, found), rows, columns)
-  return found:result()
+  local plan = compile(spec, columns, ctx or {}, found)
+  local before = 0
+  return function(rows)
+    if not rows then
+      return found:result()
+    end
+    plan.total = found.total
+    found.total = core.check_rows(plan, rows, columns, before)
+    before = before + #rows
+  end
 end
 
 -- The reader of a file past its header, the plan of its values and the
