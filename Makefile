@@ -98,7 +98,7 @@ check-valgrind: deps
 # libFuzzer targets for the C that parses or encodes; each runs FUZZ_SECONDS.
 # Seeds are spec/fuzz/corpus/<target>; what the fuzzers find stays in build/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = utf8 number csv json headers scan reader check pass
+FUZZ_TARGETS = utf8 number csv json headers scan reader check pass chain
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
 # a target that includes a source file (to reach its static functions) must not link it too
 FUZZ_INCLUDES_number = src/csv.c

@@ -36,6 +36,7 @@ static int open_input(struct recode *rc)
     rc->out.len = rc->pos = 0;
     rc->done = 0;
     rc->produced = 0;
+    rc->encoded = 0;
     return reader_open(&rc->r, source, ctx, rc->in_delimiter, 0, READER_RECORD_LIMIT);
 }
 
@@ -47,9 +48,11 @@ static int encode_record(struct recode *rc)
     int failed = 0;
     for (i = 0; i < rc->r.nfields; i++) {
         const struct field *f = &rc->r.fields[i];
-        int quote = 0;
+        int quote;
         if (i > 0)
             failed |= buffer_append(b, &rc->out_delimiter, 1);
+        /* the output's first bytes are never a byte order mark, which a reader would skip */
+        quote = !rc->encoded && i == 0 && f->len >= 3 && memcmp(f->data, "\xEF\xBB\xBF", 3) == 0;
         for (j = 0; j < f->len && !quote; j++)
             quote = f->data[j] == rc->out_delimiter || f->data[j] == '"' || f->data[j] == '\r' || f->data[j] == '\n';
         if (!quote) {
@@ -61,6 +64,7 @@ static int encode_record(struct recode *rc)
             failed |= buffer_append(b, f->data + j, 1) | (f->data[j] == '"' ? buffer_append(b, "\"", 1) : 0);
         failed |= buffer_append(b, "\"", 1);
     }
+    rc->encoded = 1;
     return failed | buffer_append(b, "\n", 1);
 }
 

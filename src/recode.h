@@ -23,6 +23,7 @@ struct recode {
     struct buffer out;     /* encoded, not yet handed out: out.data[pos, out.len) */
     size_t pos;
     int done;
+    int encoded;           /* a record was encoded since the start */
     long long produced;    /* bytes handed out since the start */
 };
 
