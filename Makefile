@@ -16,7 +16,7 @@ MANDIR ?= $(PREFIX)/share/man
 
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
 	lua-cjson lua-argparse lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev \
-	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3 lua-ldoc vmtouch libssl-dev strace
+	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3 lua-ldoc vmtouch libssl-dev strace time
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
