@@ -68,12 +68,44 @@ static int encode_record(struct recode *rc)
     return failed | buffer_append(b, "\n", 1);
 }
 
+/* The whole lines at the start of the reader's buffer that need no quoting
+ * (no quote, CR, NUL or output delimiter in them, not blank, within the record
+ * limit), copied into buf (at most n bytes) with their delimiters replaced:
+ * what encode_record would make of them, without reading them field by
+ * field. Their bytes; 0 when the next line is not one (the reader takes it). */
+static size_t plain_lines(struct recode *rc, char *buf, size_t n)
+{
+    struct reader *r = &rc->r;
+    const unsigned char *p = r->buf + r->start, *end = r->buf + r->end;
+    size_t done = 0, i, len;
+    long long lines = 0;
+    for (;;) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl || (len = (size_t)(nl - p)) == 0 || len + 1 > n - done || len > r->limit
+            || memchr(p, '"', len) || memchr(p, '\r', len) || memchr(p, '\0', len)
+            || (rc->out_delimiter != rc->r.delimiter && memchr(p, rc->out_delimiter, len)))
+            break;
+        for (i = 0; i <= len; i++)
+            buf[done + i] = p[i] == (unsigned char)rc->r.delimiter ? rc->out_delimiter : (char)p[i];
+        done += len + 1;
+        lines++;
+        p = nl + 1;
+    }
+    reader_skip(r, (size_t)(p - (r->buf + r->start)), lines);
+    return done;
+}
+
 /* Fills buf whole, but at the end: libcurl sends what it is given, so a
  * buffer of one record each would be a send() each. */
 long recode_read(struct recode *rc, char *buf, size_t n)
 {
     size_t given = 0, k;
     while (given < n) {
+        if (rc->pos == rc->out.len && rc->encoded && !rc->done
+            && (k = plain_lines(rc, buf + given, n - given)) > 0) {
+            given += k;
+            continue;
+        }
         if (rc->pos == rc->out.len) {
             int got;
             if (rc->done)
