@@ -1,6 +1,10 @@
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "error.h"
 #include "file.h"
@@ -68,6 +72,15 @@ static int encode_record(struct recode *rc)
     return failed | buffer_append(b, "\n", 1);
 }
 
+#define ONES 0x0101010101010101ULL
+
+/* 0x80 in each byte of v that is 0, else 0 (exact, byte by byte). */
+static uint64_t zeros(uint64_t v)
+{
+    const uint64_t low = 0x7F7F7F7F7F7F7F7FULL;
+    return ~(((v & low) + low) | v) & ~low;
+}
+
 /* The whole lines at the start of the reader's buffer that need no quoting
  * (no quote, CR, NUL or output delimiter in them, not blank, within the record
  * limit), copied into buf (at most n bytes) with their delimiters replaced:
@@ -76,22 +89,64 @@ static int encode_record(struct recode *rc)
 static size_t plain_lines(struct recode *rc, char *buf, size_t n)
 {
     struct reader *r = &rc->r;
-    const unsigned char *p = r->buf + r->start, *end = r->buf + r->end;
-    size_t done = 0, i, len;
+    const unsigned char *p = r->buf + r->start;
+    const unsigned char in = (unsigned char)r->delimiter, out = (unsigned char)rc->out_delimiter;
+    size_t avail = r->end - r->start, i, line = 0, done = 0;
     long long lines = 0;
-    for (;;) {
-        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl || (len = (size_t)(nl - p)) == 0 || len + 1 > n - done || len > r->limit
-            || memchr(p, '"', len) || memchr(p, '\r', len) || memchr(p, '\0', len)
-            || (rc->out_delimiter != rc->r.delimiter && memchr(p, rc->out_delimiter, len)))
+    unsigned char stop[256] = { 0 };
+    stop['"'] = stop['\r'] = stop[0] = 1;
+    if (out != in)
+        stop[out] = 1;
+    if (avail > n)
+        avail = n;
+    for (i = 0; i < avail && i - line <= r->limit;) {
+        unsigned char c;
+        uint64_t w;
+#ifdef __SSE2__
+        if (i + 16 <= avail) { /* 16 bytes at a time, their line ends included */
+            const __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
+                                         _mm_cmpeq_epi8(v, _mm_setzero_si128()));
+            const unsigned ends = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+            if (out != in)
+                stops = _mm_or_si128(stops, _mm_cmpeq_epi8(v, _mm_set1_epi8((char)out)));
+            /* no blank line: no line end right after another, nor at a line's start */
+            if (!_mm_movemask_epi8(stops) && !(ends & ((ends << 1) | (i == line)))) {
+                const __m128i swap = _mm_and_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)in)),
+                                                   _mm_set1_epi8((char)(in ^ out)));
+                _mm_storeu_si128((__m128i *)(buf + i), _mm_xor_si128(v, swap));
+                if (ends) {
+                    lines += __builtin_popcount(ends);
+                    line = done = i + (size_t)(32 - __builtin_clz(ends));
+                }
+                i += 16;
+                continue;
+            }
+        }
+#endif
+        if (i + 8 <= avail) { /* 8 bytes at a time while they hold no line end and nothing to stop at */
+            memcpy(&w, p + i, 8);
+            if (!(zeros(w ^ (ONES * '\n')) | zeros(w ^ (ONES * '"')) | zeros(w ^ (ONES * '\r')) | zeros(w)
+                  | (out != in ? zeros(w ^ (ONES * out)) : 0))) {
+                w ^= (zeros(w ^ (ONES * in)) >> 7) * (uint64_t)(in ^ out);
+                memcpy(buf + i, &w, 8);
+                i += 8;
+                continue;
+            }
+        }
+        c = p[i];
+        if (stop[c] || (c == '\n' && i == line))
             break;
-        for (i = 0; i <= len; i++)
-            buf[done + i] = p[i] == (unsigned char)rc->r.delimiter ? rc->out_delimiter : (char)p[i];
-        done += len + 1;
-        lines++;
-        p = nl + 1;
+        buf[i] = (char)(c == in ? out : c);
+        if (c == '\n') {
+            line = i + 1;
+            done = line;
+            lines++;
+        }
+        i++;
     }
-    reader_skip(r, (size_t)(p - (r->buf + r->start)), lines);
+    reader_skip(r, done, lines);
     return done;
 }
 
