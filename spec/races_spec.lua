@@ -39,7 +39,7 @@ local RACES = {
   end,
 }
 
-describe("an upload whose file changes while it is sent", function()
+describe("an upload's file", function()
   local sandbox = support.sandbox()
   setup(sandbox.start)
   teardown(sandbox.stop)
@@ -54,55 +54,41 @@ describe("an upload whose file changes while it is sent", function()
     files.remove(dir)
   end)
 
-  for _, way in ipairs { { "plain", ",", {} }, { "converting", ";", { delimiter = ";" } } } do
-    for name, race in pairs(RACES) do
-      it(("ends in file_changed when it is %s (%s)"):format(name, way[1]), function()
-        local path, target = dir .. "/a.csv", nil
-        local text = csv(way[2], "133591247640966458")
-        if name == "a link retargeted" then
-          target = dir .. "/target.csv"
-          files.write(target, text)
-          assert(os.execute(("ln -s %s %s"):format(target, path)))
-        else
-          files.write(path, text)
-        end
-        local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
-        local changed = false
-        local opts = { file = path, progress = function(sent, total)
-          if not changed and sent > 0 and sent < total / 2 then
-            changed = true
-            race(path, csv(way[2], "233591247640966458"), target)
+  describe("changed while it is sent", function()
+    for _, way in ipairs { { "plain", ",", {} }, { "converting", ";", { delimiter = ";" } } } do
+      for name, race in pairs(RACES) do
+        it(("ends in file_changed when it is %s (%s)"):format(name, way[1]), function()
+          local path, target = dir .. "/a.csv", nil
+          local text = csv(way[2], "133591247640966458")
+          if name == "a link retargeted" then
+            target = dir .. "/target.csv"
+            files.write(target, text)
+            assert(os.execute(("ln -s %s %s"):format(target, path)))
+          else
+            files.write(path, text)
           end
-        end }
-        for k, v in pairs(way[3]) do
-          opts[k] = v
-        end
-        local u, err = m:upload_offline_conversions(opts)
-        m:close()
-        assert.is_true(changed)
-        assert.is_nil(u)
-        assert.are.same({ "input", "file_changed" }, { err.kind, err.code })
-        local list = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
-        assert.are.same({}, assert(list:offline_conversion_uploadings()))
-        list:close()
-      end)
+          local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+          local changed = false
+          local opts = { file = path, progress = function(sent, total)
+            if not changed and sent > 0 and sent < total / 2 then
+              changed = true
+              race(path, csv(way[2], "233591247640966458"), target)
+            end
+          end }
+          for k, v in pairs(way[3]) do
+            opts[k] = v
+          end
+          local u, err = m:upload_offline_conversions(opts)
+          m:close()
+          assert.is_true(changed)
+          assert.is_nil(u)
+          assert.are.same({ "input", "file_changed" }, { err.kind, err.code })
+          local list = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+          assert.are.same({}, assert(list:offline_conversion_uploadings()))
+          list:close()
+        end)
+      end
     end
-  end
-end)
-
-describe("the file of an upload", function()
-  local sandbox = support.sandbox()
-  setup(sandbox.start)
-  teardown(sandbox.stop)
-  local dir
-
-  before_each(function()
-    sandbox.reset()
-    dir = files.tmpdir()
-  end)
-
-  after_each(function()
-    files.remove(dir)
   end)
 
   -- How many times a child process opens path while it runs script (strace -f -e trace=openat).

@@ -163,21 +163,6 @@ const char *file_stamp_text(const struct stat *st, char *out, size_t size)
     return out;
 }
 
-/* file:stamp() -> its device, inode, size and modification time as text */
-static int file_stamp(lua_State *L)
-{
-    char stamp[FILE_STAMP_SIZE];
-    lua_pushstring(L, file_stamp_text(&file_check(L)->st, stamp, sizeof stamp));
-    return 1;
-}
-
-/* file:size() -> the bytes it had when it was opened */
-static int file_size(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)file_check(L)->st.st_size);
-    return 1;
-}
-
 /* file:write(s) -> true | nil, err: appended to a temporary file not finished yet */
 static int file_write(lua_State *L)
 {
@@ -228,8 +213,6 @@ static int file_close(lua_State *L)
 void file_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "stamp", file_stamp },
-        { "size", file_size },
         { "write", file_write },
         { "finish", file_finish },
         { "close", file_close },

@@ -41,7 +41,7 @@ const char *file_stamp_text(const struct stat *st, char *out, size_t size);
 long long file_measure(int fd);
 /* The path to look at again for a change, or NULL for a temporary file. */
 const char *file_path(const struct file *f);
-/* core.open_file(path) -> file | nil, err; file:stamp(), file:size(), file:close() */
+/* core.open_file(path) -> file | nil, err; file:close() (or the collector) closes it */
 int file_new(lua_State *L);
 /* core.temp_file() -> file | nil, err: an unlinked file in $TMPDIR (O_TMPFILE
  * where the file system has it), file:write(s) -> true | nil, err, then

@@ -73,9 +73,10 @@ void request_release(struct request *req);
 
 /* The Lua function behind every endpoint; upvalue 1 is its row in csvup_endpoints. */
 int request_call(lua_State *L);
-/* core.check_file(endpoint, path) -> stamp | nil, err: whether the file can
- * be uploaded to the endpoint; args.stamp = stamp makes an upload refuse the
- * file once it has changed since. */
+/* core.check_file(endpoint, path | csvup.file) -> stamp | nil, err: whether
+ * the file can be uploaded to the endpoint (a csvup.file: and is as it was
+ * opened); the stamp tells its content from a later one's. The upload itself
+ * refuses a csvup.file that changed since it was opened: args.source. */
 int request_check_file(lua_State *L);
 
 #endif

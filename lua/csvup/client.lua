@@ -579,7 +579,12 @@ function client.install(Client, service)
         if not call then
           return nil, err
         elseif m.shape == "upload" then
-          return once.send(self, call, m, a)
+          local result
+          result, err = once.send(self, call, m, a)
+          if call.args.source then -- the file opened for it, closed now rather than by the collector
+            call.args.source:close()
+          end
+          return result, err
         end
         local answer
         answer, err = self:call(call.endpoint, call.args)
