@@ -122,6 +122,30 @@ describe("an upload's file", function()
     assert.are.equal(1, opens(path, command))
   end)
 
+  it("planned in a batch and changed before its turn is not sent", function()
+    local first = files.write(dir .. "/first.csv", csv(",", "133591247640966458"))
+    local second = files.write(dir .. "/second.csv", csv(",", "233591247640966458"))
+    local m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url })
+    local changed = false
+    local results = assert(csvup.batch({
+      { client = m, method = "upload_offline_conversions", args = { file = first } },
+      { client = m, method = "upload_offline_conversions", args = { file = second } },
+    }, { concurrency = 1, progress = function()
+      if not changed then
+        changed = true
+        local f = assert(io.open(second, "ab"))
+        f:write("1,GOAL1,1481718166\n")
+        f:close()
+      end
+    end }))
+    m:close()
+    assert.is_true(changed)
+    assert.is_table(results[1][1], tostring(results[1][2]))
+    assert.is_nil(results[2][1])
+    assert.are.same({ "input", "file_changed" }, { results[2][2].kind, results[2][2].code })
+    assert.are.equal(1, sandbox.posts())
+  end)
+
   it("that says it has 0 bytes is read to its end (/proc)", function()
     local f = assert(io.open("/proc/version"))
     local text = f:read("a")

@@ -91,13 +91,13 @@ describe("the rockspecs", function()
         assert.are.same(expected, deps)
       end)
 
-      it("links libcurl and SQLite, found as external dependencies", function()
+      it("links libcurl, SQLite and libcrypto, found as external dependencies", function()
         local names = {}
         for name in pairs(spec.external_dependencies) do
           names[#names + 1] = name
         end
         table.sort(names)
-        assert.are.same({ "CURL", "SQLITE" }, names)
+        assert.are.same({ "CRYPTO", "CURL", "SQLITE" }, names)
         local libraries = spec.build.modules["csvup.core"].libraries
         assert.is_truthy(table.concat(libraries, " "):find("curl sqlite3", 1, true))
       end)

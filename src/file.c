@@ -32,9 +32,34 @@ int file_open_regular(lua_State *L, const char *path, struct stat *st)
 struct file *file_test(lua_State *L, int idx)
 {
     struct file *f = luaL_testudata(L, idx, FILE_MT);
-    if (f && f->fd < 0)
+    if (f && f->fd < 0 && !f->parked)
         luaL_error(L, "%s: the file is closed", f->path ? f->path : "file");
     return f;
+}
+
+/* Whether b is another file than a, or a's content changed since. */
+static int other_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev != b->st_dev || a->st_ino != b->st_ino || a->st_size != b->st_size
+        || a->st_mtim.tv_sec != b->st_mtim.tv_sec || a->st_mtim.tv_nsec != b->st_mtim.tv_nsec;
+}
+
+int file_unpark(lua_State *L, struct file *f)
+{
+    struct stat st;
+    if (f->fd >= 0)
+        return 0;
+    if ((f->fd = file_open_regular(L, f->path, &st)) < 0)
+        return -1;
+    if (other_file(&f->st, &st)) {
+        close(f->fd);
+        f->fd = -1;
+        csvup_fail(L, KIND_INPUT, "file_changed", "%s: the file changed after it was checked, so nothing was "
+                   "sent. Upload it again once it is complete", f->path);
+        return -1;
+    }
+    f->parked = 0;
+    return 0;
 }
 
 FILE *file_stream(lua_State *L, int idx, const char **name)
@@ -44,6 +69,8 @@ FILE *file_stream(lua_State *L, int idx, const char **name)
     char why[128];
     int fd;
     FILE *f;
+    if (of && file_unpark(L, of) != 0)
+        return NULL;
     if (of) {
         *name = of->path;
         fd = dup(of->fd);
@@ -70,9 +97,7 @@ FILE *file_stream(lua_State *L, int idx, const char **name)
 int file_changed(int fd, const char *path, const struct stat *st)
 {
     struct stat now, named;
-    return fstat(fd, &now) != 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino
-        || now.st_size != st->st_size || now.st_mtim.tv_sec != st->st_mtim.tv_sec
-        || now.st_mtim.tv_nsec != st->st_mtim.tv_nsec
+    return fstat(fd, &now) != 0 || other_file(st, &now)
         || (path && (stat(path, &named) != 0 || named.st_dev != st->st_dev || named.st_ino != st->st_ino));
 }
 
@@ -151,7 +176,7 @@ int file_new(lua_State *L)
 static struct file *file_check(lua_State *L)
 {
     struct file *f = luaL_checkudata(L, 1, FILE_MT);
-    if (f->fd < 0)
+    if (f->fd < 0 && !(f->parked && file_unpark(L, f) == 0))
         luaL_error(L, "%s: the file is closed", f->path ? f->path : "file");
     return f;
 }
@@ -161,6 +186,24 @@ const char *file_stamp_text(const struct stat *st, char *out, size_t size)
     snprintf(out, size, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
              (long long)st->st_size, (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
     return out;
+}
+
+void file_park_again(struct file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    f->parked = 1;
+}
+
+/* file:park(): its descriptor closed until an upload opens it again (a
+ * temporary file, which has no path to open, stays open) */
+static int file_park(lua_State *L)
+{
+    struct file *f = file_check(L);
+    if (!f->temporary)
+        file_park_again(f);
+    return 0;
 }
 
 /* file:write(s) -> true | nil, err: appended to a temporary file not finished yet */
@@ -205,6 +248,7 @@ static int file_close(lua_State *L)
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
+    f->parked = 0;
     free(f->path);
     f->path = NULL;
     return 0;
@@ -213,6 +257,7 @@ static int file_close(lua_State *L)
 void file_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
+        { "park", file_park },
         { "write", file_write },
         { "finish", file_finish },
         { "close", file_close },

@@ -16,6 +16,7 @@ struct file {
     struct stat st;  /* at the open, or once a temporary file was finished */
     char *path;      /* for errors; a temporary file has no path to look at again */
     int temporary;   /* written by file:write until file:finish, hashed as written */
+    int parked;      /* closed until an upload opens it again, refusing another file than st */
     struct digest sha;
 };
 
@@ -25,6 +26,12 @@ struct file {
 int file_open_regular(lua_State *L, const char *path, struct stat *st);
 /* The csvup.file at idx, or NULL when it is something else; raises when it is closed. */
 struct file *file_test(lua_State *L, int idx);
+/* Opens a parked file again (a no-op for one that is open): 0, or -1 with
+ * nil, err pushed (file_changed when its path names another file than the
+ * one parked, or it has another size or time). */
+int file_unpark(lua_State *L, struct file *f);
+/* Closes the descriptor of a file that file_unpark opened again. */
+void file_park_again(struct file *f);
 /* A stream from the first byte of the path or csvup.file at idx (a
  * duplicate of its descriptor: no second open), for one reader at a time;
  * *name is the path. NULL with nil, err pushed. */
@@ -41,7 +48,9 @@ const char *file_stamp_text(const struct stat *st, char *out, size_t size);
 long long file_measure(int fd);
 /* The path to look at again for a change, or NULL for a temporary file. */
 const char *file_path(const struct file *f);
-/* core.open_file(path) -> file | nil, err; file:close() (or the collector) closes it */
+/* core.open_file(path) -> file | nil, err; file:close() (or the collector)
+ * closes it; file:park() closes its descriptor until an upload opens it again
+ * (a batch plans many uploads but runs a few at a time). */
 int file_new(lua_State *L);
 /* core.temp_file() -> file | nil, err: an unlinked file in $TMPDIR (O_TMPFILE
  * where the file system has it), file:write(s) -> true | nil, err, then

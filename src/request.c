@@ -58,6 +58,11 @@ void request_release(struct request *req)
     req->attached = 0;
     slots_release(req->slot);
     req->slot = -1;
+    if (req->parked) { /* its descriptor is req->fd */
+        req->parked->fd = -1;
+        req->parked->parked = 1;
+    }
+    req->parked = NULL;
     if (req->fd >= 0)
         close(req->fd);
     req->fd = -1;
@@ -272,28 +277,43 @@ static int too_large(lua_State *L, const struct endpoint *ep, const char *what, 
     return csvup_fail(L, KIND_INPUT, "file_too_large", "%s is %s%s", what, text, ep->name);
 }
 
+/* Closes what open_file opened (a parked file: parked again); -1. */
+static int close_file(struct request *req, int fd)
+{
+    if (req->parked)
+        file_park_again(req->parked); /* fd is its descriptor */
+    else if (fd >= 0)
+        close(fd);
+    req->parked = NULL;
+    return -1;
+}
+
 /* Opens the file to upload (args.file at idx: a path, or a csvup.file whose
  * descriptor is shared, never opened again) and checks it before anything is
  * sent: a readable regular file within the limit, as it was when the
  * csvup.file was opened. The descriptor (>= 0), or nil, err pushed and -1. */
-static int open_file(lua_State *L, const struct endpoint *ep, int idx, struct stat *st)
+static int open_file(lua_State *L, struct request *req, int idx, struct stat *st)
 {
+    const struct endpoint *ep = req->ep;
     struct file *of = file_test(L, idx);
     const char *path = of ? of->path : lua_tostring(L, idx);
-    int fd = of ? fcntl(of->fd, F_DUPFD_CLOEXEC, 0) : file_open_regular(L, path, st);
+    int fd;
+    if (of && of->parked) { /* opened for this attempt, its descriptor the request's, parked again at the end */
+        if (file_unpark(L, of) != 0)
+            return -1;
+        req->parked = of;
+    }
+    fd = !of ? file_open_regular(L, path, st) : req->parked ? of->fd : fcntl(of->fd, F_DUPFD_CLOEXEC, 0);
     if (of && (fd < 0 || (of->temporary && of->sha.ctx) || file_changed(fd, file_path(of), &of->st))) {
-        if (fd >= 0)
-            close(fd);
         csvup_fail(L, KIND_INPUT, "file_changed", "%s: the file changed after it was checked, so nothing was "
                    "sent. Upload it again once it is complete", path);
-        return -1;
+        return close_file(req, fd);
     }
     if (of)
         *st = of->st;
     if (fd >= 0 && ep->max_file_size && st->st_size > ep->max_file_size) {
-        close(fd);
         too_large(L, ep, path, (int64_t)st->st_size);
-        return -1;
+        return close_file(req, fd);
     }
     return fd;
 }
@@ -588,7 +608,7 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
         return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: filename must be one line of text", ep->name);
     }
     if (file) {
-        if ((req->fd = open_file(L, ep, -3, &st)) < 0)
+        if ((req->fd = open_file(L, req, -3, &st)) < 0)
             return 2;
         lua_pushvalue(L, -3); /* held while the request is: a callback may drop args.source */
         req->source_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -1005,14 +1025,17 @@ int request_call(lua_State *L)
 int request_check_file(lua_State *L)
 {
     const struct endpoint *ep = endpoint_find(luaL_checkstring(L, 1));
+    struct request req;
     char stamp[FILE_STAMP_SIZE];
     struct stat st;
     int fd;
     luaL_argcheck(L, ep != NULL, 1, "no such endpoint");
     luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING || file_test(L, 2), 2, "a path or a csvup.file");
-    if ((fd = open_file(L, ep, 2, &st)) < 0)
+    req.ep = ep;
+    req.parked = NULL;
+    if ((fd = open_file(L, &req, 2, &st)) < 0)
         return 2;
-    close(fd);
+    close_file(&req, fd);
     lua_pushstring(L, file_stamp_text(&st, stamp, sizeof stamp));
     return 1;
 }

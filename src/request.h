@@ -17,6 +17,7 @@
 #include "compat.h"
 #include "connection.h"
 #include "endpoints.h"
+#include "file.h"
 #include "recode.h"
 
 struct request {
@@ -35,6 +36,7 @@ struct request {
     int fd;                 /* args.file, opened once, or -1 */
     const char *path;       /* its path, held by source_ref */
     int source_ref;         /* registry reference to args.source or args.file while the request holds it */
+    struct file *parked;    /* args.source, parked: opened for this attempt only */
     off_t file_size, file_pos; /* the bytes sent, read to its end where it said 0 */
     struct stat file_st;    /* as it was opened: any other at the end of an attempt is file_changed */
     struct recode *recode;  /* args.recode: the file converted while it is sent, or NULL */
