@@ -579,11 +579,11 @@ function client.install(Client, service)
         if not call then
           return nil, err
         elseif m.shape == "upload" then
-          local sent = table.pack(once.send(self, call, m, a))
+          local result, failure, note = once.send(self, call, m, a)
           if call.args.source then -- the file opened for it, closed now rather than by the collector
             call.args.source:close()
           end
-          return table.unpack(sent, 1, sent.n)
+          return result, failure, note
         end
         local answer
         answer, err = self:call(call.endpoint, call.args)
