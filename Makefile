@@ -17,7 +17,7 @@ MANDIR ?= $(PREFIX)/share/man
 DEBIAN_PACKAGES = gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
 	lua-cjson lua-argparse lua-busted lua-socket luarocks nginx openssl valgrind clang libclang-rt-14-dev curl \
 	libnginx-mod-http-lua libluajit2-5.1-dev luajit2 lua-check libsqlite3-dev sqlite3 lua-ldoc vmtouch \
-	libssl-dev
+	libssl-dev strace time
 
 # Deferred (=), so that pkg-config runs after `deps` has installed it.
 MODULE_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
@@ -99,7 +99,7 @@ check-valgrind: deps
 # libFuzzer targets for the C that parses or encodes; each runs FUZZ_SECONDS.
 # Seeds are spec/fuzz/corpus/<target>; what the fuzzers find stays in build/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = utf8 number csv json scan reader check pass
+FUZZ_TARGETS = utf8 number csv json scan reader check pass chain
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
 # a target that includes a source file (to reach its static functions) must not link it too
 FUZZ_INCLUDES_number = src/csv.c

@@ -29,7 +29,7 @@ dependencies = {
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
-  CRYPTO = { header = "openssl/evp.h", library = "crypto" },
+  CRYPTO = { header = "openssl/evp.h", library = "crypto" }, -- Debian's libssl-dev
 }
 build = {
   type = "builtin",
@@ -41,7 +41,9 @@ build = {
         "src/core.c",
         "src/cp1251.c",
         "src/csv.c",
+        "src/digest.c",
         "src/error.c",
+        "src/file.c",
         "src/journal.c",
         "src/json.c",
         "src/multi.c",
@@ -52,7 +54,6 @@ build = {
         "src/records.c",
         "src/request.c",
         "src/scan.c",
-        "src/sha256.c",
         "src/signals.c",
         "src/slots.c",
         "src/utf8.c",

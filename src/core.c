@@ -17,10 +17,11 @@
 #include "multi.h"
 #include "plan.h"
 #include "records.h"
+#include "digest.h"
+#include "file.h"
 #include "recode.h"
 #include "request.h"
 #include "scan.h"
-#include "sha256.h"
 #include "signals.h"
 #include "version.h"
 
@@ -85,6 +86,8 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "check_file", request_check_file },
         { "recoder", recode_new },
         { "request", request_call },
+        { "open_file", file_new },
+        { "temp_file", file_temp },
         { "columns", core_columns },
         { "csv_columns", csv_columns },
         { "csv_encoder", csv_encoder_new },
@@ -100,8 +103,8 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
         { "multi", multi_run },
         { "interrupted", signals_interrupted },
         { "now", core_now },
-        { "sha256", sha256_string },
-        { "sha256_file", sha256_file },
+        { "sha256", digest_string },
+        { "sha256_file", digest_file },
         { "signals", signals_install },
         { "sleep", core_sleep },
         { NULL, NULL }
@@ -112,6 +115,7 @@ CSVUP_EXPORT int luaopen_csvup_core(lua_State *L)
     csvup_error_init(L);
     connection_init(L);
     csv_init(L);
+    file_init(L);
     recode_init(L);
     records_init(L);
     journal_init(L);

@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <string.h>
 
 #include "cp1251.h"
@@ -22,11 +23,32 @@ static const unsigned short HIGH[128] = {
     0x0448, 0x0449, 0x044A, 0x044B, 0x044C, 0x044D, 0x044E, 0x044F,
 };
 
+/* How many bytes at the start of in[0, n) are ASCII, 8 at a time. */
+static size_t ascii_run(const unsigned char *in, size_t n)
+{
+    size_t i = 0;
+    uint64_t w;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, in + i, 8);
+        if (w & 0x8080808080808080ULL)
+            break;
+    }
+    while (i < n && in[i] < 0x80)
+        i++;
+    return i;
+}
+
 size_t cp1251_decode(const unsigned char *in, size_t n, unsigned char *out)
 {
     size_t i, o = 0;
     for (i = 0; i < n; i++) {
-        unsigned c = in[i] < 0x80 ? in[i] : HIGH[in[i] - 0x80];
+        unsigned c;
+        size_t run = ascii_run(in + i, n - i); /* an export is mostly ASCII: copied as it is */
+        memcpy(out + o, in + i, run);
+        o += run;
+        if ((i += run) == n)
+            break;
+        c = HIGH[in[i] - 0x80];
         if (c < 0x80) {
             out[o++] = (unsigned char)c;
         } else if (c < 0x800) {

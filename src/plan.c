@@ -209,12 +209,13 @@ static void check_lua_value(lua_State *L, struct plan *p, size_t column, int idx
     }
 }
 
-/* core.check_rows(plan, rows, columns) -> total. Rows are records keyed by
- * the columns or arrays by position; plan.problems gets the first ones. */
+/* core.check_rows(plan, rows, columns, before?) -> total. Rows are records
+ * keyed by the columns or arrays by position, numbered from before + 1 (a
+ * batch of a longer stream); plan.problems gets the first ones. */
 int plan_check_rows(lua_State *L)
 {
     struct plan p;
-    lua_Integer r, nrows;
+    lua_Integer r, nrows, before = luaL_optinteger(L, 4, 0);
     const int rows = 2, columns = 3;
     luaL_checktype(L, rows, LUA_TTABLE);
     luaL_checktype(L, columns, LUA_TTABLE);
@@ -242,11 +243,11 @@ int plan_check_rows(lua_State *L)
                 lua_rawgeti(L, columns, (int)c + 1);
                 lua_rawget(L, row);
             }
-            check_lua_value(L, &p, c, lua_gettop(L), r + 1, r, &filled);
+            check_lua_value(L, &p, c, lua_gettop(L), before + r + 1, before + r, &filled);
             lua_pop(L, 1);
         }
         if (p.one_of && !filled)
-            plan_problem(L, &p, r + 1, r, -1, NULL, "none of these is filled");
+            plan_problem(L, &p, before + r + 1, before + r, -1, NULL, "none of these is filled");
         lua_settop(L, top);
     }
     lua_pushinteger(L, p.total);

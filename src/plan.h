@@ -49,7 +49,7 @@ enum { PASS_PLAIN, PASS_BLOCKS };
 int plan_pass_fastest(void);
 size_t plan_pass_by(int way, const struct plan *p, char delimiter, size_t limit, const unsigned char *buf,
                     size_t len, long long *records);
-/* core.check_rows(plan, rows, columns) -> problem count; problems appended to plan.problems */
+/* core.check_rows(plan, rows, columns, before?) -> problem count (rows numbered from before + 1); problems appended to plan.problems */
 int plan_check_rows(lua_State *L);
 /* core.check_value(type, s) -> nil | why s is not a value of the type */
 int plan_check_value(lua_State *L);

@@ -1,8 +1,13 @@
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "error.h"
+#include "file.h"
 #include "recode.h"
 
 #define RECODE_MT "csvup.recoder"
@@ -11,17 +16,15 @@ static void close_input(struct recode *rc)
 {
     reader_free(&rc->r);
     memset(&rc->r, 0, sizeof rc->r);
-    if (rc->f)
-        fclose(rc->f);
-    rc->f = NULL;
 }
 
+/* From the first byte again, on the stream opened once (never by path again). */
 static int open_input(struct recode *rc)
 {
     reader_source source = reader_file_source;
     void *ctx;
     close_input(rc);
-    if (!(rc->f = fopen(rc->path, "rb"))) {
+    if (fseeko(rc->f, 0, SEEK_SET) != 0) {
         rc->r.error.code = "file_unreadable";
         csvup_strerror(errno, rc->r.error.message, sizeof rc->r.error.message);
         return -1;
@@ -37,6 +40,7 @@ static int open_input(struct recode *rc)
     rc->out.len = rc->pos = 0;
     rc->done = 0;
     rc->produced = 0;
+    rc->encoded = 0;
     return reader_open(&rc->r, source, ctx, rc->in_delimiter, 0, READER_RECORD_LIMIT);
 }
 
@@ -48,9 +52,11 @@ static int encode_record(struct recode *rc)
     int failed = 0;
     for (i = 0; i < rc->r.nfields; i++) {
         const struct field *f = &rc->r.fields[i];
-        int quote = 0;
+        int quote;
         if (i > 0)
             failed |= buffer_append(b, &rc->out_delimiter, 1);
+        /* the output's first bytes are never a byte order mark, which a reader would skip */
+        quote = !rc->encoded && i == 0 && f->len >= 3 && memcmp(f->data, "\xEF\xBB\xBF", 3) == 0;
         for (j = 0; j < f->len && !quote; j++)
             quote = f->data[j] == rc->out_delimiter || f->data[j] == '"' || f->data[j] == '\r' || f->data[j] == '\n';
         if (!quote) {
@@ -62,31 +68,123 @@ static int encode_record(struct recode *rc)
             failed |= buffer_append(b, f->data + j, 1) | (f->data[j] == '"' ? buffer_append(b, "\"", 1) : 0);
         failed |= buffer_append(b, "\"", 1);
     }
+    rc->encoded = 1;
     return failed | buffer_append(b, "\n", 1);
 }
 
+#define ONES 0x0101010101010101ULL
+
+/* 0x80 in each byte of v that is 0, else 0 (exact, byte by byte). */
+static uint64_t zeros(uint64_t v)
+{
+    const uint64_t low = 0x7F7F7F7F7F7F7F7FULL;
+    return ~(((v & low) + low) | v) & ~low;
+}
+
+/* The whole lines at the start of the reader's buffer that need no quoting
+ * (no quote, CR, NUL or output delimiter in them, not blank, within the record
+ * limit), copied into buf (at most n bytes) with their delimiters replaced:
+ * what encode_record would make of them, without reading them field by
+ * field. Their bytes; 0 when the next line is not one (the reader takes it). */
+static size_t plain_lines(struct recode *rc, char *buf, size_t n)
+{
+    struct reader *r = &rc->r;
+    const unsigned char *p = r->buf + r->start;
+    const unsigned char in = (unsigned char)r->delimiter, out = (unsigned char)rc->out_delimiter;
+    size_t avail = r->end - r->start, i, line = 0, done = 0;
+    long long lines = 0;
+    unsigned char stop[256] = { 0 };
+    stop['"'] = stop['\r'] = stop[0] = 1;
+    if (out != in)
+        stop[out] = 1;
+    if (avail > n)
+        avail = n;
+    for (i = 0; i < avail && i - line <= r->limit;) {
+        unsigned char c;
+        uint64_t w;
+#ifdef __SSE2__
+        if (i + 16 <= avail) { /* 16 bytes at a time, their line ends included */
+            const __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
+                                         _mm_cmpeq_epi8(v, _mm_setzero_si128()));
+            const unsigned ends = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+            if (out != in)
+                stops = _mm_or_si128(stops, _mm_cmpeq_epi8(v, _mm_set1_epi8((char)out)));
+            /* no blank line: no line end right after another, nor at a line's start */
+            if (!_mm_movemask_epi8(stops) && !(ends & ((ends << 1) | (i == line)))) {
+                const __m128i swap = _mm_and_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)in)),
+                                                   _mm_set1_epi8((char)(in ^ out)));
+                _mm_storeu_si128((__m128i *)(buf + i), _mm_xor_si128(v, swap));
+                if (ends) {
+                    lines += __builtin_popcount(ends);
+                    line = done = i + (size_t)(32 - __builtin_clz(ends));
+                }
+                i += 16;
+                continue;
+            }
+        }
+#endif
+        if (i + 8 <= avail) { /* 8 bytes at a time while they hold no line end and nothing to stop at */
+            memcpy(&w, p + i, 8);
+            if (!(zeros(w ^ (ONES * '\n')) | zeros(w ^ (ONES * '"')) | zeros(w ^ (ONES * '\r')) | zeros(w)
+                  | (out != in ? zeros(w ^ (ONES * out)) : 0))) {
+                w ^= (zeros(w ^ (ONES * in)) >> 7) * (uint64_t)(in ^ out);
+                memcpy(buf + i, &w, 8);
+                i += 8;
+                continue;
+            }
+        }
+        c = p[i];
+        if (stop[c] || (c == '\n' && i == line))
+            break;
+        buf[i] = (char)(c == in ? out : c);
+        if (c == '\n') {
+            line = i + 1;
+            done = line;
+            lines++;
+        }
+        i++;
+    }
+    reader_skip(r, done, lines);
+    return done;
+}
+
+/* Fills buf whole, but at the end: libcurl sends what it is given, so a
+ * buffer of one record each would be a send() each. */
 long recode_read(struct recode *rc, char *buf, size_t n)
 {
-    while (rc->pos == rc->out.len && !rc->done) {
-        int got;
-        rc->out.len = rc->pos = 0;
-        got = reader_next(&rc->r);
-        if (got < 0)
-            return -1;
-        if (got == 0)
-            rc->done = 1;
-        else if (!rc->r.blank && encode_record(rc) < 0) {
-            rc->r.error.code = "file_unreadable";
-            snprintf(rc->r.error.message, sizeof rc->r.error.message, "out of memory recoding a record");
-            return -1;
+    size_t given = 0, k;
+    while (given < n) {
+        if (rc->pos == rc->out.len && rc->encoded && !rc->done
+            && (k = plain_lines(rc, buf + given, n - given)) > 0) {
+            given += k;
+            continue;
         }
+        if (rc->pos == rc->out.len) {
+            int got;
+            if (rc->done)
+                break;
+            rc->out.len = rc->pos = 0;
+            got = reader_next(&rc->r);
+            if (got < 0)
+                return -1;
+            if (got == 0)
+                rc->done = 1;
+            else if (!rc->r.blank && encode_record(rc) < 0) {
+                rc->r.error.code = "file_unreadable";
+                snprintf(rc->r.error.message, sizeof rc->r.error.message, "out of memory recoding a record");
+                return -1;
+            }
+            continue;
+        }
+        k = rc->out.len - rc->pos < n - given ? rc->out.len - rc->pos : n - given;
+        memcpy(buf + given, rc->out.data + rc->pos, k);
+        rc->pos += k;
+        given += k;
     }
-    if (n > rc->out.len - rc->pos)
-        n = rc->out.len - rc->pos;
-    memcpy(buf, rc->out.data + rc->pos, n);
-    rc->pos += n;
-    rc->produced += (long long)n;
-    return (long)n;
+    rc->produced += (long long)given;
+    return (long)given;
 }
 
 int recode_rewind(struct recode *rc)
@@ -118,6 +216,9 @@ static int recoder_gc(lua_State *L)
 {
     struct recode *rc = recode_check(L, 1);
     close_input(rc);
+    if (rc->f)
+        fclose(rc->f);
+    rc->f = NULL;
     buffer_free(&rc->out);
     free(rc->path);
     rc->path = NULL;
@@ -180,9 +281,10 @@ static char delimiter_of(lua_State *L, const char *name, const char *fallback)
 
 int recode_new(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1), *encoding;
+    const char *path, *encoding;
     struct recode *rc;
     luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_argcheck(L, lua_type(L, 1) == LUA_TSTRING || file_test(L, 1), 1, "a path or a csvup.file");
     lua_getfield(L, 2, "encoding");
     encoding = luaL_optstring(L, -1, "utf-8");
     luaL_argcheck(L, !strcmp(encoding, "utf-8") || !strcmp(encoding, "cp1251"), 2,
@@ -196,6 +298,8 @@ int recode_new(lua_State *L)
     rc->out_delimiter = delimiter_of(L, "to", ",");
     luaL_argcheck(L, rc->out_delimiter != 0, 2, "to must be a delimiter, not \"auto\"");
     rc->out.limit = 2 * READER_RECORD_LIMIT + 16;
+    if (!(rc->f = file_stream(L, 1, &path)))
+        return 2;
     if (!(rc->path = strdup(path)))
         return luaL_error(L, "out of memory");
     if (open_input(rc) < 0)

@@ -13,7 +13,7 @@
 #include "reader.h"
 
 struct recode {
-    char *path;
+    char *path;            /* for errors: the stream is read from its one descriptor, never reopened */
     int cp1251;            /* the file is Windows-1251 */
     char in_delimiter;     /* 0: the most frequent of , ; tab | in the header */
     char out_delimiter;
@@ -23,6 +23,7 @@ struct recode {
     struct buffer out;     /* encoded, not yet handed out: out.data[pos, out.len) */
     size_t pos;
     int done;
+    int encoded;           /* a record was encoded since the start */
     long long produced;    /* bytes handed out since the start */
 };
 
@@ -34,7 +35,7 @@ int recode_rewind(struct recode *rc);
 /* The bytes the whole recoded file has (read through once, then rewound), or -1. */
 long long recode_total(struct recode *rc);
 
-/* core.recoder(path, { encoding = "utf-8" | "cp1251", delimiter = "," | "auto" | ..., to = "," })
+/* core.recoder(path | csvup.file, { encoding = "utf-8" | "cp1251", delimiter = "," | "auto" | ..., to = "," })
  *   -> recoder | nil, err; recoder:size() -> bytes | nil, err, recoder:read(n) -> text | nil */
 int recode_new(lua_State *L);
 /* The recoder userdata at idx. */

@@ -12,7 +12,8 @@
 #include "reader.h"
 #include "cp1251.h"
 #include "records.h"
-#include "sha256.h"
+#include "digest.h"
+#include "file.h"
 
 #define READER_MT "csvup.csv_reader"
 /* After a read straight into libcurl's buffer that the quick pass stopped
@@ -33,7 +34,7 @@ struct records {
     size_t ncolumns;  /* fields of the header */
     char name[256];   /* the file, for errors */
     int hashing;      /* every byte read from the file goes through sha */
-    struct sha256 sha;
+    struct digest sha;
     struct cp1251_source decoder; /* with encoding = "cp1251": between the bytes and the reader */
     struct plan *sending; /* with reader:check_as_sent(plan): the plan, its columns in C memory */
     int failed;           /* a record failed its check as it was sent */
@@ -59,7 +60,7 @@ static long file_source(void *ctx, unsigned char *buf, size_t n, char *message, 
     }
     got = reader_file_source(rs->f, buf, n, message, size);
     if (got > 0 && rs->hashing)
-        sha256_update(&rs->sha, buf, (size_t)got);
+        digest_update(&rs->sha, buf, (size_t)got);
     return got;
 }
 
@@ -312,6 +313,8 @@ static int records_check_as_sent(lua_State *L)
     return 0;
 }
 
+int records_open(lua_State *L);
+
 static long long failed_at(struct records *rs, long long line, const char *why)
 {
     rs->failed = 1;
@@ -319,11 +322,26 @@ static long long failed_at(struct records *rs, long long line, const char *why)
     return -1;
 }
 
-struct records *records_sent_check(lua_State *L, int idx)
+struct records *records_sending(lua_State *L, int source, int plan)
 {
-    struct records *rs = luaL_checkudata(L, idx, READER_MT);
-    luaL_argcheck(L, rs->sending != NULL, idx, "a reader from reader:check_as_sent");
-    return rs;
+    lua_pushcfunction(L, records_open);
+    lua_pushvalue(L, source);
+    lua_createtable(L, 0, 3);
+    lua_getfield(L, plan, "delimiter");
+    lua_setfield(L, -2, "delimiter");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "utf8");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "regular");
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2))
+        return NULL;
+    lua_pop(L, 1);
+    lua_pushcfunction(L, records_check_as_sent);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, plan);
+    lua_call(L, 2, 0);
+    return lua_touserdata(L, -1);
 }
 
 long long records_checked(const struct records *rs)
@@ -388,6 +406,8 @@ const unsigned char *records_bytes(const struct records *rs, long long from)
 void records_release(struct records *rs)
 {
     close_file(rs);
+    digest_free(&rs->sha);
+    rs->hashing = 0;
     reader_free(&rs->r);
     free(rs->sending);
     rs->sending = NULL;
@@ -404,7 +424,7 @@ static int records_sha256(lua_State *L)
 {
     struct records *rs = luaL_checkudata(L, 1, READER_MT);
     unsigned char chunk[1 << 16];
-    char hex[SHA256_HEX], message[160];
+    char hex[DIGEST_HEX], message[160];
     long got = 0;
     luaL_argcheck(L, rs->hashing, 1, "the reader was opened on a file without sha256 = true");
     while (rs->f && (got = file_source(rs, chunk, sizeof chunk, message, sizeof message)) > 0)
@@ -412,7 +432,7 @@ static int records_sha256(lua_State *L)
     if (got < 0)
         return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", rs->name, message);
     lua_pushinteger(L, (lua_Integer)rs->sha.length);
-    sha256_final(&rs->sha, hex);
+    digest_final(&rs->sha, hex);
     rs->hashing = 0;
     lua_pushstring(L, hex);
     lua_insert(L, -2);
@@ -431,30 +451,17 @@ static int records_close(lua_State *L)
     return 0;
 }
 
-/* A path opened for reading; with regular, anything but a regular file
- * (a FIFO, /dev/zero) is refused before it is read. NULL with nil, err pushed. */
-static FILE *open_path(lua_State *L, const char *path, int regular)
+/* A path to read records from, whatever it is (a FIFO included). NULL with nil, err pushed. */
+static FILE *open_path(lua_State *L, const char *path)
 {
     char why[128];
-    struct stat st;
-    int fd = open(path, O_RDONLY | (regular ? O_NONBLOCK : 0));
-    FILE *f;
-    if (fd < 0) {
-        csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s", csvup_strerror(errno, why, sizeof why));
-        place(L, path, 0, 0);
-        return NULL;
-    }
-    if (regular && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-        close(fd);
-        csvup_fail(L, KIND_INPUT, "file_unreadable", "not a regular file");
-        place(L, path, 0, 0);
-        return NULL;
-    }
-    if (regular)
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    if (!(f = fdopen(fd, "rb"))) {
-        close(fd);
-        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s", csvup_strerror(errno, why, sizeof why));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s",
+                   csvup_strerror(errno, why, sizeof why));
         place(L, path, 0, 0);
     }
     return f;
@@ -474,10 +481,11 @@ static FILE *file_handle(lua_State *L, int idx)
 
 /* core.csv_reader(source, { delimiter?, utf8?, regular?, record_limit?, name? })
  *   -> reader, header | nil, err
- * source: a path, an open file handle, or an object with a read method.
+ * source: a path or a csvup.file (read from its descriptor, never opened
+ * again), an open file handle, or an object with a read method.
  * delimiter: one byte, or "auto" for the most frequent of , ; tab | in the
- * first line; utf8: invalid UTF-8 is an error; regular: refuse what is not a
- * regular file; sha256: hash the file's bytes as they are read (reader:sha256());
+ * first line; utf8: invalid UTF-8 is an error (a path must name a regular
+ * file); sha256: hash the file's bytes as they are read (reader:sha256());
  * encoding: "utf-8" (the default) or "cp1251", read as UTF-8.
  * The header is read at once (at most 64 KB). */
 int records_open(lua_State *L)
@@ -486,7 +494,7 @@ int records_open(lua_State *L)
     const char *delimiter, *name, *encoding;
     size_t delimiter_len, i;
     lua_Integer limit;
-    int rc, cp1251;
+    int rc, cp1251, opened;
     reader_source source;
     void *source_ctx;
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -502,6 +510,8 @@ int records_open(lua_State *L)
     luaL_argcheck(L, limit > 0, 2, "record_limit must be positive");
     lua_getfield(L, 2, "name");
     name = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : luaL_optstring(L, -1, "input");
+    /* a path to check is a regular file (a FIFO would be read once, /dev/zero forever) */
+    opened = (lua_type(L, 1) == LUA_TSTRING && flag_of(L, 2, "regular")) || file_test(L, 1);
     lua_getfield(L, 2, "encoding");
     encoding = luaL_optstring(L, -1, "utf-8");
     cp1251 = strcmp(encoding, "cp1251") == 0;
@@ -513,8 +523,15 @@ int records_open(lua_State *L)
     lua_setmetatable(L, -2);
     rs->source = rs->pending = LUA_NOREF;
     snprintf(rs->name, sizeof rs->name, "%s", name);
-    if (lua_type(L, 1) == LUA_TSTRING) {
-        if (!(rs->f = open_path(L, lua_tostring(L, 1), flag_of(L, 2, "regular"))))
+    if (opened) {
+        if (!(rs->f = file_stream(L, 1, &name))) {
+            place(L, name, 0, 0);
+            return 2;
+        }
+        snprintf(rs->name, sizeof rs->name, "%s", name);
+        rs->owned = 1;
+    } else if (lua_type(L, 1) == LUA_TSTRING) {
+        if (!(rs->f = open_path(L, name)))
             return 2;
         rs->owned = 1;
     } else if (!(rs->f = file_handle(L, 1))) {
@@ -526,8 +543,8 @@ int records_open(lua_State *L)
     rs->open = 1;
     rs->L = L;
     rs->hashing = rs->f && flag_of(L, 2, "sha256");
-    if (rs->hashing)
-        sha256_init(&rs->sha);
+    if (rs->hashing && digest_init(&rs->sha) != 0)
+        return luaL_error(L, "out of memory");
     source = rs->f ? file_source : method_source;
     source_ctx = rs;
     if (cp1251) {

@@ -8,8 +8,11 @@
 struct records;
 
 int records_open(lua_State *L);
-/* The reader at idx, after reader:check_as_sent(plan); raises if it is not one. */
-struct records *records_sent_check(lua_State *L, int idx);
+/* A reader of the file at source (a csvup.file: its descriptor, from the
+ * first byte) whose records past the header an upload checks by the plan at
+ * plan (absolute indexes; plan.delimiter is the file's) as it sends them.
+ * Pushed, or NULL with nil, err pushed. */
+struct records *records_sending(lua_State *L, int source, int plan);
 /* An upload sends the file as it checks it, one read for both:
  * records_checked is the end of the bytes checked so far (the file's
  * first bytes up to it passed), -1 once a record failed (records_failure

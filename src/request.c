@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "connection.h"
 #include "error.h"
+#include "file.h"
 #include "records.h"
 #include "request.h"
 #include "signals.h"
@@ -34,6 +35,7 @@ void request_init(struct request *req, lua_State *L, struct connection *conn, co
     req->reported = -1;
     req->slot = -1;
     req->fd = -1;
+    req->source_ref = LUA_NOREF;
 }
 
 /* The header list holds a copy of the Authorization line: overwritten before it is freed. */
@@ -57,6 +59,11 @@ void request_release(struct request *req)
     req->attached = 0;
     slots_release(req->slot);
     req->slot = -1;
+    if (req->parked) { /* its descriptor is req->fd */
+        req->parked->fd = -1;
+        req->parked->parked = 1;
+    }
+    req->parked = NULL;
     if (req->fd >= 0)
         close(req->fd);
     req->fd = -1;
@@ -65,6 +72,8 @@ void request_release(struct request *req)
         luaL_unref(req->L, LUA_REGISTRYINDEX, req->checker_ref);
     }
     req->checker = NULL;
+    luaL_unref(req->L, LUA_REGISTRYINDEX, req->source_ref);
+    req->source_ref = LUA_NOREF;
     curl_mime_free(req->mime);
     req->mime = NULL;
     wipe_headers(req->headers);
@@ -344,48 +353,52 @@ static int too_large(lua_State *L, const struct endpoint *ep, const char *what, 
     return csvup_fail(L, KIND_INPUT, "file_too_large", "%s is %s%s", what, text, ep->name);
 }
 
-/* Opens a file to upload and checks it before anything is sent: a readable
- * regular file within the limit. The descriptor (>= 0), or nil, err pushed and
- * -1. O_NONBLOCK: a FIFO put in the file's place must not block the open. */
-static int open_file(lua_State *L, const struct endpoint *ep, const char *path, struct stat *st)
+/* Closes what open_file opened (a parked file: parked again); -1. */
+static int close_file(struct request *req, int fd)
 {
-    char why[128];
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
-                   csvup_strerror(errno, why, sizeof why));
-        return -1;
-    }
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    if (req->parked)
+        file_park_again(req->parked); /* fd is its descriptor */
+    else if (fd >= 0)
         close(fd);
-        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: not a regular file", path);
-        return -1;
+    req->parked = NULL;
+    return -1;
+}
+
+/* Opens the file to upload (args.file at idx: a path, or a csvup.file whose
+ * descriptor is shared, never opened again) and checks it before anything is
+ * sent: a readable regular file within the limit, as it was when the
+ * csvup.file was opened. The descriptor (>= 0), or nil, err pushed and -1. */
+static int open_file(lua_State *L, struct request *req, int idx, struct stat *st)
+{
+    const struct endpoint *ep = req->ep;
+    struct file *of = file_test(L, idx);
+    const char *path = of ? of->path : lua_tostring(L, idx);
+    int fd;
+    if (of && of->parked) { /* opened for this attempt, its descriptor the request's, parked again at the end */
+        if (file_unpark(L, of) != 0)
+            return -1;
+        req->parked = of;
     }
-    if (ep->max_file_size && st->st_size > ep->max_file_size) {
-        close(fd);
+    fd = !of ? file_open_regular(L, path, st) : req->parked ? of->fd : fcntl(of->fd, F_DUPFD_CLOEXEC, 0);
+    if (of && (fd < 0 || (of->temporary && of->sha.ctx) || file_changed(fd, file_path(of), &of->st))) {
+        csvup_fail(L, KIND_INPUT, "file_changed", "%s: the file changed after it was checked, so nothing was "
+                   "sent. Upload it again once it is complete", path);
+        return close_file(req, fd);
+    }
+    if (of)
+        *st = of->st;
+    if (fd >= 0 && ep->max_file_size && st->st_size > ep->max_file_size) {
         too_large(L, ep, path, (int64_t)st->st_size);
-        return -1;
+        return close_file(req, fd);
     }
     return fd;
 }
 
-#define STAMP_SIZE 96
-
-/* What tells a file's content as it was checked from a later one: its
- * device, inode, size and modification time, as text. */
-static const char *file_stamp(const struct stat *st, char *out, size_t size)
-{
-    snprintf(out, size, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
-             (long long)st->st_size, (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
-    return out;
-}
-
-/* Whether the open file differs from what it was when the upload began. */
+/* Whether the open file differs from what it was when the upload began, or
+ * its path names another file now. */
 static int file_moved(const struct request *req)
 {
-    struct stat st;
-    return fstat(req->fd, &st) != 0 || st.st_size != req->file_size
-        || st.st_mtim.tv_sec != req->file_mtime.tv_sec || st.st_mtim.tv_nsec != req->file_mtime.tv_nsec;
+    return file_changed(req->fd, req->path, &req->file_st);
 }
 
 /* Whether SIGINT or SIGTERM arrived: then the transfer is marked
@@ -617,9 +630,10 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
     return 0;
 }
 
-/* args.check(), a function: the reader that checks the file's records as
- * they are sent, opened for this attempt and held by the request (whatever
- * a callback drops) until request_release closes it. 0, or nil, err pushed and 2. */
+/* args.check, a plan (see csvup.validate) with its delimiter: the reader
+ * that checks the file's records as they are sent, on this attempt's
+ * descriptor, held by the request until request_release closes it. 0, or
+ * nil, err pushed and 2. */
 static int open_checker(lua_State *L, struct request *req)
 {
     struct records *rs;
@@ -628,18 +642,18 @@ static int open_checker(lua_State *L, struct request *req)
         lua_pop(L, 1);
         return 0;
     }
-    lua_call(L, 0, 2);
-    if (lua_isnil(L, -2))
+    luaL_argcheck(L, lua_istable(L, -1), 2, "args.check must be a plan");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, req->source_ref);
+    if (!(rs = records_sending(L, lua_gettop(L), lua_gettop(L) - 1)))
         return 2;
-    lua_pop(L, 1);
-    rs = records_sent_check(L, -1);
     req->checker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     req->checker = rs; /* set once the reference is taken: release drops both */
+    lua_pop(L, 2);
     return 0;
 }
 
-/* The CSV goes in the part "file": args.file is streamed from the descriptor
- * opened here, args.data is read from the Lua string in place (it stays on
+/* The CSV goes in the part "file": args.source (a csvup.file) or args.file
+ * (a path) is streamed from the descriptor opened here, args.data is read from the Lua string in place (it stays on
  * the stack). The upload's timeout follows from the body's size. */
 static int build_multipart(lua_State *L, struct request *req, const struct connection *conn,
                            const struct endpoint *ep)
@@ -648,13 +662,17 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
     curl_mimepart *part;
     struct stat st;
     int rc;
-    lua_getfield(L, req->args, "file");
+    lua_getfield(L, req->args, "source"); /* the file as opened once (csvup.file), else args.file */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, req->args, "file");
+    }
     lua_getfield(L, req->args, "data");
     lua_getfield(L, req->args, "filename");
-    file = lua_tostring(L, -3);
+    file = file_test(L, -3) ? file_test(L, -3)->path : lua_tostring(L, -3);
     req->data = lua_tolstring(L, -2, &req->data_len);
-    if (!lua_isnil(L, -3) && lua_type(L, -3) != LUA_TSTRING)
-        return luaL_error(L, "%s: args.file must be a path", ep->name);
+    if (!lua_isnil(L, -3) && lua_type(L, -3) != LUA_TSTRING && !file_test(L, -3))
+        return luaL_error(L, "%s: args.file must be a path or a csvup.file", ep->name);
     if (!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TSTRING)
         return luaL_error(L, "%s: args.data must be a string", ep->name);
     if (!file == !req->data)
@@ -666,16 +684,16 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
         return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: filename must be one line of text", ep->name);
     }
     if (file) {
-        char stamp[STAMP_SIZE];
-        if ((req->fd = open_file(L, ep, file, &st)) < 0)
+        if ((req->fd = open_file(L, req, -3, &st)) < 0)
             return 2;
-        req->file_size = st.st_size;
-        req->file_mtime = st.st_mtim;
-        lua_getfield(L, req->args, "stamp"); /* the file as a check before the upload read it */
-        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), file_stamp(&st, stamp, sizeof stamp)))
-            return csvup_fail(L, KIND_INPUT, "file_changed", "%s: the file changed after it was checked, so nothing "
-                              "was sent. Upload it again once it is complete", file);
-        lua_pop(L, 1);
+        lua_pushvalue(L, -3); /* held while the request is: a callback may drop args.source */
+        req->source_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        req->path = file_test(L, -3) ? file_path(file_test(L, -3)) : file;
+        req->file_st = st;
+        /* a file that says it is empty may not be (/proc): read to its end, as every check of it is */
+        req->file_size = st.st_size ? st.st_size : (off_t)file_measure(req->fd);
+        if (req->file_size < 0)
+            return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: reading the file failed", file);
         if ((rc = open_checker(L, req)))
             return rc;
         lua_getfield(L, req->args, "utf8");
@@ -749,8 +767,26 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return 0;
 }
 
-/* Calls args.progress(sent, total) under lua_pcall; an error stops the
- * transfer, and so does a signal (checked at least once a second). */
+/* The bytes of the file (converted, where it is) or of the data handed to
+ * libcurl so far, and their total: what the user gave, not the multipart
+ * body with its part headers. */
+static void count_body(const struct request *req, curl_off_t *now, curl_off_t *total)
+{
+    if (req->recode) {
+        *now = (curl_off_t)req->recode->produced;
+        *total = (curl_off_t)req->recode_size;
+    } else if (req->fd >= 0) {
+        *now = (curl_off_t)req->file_pos;
+        *total = (curl_off_t)req->file_size;
+    } else if (req->data) {
+        *now = (curl_off_t)req->data_pos;
+        *total = (curl_off_t)req->data_len;
+    }
+}
+
+/* Calls args.progress(sent, total) under lua_pcall, with the body's bytes
+ * (count_body); an error stops the transfer, and so does a signal (checked
+ * at least once a second). */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     struct request *req = arg;
@@ -761,6 +797,8 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     req->size = ultotal;
     if (stopped_by_signal(req))
         return 1;
+    if (ultotal > 0)
+        count_body(req, &ulnow, &ultotal);
     if (!req->progress || ultotal == 0 || ulnow == req->reported)
         return 0;
     req->reported = ulnow;
@@ -940,6 +978,10 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
     int n = 2;
     char why[128];
     curl_easy_getinfo(req->conn->easy, CURLINFO_RESPONSE_CODE, &status);
+    if ((req->check_failed || req->utf8_failed) && file_moved(req)) { /* cut mid-record by a change, say */
+        req->check_failed = req->utf8_failed = 0;
+        req->file_changed = 1;
+    }
     if (req->interrupted) {
         fail_interrupted(L, 1);
     } else if (req->failed) {
@@ -1036,15 +1078,18 @@ int request_call(lua_State *L)
  * makes before sending, for callers that read the file first (see request.h). */
 int request_check_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 2);
-    char stamp[STAMP_SIZE];
     struct endpoint ep;
+    struct request req;
+    char stamp[FILE_STAMP_SIZE];
     struct stat st;
     int fd;
     endpoint_read(L, 1, NULL, &ep);
-    if ((fd = open_file(L, &ep, path, &st)) < 0)
+    luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING || file_test(L, 2), 2, "a path or a csvup.file");
+    req.ep = &ep;
+    req.parked = NULL;
+    if ((fd = open_file(L, &req, 2, &st)) < 0)
         return 2;
-    close(fd);
-    lua_pushstring(L, file_stamp(&st, stamp, sizeof stamp));
+    close_file(&req, fd);
+    lua_pushstring(L, file_stamp_text(&st, stamp, sizeof stamp));
     return 1;
 }

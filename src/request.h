@@ -7,6 +7,7 @@
 #ifndef CSVUP_REQUEST_H
 #define CSVUP_REQUEST_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -15,6 +16,7 @@
 #include "buffer.h"
 #include "compat.h"
 #include "connection.h"
+#include "file.h"
 #include "recode.h"
 
 enum body_kind {
@@ -51,11 +53,14 @@ struct request {
     const char *data;       /* args.data, anchored by the caller */
     size_t data_len, data_pos;
     int fd;                 /* args.file, opened once, or -1 */
-    off_t file_size, file_pos;
-    struct timespec file_mtime;
+    const char *path;       /* its path, held by source_ref */
+    int source_ref;         /* registry reference to args.source or args.file while the request holds it */
+    struct file *parked;    /* args.source, parked: opened for this attempt only */
+    off_t file_size, file_pos; /* the bytes sent, read to its end where it said 0 */
+    struct stat file_st;    /* as it was opened: any other at the end of an attempt is file_changed */
     struct recode *recode;  /* args.recode: the file converted while it is sent, or NULL */
     long long recode_size;  /* the bytes it gives */
-    struct records *checker; /* args.check(): the reader that checks the file as it is sent, or NULL */
+    struct records *checker; /* args.check (a plan): the reader that checks the file as it is sent, or NULL */
     int checker_ref;        /* its registry reference while the request holds it */
     int check_failed;       /* a record failed that check: the rest was never sent */
     int utf8_check;         /* args.utf8: the file is checked for UTF-8 as it is sent */
@@ -94,9 +99,10 @@ void request_release(struct request *req);
 /* core.request(conn, endpoint, args) -> status, body, retry_after | nil, err:
  * one call of the endpoint csvup.registry describes. */
 int request_call(lua_State *L);
-/* core.check_file(endpoint, path) -> stamp | nil, err: whether the file can
- * be uploaded to the endpoint (its registry table); args.stamp = stamp makes
- * an upload refuse the file once it has changed since. */
+/* core.check_file(endpoint, path | csvup.file) -> stamp | nil, err: whether
+ * the file can be uploaded to the endpoint (a csvup.file: and is as it was
+ * opened); the stamp tells its content from a later one's. The upload itself
+ * refuses a csvup.file that changed since it was opened: args.source. */
 int request_check_file(lua_State *L);
 
 #endif

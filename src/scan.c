@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "file.h"
 #include "scan.h"
 #include "utf8.h"
 
@@ -23,33 +24,20 @@ static int cut_sequence(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* core.utf8_check_file(path, bom) -> true | nil, err naming line and column
+/* core.utf8_check_file(path | csvup.file, bom) -> true | nil, err naming line and column
  * (in bytes) of the first byte that is not valid UTF-8; with bom, "bom" for a
  * file that starts with a UTF-8 byte order mark, read no further. Memory
  * stays at one chunk. */
 int scan_utf8_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path;
     const int stop_at_bom = lua_toboolean(L, 2);
     unsigned char buf[CHUNK + 4];
     size_t carry = 0;
     long long line = 1, offset = 0, line_start = 0; /* offsets in the file */
-    char why[128];
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO would block here */
-    FILE *f;
-    if (fd < 0)
-        return csvup_fail(L, KIND_INPUT, errno == ENOENT ? "file_not_found" : "file_unreadable", "%s: %s", path,
-                          csvup_strerror(errno, why, sizeof why));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: not a regular file", path);
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    if (!(f = fdopen(fd, "rb"))) {
-        close(fd);
-        return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", path, csvup_strerror(errno, why, sizeof why));
-    }
+    FILE *f = file_stream(L, 1, &path); /* a regular file: a FIFO would block, /dev/zero never end */
+    if (!f)
+        return 2;
     for (;;) {
         size_t n = carry + fread(buf + carry, 1, CHUNK, f), valid, i;
         int done = n == carry;

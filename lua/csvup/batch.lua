@@ -51,6 +51,9 @@ function batch.batch(jobs, opts)
   for i, job in ipairs(jobs) do
     local call, err = job.client.plans[job.method](job.client, job.args)
     local m, ticket = registry.method[job.method], nil
+    if call and call.args.source then -- checked (and hashed): opened again when its upload starts
+      call.args.source:park()
+    end
     if call and m.shape == "upload" then -- its journal entry and marker, as a single call has
       ticket, err = once.before(job.client, call, m, job.args)
       call = ticket and call
@@ -116,6 +119,9 @@ function batch.batch(jobs, opts)
         elseif verdict == "unknown" then
           failure = client.outcome_unknown(failure, call.endpoint)
         end
+      end
+      if call.args.source then
+        call.args.source:close()
       end
       if entry.ticket then
         results[entry.index] = { once.after(c, call, entry.ticket, answer, failure) }

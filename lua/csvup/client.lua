@@ -48,6 +48,7 @@ local HOPELESS = {
   SSL_ISSUER_ERROR = true, SSL_CRL_BADFILE = true, UNSUPPORTED_PROTOCOL = true, URL_MALFORMAT = true,
 }
 local MESSAGE_MAX = 300 -- characters of a server's text kept in an error
+local BATCH = 4096 -- records of a rows iterator checked and encoded at a time
 
 -- Server text made safe to print: control characters escaped, length bounded.
 function client.printable(s)
@@ -152,10 +153,15 @@ end
 
 -- The CSV of an upload: opts.file (a path, streamed) or opts.rows (records),
 -- checked as opts.validate says: every row (true, "full", the default), the
--- header only ("header"), nothing (false). Every row of a file that is sent
--- as it is gets checked by the read that sends it (args.check), and so does
--- the UTF-8 of such a file under "header" or with no schema (args.utf8);
--- anything else is checked before it is sent.
+-- header only ("header"), nothing (false). The file is opened once
+-- (args.source, a csvup.file): every check, the hash and every attempt of the
+-- upload read that descriptor, and an attempt that finds the file changed
+-- since (another size or time, or the path naming another file) sends nothing
+-- or stops before the end of its body (file_changed). A UTF-8 file in the
+-- service's delimiter and with no digest wanted is checked by the read that
+-- sends it: every record by the plan (args.check) or, under "header" or with
+-- no schema, its UTF-8 (args.utf8); anything else is checked (and hashed)
+-- before it is sent, and then sent with no second check.
 -- upload: { endpoint, schema?, delimiter?, merge_field?, digest? (a table for
 -- the file's sha256 and size, when the check reads it), warnings? (a list the
 -- check's warnings are appended to) }.
@@ -174,58 +180,65 @@ function client.body(args, opts, upload)
     if type(opts.file) ~= "string" then
       error("file must be a path", 3)
     end
-    local stamp
-    stamp, err = core.check_file(registry.endpoint[upload.endpoint], opts.file)
-    ok = stamp ~= nil
+    local file
+    file, err = core.open_file(opts.file)
+    ok = file ~= nil
+    if ok then
+      ok, err = core.check_file(registry.endpoint[upload.endpoint], file)
+    end
+    ctx.source = file
     if ok then
       ok, err = client.input_form(ctx, opts, upload)
     end
     local plain = ok and ctx.encoding == "utf-8" and ctx.delimiter == (upload.delimiter or ",")
     if ok and level and plain and not ctx.digest then
-      -- sent as it is, in one pass over the file: the header now, and by the read
-      -- that sends it every record (args.check: a reader for each attempt, opened
-      -- when it starts) or, under "header" or with no schema, its UTF-8 (args.utf8)
+      -- sent as it is, in one pass over the file: the header now, the rest by the read that sends it
+      local plan
       if upload.schema then
-        ok, err = validate.header(upload.schema, opts.file, ctx)
+        plan, err = validate.plan(upload.schema, opts.file, ctx)
+        ok = plan ~= nil
       end
-      if level == "full" and upload.schema then
-        function args.check()
-          return validate.as_sent(upload.schema, opts.file, ctx)
-        end
+      if plan and level == "full" then
+        plan.delimiter = ctx.delimiter
+        args.check = plan
       else
         args.utf8 = true
       end
       function args.recheck()
         if not upload.schema then
-          return core.utf8_check_file(opts.file)
+          return core.utf8_check_file(file)
         end
         return validate.file(upload.schema, opts.file,
-          { level = level, delimiter = ctx.delimiter, merge_field = ctx.merge_field })
+          { level = level, delimiter = ctx.delimiter, merge_field = ctx.merge_field, source = file })
       end
     elseif ok then
       -- read before it is sent (checked, hashed): each attempt sends it only as it was then
-      args.stamp = stamp
       if level and upload.schema then
         ctx.level = level
         ok, err = validate.file(upload.schema, opts.file, ctx)
       elseif level and ctx.encoding == "utf-8" then
-        ok, err = core.utf8_check_file(opts.file)
+        ok, err = core.utf8_check_file(file)
       end
     end
     if ok and not plain then
       -- sent as the service documents it: UTF-8, in its delimiter; converted while it is sent
-      args.recode, err = core.recoder(opts.file, { encoding = ctx.encoding, delimiter = ctx.delimiter,
+      args.recode, err = core.recoder(file, { encoding = ctx.encoding, delimiter = ctx.delimiter,
         to = upload.delimiter or "," })
       ok = args.recode ~= nil
     end
     if not ok then
+      if file then
+        file:close()
+      end
       return nil, err
     end
-    args.file, args.filename = opts.file, opts.filename
+    args.source, args.file, args.filename = file, opts.file, opts.filename
     return args
   end
-  if type(opts.rows) ~= "table" then
-    error("rows must be an array of records", 3)
+  if type(opts.rows) == "function" then
+    return client.rows_file(args, opts, upload, level)
+  elseif type(opts.rows) ~= "table" then
+    error("rows must be an array of records or an iterator of them", 3)
   end
   if upload.schema and level then
     ok, err = validate.rows(upload.schema, opts.rows, opts.columns, ctx)
@@ -245,11 +258,66 @@ function client.body(args, opts, upload)
   return args
 end
 
+-- The body of rows = an iterator (one record a call, nil at the end): the
+-- records checked and encoded a batch at a time into an unlinked temporary
+-- file, hashed as it is written (upload.digest), then sent like a file: a
+-- Content-Length, the same bytes again on a retry, nothing sent when a
+-- record fails its check. An iterator that raises stops it (callback_error).
+function client.rows_file(args, opts, upload, level)
+  local file, err = core.temp_file()
+  if not file then
+    return nil, err
+  end
+  local booleans = upload.schema and schemas[upload.schema].booleans or {}
+  local writer = csv.writer(file, { columns = opts.columns, delimiter = upload.delimiter, true_text = booleans[1],
+    false_text = booleans[2] })
+  local ctx = { merge_field = upload.merge_field }
+  local check, batch, ok = nil, {}, true
+  local function flush()
+    if upload.schema and level then
+      check = check or validate.batches(upload.schema, opts.columns or csv.columns(batch), ctx)
+      check(batch)
+    end
+    ok, err = writer:encode(batch, 1, #batch)
+    batch = {}
+    return ok
+  end
+  while ok do
+    local called, row = pcall(opts.rows)
+    if not called then
+      ok, err = errors.fail("input", "callback_error", "the rows iterator failed: " .. errors.text(row))
+    elseif row == nil then
+      ok = #batch == 0 or flush()
+      break
+    else
+      batch[#batch + 1] = row
+      ok = #batch < BATCH or flush()
+    end
+  end
+  if ok and check then
+    ok, err = check()
+  end
+  if ok and writer.rows == 0 then
+    ok, err = errors.invalid("the rows iterator gave no record")
+  end
+  if not ok then
+    file:close()
+    return nil, err
+  end
+  local sha256, size = file:finish()
+  if upload.digest then
+    upload.digest.sha256, upload.digest.size = sha256, size
+  end
+  args.source, args.filename = file, opts.filename or "rows.csv"
+  return args
+end
+
 -- How the file is written: ctx.encoding ("utf-8" or "cp1251") and
--- ctx.delimiter, from opts.encoding and, where the service takes no delimiter
+-- ctx.delimiter, from opts.encoding (auto: read from ctx.source, the file as
+-- opened, or opts.file) and, where the service takes no delimiter
 -- of its own (upload.delimiter), opts.delimiter. true | nil, err.
 function client.input_form(ctx, opts, upload)
-  local encoding, err = csv.encoding(opts.encoding, opts.file)
+  local encoding, err = csv.encoding(opts.encoding, ctx.source or opts.file)
   if not encoding then
     return nil, err
   end
@@ -569,7 +637,11 @@ function client.install(Client, service)
         if not call then
           return nil, err
         elseif m.shape == "upload" then
-          return once.send(self, call, m, a)
+          local result, failure, note = once.send(self, call, m, a)
+          if call.args.source then -- the file opened for it, closed now rather than by the collector
+            call.args.source:close()
+          end
+          return result, failure, note
         end
         local answer
         answer, err = self:call(call.endpoint, call.args)

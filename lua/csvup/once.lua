@@ -160,7 +160,7 @@ local function hash_of(call)
   elseif call.digest and call.digest.sha256 then
     return call.digest.sha256, call.digest.size
   end
-  return core.sha256_file(args.file)
+  return core.sha256_file(args.source or args.file)
 end
 
 -- The journal entries of the uploadings this client sent or found, for a

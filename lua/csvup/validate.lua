@@ -186,19 +186,35 @@ end
 -- validate.rows(schema_name, rows, columns?, ctx?) -> true[, warnings] | nil, err
 -- ctx.merge_field names the Carrot quest merge column.
 function validate.rows(name, rows, columns, ctx)
+  local check = validate.batches(name, columns or csv.columns(rows), ctx)
+  check(rows)
+  return check()
+end
+
+-- validate.batches(schema_name, columns, ctx?) -> check: check(rows) checks
+-- the next batch of a stream of rows (numbered on from the last batch),
+-- check() gives the result of them all: true[, warnings] | nil, err.
+function validate.batches(name, columns, ctx)
   local spec = lookup(name)
   ctx = ctx or {}
-  columns = columns or csv.columns(rows)
   local found = problems("the rows", ctx.warnings)
-  found.total = core.check_rows(compile(spec, columns, ctx, found), rows, columns)
-  return found:result()
+  local plan = compile(spec, columns, ctx, found)
+  local before = 0
+  return function(rows)
+    if not rows then
+      return found:result()
+    end
+    plan.total = found.total
+    found.total = core.check_rows(plan, rows, columns, before)
+    before = before + #rows
+  end
 end
 
 -- The reader of a file past its header, the plan of its values and the
 -- header's problems | nil, err. warnings: the list the header's warnings go to, or nil.
 local function open_file(name, path, opts, warnings)
   local spec = lookup(name)
-  local reader, header = core.csv_reader(path, { delimiter = opts.delimiter, utf8 = true, regular = true,
+  local reader, header = core.csv_reader(opts.source or path, { delimiter = opts.delimiter, utf8 = true, regular = true,
     sha256 = opts.digest ~= nil, encoding = opts.encoding })
   if not reader then
     return nil, with_encoding_hint(header)
@@ -210,9 +226,10 @@ local function open_file(name, path, opts, warnings)
   return reader, plan, found
 end
 
--- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest?, warnings? })
---   -> true[, warnings] | nil, err; encoding: "utf-8" (the default) or "cp1251".
--- warnings (here, in validate.rows and validate.header): a list that gets the
+-- validate.file(schema_name, path, { level?, delimiter?, encoding?, merge_field?, digest?, warnings?, source? })
+--   -> true[, warnings] | nil, err; encoding: "utf-8" (the default) or "cp1251";
+-- source: the file as opened (a csvup.file), read instead of path.
+-- warnings (here, in validate.rows and validate.plan): a list that gets the
 -- warnings too, for the result of the upload the check is for.
 -- digest: a table that gets the file's sha256 and size, hashed as it is read.
 -- level "full" (the default): the header and every value of every row, in one
@@ -247,7 +264,7 @@ function validate.file(name, path, opts)
   end
   reader:close()
   if total and level == "header" and opts.encoding ~= "cp1251" then
-    total, err = core.utf8_check_file(path)
+    total, err = core.utf8_check_file(opts.source or path)
     total = total and found.total
   end
   if not total then
@@ -257,34 +274,23 @@ function validate.file(name, path, opts)
   return found:result()
 end
 
--- validate.header(schema_name, path, { delimiter?, merge_field? }) -> true[, warnings] | nil, err:
--- the header alone, for an upload that checks the rest of the file as it
--- sends it (args.check, args.utf8) and stops before the end of its body at
--- the first problem. validate.file then tells every problem.
-function validate.header(name, path, opts)
+-- validate.plan(schema_name, path, { delimiter?, merge_field?, source?, warnings? }) -> plan | nil, err:
+-- the header checked now, and the plan of its values, for an upload that
+-- checks the rest of the file in C as it sends it (args.check) and stops
+-- before the end of its body at the first record that fails. validate.file
+-- then tells every problem. source: the file as opened (a csvup.file), read
+-- instead of path.
+function validate.plan(name, path, opts)
   local reader, plan, found = open_file(name, path, opts, opts.warnings)
   if not reader then
     return nil, plan
   end
   reader:close()
-  return found:result()
-end
-
--- validate.as_sent(schema_name, path, { delimiter?, merge_field? }) -> reader | nil, err:
--- the header checked now, and a reader that checks every other record of the
--- UTF-8 file as the upload sends it (args.check): the upload stops before the
--- end of its body at the first record that fails. validate.file then tells
--- every problem.
-function validate.as_sent(name, path, opts)
-  local reader, plan, found = open_file(name, path, opts)
-  if not reader then
-    return nil, plan
-  elseif found.total > 0 then
-    reader:close()
-    return found:result()
+  local ok, err = found:result()
+  if not ok then
+    return nil, err
   end
-  reader:check_as_sent(plan)
-  return reader
+  return plan
 end
 
 return validate

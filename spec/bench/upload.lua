@@ -1,52 +1,158 @@
--- Upload throughput and memory: a 1 GB CSV to a local nginx sink (a location
--- that reads the whole body and discards it), by csvup and by `curl -F`, and
--- csvup's peak RSS for 100 MB and 1 GB. The four uploads take turns in each
--- round (common.time_together).
+-- Upload throughput, processor time and memory, side by side with `curl -F`
+-- in one run, on two local nginx sinks: /sink reads the whole body into
+-- memory-backed files (lua-nginx-module), /discard is `return 200`, which
+-- drops the body as it comes. Each upload is a child process timed by
+-- /usr/bin/time: wall time and user+sys. Measured: the command line's
+-- default upload (journal on: one pass checks and hashes, then the send),
+-- the library's default upload (every row checked as it is sent), a plain
+-- one (validate = false), a Windows-1251 ";" export converted as it is sent;
+-- then peak RSS, and rows a second from an iterator. BENCH_MB sets the
+-- file's size (1024).
 local common = require "bench.common"
+local files = require "support.files"
+local nginx = require "support.nginx"
 local openresty = require "support.openresty"
+
+local MB = tonumber(os.getenv("BENCH_MB")) or 1024
+local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS")) or 5
+local ITERATOR_ROWS = 3000000
+
+local DISCARD = [[
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path {dir}/body;
+  server {
+    listen 127.0.0.1:{port};
+    client_max_body_size 0;
+    location / {
+      default_type application/json;
+      return 200 '{"uploading":{"id":1,"status":"UPLOADED"}}';
+    }
+  }
+}
+]]
 
 local UPLOAD = [[
   local m = require("csvup").metrika.new { token = "t", counter = 1, base_url = %q }
-  assert(m:upload_offline_conversions { file = %q, validate = %s })
+  assert(m:upload_offline_conversions { file = %q, validate = %s, encoding = %s, delimiter = %s })
   print(io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)"))]]
 
--- Rounds of the four uploads: on a shared virtual machine some uploads of a
--- series take twice as long, whoever sends; the median of 9 stays clear of them.
-local ROUNDS = 9
+local ITERATE = [[
+  local socket = require "socket"
+  local m = require("csvup").metrika.new { token = "t", counter = 1, base_url = %q }
+  local i, n = 0, %d
+  local started = socket.gettime()
+  assert(m:upload_offline_conversions { rows = function()
+    i = i + 1
+    if i <= n then
+      return { ClientId = 133591247640966458 + i, Target = "GOAL" .. i %% 5, DateTime = 1481718166 + i }
+    end
+  end })
+  print(socket.gettime() - started, io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)"))]]
 
-local function csvup_upload(url, path, validate)
-  return tonumber(common.run(("%s -e '%s'"):format(common.LUA, UPLOAD:format(url, path, validate))))
+local function start_discard()
+  local dir, port = files.tmpdir(), nginx.free_port()
+  local stop = nginx.start(dir, port, (DISCARD:gsub("{(%w+)}", { dir = dir, port = tostring(port) })))
+  return { url = "http://127.0.0.1:" .. port, stop = function()
+    stop()
+    files.remove(dir)
+  end }
+end
+
+local function quoted(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function library(url, path, validate, encoding, delimiter)
+  return ("%s -e %s"):format(common.LUA, quoted(UPLOAD:format(url, path, validate, encoding or "nil",
+    delimiter or "nil")))
+end
+
+-- The command line's default upload, with a journal of its own each time (else it is sent once).
+local function command_line(url, path)
+  return ("d=$(mktemp -d); XDG_STATE_HOME=$d CSVUP_METRIKA_TOKEN=t %s lua/bin/csvup metrika "
+    .. "upload-offline-conversions --base-url %s --counter 1 %s; s=$?; rm -rf $d; exit $s"):format(common.LUA, url, path)
+end
+
+-- { median, min, max } of wall seconds and of user+sys seconds of each command, taking turns round by round.
+local function measure(commands)
+  local out = os.tmpname()
+  local walls, cpus = {}, {}
+  for i = 1, #commands do
+    walls[i], cpus[i] = {}, {}
+  end
+  for round = 0, ROUNDS do -- round 0 warms up
+    for i, command in ipairs(commands) do
+      common.run(("/usr/bin/time -f '%%e %%U %%S' -o %s sh -c %s >/dev/null"):format(out, quoted(command)))
+      local wall, user, sys = io.open(out):read("a"):match("([%d.]+) ([%d.]+) ([%d.]+)%s*$")
+      if round > 0 then
+        walls[i][round], cpus[i][round] = tonumber(wall), tonumber(user) + tonumber(sys)
+      end
+    end
+  end
+  os.remove(out)
+  local function stats(list)
+    table.sort(list)
+    return { list[(#list + 1) // 2], list[1], list[#list] }
+  end
+  for i = 1, #commands do
+    walls[i], cpus[i] = stats(walls[i]), stats(cpus[i])
+  end
+  return walls, cpus
+end
+
+local function sink_rows(rows, sink_name, url, big, converted)
+  local curl = ("curl -sS -o /dev/null -F file=@%s %s/management/v1/counter/1/offline_conversions/upload"):format(big, url)
+  local names = {
+    "curl -F",
+    "csvup command line, default (journal on: checked and hashed, then sent)",
+    "csvup library, default (every row checked as it is sent)",
+    "csvup library, validate = false",
+    "csvup library, Windows-1251 \";\" file converted as it is sent",
+  }
+  local goals = { "", "goal ≤ 1.5× wall, ≤ 2× cpu", "goal ≤ 1.25× cpu, aim 1.0×", "", "goal ≤ 2× the plain upload" }
+  local walls, cpus = measure {
+    curl, command_line(url, big), library(url, big, '"full"'), library(url, big, "false"),
+    library(url, converted, '"full"', '"cp1251"', '";"'),
+  }
+  for i, name in ipairs(names) do
+    local vs = i == 5 and 4 or 1
+    rows[#rows + 1] = { ("upload %d MB to %s: %s"):format(MB, sink_name, name), walls[i],
+      ("%.0f MB/s; user+sys %.2f s; %.2f× %s wall, %.2f× cpu %s"):format(MB / walls[i][1], cpus[i][1],
+        walls[i][1] / walls[vs][1], vs == 1 and "curl" or "plain", cpus[i][1] / cpus[vs][1], goals[i]) }
+  end
 end
 
 return function()
-  local sink = openresty.start("http://127.0.0.1:1", "t")
-  local url = sink.url .. "/sink"
-  local big = common.conversions_file(1024)
-  local size_mb = io.open(big):seek("end") / 1048576
+  local big = common.conversions_file(MB)
+  local converted = ("build/bench/conversions_%dmb_cp1251_semicolon.csv"):format(MB)
+  if not io.open(converted) then
+    common.run(("tr , ';' < %s > %s"):format(big, converted))
+  end
   local rows = {}
-  local curl, plain, header, full = table.unpack(common.time_together({
-    function()
-      common.run(("curl -sS -o /dev/null -F file=@%s %s/management/v1/counter/1/offline_conversions/upload")
-        :format(big, url))
-    end,
-    function() csvup_upload(url, big, "false") end,
-    function() csvup_upload(url, big, '"header"') end,
-    function() csvup_upload(url, big, '"full"') end,
-  }, ROUNDS))
-  rows[#rows + 1] = { "upload 1 GB: curl -F", curl, ("%.0f MB/s"):format(size_mb / curl[1]) }
-  rows[#rows + 1] = { "upload 1 GB: csvup (validate = false)", plain,
-    ("%.0f MB/s, %.2f× curl (goal ≤ 1.05×)"):format(size_mb / plain[1], plain[1] / curl[1]) }
-  rows[#rows + 1] = { "upload 1 GB: csvup, the header and a UTF-8 scan (validate = \"header\")", header,
-    ("%.0f MB/s, %.2f× curl"):format(size_mb / header[1], header[1] / curl[1]) }
-  rows[#rows + 1] = { "upload 1 GB: csvup, every row checked as it is sent (the default)", full,
-    ("%.0f MB/s, %.2f× curl, fastest runs %.2f×, round by round %.2f× (goal ≤ 1.0×)"):format(size_mb / full[1],
-      full[1] / curl[1], full[2] / curl[2], common.paired_ratio(full, curl)) }
-  local peak_100 = csvup_upload(url, common.conversions_file(100), "false") / 1024
-  local peak_1g = csvup_upload(url, big, "false") / 1024
+  local sink = openresty.start("http://127.0.0.1:1", "t")
+  local discard = start_discard()
+  sink_rows(rows, "nginx return 200", discard.url, big, converted)
+  sink_rows(rows, "nginx reading the body (/sink)", sink.url .. "/sink", big, converted)
+  local function peak(path, validate)
+    return tonumber(common.run(library(discard.url, path, validate))) / 1024
+  end
   rows[#rows + 1] = { "peak RSS uploading 100 MB / 1 GB", nil, ("%.1f MB / %.1f MB (goal < 16 MB at 1 GB, within 2 MB)")
-    :format(peak_100, peak_1g) }
+    :format(peak(common.conversions_file(100), "false"), peak(common.conversions_file(1024), "false")) }
   rows[#rows + 1] = { "peak RSS uploading 1 GB, every row checked", nil, ("%.1f MB (goal ≤ 16 MB)")
-    :format(csvup_upload(url, big, '"full"') / 1024) }
+    :format(peak(common.conversions_file(1024), '"full"')) }
+  local seconds, kb = common.run(("%s -e %s"):format(common.LUA, quoted(ITERATE:format(discard.url, ITERATOR_ROWS))))
+    :match("([%d.]+)%s+(%d+)")
+  rows[#rows + 1] = { ("upload %d rows from an iterator (checked, encoded, hashed into a temporary file, sent)")
+    :format(ITERATOR_ROWS), { tonumber(seconds) }, ("%.0f rows/s; peak RSS %.1f MB (goal < 40 MB)")
+    :format(ITERATOR_ROWS / tonumber(seconds), tonumber(kb) / 1024) }
+  discard.stop()
   sink.stop()
   return rows
 end
