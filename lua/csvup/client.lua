@@ -637,11 +637,11 @@ function client.install(Client, service)
         if not call then
           return nil, err
         elseif m.shape == "upload" then
-          local result, failure, note = once.send(self, call, m, a)
+          local result, failure, note, unrecorded = once.send(self, call, m, a)
           if call.args.source then -- the file opened for it, closed now rather than by the collector
             call.args.source:close()
           end
-          return result, failure, note
+          return result, failure, note, unrecorded
         end
         local answer
         answer, err = self:call(call.endpoint, call.args)
