@@ -420,7 +420,8 @@ local ENVIRONMENT = {
   { "CSVUP_COUNTER", "the Metrica counter when --counter is not given" },
   { "XDG_STATE_HOME", "where the journal is kept (an absolute path; else ~/.local/state)" },
   { "XDG_RUNTIME_DIR", "where the slots' lock files are kept (else /tmp/csvup-UID)" },
-  { "TMPDIR", "not read: standard input (FILE -) is copied to a file under /tmp, as Lua's os.tmpname makes it" },
+  { "TMPDIR", "where the records of a rows iterator are written before they are sent (an unlinked file; else "
+    .. "/tmp); standard input (FILE -) is copied under /tmp, as Lua's os.tmpname makes it" },
   { "HOME", "the journal's default folder when XDG_STATE_HOME is unset" },
 }
 
