@@ -129,7 +129,7 @@ function journal.describe(entry)
     entry.file or "-",
     entry.hash and entry.hash:sub(1, 12) or "-",
   }
-  -- an import (Carrot quest) has no uploading ("nil" as written): what its answer says instead
+  -- an import (Carrot quest) has no uploading id (csvup 0.1.0 wrote the text "nil"): what its answer says instead
   local result = json.decode(entry.uploading or "")
   if entry.uploading_id and entry.uploading_id ~= "nil" then
     parts[#parts + 1] = "uploading " .. entry.uploading_id
