@@ -68,6 +68,12 @@ describe("csvup.journal", function()
     return args
   end
 
+  -- The key of the upload a child begins.
+  local function child_key()
+    return { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
+      endpoint = "upload_expenses", hash = "cafe" }
+  end
+
   -- a child on the journal in folder (the one j has open, by default)
   local function child(mode, folder)
     return io.popen(support.LUA .. " " .. dir .. "/child.lua " .. (folder or dir .. "/state/csvup") .. " " .. mode)
@@ -284,8 +290,7 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
   it("tells a started upload whose process is alive from one whose process died", function()
     local p = child("wait")
     assert.are.equal("new", p:read("l"))
-    local key = { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
-      endpoint = "upload_expenses", hash = "cafe" }
+    local key = child_key()
     local seen = assert(j:begin(key))
     assert.are.equal("running", seen.state)
     assert.is_number(seen.pid)
@@ -303,8 +308,7 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
   it("gives an upload that a live process released to another process, to look for before sending", function()
     local p = child("release")
     assert.are.equal("new", p:read("l"))
-    local key = { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
-      endpoint = "upload_expenses", hash = "cafe" }
+    local key = child_key()
     local taken = assert(j:begin(key))
     local again = assert(j:begin(key))
     files.write(dir .. "/state/csvup/done", "")
