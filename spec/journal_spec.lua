@@ -26,6 +26,9 @@ end
 local j = assert(core.journal_open(dir .. "/journal.sqlite3"))
 local entry = assert(j:begin { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
   endpoint = "upload_expenses", hash = "cafe" })
+if mode == "release" then -- its outcome unknown, this process no longer sends it
+  assert(j:release(entry.id))
+end
 io.write(entry.state, "\n")
 io.stdout:flush()
 if mode ~= "die" then
@@ -63,6 +66,12 @@ describe("csvup.journal", function()
       args[k] = v
     end
     return args
+  end
+
+  -- The key of the upload a child begins.
+  local function child_key()
+    return { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
+      endpoint = "upload_expenses", hash = "cafe" }
   end
 
   -- a child on the journal in folder (the one j has open, by default)
@@ -281,8 +290,7 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
   it("tells a started upload whose process is alive from one whose process died", function()
     local p = child("wait")
     assert.are.equal("new", p:read("l"))
-    local key = { service = "metrika", base_url = "https://api-metrika.yandex.net", counter = "42",
-      endpoint = "upload_expenses", hash = "cafe" }
+    local key = child_key()
     local seen = assert(j:begin(key))
     assert.are.equal("running", seen.state)
     assert.is_number(seen.pid)
@@ -295,6 +303,17 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
     assert.are.equal("running", assert(j:begin(key)).state) -- and ours is alive
     assert(j:finish(taken.id, { uploading_id = "11" }))
     assert.are.equal("11", assert(j:begin(key)).uploading_id)
+  end)
+
+  it("gives an upload that a live process released to another process, to look for before sending", function()
+    local p = child("release")
+    assert.are.equal("new", p:read("l"))
+    local key = child_key()
+    local taken = assert(j:begin(key))
+    local again = assert(j:begin(key))
+    files.write(dir .. "/state/csvup/done", "")
+    p:close()
+    assert.are.same({ "started", "running", true }, { taken.state, again.state, again.this_process })
   end)
 
   it("gives an upload whose process was killed to one of the processes that rerun it", function()

@@ -243,6 +243,17 @@ describe("exactly once", function()
       assert.are.equal("journal", results[2][2])
     end)
 
+    it("records a Carrot quest import with no uploading id, and what its answer says", function()
+      local server = recorder.start()
+      server.answer { { method = "POST", path = "/users/import",
+        body = '{"meta":{"status":200},"data":{"row_errors":{},"updates_planned":3}}' } }
+      import("t", server.url)
+      server.stop()
+      local entry = entries()[1]
+      assert.are.same({ "finished", nil }, { entry.state, entry.uploading_id })
+      assert.matches("updates_planned=3 rows_refused=0$", journal.describe(entry))
+    end)
+
     it("imports the same file into two Carrot quest projects, keeping no token", function()
       local server = recorder.start()
       server.answer { { method = "POST", path = "/users/import",

@@ -1,54 +1,17 @@
 -- The README's recipes, taken from it verbatim and run as a user would paste them.
-local socket = require "socket"
 local http = require "socket.http"
 local files = require "support.files"
 local nginx = require "support.nginx"
+local readme = require "support.readme"
 local support = require "support.sandbox"
 
-local README = "README.md"
-
--- The text of the README's "## title" section.
-local function section(title)
-  local text = files.read(README)
-  local start = assert(text:find("\n## " .. title .. "\n", 1, true), "the README has no section " .. title)
-  local stop = text:find("\n## ", start + 1, true)
-  return text:sub(start, stop)
-end
-
--- The one fenced block of a language in a section.
-local function fenced(title, language)
-  local text = section(title)
-  local blocks = {}
-  for block in text:gmatch("\n```" .. language .. "\n(.-\n)```") do
-    blocks[#blocks + 1] = block
-  end
-  assert(#blocks == 1, ("the README's %s section has %d ```%s blocks, not one"):format(title, #blocks, language))
-  return blocks[1]
-end
+local section, fenced = readme.section, readme.fenced
 
 local function run(command)
   local pipe = assert(io.popen(command .. " 2>&1"))
   local output = pipe:read("a")
   local ok, _, status = pipe:close()
   return ok and 0 or status, output
-end
-
--- Runs a command that execs nginx and waits until port answers; returns the function that stops it.
-local function start_nginx(command, port)
-  local pipe = assert(io.popen("echo $$; " .. command))
-  local pid = pipe:read("l")
-  for _ = 1, 100 do
-    local client = socket.connect("127.0.0.1", port)
-    if client then
-      client:close()
-      break
-    end
-    socket.sleep(0.05)
-  end
-  return function()
-    os.execute("kill " .. pid)
-    pipe:close()
-  end
 end
 
 local function quote(s)
@@ -129,7 +92,7 @@ describe("the README's OpenResty configuration", function()
     -- as `nginx -c`, in the foreground, with its pid and error log here
     local command = ("CSVUP_METRIKA_TOKEN=%s CSVUP_BASE_URL=%s exec nginx -p %s -c %s/nginx.conf -e %s/error.log "
       .. "-g 'daemon off; pid %s/nginx.pid;' 2>&1"):format(support.TOKEN, sandbox.url, dir, dir, dir, dir)
-    stop = start_nginx(command, port)
+    stop = nginx.run(command, port)
   end)
 
   before_each(sandbox.reset)
@@ -189,9 +152,7 @@ describe("the README's command line", function()
 
   it("rehearses a 429, a 503 and a lost answer against the sandbox, as the sandbox section shows", function()
     assert(os.execute("cp spec/fixtures/expenses.csv " .. dir .. "/costs.csv"))
-    local probe = assert(socket.bind("127.0.0.1", 0))
-    local _, port = probe:getsockname()
-    probe:close()
+    local port = nginx.free_port()
     local script, n = fenced("The sandbox", "sh"):gsub("8080", port) -- a free port: the one change
     assert.are.equal(2, n)
     local status, output = shell(script)

@@ -342,7 +342,7 @@ static int begin_readonly(lua_State *L, struct journal *j, const char *const *te
 /* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force? }
  * -> entry | nil, err
  * entry.state: "new" (recorded as started: send it), "finished" (sent before: entry.uploading),
- * "started" (its sender died, or is this process and no longer sends it: now
+ * "started" (its sender died, or released it with its outcome unknown: now
  * the caller's, look for it before sending) or "running" (a live process,
  * entry.pid, is sending it: do not send; entry.this_process when it is this one). */
 static int journal_begin(lua_State *L)
@@ -389,9 +389,12 @@ static int journal_begin(lua_State *L)
             outcome = "new";
         else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
             outcome = "finished";
-        else if (owner_is_self(find, &self)) /* waiting for this process would never end */
-            outcome = (this_process = sqlite3_column_int(find, 5)) ? "running" : "started";
-        else
+        else if (!sqlite3_column_int(find, 5)) /* released: its outcome unknown, no process sends it */
+            outcome = "started";
+        else if (owner_is_self(find, &self)) { /* waiting for this process would never end */
+            outcome = "running";
+            this_process = 1;
+        } else
             outcome = owner_alive(find, &self) ? "running" : "started";
     }
     sqlite3_reset(find);
@@ -501,7 +504,7 @@ static int journal_fail_entry(lua_State *L)
 
 /* j:release(id) -> true | nil, err: this process no longer sends the upload,
  * and its outcome is unknown. The entry stays started: a rerun, from this
- * process too, looks for it by its marker before sending. */
+ * process or any other, looks for it by its marker before sending. */
 static int journal_release(lua_State *L)
 {
     struct journal *j = journal_check(L);

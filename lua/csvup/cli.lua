@@ -552,18 +552,14 @@ end
 
 -- Dry run ---------------------------------------------------------------------------
 
-local function url_escape(v)
-  return (tostring(v):gsub("[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
-end
-
--- name=value pairs of t, sorted by name: URL-escaped for a query, as they are (printable) for form fields.
-local function encoded(t, sep, escape)
+-- The form fields as name=value pairs, sorted by name, printable.
+local function form_fields(fields)
   local items = {}
-  for name, value in pairs(t or {}) do
-    items[#items + 1] = escape(name) .. "=" .. escape(value)
+  for name, value in pairs(fields) do
+    items[#items + 1] = printable(name) .. "=" .. printable(value)
   end
   table.sort(items)
-  return concat(items, sep)
+  return concat(items, " ")
 end
 
 -- At most PREVIEW_LINES lines from read(n), a function that gives text or nil.
@@ -648,8 +644,9 @@ local function dry_run(client, m, args, opts)
     return report_error(err, args.json)
   end
   local endpoint = registry.endpoint[call.endpoint]
-  local path = endpoint.path:gsub("{(%w+)}", function(name) return url_escape(call.args[name]) end)
-  local query = encoded(call.args.query, "&", url_escape)
+  -- the query URL-encoded as libcurl sends it (journal.query: names sorted, values escaped alike)
+  local path = endpoint.path:gsub("{(%w+)}", function(name) return journal.escape(tostring(call.args[name])) end)
+  local query = journal.query(call.args.query)
   local marker = m.kind and registry.kind[m.kind].mark
   local plan_shown = { dry_run = true, method = endpoint.method, url = client.conn:base_url() .. path
     .. (query ~= "" and "?" .. query or ""), query = call.args.query, fields = call.args.fields,
@@ -661,7 +658,7 @@ local function dry_run(client, m, args, opts)
   end
   local out = { format("%s %s", plan_shown.method, plan_shown.url), "Authorization: (the token, not shown)" }
   if call.args.fields then
-    out[#out + 1] = "form fields: " .. encoded(call.args.fields, " ", printable)
+    out[#out + 1] = "form fields: " .. form_fields(call.args.fields)
   end
   if plan_shown.file then
     out[#out + 1] = "form file part: " .. plan_shown.file

@@ -50,8 +50,9 @@ function journal.check(path)
   return at(core.journal_check, path)
 end
 
--- Percent-encodes what would make two different queries read the same.
-local function escape(s)
+-- journal.escape(s) -> s percent-encoded as libcurl encodes a query value:
+-- all but letters, digits and - . _ ~ (so two different queries never read the same).
+function journal.escape(s)
   return (gsub(s, "[^%w%-%._~]", function(c)
     return format("%%%02X", byte(c))
   end))
@@ -60,7 +61,7 @@ end
 local function text(value, name)
   local t = type(value)
   if t == "string" then
-    return escape(value)
+    return journal.escape(value)
   elseif t == "number" then
     -- 5 and 5.0 ask the same
     local whole = math.floor(value) == value and value > -2 ^ 63 and value < 2 ^ 63
@@ -86,10 +87,10 @@ function journal.query(query)
     local value = query[name]
     if type(value) == "table" then
       for _, v in ipairs(value) do
-        parts[#parts + 1] = escape(name) .. "=" .. text(v, name)
+        parts[#parts + 1] = journal.escape(name) .. "=" .. text(v, name)
       end
     else
-      parts[#parts + 1] = escape(name) .. "=" .. text(value, name)
+      parts[#parts + 1] = journal.escape(name) .. "=" .. text(value, name)
     end
   end
   return concat(parts, "&")
@@ -129,7 +130,7 @@ function journal.describe(entry)
     entry.file or "-",
     entry.hash and entry.hash:sub(1, 12) or "-",
   }
-  -- an import (Carrot quest) has no uploading ("nil" as written): what its answer says instead
+  -- an import (Carrot quest) has no uploading id (csvup 0.1.0 wrote the text "nil"): what its answer says instead
   local result = json.decode(entry.uploading or "")
   if entry.uploading_id and entry.uploading_id ~= "nil" then
     parts[#parts + 1] = "uploading " .. entry.uploading_id

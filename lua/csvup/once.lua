@@ -53,11 +53,10 @@ end
 local function mark(call, kind, marker, m)
   if kind.mark == "comment" then
     local query, o = call.args.query, option(m, "comment")
-    local joint = o.letters_digits and "" or " " -- after a space where a comment may hold one
-    local comment = query.comment and query.comment .. joint .. marker or marker
+    local comment = query.comment and query.comment .. " " .. marker or marker
     if options.chars(comment) > o.max then
       return errors.invalid("%s: the comment leaves no room for the marker that makes the upload findable: "
-        .. "shorten it to %d characters", m.name, o.max - #marker - #joint)
+        .. "shorten it to %d characters", m.name, o.max - #marker - 1)
     end
     query.comment = comment
   elseif kind.mark == "filename" then
@@ -174,8 +173,9 @@ end
 -- content_id_type a user-parameter upload is confirmed with); nil, or the
 -- journal's error when it could not be recorded.
 local function record(self, j, entry, result)
-  local id = tostring(result.id or result.uploading_id)
-  local steps = { content_id_type = self.content_id_types and self.content_id_types[id] or nil }
+  local id = result.id or result.uploading_id -- none for an import (Carrot quest)
+  id = id ~= nil and tostring(id) or nil
+  local steps = { content_id_type = id and self.content_id_types and self.content_id_types[id] or nil }
   entries(self)[result] = { journal = j, id = entry.id, steps = steps }
   local ok, err = j:finish(entry.id, { uploading = json.encode(result), uploading_id = id,
     status = result.status and tostring(result.status) or nil, steps = json.encode(steps) })

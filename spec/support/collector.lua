@@ -6,40 +6,19 @@
 local socket = require "socket"
 local files = require "support.files"
 local nginx = require "support.nginx"
+local readme = require "support.readme"
 
 local collector = {}
 
-local README = "README.md"
-
--- The README section's one fenced block of a language.
-function collector.fenced(language)
-  local text = files.read(README)
-  local start = assert(text:find("\n## OpenResty collector\n", 1, true))
-  local section = text:sub(start, text:find("\n## ", start + 1, true))
-  local blocks = {}
-  for block in section:gmatch("\n```" .. language .. "\n(.-\n)```") do
-    blocks[#blocks + 1] = block
-  end
-  assert(#blocks == 1, "the collector section holds " .. #blocks .. " ```" .. language .. " blocks")
-  return blocks[1]
+-- The collector section's one fenced block of a language.
+local function fenced(language)
+  return readme.fenced("OpenResty collector", language)
 end
 
 local function replace(text, from, to)
   local result, n = text:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%")))
   assert(n > 0, "the recipe has no " .. from)
   return result
-end
-
-local function wait_for(port)
-  for _ = 1, 200 do
-    local client = socket.connect("127.0.0.1", port)
-    if client then
-      client:close()
-      return true
-    end
-    socket.sleep(0.05)
-  end
-  error("nginx did not answer on port " .. port)
 end
 
 -- collector.start(sandbox, token, { interval = 1, max_spool_bytes = 100 },
@@ -54,7 +33,7 @@ function collector.start(sandbox, token, options, extra)
   local spool = dir .. "/spool"
   -- a copy of the modules that the workers' user (www-data when run as root) can read, wherever the checkout is
   assert(os.execute(("mkdir -p %s/lib && cp -r lua build/luajit %s/lib/"):format(dir, dir)))
-  local config = collector.fenced("nginx")
+  local config = fenced("nginx")
   config = replace(config, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";")
   config = replace(config, '"/usr/local/share/lua/5.1/', '"' .. dir .. "/lib/lua/")
   config = replace(config, '"/usr/local/lib/lua/5.1/', '"' .. dir .. "/lib/luajit/")
@@ -71,7 +50,7 @@ function collector.start(sandbox, token, options, extra)
   end
   files.write(dir .. "/nginx.conf", config)
   -- the README's command that makes the spool directory, for this one
-  local make_spool = replace(collector.fenced("sh"), "/var/spool/csvup", spool)
+  local make_spool = replace(fenced("sh"), "/var/spool/csvup", spool)
   if io.popen("id -u"):read("l") ~= "0" then -- the `user` directive and chown need root; nginx runs as this user
     make_spool = make_spool:gsub(" %-o %S+ %-g %S+", "")
   end
@@ -89,7 +68,7 @@ function collector.start(sandbox, token, options, extra)
   function n.start()
     pipe = assert(io.popen(command))
     master = pipe:read("l")
-    wait_for(port)
+    assert(nginx.wait(port), "nginx did not answer on port " .. port)
   end
 
   -- The pids of the master's workers: the processes whose parent it is (from /proc, as procps may be missing).

@@ -12,24 +12,36 @@ function nginx.free_port()
   return port
 end
 
--- Starts nginx with config (whose paths are under dir) and waits until port
--- answers; returns the function that stops it.
-function nginx.start(dir, port, config)
-  files.write(dir .. "/nginx.conf", config)
-  local pipe = assert(io.popen(("echo $$; exec nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(dir, dir, dir)))
-  local pid = pipe:read("l")
-  for _ = 1, 100 do
+-- Whether something answers on port within 10 s.
+function nginx.wait(port)
+  for _ = 1, 200 do
     local client = socket.connect("127.0.0.1", port)
     if client then
       client:close()
-      break
+      return true
     end
     socket.sleep(0.05)
   end
+  return false
+end
+
+-- Runs a shell command that execs nginx and waits until port answers;
+-- returns the function that stops it.
+function nginx.run(command, port)
+  local pipe = assert(io.popen("echo $$; " .. command))
+  local pid = pipe:read("l")
+  nginx.wait(port)
   return function()
     os.execute("kill " .. pid)
     pipe:close()
   end
+end
+
+-- Starts nginx with config (whose paths are under dir) and waits until port
+-- answers; returns the function that stops it.
+function nginx.start(dir, port, config)
+  files.write(dir .. "/nginx.conf", config)
+  return nginx.run(("exec nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(dir, dir, dir), port)
 end
 
 return nginx

@@ -92,7 +92,7 @@ local function configure(name, opts)
   c.prefix = c.dir .. "/" .. name .. "."
   c.worker = format("%d-%d", ngx.worker.pid(), floor(ngx.now() * 1000))
   c.spools, c.headers, c.rows, c.seq, c.files = {}, {}, 0, 0, 0
-  c.sent, c.held = 0, {}
+  c.sent = 0
   local err
   c.bytes_fd, err = fs.open(c.prefix .. "bytes", true)
   if not c.bytes_fd then
@@ -333,15 +333,10 @@ local function reject(path, err)
 end
 
 -- The batch's file, open and locked against the other workers: fd, or nil ("skipped") or nil, err.
--- A batch whose outcome is unknown stays locked by the worker that sent it, until it
--- looks for it again: its journal names this process as the sender, and another
--- worker would wait for this one to finish it.
-local function take(c, path)
-  local fd = c.held[path]
-  if fd then
-    return fd
-  end
-  fd = fs.open(path)
+-- A batch whose outcome is unknown may be taken by any worker: its journal
+-- has it looked for by its marker before anything is sent again.
+local function take(path)
+  local fd = fs.open(path)
   if not fd then
     return nil -- sent and removed by another worker meanwhile
   end
@@ -353,21 +348,16 @@ local function take(c, path)
   return nil, err -- another worker sends it now (or has sent it), or the lock failed
 end
 
-local function release(c, path, fd)
-  c.held[path] = nil
-  fs.close(fd)
-end
-
 -- Sends one batch: "sent", "skipped", "spent", or nil, err.
 local function send(c, path)
-  local fd, err = take(c, path)
+  local fd, err = take(path)
   if not fd then
     return not err and "skipped" or nil, err
   end
   local ok
   ok, err = reserve(c)
   if not ok then
-    c.held[path] = fd
+    fs.close(fd)
     return ok == false and "spent" or nil, err
   end
   local client, args = copy(c.client), copy(c.args)
@@ -383,11 +373,10 @@ local function send(c, path)
     reject(path, err) -- never retried: the file would be refused again
     c.last_error = tostring(err)
   end
+  fs.close(fd)
   if result or refused then
-    release(c, path, fd)
     return "sent"
   end
-  c.held[path] = fd
   return nil, err -- outcome unknown, network, api: the batch stays and is tried again
 end
 

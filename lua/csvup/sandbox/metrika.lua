@@ -766,7 +766,6 @@ local function precheck(req, rest)
   end
 end
 
--- Answers a request for Metrica (a path it owns).
 -- POST /_sandbox/lists {"counter": 1, "kind": "expense", "older": n}: n
 -- processed uploadings of the kind, a second apart from a day ago, before
 -- any other (kinds: offline, calls, expense, user_params; n at most 50000).
@@ -785,6 +784,7 @@ function metrika.add_older(state, counter_id, kind, n)
   counter.uploadings[kind] = older
 end
 
+-- Answers a request for Metrica (a path it owns).
 function metrika.handle(state, req)
   local routes, id, rest = MANAGEMENT, req.path:match("^/management/v1/counter/(%d+)(/.*)$")
   if not rest then
