@@ -36,6 +36,7 @@ struct records {
     char name[256];   /* the file, for errors */
     int hashing;      /* every byte read from the file goes through sha */
     struct digest sha;
+    struct digest_thread hasher; /* hashes into sha what the reader read while the reader checks it */
     struct cp1251_source decoder; /* with encoding = "cp1251": between the bytes and the reader */
     struct plan *sending; /* with reader:check_as_sent(plan): the plan, its columns in C memory */
     int failed;           /* a record failed its check as it was sent */
@@ -73,7 +74,7 @@ static long file_source(void *ctx, unsigned char *buf, size_t n, char *message, 
     }
     got = reader_file_source(rs->f, buf, n, message, size);
     if (got > 0 && rs->hashing)
-        digest_update(&rs->sha, buf, (size_t)got);
+        digest_give(&rs->hasher, buf, (size_t)got);
     return got;
 }
 
@@ -423,6 +424,7 @@ const unsigned char *records_bytes(const struct records *rs, long long from)
 void records_release(struct records *rs)
 {
     close_file(rs);
+    digest_thread_stop(&rs->hasher);
     digest_free(&rs->sha);
     rs->hashing = 0;
     reader_free(&rs->r);
@@ -446,6 +448,7 @@ static int records_sha256(lua_State *L)
     luaL_argcheck(L, rs->hashing, 1, "the reader was opened on a file without sha256 = true");
     while (rs->f && (got = file_source(rs, chunk, sizeof chunk, message, sizeof message)) > 0)
         ;
+    digest_thread_stop(&rs->hasher); /* everything given is hashed */
     if (got < 0)
         return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", rs->name, message);
     lua_pushinteger(L, (lua_Integer)rs->sha.length);
@@ -583,6 +586,7 @@ int records_open(lua_State *L)
     rs->hashing = rs->f && flag_of(L, 2, "sha256");
     if (rs->hashing && digest_init(&rs->sha) != 0)
         return luaL_error(L, "out of memory");
+    rs->hasher.d = &rs->sha; /* hashing at once until the thread starts */
     source = rs->f ? file_source : method_source;
     source_ctx = rs;
     if (cp1251) {
@@ -602,6 +606,8 @@ int records_open(lua_State *L)
     if (rc > 0)
         measure_record(rs);
     rs->ncolumns = rc ? rs->r.nfields : 0;
+    if (rs->hashing)
+        digest_thread_start(&rs->hasher, &rs->sha);
     lua_createtable(L, (int)rs->ncolumns, 0); /* the reader's own, which the caller cannot change */
     lua_createtable(L, (int)rs->ncolumns, 0);
     for (i = 0; i < rs->ncolumns; i++) {
