@@ -37,6 +37,27 @@ describe("an Excel export", function()
       .. "1725043211904716011,Заказ; оплачен,1481718200,99.90\n", sandbox.requests()[1].file.content)
   end)
 
+  it("is read twice, once checked and measured, once sent: converted byte for byte", function()
+    local input, output = { "ClientId;Target;DateTime\r\n" }, { "ClientId,Target,DateTime\n" }
+    for i = 1, 6000 do -- under the sandbox's 1 MB kept of a body
+      local id = 133591247640966458 + i
+      input[#input + 1] = ("%d;%s;1481718166\r\n%d;\"%s\";1481718200\r\n%d;\"a, \"\"b\"\"\";1481718300\r\n\r\n")
+        :format(id, PRIVET, id, ORDER, id)
+      output[#output + 1] = ('%d,Привет,1481718166\n%d,Заказ; оплачен,1481718200\n%d,"a, ""b""",1481718300\n')
+        :format(id, id, id)
+    end
+    local big = files.write(sandbox.tmp .. "/big_export.csv", table.concat(input))
+    local function read_bytes()
+      return tonumber(io.open("/proc/self/io"):read("a"):match("rchar: (%d+)"))
+    end
+    local before = read_bytes()
+    assert(m:upload_offline_conversions { file = big, delimiter = ";", encoding = "cp1251" })
+    local read = read_bytes() - before
+    assert.are.equal(table.concat(output), sandbox.requests()[1].file.content)
+    -- a third read, to measure the converted size apart, would make it 3×
+    assert.is_true(read < 2.5 * #table.concat(input), ("read %d bytes of a %d-byte file"):format(read, #table.concat(input)))
+  end)
+
   it("is read with encoding = 'auto', which finds it is not UTF-8", function()
     assert(m:upload_offline_conversions { file = path, delimiter = "auto", encoding = "auto" })
     assert.matches("Привет", sandbox.requests()[1].file.content, 1, true)

@@ -410,12 +410,18 @@ describe("validate.file", function()
     assert.are.same({ "malformed_csv", 2 }, { err.code, err.line })
   end)
 
-  it("hashes the file in the pass that checks it, at either level", function()
-    local path = file("digest.csv", "ClientId,Target,DateTime\n1,G,1481718166\n2,G,1481718166\n")
-    for _, level in ipairs { "full", "header" } do
-      local digest = {}
-      assert(validate.file("offline_conversions", path, { level = level, digest = digest }))
-      assert.are.same({ core.sha256_file(path) }, { digest.sha256, digest.size }, level)
+  it("hashes the file in the pass that checks it, at either level, a few megabytes as well", function()
+    local rows = { "ClientId,Target,DateTime\n" }
+    for i = 1, 100000 do
+      rows[#rows + 1] = ("%d,GOAL%d,%d\n"):format(i * 7919, i % 13, 1481718166 + i)
+    end
+    for _, path in ipairs { file("digest.csv", "ClientId,Target,DateTime\n1,G,1481718166\n2,G,1481718166\n"),
+      file("digest_big.csv", table.concat(rows)) } do
+      for _, level in ipairs { "full", "header" } do
+        local digest = {}
+        assert(validate.file("offline_conversions", path, { level = level, digest = digest }))
+        assert.are.same({ core.sha256_file(path) }, { digest.sha256, digest.size }, level)
+      end
     end
   end)
 

@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 
 #include "digest.h"
@@ -42,6 +43,109 @@ void digest_free(struct digest *d)
 {
     EVP_MD_CTX_free(d->ctx);
     d->ctx = NULL;
+}
+
+#define BATCH (1 << 20) /* bytes handed over at a time: fewer wake-ups than one read each */
+
+/* The thread: each batch as it is handed over, in turn, until stopped. */
+static void *hash_given(void *arg)
+{
+    struct digest_thread *t = arg;
+    int next = 0;
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        struct digest_batch *b = &t->batch[next];
+        while (!b->ready && !t->stop)
+            pthread_cond_wait(&t->cond, &t->lock);
+        if (!b->ready)
+            break;
+        pthread_mutex_unlock(&t->lock);
+        digest_update(t->d, b->data, b->len);
+        pthread_mutex_lock(&t->lock);
+        b->ready = 0;
+        pthread_cond_broadcast(&t->cond);
+        next ^= 1;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+void digest_thread_start(struct digest_thread *t, struct digest *d)
+{
+    memset(t, 0, sizeof *t);
+    t->d = d;
+    if (pthread_mutex_init(&t->lock, NULL) != 0)
+        return;
+    if (pthread_cond_init(&t->cond, NULL) != 0) {
+        pthread_mutex_destroy(&t->lock);
+        return;
+    }
+    t->running = pthread_create(&t->thread, NULL, hash_given, t) == 0;
+    if (!t->running) {
+        pthread_cond_destroy(&t->cond);
+        pthread_mutex_destroy(&t->lock);
+    }
+}
+
+/* Hands the batch being filled over (when it holds anything), and waits
+ * until the other one is free to fill; with all, until both are hashed. */
+static void hand_over(struct digest_thread *t, int all)
+{
+    struct digest_batch *b = &t->batch[t->filling];
+    pthread_mutex_lock(&t->lock);
+    if (b->len) {
+        b->ready = 1;
+        pthread_cond_broadcast(&t->cond);
+        t->filling ^= 1;
+    }
+    while (t->batch[t->filling].ready || (all && t->batch[t->filling ^ 1].ready))
+        pthread_cond_wait(&t->cond, &t->lock);
+    pthread_mutex_unlock(&t->lock);
+    t->batch[t->filling].len = 0;
+}
+
+void digest_give(struct digest_thread *t, const void *data, size_t len)
+{
+    struct digest_batch *b = &t->batch[t->filling];
+    if (t->running && b->len + len > b->cap) {
+        size_t cap = b->len + len > BATCH ? b->len + len : BATCH;
+        unsigned char *grown = realloc(b->data, cap);
+        if (grown) {
+            b->data = grown;
+            b->cap = cap;
+        }
+    }
+    if (!t->running || b->len + len > b->cap) {
+        if (t->running)
+            hand_over(t, 1); /* in order: what was given before is hashed first */
+        digest_update(t->d, data, len);
+        return;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    if (b->len >= BATCH)
+        hand_over(t, 0);
+}
+
+void digest_thread_stop(struct digest_thread *t)
+{
+    int i;
+    if (t->running) {
+        hand_over(t, 1);
+        pthread_mutex_lock(&t->lock);
+        t->stop = 1;
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+        pthread_join(t->thread, NULL);
+        pthread_cond_destroy(&t->cond);
+        pthread_mutex_destroy(&t->lock);
+        t->running = 0;
+    }
+    for (i = 0; i < 2; i++) {
+        free(t->batch[i].data);
+        t->batch[i].data = NULL;
+        t->batch[i].len = t->batch[i].cap = 0;
+    }
 }
 
 int digest_string(lua_State *L)

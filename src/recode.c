@@ -44,6 +44,18 @@ static int open_input(struct recode *rc)
     return reader_open(&rc->r, source, ctx, rc->in_delimiter, 0, READER_RECORD_LIMIT);
 }
 
+/* Whether field i of a record is written quoted: it holds the delimiter, a
+ * quote or a line break, or it would start the output with a byte order
+ * mark, which a reader would skip. */
+static int quoted_field(const struct field *f, size_t i, char out, int first)
+{
+    size_t j;
+    int quote = first && i == 0 && f->len >= 3 && memcmp(f->data, "\xEF\xBB\xBF", 3) == 0;
+    for (j = 0; j < f->len && !quote; j++)
+        quote = f->data[j] == out || f->data[j] == '"' || f->data[j] == '\r' || f->data[j] == '\n';
+    return quote;
+}
+
 /* One record, its fields quoted where they hold the delimiter, a quote or a line break. */
 static int encode_record(struct recode *rc)
 {
@@ -52,14 +64,9 @@ static int encode_record(struct recode *rc)
     int failed = 0;
     for (i = 0; i < rc->r.nfields; i++) {
         const struct field *f = &rc->r.fields[i];
-        int quote;
         if (i > 0)
             failed |= buffer_append(b, &rc->out_delimiter, 1);
-        /* the output's first bytes are never a byte order mark, which a reader would skip */
-        quote = !rc->encoded && i == 0 && f->len >= 3 && memcmp(f->data, "\xEF\xBB\xBF", 3) == 0;
-        for (j = 0; j < f->len && !quote; j++)
-            quote = f->data[j] == rc->out_delimiter || f->data[j] == '"' || f->data[j] == '\r' || f->data[j] == '\n';
-        if (!quote) {
+        if (!quoted_field(f, i, rc->out_delimiter, !rc->encoded)) {
             failed |= buffer_append(b, f->data, f->len);
             continue;
         }
@@ -70,6 +77,94 @@ static int encode_record(struct recode *rc)
     }
     rc->encoded = 1;
     return failed | buffer_append(b, "\n", 1);
+}
+
+long long recode_measure_record(const struct reader *r, char out, int first)
+{
+    long long n = (long long)r->nfields; /* the delimiters and the line end */
+    size_t i, j;
+    if (r->blank)
+        return 0;
+    for (i = 0; i < r->nfields; i++) {
+        const struct field *f = &r->fields[i];
+        n += (long long)f->len;
+        if (quoted_field(f, i, out, first))
+            for (n += 2, j = 0; j < f->len; j++)
+                n += f->data[j] == '"';
+    }
+    return n;
+}
+
+/* recode_measure over records with a quote, a CR or the output delimiter:
+ * field by field, as the reader splits them and encode_record writes them. */
+static long long measure_fields(const unsigned char *s, size_t n, char in, char out)
+{
+    long long total = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t start = i, fields = 0;
+        long long record = 0;
+        for (;;) {
+            long long len = 0, quotes = 0;
+            int quote = 0;
+            if (i < n && s[i] == '"') {
+                for (i++; i < n; i++) {
+                    if (s[i] == '"' && !(i + 1 < n && s[i + 1] == '"')) {
+                        i++;
+                        break;
+                    }
+                    quote |= s[i] == (unsigned char)out || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+                    quotes += s[i] == '"';
+                    i += s[i] == '"'; /* "" is one quote */
+                    len++;
+                }
+            } else {
+                for (; i < n && s[i] != (unsigned char)in && s[i] != '\n' && s[i] != '\r'; i++, len++)
+                    quote |= s[i] == (unsigned char)out;
+            }
+            record += len + (fields++ ? 1 : 0) + (quote ? quotes + 2 : 0);
+            if (i < n && s[i] == (unsigned char)in) {
+                i++;
+                continue;
+            }
+            i += i < n && s[i] == '\r';
+            i += i < n && s[i] == '\n';
+            break;
+        }
+        if (!(fields == 1 && record == 0 && s[start] != '"'))
+            total += record + 1;
+    }
+    return total;
+}
+
+long long recode_measure(const unsigned char *s, size_t n, char in, char out)
+{
+    long long blank = 0;
+    size_t i = 0;
+    unsigned after_end = 1; /* the byte before s[i] ended a line (s starts a line) */
+    /* every line as it is, but blank ones, which are dropped: unless a quote,
+     * a CR or the output delimiter asks for more */
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'),
+                  to = _mm_set1_epi8(out != in ? out : '"');
+    for (; i + 16 <= n; i += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        unsigned ends;
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
+                                           _mm_cmpeq_epi8(v, to))))
+            return measure_fields(s, n, in, out);
+        ends = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+        blank += __builtin_popcount(ends & ((ends << 1) | after_end));
+        after_end = ends >> 15;
+    }
+#endif
+    for (; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\r' || (s[i] == (unsigned char)out && out != in))
+            return measure_fields(s, n, in, out);
+        blank += s[i] == '\n' && after_end;
+        after_end = s[i] == '\n';
+    }
+    return (long long)n - blank + (n && s[n - 1] != '\n');
 }
 
 #define ONES 0x0101010101010101ULL
@@ -232,12 +327,14 @@ long long recode_total(struct recode *rc)
     long long total = 0;
     if (open_input(rc) < 0)
         return -1;
+    if (rc->size >= 0) /* measured by the check, on this descriptor: an attempt whose file changed since is file_changed */
+        return rc->size;
     while ((got = recode_read(rc, chunk, sizeof chunk)) > 0)
         total += got;
     return got < 0 || recode_rewind(rc) < 0 ? -1 : total;
 }
 
-/* recoder:size() -> the bytes the recoded file has | nil, err: read through once. */
+/* recoder:size() -> the bytes the recoded file has | nil, err: read through once, unless given. */
 static int recoder_size(lua_State *L)
 {
     struct recode *rc = recode_open_check(L, 1);
@@ -297,6 +394,9 @@ int recode_new(lua_State *L)
     rc->in_delimiter = delimiter_of(L, "delimiter", ",");
     rc->out_delimiter = delimiter_of(L, "to", ",");
     luaL_argcheck(L, rc->out_delimiter != 0, 2, "to must be a delimiter, not \"auto\"");
+    lua_getfield(L, 2, "size");
+    rc->size = luaL_optinteger(L, -1, -1);
+    lua_pop(L, 1);
     rc->out.limit = 2 * READER_RECORD_LIMIT + 16;
     if (!(rc->f = file_stream(L, 1, &path)))
         return 2;

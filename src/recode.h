@@ -25,6 +25,7 @@ struct recode {
     int done;
     int encoded;           /* a record was encoded since the start */
     long long produced;    /* bytes handed out since the start */
+    long long size;        /* the bytes of the whole recoded file, as the check measured them; -1 unknown */
 };
 
 /* Reads up to n bytes of the recoded file into buf: the count, 0 at the end,
@@ -32,10 +33,18 @@ struct recode {
 long recode_read(struct recode *rc, char *buf, size_t n);
 /* Back to the first byte (libcurl rewinds a body it sends again): 0 or -1. */
 int recode_rewind(struct recode *rc);
-/* The bytes the whole recoded file has (read through once, then rewound), or -1. */
+/* The bytes the whole recoded file has (the size given, or read through once), rewound; or -1. */
 long long recode_total(struct recode *rc);
 
-/* core.recoder(path | csvup.file, { encoding = "utf-8" | "cp1251", delimiter = "," | "auto" | ..., to = "," })
+/* The bytes recode_read gives for the record the reader r holds (read from
+ * the file as the recoder reads it); first: it is the first record written. */
+long long recode_measure_record(const struct reader *r, char out, int first);
+/* The bytes recode_read gives for the whole records in s[0, n), read from
+ * the file with the delimiter in as the recoder reads it, past its first
+ * record: the converted size, measured by the pass that checks the file. */
+long long recode_measure(const unsigned char *s, size_t n, char in, char out);
+
+/* core.recoder(path | csvup.file, { encoding = "utf-8" | "cp1251", delimiter = "," | "auto" | ..., to = ",", size? })
  *   -> recoder | nil, err; recoder:size() -> bytes | nil, err, recoder:read(n) -> text | nil */
 int recode_new(lua_State *L);
 /* The recoder userdata at idx. */

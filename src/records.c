@@ -14,6 +14,7 @@
 #include "records.h"
 #include "digest.h"
 #include "file.h"
+#include "recode.h"
 
 #define READER_MT "csvup.csv_reader"
 /* After a read straight into libcurl's buffer that the quick pass stopped
@@ -35,13 +36,26 @@ struct records {
     char name[256];   /* the file, for errors */
     int hashing;      /* every byte read from the file goes through sha */
     struct digest sha;
+    struct digest_thread hasher; /* hashes into sha what the reader read while the reader checks it */
     struct cp1251_source decoder; /* with encoding = "cp1251": between the bytes and the reader */
     struct plan *sending; /* with reader:check_as_sent(plan): the plan, its columns in C memory */
     int failed;           /* a record failed its check as it was sent */
     int moved;            /* records_pass_into read on past the file's position */
     long long direct_from; /* the offset where records_pass_into tries again after the pass stopped early */
     char failure[200];    /* what and where */
+    char measure_to;      /* with measure = d: the bytes of the file recoded to delimiter d are counted */
+    int measured_one;     /* a record that is not blank was counted */
+    long long measured;
 };
+
+/* With measure: counts the record the reader holds as the recoder writes it. */
+static void measure_record(struct records *rs)
+{
+    if (!rs->measure_to)
+        return;
+    rs->measured += recode_measure_record(&rs->r, rs->measure_to, !rs->measured_one);
+    rs->measured_one |= !rs->r.blank;
+}
 
 /* The file for the reader, through reader_file_source: from where the
  * reader is after records_pass_into read past it, and into sha as well
@@ -60,7 +74,7 @@ static long file_source(void *ctx, unsigned char *buf, size_t n, char *message, 
     }
     got = reader_file_source(rs->f, buf, n, message, size);
     if (got > 0 && rs->hashing)
-        digest_update(&rs->sha, buf, (size_t)got);
+        digest_give(&rs->hasher, buf, (size_t)got);
     return got;
 }
 
@@ -164,6 +178,8 @@ static int next_line(lua_State *L, struct records *rs)
     rc = L ? read_record(L, rs) : reader_next(&rs->r);
     if (rc == 0)
         close_file(rs);
+    if (rc > 0)
+        measure_record(rs);
     if (rc > 0 && rs->r.blank && rs->ncolumns > 1)
         return BLANK;
     return rc > 0 && rs->r.nfields != rs->ncolumns ? OTHER_WIDTH : rc;
@@ -257,6 +273,8 @@ static size_t pass_quickly(struct records *rs, const struct plan *p)
     long long lines;
     size_t passed = plan_pass(p, rs->r.delimiter, rs->r.limit, rs->r.buf + rs->r.start, rs->r.end - rs->r.start,
                               &lines);
+    if (rs->measure_to && passed)
+        rs->measured += recode_measure(rs->r.buf + rs->r.start, passed, rs->r.delimiter, rs->measure_to);
     reader_skip(&rs->r, passed, lines);
     return passed;
 }
@@ -406,6 +424,7 @@ const unsigned char *records_bytes(const struct records *rs, long long from)
 void records_release(struct records *rs)
 {
     close_file(rs);
+    digest_thread_stop(&rs->hasher);
     digest_free(&rs->sha);
     rs->hashing = 0;
     reader_free(&rs->r);
@@ -429,6 +448,7 @@ static int records_sha256(lua_State *L)
     luaL_argcheck(L, rs->hashing, 1, "the reader was opened on a file without sha256 = true");
     while (rs->f && (got = file_source(rs, chunk, sizeof chunk, message, sizeof message)) > 0)
         ;
+    digest_thread_stop(&rs->hasher); /* everything given is hashed */
     if (got < 0)
         return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: %s", rs->name, message);
     lua_pushinteger(L, (lua_Integer)rs->sha.length);
@@ -437,6 +457,17 @@ static int records_sha256(lua_State *L)
     lua_pushstring(L, hex);
     lua_insert(L, -2);
     return 2;
+}
+
+/* reader:measured() -> the bytes of the file recoded (with measure = d) |
+ * nil when the reader did not read every record. */
+static int records_measured(lua_State *L)
+{
+    struct records *rs = luaL_checkudata(L, 1, READER_MT);
+    if (!rs->measure_to || rs->open || rs->r.error.code)
+        return 0;
+    lua_pushinteger(L, (lua_Integer)rs->measured);
+    return 1;
 }
 
 static int records_close(lua_State *L)
@@ -486,7 +517,9 @@ static FILE *file_handle(lua_State *L, int idx)
  * delimiter: one byte, or "auto" for the most frequent of , ; tab | in the
  * first line; utf8: invalid UTF-8 is an error (a path must name a regular
  * file); sha256: hash the file's bytes as they are read (reader:sha256());
- * encoding: "utf-8" (the default) or "cp1251", read as UTF-8.
+ * encoding: "utf-8" (the default) or "cp1251", read as UTF-8; measure: a
+ * delimiter, the file's records are counted as core.recoder writes them with
+ * it (reader:measured()).
  * The header is read at once (at most 64 KB). */
 int records_open(lua_State *L)
 {
@@ -523,6 +556,14 @@ int records_open(lua_State *L)
     lua_setmetatable(L, -2);
     rs->source = rs->pending = LUA_NOREF;
     snprintf(rs->name, sizeof rs->name, "%s", name);
+    lua_getfield(L, 2, "measure");
+    if (!lua_isnil(L, -1)) {
+        size_t to_len;
+        const char *to = luaL_checklstring(L, -1, &to_len);
+        luaL_argcheck(L, to_len == 1 && !strchr("\"\r\n", to[0]), 2, "measure must be one delimiter byte");
+        rs->measure_to = to[0];
+    }
+    lua_pop(L, 1);
     if (opened) {
         if (!(rs->f = file_stream(L, 1, &name))) {
             place(L, name, 0, 0);
@@ -545,6 +586,7 @@ int records_open(lua_State *L)
     rs->hashing = rs->f && flag_of(L, 2, "sha256");
     if (rs->hashing && digest_init(&rs->sha) != 0)
         return luaL_error(L, "out of memory");
+    rs->hasher.d = &rs->sha; /* hashing at once until the thread starts */
     source = rs->f ? file_source : method_source;
     source_ctx = rs;
     if (cp1251) {
@@ -561,7 +603,11 @@ int records_open(lua_State *L)
         close_file(rs);
         return 2;
     }
+    if (rc > 0)
+        measure_record(rs);
     rs->ncolumns = rc ? rs->r.nfields : 0;
+    if (rs->hashing)
+        digest_thread_start(&rs->hasher, &rs->sha);
     lua_createtable(L, (int)rs->ncolumns, 0); /* the reader's own, which the caller cannot change */
     lua_createtable(L, (int)rs->ncolumns, 0);
     for (i = 0; i < rs->ncolumns; i++) {
@@ -582,6 +628,7 @@ void records_init(lua_State *L)
         { "check", records_check },
         { "check_as_sent", records_check_as_sent },
         { "sha256", records_sha256 },
+        { "measured", records_measured },
         { "close", records_close },
         { NULL, NULL }
     };

@@ -215,6 +215,7 @@ function client.body(args, opts, upload)
       -- read before it is sent (checked, hashed): each attempt sends it only as it was then
       if level and upload.schema then
         ctx.level = level
+        ctx.measure = not plain and (upload.delimiter or ",") or nil -- the converted size, from the same pass
         ok, err = validate.file(upload.schema, opts.file, ctx)
       elseif level and ctx.encoding == "utf-8" then
         ok, err = core.utf8_check_file(file)
@@ -223,7 +224,7 @@ function client.body(args, opts, upload)
     if ok and not plain then
       -- sent as the service documents it: UTF-8, in its delimiter; converted while it is sent
       args.recode, err = core.recoder(file, { encoding = ctx.encoding, delimiter = ctx.delimiter,
-        to = upload.delimiter or "," })
+        to = upload.delimiter or ",", size = ctx.measured })
       ok = args.recode ~= nil
     end
     if not ok then

@@ -215,7 +215,7 @@ end
 local function open_file(name, path, opts, warnings)
   local spec = lookup(name)
   local reader, header = core.csv_reader(opts.source or path, { delimiter = opts.delimiter, utf8 = true, regular = true,
-    sha256 = opts.digest ~= nil, encoding = opts.encoding })
+    sha256 = opts.digest ~= nil, encoding = opts.encoding, measure = opts.measure })
   if not reader then
     return nil, with_encoding_hint(header)
   end
@@ -232,6 +232,8 @@ end
 -- warnings (here, in validate.rows and validate.plan): a list that gets the
 -- warnings too, for the result of the upload the check is for.
 -- digest: a table that gets the file's sha256 and size, hashed as it is read.
+-- measure: a delimiter; when every record was read, opts.measured gets the
+-- bytes of the file converted to it (core.recoder's size), from the same pass.
 -- level "full" (the default): the header and every value of every row, in one
 -- pass in C; "header": the header and a UTF-8 scan; false: nothing.
 function validate.file(name, path, opts)
@@ -252,6 +254,9 @@ function validate.file(name, path, opts)
   local total, err = found.total, nil
   if level == "full" and found.total == 0 then
     total, err = reader:check(plan)
+  end
+  if total and opts.measure then
+    opts.measured = reader:measured()
   end
   if total and opts.digest then
     local size

@@ -5,7 +5,8 @@
 -- /usr/bin/time: wall time and user+sys. Measured: the command line's
 -- default upload (journal on: one pass checks and hashes, then the send),
 -- the library's default upload (every row checked as it is sent), a plain
--- one (validate = false), a Windows-1251 ";" export converted as it is sent;
+-- one (validate = false), a Windows-1251 ";" export (one pass checks it and
+-- measures its converted size, then it is converted as it is sent);
 -- then peak RSS, and rows a second from an iterator. BENCH_MB sets the
 -- file's size (1024).
 local common = require "bench.common"

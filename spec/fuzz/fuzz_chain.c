@@ -3,7 +3,8 @@
  * another delimiter. On any input: the same output whatever sizes it is
  * read in, every read filled whole but at the end, and that output read
  * back gives the records the reader gives on the input, field for field
- * (blank lines dropped), up to the same error. */
+ * (blank lines dropped), up to the same error; and its size is what the
+ * check's measure gives, record by record and over the raw records. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,50 @@ static void recode_all(struct recode *rc, size_t piece, struct out *o)
     }
 }
 
+/* The recoded size as the check measures it: the first record by its
+ * fields, the rest over their bytes as the reader read them (one by one, and
+ * all at once when they are the input's), and each by its fields as well;
+ * -1 when the reader fails or the measures differ. */
+static long long measured(struct recode *rc, const uint8_t *data, size_t size)
+{
+    struct reader r;
+    struct cp1251_source decoder;
+    long long by_bytes = 0, by_fields = 0, head = 0, rest = -1;
+    int got, first = 1;
+    FILE *f = fmemopen(size ? (void *)data : "", size ? size : 1, "rb");
+    if (!f)
+        return -1;
+    if (!size)
+        fgetc(f);
+    memset(&decoder, 0, sizeof decoder);
+    decoder.read = reader_file_source;
+    decoder.ctx = f;
+    got = reader_open(&r, rc->cp1251 ? cp1251_source : reader_file_source, rc->cp1251 ? (void *)&decoder : (void *)f,
+                      rc->in_delimiter, 0, READER_RECORD_LIMIT);
+    while (got == 0) {
+        long long before = r.offset + (long long)r.start, n;
+        if ((got = reader_next(&r)) <= 0)
+            break;
+        n = recode_measure_record(&r, rc->out_delimiter, first);
+        by_fields += n;
+        by_bytes += first ? n : recode_measure(r.buf + r.start - (r.offset + (long long)r.start - before),
+                                               (size_t)(r.offset + (long long)r.start - before), r.delimiter,
+                                               rc->out_delimiter);
+        if (first && !r.blank) {
+            head = by_fields;
+            rest = r.offset + (long long)r.start;
+        }
+        first &= r.blank;
+        got = 0;
+    }
+    if (got == 0 && !rc->cp1251 && rest >= 0
+        && head + recode_measure(data + rest, size - (size_t)rest, r.delimiter, rc->out_delimiter) != by_fields)
+        got = -1;
+    reader_free(&r);
+    fclose(f);
+    return got < 0 || by_bytes != by_fields ? -1 : by_fields;
+}
+
 /* The next record that is not blank (nor one empty field, which is written as a blank line). */
 static int next_record(struct reader *r)
 {
@@ -90,6 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* a failed read hands out nothing of its buffer: only whole runs are compared */
     if (pieces.failed != whole.failed
         || (!whole.failed && (pieces.len != whole.len || memcmp(pieces.data, whole.data, whole.len))))
+        abort();
+    if (!whole.failed && measured(&rc, data, size) != (long long)whole.len)
         abort();
 
     /* the records: of the input, and of the output read back */
