@@ -182,13 +182,6 @@ static struct file *file_check(lua_State *L)
     return f;
 }
 
-const char *file_stamp_text(const struct stat *st, char *out, size_t size)
-{
-    snprintf(out, size, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
-             (long long)st->st_size, (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
-    return out;
-}
-
 void file_park_again(struct file *f)
 {
     if (f->fd >= 0)

@@ -39,10 +39,6 @@ FILE *file_stream(lua_State *L, int idx, const char **name);
 /* Whether the file at path is another one than the open one (renamed over,
  * a link retargeted), or the open one has another size or time than st. */
 int file_changed(int fd, const char *path, const struct stat *st);
-#define FILE_STAMP_SIZE 96
-/* What tells a file's content as it was opened from a later one: its
- * device, inode, size and modification time, as text. */
-const char *file_stamp_text(const struct stat *st, char *out, size_t size);
 /* A descriptor's bytes from offset to its end, counted by reading (a file
  * that says it has 0 bytes may have more: /proc); -1 on a read error. */
 long long file_measure(int fd);

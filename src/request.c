@@ -1074,13 +1074,12 @@ int request_call(lua_State *L)
     return lua_gettop(L) - base;
 }
 
-/* core.check_file(endpoint, path) -> stamp | nil, err: the checks an upload
+/* core.check_file(endpoint, path) -> true | nil, err: the checks an upload
  * makes before sending, for callers that read the file first (see request.h). */
 int request_check_file(lua_State *L)
 {
     struct endpoint ep;
     struct request req;
-    char stamp[FILE_STAMP_SIZE];
     struct stat st;
     int fd;
     endpoint_read(L, 1, NULL, &ep);
@@ -1090,6 +1089,6 @@ int request_check_file(lua_State *L)
     if ((fd = open_file(L, &req, 2, &st)) < 0)
         return 2;
     close_file(&req, fd);
-    lua_pushstring(L, file_stamp_text(&st, stamp, sizeof stamp));
+    lua_pushboolean(L, 1);
     return 1;
 }

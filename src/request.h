@@ -99,10 +99,10 @@ void request_release(struct request *req);
 /* core.request(conn, endpoint, args) -> status, body, retry_after | nil, err:
  * one call of the endpoint csvup.registry describes. */
 int request_call(lua_State *L);
-/* core.check_file(endpoint, path | csvup.file) -> stamp | nil, err: whether
+/* core.check_file(endpoint, path | csvup.file) -> true | nil, err: whether
  * the file can be uploaded to the endpoint (a csvup.file: and is as it was
- * opened); the stamp tells its content from a later one's. The upload itself
- * refuses a csvup.file that changed since it was opened: args.source. */
+ * opened). The upload itself refuses a csvup.file that changed since it was
+ * opened: args.source. */
 int request_check_file(lua_State *L);
 
 #endif
