@@ -85,7 +85,7 @@ check-asan: deps
 # The tools the specs call, which memcheck skips (their own leaks are not csvup's).
 VALGRIND_SKIP_TOOLS = script ls id kill mkdir rm truncate yes head seq sleep make nginx openssl luajit python3 \
 	tar sort git cc gcc cc1 as ld collect2 luarocks groff man ldoc sqlite3 cp find cat grep sed env mktemp stty \
-	timeout printf wc tr cut curl strace install chown mount umount
+	timeout printf wc tr cut curl strace install chown mount umount dd
 empty =
 comma = ,
 VALGRIND_SKIP = $(subst $(empty) $(empty),$(comma),$(strip $(VALGRIND_SKIP_TOOLS:%=*/%)))

@@ -137,14 +137,16 @@ describe("a journal", function()
 
   full_disk("that fills up during the answer: the result is reported unrecorded, exit 7", function()
     assert(mount("256k"))
-    sandbox.fault { fault = "slow", delay = 1, path = "/expense/upload" }
+    -- The answer waits long enough for the disk to fill first, under valgrind too.
+    sandbox.fault { fault = "slow", delay = 3, path = "/expense/upload" }
     local pipe = io.popen(cli.command(sandbox, state, UPLOAD .. EXPENSES) .. " 2>&1; echo \"status $?\"")
-    for _ = 1, 100 do -- until the upload has arrived, recorded as started
+    for _ = 1, 600 do -- until the upload has arrived, recorded as started
       if sandbox.posts() == 1 then
         break
       end
       os.execute("sleep 0.05")
     end
+    assert.are.equal(1, sandbox.posts())
     os.execute(("dd if=/dev/zero of=%s/fill bs=4k 2>/dev/null"):format(state))
     local text = pipe:read("a")
     pipe:close()
