@@ -23,14 +23,19 @@ static const unsigned short HIGH[128] = {
     0x0448, 0x0449, 0x044A, 0x044B, 0x044C, 0x044D, 0x044E, 0x044F,
 };
 
-/* How many bytes at the start of in[0, n) are ASCII, 8 at a time. */
+/* How many bytes at the start of in[0, n) are ASCII, 32 then 8 at a time. */
 static size_t ascii_run(const unsigned char *in, size_t n)
 {
     size_t i = 0;
-    uint64_t w;
+    uint64_t w[4];
+    for (; i + sizeof w <= n; i += sizeof w) {
+        memcpy(w, in + i, sizeof w);
+        if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ULL)
+            break;
+    }
     for (; i + 8 <= n; i += 8) {
-        memcpy(&w, in + i, 8);
-        if (w & 0x8080808080808080ULL)
+        memcpy(w, in + i, 8);
+        if (w[0] & 0x8080808080808080ULL)
             break;
     }
     while (i < n && in[i] < 0x80)
@@ -43,11 +48,13 @@ size_t cp1251_decode(const unsigned char *in, size_t n, unsigned char *out)
     size_t i, o = 0;
     for (i = 0; i < n; i++) {
         unsigned c;
-        size_t run = ascii_run(in + i, n - i); /* an export is mostly ASCII: copied as it is */
-        memcpy(out + o, in + i, run);
-        o += run;
-        if ((i += run) == n)
-            break;
+        if (in[i] < 0x80) {
+            size_t run = ascii_run(in + i, n - i); /* an export is mostly ASCII: copied as it is */
+            memcpy(out + o, in + i, run);
+            o += run;
+            if ((i += run) == n)
+                break;
+        }
         c = HIGH[in[i] - 0x80];
         if (c < 0x80) {
             out[o++] = (unsigned char)c;
@@ -67,11 +74,19 @@ long cp1251_source(void *ctx, unsigned char *buf, size_t n, char *message, size_
 {
     struct cp1251_source *s = ctx;
     if (s->pos == s->len) {
-        long got = s->read(s->ctx, s->raw, sizeof s->raw, message, size);
+        /* read into buf itself: its ASCII start is there as it is, and only the rest is decoded */
+        long got = s->read(s->ctx, buf, n < sizeof s->raw ? n : sizeof s->raw, message, size);
+        size_t ascii;
         if (got <= 0)
             return got;
-        s->len = cp1251_decode(s->raw, (size_t)got, s->out);
+        ascii = ascii_run(buf, (size_t)got);
+        if (ascii == (size_t)got)
+            return got;
+        memcpy(s->raw, buf + ascii, (size_t)got - ascii);
+        s->len = cp1251_decode(s->raw, (size_t)got - ascii, s->out);
         s->pos = 0;
+        if (ascii)
+            return (long)ascii;
     }
     if (n > s->len - s->pos)
         n = s->len - s->pos;

@@ -10,8 +10,8 @@
 struct cp1251_source {
     reader_source read; /* the bytes in Windows-1251 */
     void *ctx;
-    unsigned char raw[16384];
-    unsigned char out[3 * 16384]; /* decoded, not yet handed out: out[pos, len) */
+    unsigned char raw[65536];
+    unsigned char out[3 * 65536]; /* decoded, not yet handed out: out[pos, len) */
     size_t pos, len;
 };
 

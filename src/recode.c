@@ -12,6 +12,38 @@
 
 #define RECODE_MT "csvup.recoder"
 
+#define BLOCK 64
+
+/* The bits set in x (without the popcnt instruction, which x86-64 may lack). */
+static unsigned bits(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555ULL;
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+}
+
+#ifdef __SSE2__
+/* Of the 64 bytes at s: whether one is a quote, CR, NUL or `also` (nonzero
+ * then), and the line ends in *lf (bit i: s[i]). */
+static uint64_t block_masks(const unsigned char *s, unsigned char also, uint64_t *lf)
+{
+    const __m128i quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'), nl = _mm_set1_epi8('\n'),
+                  other = _mm_set1_epi8((char)also), zero = _mm_setzero_si128();
+    __m128i stops = zero;
+    uint64_t ends = 0;
+    int k;
+    for (k = 0; k < 4; k++) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(s + 16 * k));
+        stops = _mm_or_si128(stops, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
+                                                 _mm_or_si128(_mm_cmpeq_epi8(v, other), _mm_cmpeq_epi8(v, zero))));
+        ends |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) << 16 * k;
+    }
+    *lf = ends;
+    return (uint64_t)_mm_movemask_epi8(stops);
+}
+#endif
+
 static void close_input(struct recode *rc)
 {
     reader_free(&rc->r);
@@ -145,17 +177,13 @@ long long recode_measure(const unsigned char *s, size_t n, char in, char out)
     /* every line as it is, but blank ones, which are dropped: unless a quote,
      * a CR or the output delimiter asks for more */
 #ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'),
-                  to = _mm_set1_epi8(out != in ? out : '"');
-    for (; i + 16 <= n; i += 16) {
-        const __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        unsigned ends;
-        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
-                                           _mm_cmpeq_epi8(v, to))))
+    for (; i + BLOCK <= n; i += BLOCK) {
+        uint64_t ends, blanks;
+        if (block_masks(s + i, (unsigned char)(out != in ? out : '"'), &ends))
             return measure_fields(s, n, in, out);
-        ends = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
-        blank += __builtin_popcount(ends & ((ends << 1) | after_end));
-        after_end = ends >> 15;
+        blanks = ends & ((ends << 1) | after_end);
+        blank += blanks ? bits(blanks) : 0;
+        after_end = (unsigned)(ends >> (BLOCK - 1));
     }
 #endif
     for (; i < n; i++) {
@@ -198,6 +226,24 @@ static size_t plain_lines(struct recode *rc, char *buf, size_t n)
         unsigned char c;
         uint64_t w;
 #ifdef __SSE2__
+        if (i + BLOCK <= avail) { /* 64 bytes at a time, as the 16 below */
+            uint64_t ends;
+            if (!block_masks(p + i, out != in ? out : '"', &ends) && !(ends & ((ends << 1) | (i == line)))) {
+                const __m128i from = _mm_set1_epi8((char)in), swap = _mm_set1_epi8((char)(in ^ out));
+                int k;
+                for (k = 0; k < 4; k++) {
+                    const __m128i v = _mm_loadu_si128((const __m128i *)(p + i + 16 * k));
+                    _mm_storeu_si128((__m128i *)(buf + i + 16 * k),
+                                     _mm_xor_si128(v, _mm_and_si128(_mm_cmpeq_epi8(v, from), swap)));
+                }
+                if (ends) {
+                    lines += bits(ends);
+                    line = done = i + BLOCK - (size_t)__builtin_clzll(ends);
+                }
+                i += BLOCK;
+                continue;
+            }
+        }
         if (i + 16 <= avail) { /* 16 bytes at a time, their line ends included */
             const __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
             __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
@@ -212,7 +258,7 @@ static size_t plain_lines(struct recode *rc, char *buf, size_t n)
                                                    _mm_set1_epi8((char)(in ^ out)));
                 _mm_storeu_si128((__m128i *)(buf + i), _mm_xor_si128(v, swap));
                 if (ends) {
-                    lines += __builtin_popcount(ends);
+                    lines += bits(ends);
                     line = done = i + (size_t)(32 - __builtin_clz(ends));
                 }
                 i += 16;
