@@ -1,5 +1,8 @@
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "cp1251.h"
 
@@ -23,19 +26,22 @@ static const unsigned short HIGH[128] = {
     0x0448, 0x0449, 0x044A, 0x044B, 0x044C, 0x044D, 0x044E, 0x044F,
 };
 
-/* How many bytes at the start of in[0, n) are ASCII, 32 then 8 at a time. */
+/* How many bytes at the start of in[0, n) are ASCII, 64 then 8 at a time. */
 static size_t ascii_run(const unsigned char *in, size_t n)
 {
     size_t i = 0;
-    uint64_t w[4];
-    for (; i + sizeof w <= n; i += sizeof w) {
-        memcpy(w, in + i, sizeof w);
-        if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ULL)
+    uint64_t w;
+#ifdef __SSE2__
+    for (; i + 64 <= n; i += 64) {
+        const __m128i *v = (const __m128i *)(in + i);
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_loadu_si128(v), _mm_loadu_si128(v + 1)),
+                                           _mm_or_si128(_mm_loadu_si128(v + 2), _mm_loadu_si128(v + 3)))))
             break;
     }
+#endif
     for (; i + 8 <= n; i += 8) {
-        memcpy(w, in + i, 8);
-        if (w[0] & 0x8080808080808080ULL)
+        memcpy(&w, in + i, 8);
+        if (w & 0x8080808080808080ULL)
             break;
     }
     while (i < n && in[i] < 0x80)

@@ -26,7 +26,8 @@ static unsigned bits(uint64_t x)
 #ifdef __SSE2__
 /* Of the 64 bytes at s: whether one is a quote, CR, NUL or `also` (nonzero
  * then), and the line ends in *lf (bit i: s[i]). */
-static uint64_t block_masks(const unsigned char *s, unsigned char also, uint64_t *lf)
+__attribute__((always_inline)) static inline uint64_t block_masks(const unsigned char *s, unsigned char also,
+                                                                  uint64_t *lf)
 {
     const __m128i quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'), nl = _mm_set1_epi8('\n'),
                   other = _mm_set1_epi8((char)also), zero = _mm_setzero_si128();
