@@ -49,28 +49,51 @@ static size_t ascii_run(const unsigned char *in, size_t n)
     return i;
 }
 
+/* The UTF-8 of each byte: its bytes, then its length as the fourth byte. */
+static void encodings(unsigned char enc[256][4])
+{
+    unsigned b;
+    memset(enc, 0, 256 * sizeof *enc);
+    for (b = 0; b < 0x80; b++) {
+        enc[b][0] = (unsigned char)b;
+        enc[b][3] = 1;
+    }
+    for (b = 0x80; b < 0x100; b++) {
+        const unsigned c = HIGH[b - 0x80]; /* all of them 0x80 or above */
+        unsigned char *e = enc[b];
+        if (c < 0x800) {
+            e[0] = (unsigned char)(0xC0 | c >> 6);
+            e[1] = (unsigned char)(0x80 | (c & 0x3F));
+            e[3] = 2;
+        } else {
+            e[0] = (unsigned char)(0xE0 | c >> 12);
+            e[1] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+            e[2] = (unsigned char)(0x80 | (c & 0x3F));
+            e[3] = 3;
+        }
+    }
+}
+
 size_t cp1251_decode(const unsigned char *in, size_t n, unsigned char *out)
 {
-    size_t i, o = 0;
-    for (i = 0; i < n; i++) {
-        unsigned c;
-        if (in[i] < 0x80) {
-            size_t run = ascii_run(in + i, n - i); /* an export is mostly ASCII: copied as it is */
-            memcpy(out + o, in + i, run);
-            o += run;
-            if ((i += run) == n)
-                break;
+    unsigned char enc[256][4];
+    size_t i = 0, o = 0;
+    encodings(enc);
+    while (i < n) {
+        size_t run = ascii_run(in + i, n - i), end; /* an export is mostly ASCII: copied as it is */
+        memcpy(out + o, in + i, run);
+        o += run;
+        i += run;
+        /* then byte by byte, with no branch on what each is (Cyrillic text mixes ASCII in), for 64 bytes:
+         * four bytes written whatever the length (the next overwrites the rest), but for the last byte
+         * of in, three (out has room for 3 * n) */
+        for (end = n - i <= 64 ? n - 1 : i + 64; i < end; i++) {
+            memcpy(out + o, enc[in[i]], 4);
+            o += enc[in[i]][3];
         }
-        c = HIGH[in[i] - 0x80];
-        if (c < 0x80) {
-            out[o++] = (unsigned char)c;
-        } else if (c < 0x800) {
-            out[o++] = (unsigned char)(0xC0 | (c >> 6));
-            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
-        } else {
-            out[o++] = (unsigned char)(0xE0 | (c >> 12));
-            out[o++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
+        if (i == n - 1) {
+            memcpy(out + o, enc[in[i]], 3);
+            o += enc[in[i++]][3];
         }
     }
     return o;
