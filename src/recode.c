@@ -25,12 +25,14 @@ static unsigned bits(uint64_t x)
 
 #ifdef __SSE2__
 /* Of the 64 bytes at s: whether one is a quote, CR, NUL or `also` (nonzero
- * then), and the line ends in *lf (bit i: s[i]). */
+ * then), and the line ends in *lf (bit i: s[i]). With copy, the bytes are
+ * copied there too, each `in` replaced by `out`, whatever they hold. */
 __attribute__((always_inline)) static inline uint64_t block_masks(const unsigned char *s, unsigned char also,
-                                                                  uint64_t *lf)
+                                                                  uint64_t *lf, char *copy, char in, char out)
 {
     const __m128i quote = _mm_set1_epi8('"'), cr = _mm_set1_epi8('\r'), nl = _mm_set1_epi8('\n'),
-                  other = _mm_set1_epi8((char)also), zero = _mm_setzero_si128();
+                  other = _mm_set1_epi8((char)also), zero = _mm_setzero_si128(), from = _mm_set1_epi8(in),
+                  swap = _mm_set1_epi8((char)(in ^ out));
     __m128i stops = zero;
     uint64_t ends = 0;
     int k;
@@ -39,6 +41,8 @@ __attribute__((always_inline)) static inline uint64_t block_masks(const unsigned
         stops = _mm_or_si128(stops, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
                                                  _mm_or_si128(_mm_cmpeq_epi8(v, other), _mm_cmpeq_epi8(v, zero))));
         ends |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) << 16 * k;
+        if (copy)
+            _mm_storeu_si128((__m128i *)(copy + 16 * k), _mm_xor_si128(v, _mm_and_si128(_mm_cmpeq_epi8(v, from), swap)));
     }
     *lf = ends;
     return (uint64_t)_mm_movemask_epi8(stops);
@@ -180,7 +184,7 @@ long long recode_measure(const unsigned char *s, size_t n, char in, char out)
 #ifdef __SSE2__
     for (; i + BLOCK <= n; i += BLOCK) {
         uint64_t ends, blanks;
-        if (block_masks(s + i, (unsigned char)(out != in ? out : '"'), &ends))
+        if (block_masks(s + i, (unsigned char)(out != in ? out : '"'), &ends, NULL, in, out))
             return measure_fields(s, n, in, out);
         blanks = ends & ((ends << 1) | after_end);
         blank += blanks ? bits(blanks) : 0;
@@ -227,16 +231,10 @@ static size_t plain_lines(struct recode *rc, char *buf, size_t n)
         unsigned char c;
         uint64_t w;
 #ifdef __SSE2__
-        if (i + BLOCK <= avail) { /* 64 bytes at a time, as the 16 below */
+        if (i + BLOCK <= avail) { /* 64 bytes at a time, as the 16 below (copied first: buf past i is free) */
             uint64_t ends;
-            if (!block_masks(p + i, out != in ? out : '"', &ends) && !(ends & ((ends << 1) | (i == line)))) {
-                const __m128i from = _mm_set1_epi8((char)in), swap = _mm_set1_epi8((char)(in ^ out));
-                int k;
-                for (k = 0; k < 4; k++) {
-                    const __m128i v = _mm_loadu_si128((const __m128i *)(p + i + 16 * k));
-                    _mm_storeu_si128((__m128i *)(buf + i + 16 * k),
-                                     _mm_xor_si128(v, _mm_and_si128(_mm_cmpeq_epi8(v, from), swap)));
-                }
+            if (!block_masks(p + i, out != in ? out : '"', &ends, buf + i, (char)in, (char)out)
+                && !(ends & ((ends << 1) | (i == line)))) {
                 if (ends) {
                     lines += bits(ends);
                     line = done = i + BLOCK - (size_t)__builtin_clzll(ends);
