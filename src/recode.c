@@ -15,6 +15,7 @@
 
 #define RECODE_MT "csvup.recoder"
 
+#ifdef __SSE2__
 #define BLOCK 64
 
 /* The bits set in x (without the popcnt instruction, which x86-64 may lack). */
@@ -26,7 +27,6 @@ static unsigned bits(uint64_t x)
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
 
-#ifdef __SSE2__
 /* Of the 64 bytes at s: whether one is a quote, CR, NUL or `also` (nonzero
  * then), and the line ends in *lf (bit i: s[i]). With copy, the bytes are
  * copied there too, each `in` replaced by `out`, whatever they hold. */
