@@ -265,7 +265,9 @@ static size_t plain_lines(struct recode *rc, char *buf, size_t n)
         unsigned char c;
         uint64_t w;
 #ifdef __SSE2__
-        if (i + BLOCK <= avail) { /* 64 bytes at a time, as the 16 below (copied first: buf past i is free) */
+        /* 64 bytes at a time, as the 16 below (copied first: buf past i is free), when the line
+         * open cannot pass the record limit in them */
+        if (i + BLOCK <= avail && i + BLOCK - line <= r->limit) {
             uint64_t ends;
             if (!BLOCK_MASKS(wide, p + i, out != in ? out : '"', &ends, buf + i, (char)in, (char)out)
                 && !(ends & ((ends << 1) | (i == line)))) {
