@@ -24,12 +24,19 @@ static int open_input(struct recode *rc)
     reader_source source = reader_file_source;
     void *ctx;
     close_input(rc);
-    if (fseeko(rc->f, 0, SEEK_SET) != 0) {
+    if (rc->up) {
+        if (rc->up->ops->rewind(rc->up) != 0) {
+            rc->r.error.code = rc->up->failure->code;
+            snprintf(rc->r.error.message, sizeof rc->r.error.message, "%.159s", rc->up->failure->message);
+            return -1;
+        }
+        source = stage_reader_source;
+    } else if (fseeko(rc->f, 0, SEEK_SET) != 0) {
         rc->r.error.code = "file_unreadable";
         csvup_strerror(errno, rc->r.error.message, sizeof rc->r.error.message);
         return -1;
     }
-    ctx = rc->f;
+    ctx = rc->up ? (void *)rc->up : (void *)rc->f;
     if (rc->cp1251) {
         rc->decoder.read = source;
         rc->decoder.ctx = ctx;

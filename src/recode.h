@@ -11,13 +11,15 @@
 #include "compat.h"
 #include "cp1251.h"
 #include "reader.h"
+#include "stage.h"
 
 struct recode {
     char *path;            /* for errors: the stream is read from its one descriptor, never reopened */
     int cp1251;            /* the file is Windows-1251 */
     char in_delimiter;     /* 0: the most frequent of , ; tab | in the header */
     char out_delimiter;
-    FILE *f;
+    FILE *f;               /* the file, for core.recoder */
+    struct stage *up;      /* or the stage before it in an upload's chain (see stage.h) */
     struct cp1251_source decoder;
     struct reader r;
     struct buffer out;     /* encoded, not yet handed out: out.data[pos, out.len) */

@@ -1,16 +1,23 @@
-/* The chain an upload converts a file through: a stream of the file, the
- * Windows-1251 decoding (or none), the CSV reader and the recoding to
- * another delimiter. On any input: the same output whatever sizes it is
- * read in, every read filled whole but at the end, and that output read
- * back gives the records the reader gives on the input, field for field
- * (blank lines dropped), up to the same error; and its size is what the
- * check's measure gives, record by record and over the raw records. */
+/* The body pipeline (stage.h). Any chain of stages over a string equals the
+ * stages' reference behaviour composed: the recoder over a stream of its
+ * own, UTF-8 checked by utf8_text_prefix, SHA-256 of the bytes, their count;
+ * read in pieces of any size, and again after a rewind. And the recoder
+ * alone: a stream of the file, the Windows-1251 decoding (or none), the CSV
+ * reader and the recoding to another delimiter. On any input: the same
+ * output whatever sizes it is read in, every read filled whole but at the
+ * end, and that output read back gives the records the reader gives on the
+ * input, field for field (blank lines dropped), up to the same error; and
+ * its size is what the check's measure gives, record by record and over
+ * the raw records. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "recode.h"
+#include "stage.h"
+#include "utf8.h"
 
 #define OUT_MAX (1 << 20)
 
@@ -106,7 +113,9 @@ static int next_record(struct reader *r)
     return rc;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* The recoder over a stream: the same output whatever sizes it is read in, and that output read back
+ * gives the input's records; its size is what the check measures. */
+static void recoder_alone(const uint8_t *data, size_t size)
 {
     struct recode rc;
     struct reader in, back;
@@ -114,17 +123,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct out pieces, whole;
     FILE *f, *g, *h;
     int a, b;
-    if (size < 3)
-        return 0;
     memset(&rc, 0, sizeof rc);
     rc.in_delimiter = DELIMITERS[data[0] % 4];
     rc.out_delimiter = DELIMITERS[data[1] % 4];
     rc.cp1251 = data[2] & 1;
     rc.out.limit = 2 * READER_RECORD_LIMIT + 16;
-    data += 3;
-    size -= 3;
+    data += 4;
+    size -= 4;
     if (!(f = fmemopen(size ? (void *)data : "", size ? size : 1, "rb")))
-        return 0;
+        return;
     if (!size)
         fgetc(f); /* an empty stream */
     rc.f = f;
@@ -179,5 +186,134 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fclose(h);
     free(pieces.data);
     free(whole.data);
+}
+
+enum { RECODE, UTF8, SHA256, COUNTER, KINDS };
+
+/* The bytes in[0, n) through one stage's reference into out (OUT_MAX bytes):
+ * its length, or -1 where the stage fails. */
+static long reference(int kind, const struct recode *params, const char *in, size_t n, char *out, char *hex)
+{
+    struct recode rc;
+    struct out o;
+    struct digest d;
+    FILE *f;
+    if (kind == UTF8 && utf8_text_prefix((const unsigned char *)in, n) != n)
+        return -1;
+    if (kind == SHA256) {
+        if (digest_init(&d) != 0)
+            abort();
+        digest_update(&d, in, n);
+        digest_final(&d, hex);
+    }
+    if (kind != RECODE || n == 0) { /* nothing recoded is nothing */
+        memcpy(out, in, n);
+        return (long)n;
+    }
+    memset(&rc, 0, sizeof rc);
+    rc.in_delimiter = params->in_delimiter;
+    rc.out_delimiter = params->out_delimiter;
+    rc.cp1251 = params->cp1251;
+    rc.out.limit = params->out.limit;
+    if (!(f = fmemopen((void *)in, n, "rb")))
+        abort();
+    rc.f = f;
+    o.data = out;
+    recode_all(&rc, OUT_MAX, &o);
+    reader_free(&rc.r);
+    buffer_free(&rc.out);
+    fclose(f);
+    return o.failed ? -1 : (long)o.len;
+}
+
+/* The chain's end read through in pieces (piece 0: varying): its length, or -1 when it failed. */
+static long read_chain(struct chain *c, size_t piece, char *out)
+{
+    size_t len = 0, i = 0;
+    for (;;) {
+        size_t want = piece ? piece : 1 + (i++ * 7919) % 4099;
+        long n;
+        if (want > OUT_MAX - len)
+            want = OUT_MAX - len;
+        if (want == 0)
+            abort();
+        if ((n = chain_read(c, out + len, want)) < 0) {
+            if (!c->failure.code)
+                abort(); /* a stage failed without saying why */
+            return -1;
+        }
+        if (n == 0)
+            return (long)len;
+        len += (size_t)n;
+    }
+}
+
+/* data[0..1]: delimiters, data[2]: cp1251, data[3]: the stages (2 bits
+ * each, after a count), the rest the input. */
+static void chain_of_stages(const uint8_t *data, size_t size)
+{
+    struct recode params;
+    struct chain c;
+    char *expected = malloc(OUT_MAX), *scratch = malloc(OUT_MAX), *got = malloc(OUT_MAX);
+    char hex[3][DIGEST_HEX], want_hex[3][DIGEST_HEX];
+    int kind, nkinds = 1 + data[3] % 3, i, failed, built;
+    long n = (long)(size - 4), k = 0;
+    long long count[3] = { 0 }, want_count[3] = { 0 };
+    memset(&params, 0, sizeof params);
+    params.in_delimiter = DELIMITERS[data[0] % 4];
+    params.out_delimiter = DELIMITERS[data[1] % 4];
+    params.cp1251 = data[2] & 1;
+    params.out.limit = 2 * READER_RECORD_LIMIT + 16;
+    memset(&c, 0, sizeof c);
+    memcpy(expected, data + 4, (size_t)n);
+    built = chain_add(&c, stage_string((const char *)data + 4, (size_t)n)) == 0;
+    c.size = n;
+    for (i = 0; i < nkinds; i++) {
+        kind = (data[3] >> (2 + 2 * i)) % KINDS;
+        strcpy(hex[i], "");
+        strcpy(want_hex[i], "");
+        want_count[i] = kind == COUNTER ? n : 0;
+        if (n >= 0) {
+            n = reference(kind, &params, expected, (size_t)n, scratch, want_hex[i]);
+            if (n >= 0)
+                memcpy(expected, scratch, (size_t)n);
+        }
+        if (built && kind == RECODE)
+            built = stage_add_recode(&c, params.cp1251, params.in_delimiter, params.out_delimiter, -1) == 0;
+        else if (built)
+            built = (kind == UTF8 ? stage_add_utf8(&c) : kind == SHA256 ? stage_add_sha256(&c, hex[i])
+                                                                         : stage_add_counter(&c, &count[i])) == 0;
+    }
+    failed = n < 0;
+    if (!built && !failed)
+        abort(); /* only a recoder that fails refuses to be built */
+    if (built) {
+        if (chain_rewind(&c) != 0)
+            abort();
+        k = read_chain(&c, 0, got);
+        if ((k < 0) != failed || (k >= 0 && (k != n || memcmp(got, expected, (size_t)n))))
+            abort();
+        for (i = 0; i < nkinds && !failed; i++)
+            if (c.size != n || count[i] != want_count[i] || strcmp(hex[i], want_hex[i]) != 0)
+                abort();
+        c.failure.code = NULL;
+        if (chain_rewind(&c) != 0)
+            abort();
+        k = read_chain(&c, OUT_MAX, got);
+        if ((k < 0) != failed || (k >= 0 && (k != n || memcmp(got, expected, (size_t)n))))
+            abort();
+    }
+    chain_free(&c);
+    free(expected);
+    free(scratch);
+    free(got);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 4 || size - 4 > OUT_MAX / 16)
+        return 0;
+    recoder_alone(data, size);
+    chain_of_stages(data, size);
     return 0;
 }
