@@ -369,11 +369,11 @@ static int recoder_read(lua_State *L)
     return 1;
 }
 
-static char delimiter_of(lua_State *L, const char *name, const char *fallback)
+char recode_delimiter(lua_State *L, int idx, const char *name, const char *fallback)
 {
     size_t len;
     const char *d;
-    lua_getfield(L, 2, name);
+    lua_getfield(L, idx, name);
     d = luaL_optlstring(L, -1, fallback, &len);
     lua_pop(L, 1);
     if (strcmp(d, "auto") == 0)
@@ -398,8 +398,8 @@ int recode_new(lua_State *L)
     luaL_getmetatable(L, RECODE_MT);
     lua_setmetatable(L, -2);
     rc->cp1251 = strcmp(encoding, "cp1251") == 0;
-    rc->in_delimiter = delimiter_of(L, "delimiter", ",");
-    rc->out_delimiter = delimiter_of(L, "to", ",");
+    rc->in_delimiter = recode_delimiter(L, 2, "delimiter", ",");
+    rc->out_delimiter = recode_delimiter(L, 2, "to", ",");
     luaL_argcheck(L, rc->out_delimiter != 0, 2, "to must be a delimiter, not \"auto\"");
     lua_getfield(L, 2, "size");
     rc->size = luaL_optinteger(L, -1, -1);

@@ -10,6 +10,7 @@
 #include "connection.h"
 #include "error.h"
 #include "file.h"
+#include "recode.h"
 #include "request.h"
 #include "signals.h"
 #include "slots.h"
@@ -470,21 +471,6 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
     return 0;
 }
 
-/* A delimiter of a stage's description: one byte, or 0 for "auto". */
-static char stage_delimiter(lua_State *L, int idx, const char *name, const char *fallback)
-{
-    size_t len;
-    const char *d;
-    lua_getfield(L, idx, name);
-    d = luaL_optlstring(L, -1, fallback, &len);
-    lua_pop(L, 1);
-    if (strcmp(d, "auto") == 0)
-        return 0;
-    if (len != 1 || strchr("\"\r\n", d[0]))
-        luaL_error(L, "args.stages: %s must be one byte other than a quote or a line break", name);
-    return d[0];
-}
-
 /* args.stages, the stages after the source, in order, each a table named
  * by its first field (what csvup.client describes a body with):
  *   { "recode", encoding = "utf-8" | "cp1251", delimiter = "," | ";" | ... | "auto", to = ",", size? }
@@ -514,7 +500,7 @@ static int add_stages(lua_State *L, struct request *req)
         lua_pop(L, 1);
         if (kind && strcmp(kind, "recode") == 0) {
             const char *encoding;
-            char in = stage_delimiter(L, -1, "delimiter", ","), out = stage_delimiter(L, -1, "to", ",");
+            char in = recode_delimiter(L, -1, "delimiter", ","), out = recode_delimiter(L, -1, "to", ",");
             lua_getfield(L, -1, "encoding");
             encoding = luaL_optstring(L, -1, "utf-8");
             luaL_argcheck(L, (!strcmp(encoding, "utf-8") || !strcmp(encoding, "cp1251")) && out, 2,
