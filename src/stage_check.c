@@ -3,6 +3,7 @@
  * fails stops the body before its end. Records the quick pass (plan_pass)
  * passes are checked in the buffer they are read into; the others are read
  * and checked one by one by the CSV reader, and handed on from its buffer. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@ struct check_stage {
     size_t ncolumns;       /* fields of the header */
     long long given;       /* bytes handed on since the start */
     long long direct_from; /* where a read into the caller's buffer is tried again */
-    unsigned char *left;   /* bytes read into the caller's buffer that the pass left to the reader */
+    unsigned char *left;   /* bytes read into the caller's buffer that the pass left: left[left_pos, left_len) */
     size_t left_len, left_pos, left_cap;
 };
 
@@ -35,6 +36,8 @@ static long check_source(void *ctx, unsigned char *buf, size_t n, char *message,
             n = cs->left_len - cs->left_pos;
         memcpy(buf, cs->left + cs->left_pos, n);
         cs->left_pos += n;
+        if (cs->left_pos == cs->left_len)
+            cs->left_len = cs->left_pos = 0;
         return (long)n;
     }
     return stage_reader_source(cs->s.up, buf, n, message, size);
@@ -58,21 +61,14 @@ static int start(struct check_stage *cs)
     return rc == 0 ? 0 : (int)cs->r.nfields;
 }
 
-/* Checks more of the body, past the bytes handed on: the records at the
- * start of the reader's buffer that the quick pass passes, else one record.
- * 0, or -1 with the failure set. */
-static int check_more(struct check_stage *cs)
+/* Checks one more record by the reader (which may read more first), past
+ * the bytes handed on. 0, or -1 with the failure set. */
+static int check_record(struct check_stage *cs)
 {
     struct reader *r = &cs->r;
     struct plan *p = &cs->plan;
     lua_Integer total = p->total;
-    long long lines;
-    size_t passed = plan_pass(p, r->delimiter, r->limit, r->buf + r->start, r->end - r->start, &lines);
     int rc;
-    if (passed > 0) {
-        reader_skip(r, passed, lines);
-        return 0;
-    }
     if ((rc = reader_next(r)) < 0)
         return failed_at(cs, r->error.line, r->error.message);
     if (rc == 0 || (r->blank && cs->ncolumns > 1)) /* the end; a blank line is skipped */
@@ -83,35 +79,43 @@ static int check_more(struct check_stage *cs)
     return p->total > total ? failed_at(cs, r->record_line, "a value does not pass its check") : 0;
 }
 
-/* Reads the stage before straight into buf, when the reader holds nothing
- * unread: the records the quick pass passes there are handed on as they
- * are, the rest is left to the reader. Their bytes (0: the reader reads on),
- * or -1. */
+/* Reads the stage before straight into buf, after the bytes the reader
+ * holds unread and those the pass left last time (the start of a record cut
+ * by the end of a buffer, most often; fewer than n): the records the quick
+ * pass passes there are handed on in place, the rest is left for the next
+ * call or the reader. Their bytes (0: the reader reads on, or the end), or -1. */
 static long check_into(struct check_stage *cs, char *buf, size_t n)
 {
     struct reader *r = &cs->r;
+    size_t unread = r->end - r->start, total, passed;
     long long lines;
-    long got = cs->s.up->ops->read(cs->s.up, buf, n);
-    size_t passed;
-    if (got <= 0)
-        return got < 0 ? -1 : 0;
-    passed = plan_pass(&cs->plan, r->delimiter, r->limit, (const unsigned char *)buf, (size_t)got, &lines);
-    if (passed < (size_t)got / 2 && memchr(buf + passed, '\n', (size_t)got - passed))
+    long got;
+    memcpy(buf, r->buf + r->start, unread);
+    memcpy(buf + unread, cs->left, cs->left_len);
+    total = unread + cs->left_len;
+    cs->left_len = 0;
+    if ((got = cs->s.up->ops->read(cs->s.up, buf + total, n - total)) < 0)
+        return -1;
+    total += (size_t)got;
+    passed = plan_pass(&cs->plan, r->delimiter, r->limit, (const unsigned char *)buf, total, &lines);
+    if (passed < total / 2 && memchr(buf + passed, '\n', total - passed))
         cs->direct_from = cs->given + (long long)passed + DIRECT_RETRY;
-    if (passed < (size_t)got) {
-        if ((size_t)got - passed > cs->left_cap) {
-            unsigned char *left = realloc(cs->left, (size_t)got - passed);
+    if (passed < total) {
+        if (total - passed > cs->left_cap) {
+            unsigned char *left = realloc(cs->left, total - passed);
             if (!left)
                 return stage_fail(&cs->s, "file_unreadable", "out of memory");
             cs->left = left;
-            cs->left_cap = (size_t)got - passed;
+            cs->left_cap = total - passed;
         }
-        memcpy(cs->left, buf + passed, (size_t)got - passed);
-        cs->left_len = (size_t)got - passed;
+        memcpy(cs->left, buf + passed, total - passed);
+        cs->left_len = total - passed;
         cs->left_pos = 0;
     }
     reader_jump(r, passed, lines); /* the reader goes on after these bytes, with what was left */
     cs->given += (long long)passed;
+    if (got == 0)
+        cs->direct_from = LLONG_MAX; /* the end: the reader takes what is left */
     return (long)passed;
 }
 
@@ -121,10 +125,15 @@ static long check_read(struct stage *s, char *buf, size_t n)
     struct reader *r = &cs->r;
     size_t given = 0;
     while (given < n) {
-        long long checked = reader_offset(r);
+        long long checked = reader_offset(r), lines;
         size_t k;
         if (checked == cs->given) { /* every byte checked was handed on: check more */
-            if (r->start == r->end && !r->eof && cs->left_pos == cs->left_len && cs->given >= cs->direct_from) {
+            size_t passed = plan_pass(&cs->plan, r->delimiter, r->limit, r->buf + r->start, r->end - r->start,
+                                      &lines);
+            if (passed > 0) {
+                reader_skip(r, passed, lines);
+            } else if (!r->eof && cs->left_pos == 0 && cs->given >= cs->direct_from
+                       && r->end - r->start + cs->left_len < n - given) {
                 long into = check_into(cs, buf + given, n - given);
                 if (into < 0)
                     return -1;
@@ -132,11 +141,12 @@ static long check_read(struct stage *s, char *buf, size_t n)
                     given += (size_t)into;
                     break;
                 }
-                if (cs->left_pos == cs->left_len)
+                if (cs->left_len == 0)
                     break; /* the end */
-            }
-            if (check_more(cs) < 0)
+                continue;
+            } else if (check_record(cs) < 0) {
                 return -1;
+            }
             if ((checked = reader_offset(r)) == cs->given)
                 break; /* the end */
         }
