@@ -22,6 +22,8 @@ struct check_stage {
     struct plan plan;      /* its columns in C memory, after this struct */
     size_t ncolumns;       /* fields of the header */
     long long given;       /* bytes handed on since the start */
+    unsigned char bom[3];  /* the byte order mark the reader skipped (it may drop it from its buffer) */
+    size_t bom_len;
     long long direct_from; /* where a read into the caller's buffer is tried again */
     unsigned char *left;   /* bytes read into the caller's buffer that the pass left: left[left_pos, left_len) */
     size_t left_len, left_pos, left_cap;
@@ -55,8 +57,11 @@ static int start(struct check_stage *cs)
     reader_free(&cs->r);
     cs->given = cs->direct_from = 0;
     cs->left_len = cs->left_pos = 0;
-    if (reader_open(&cs->r, check_source, cs, cs->r.delimiter, 1, READER_RECORD_LIMIT) < 0
-        || (rc = reader_next(&cs->r)) < 0)
+    if (reader_open(&cs->r, check_source, cs, cs->r.delimiter, 1, READER_RECORD_LIMIT) < 0)
+        return stage_fail(&cs->s, cs->r.error.code, "line %lld: %s", cs->r.error.line, cs->r.error.message);
+    cs->bom_len = cs->r.start;
+    memcpy(cs->bom, cs->r.buf, cs->bom_len);
+    if ((rc = reader_next(&cs->r)) < 0)
         return stage_fail(&cs->s, cs->r.error.code, "line %lld: %s", cs->r.error.line, cs->r.error.message);
     return rc == 0 ? 0 : (int)cs->r.nfields;
 }
@@ -151,7 +156,12 @@ static long check_read(struct stage *s, char *buf, size_t n)
                 break; /* the end */
         }
         k = n - given < (size_t)(checked - cs->given) ? n - given : (size_t)(checked - cs->given);
-        memcpy(buf + given, r->buf + (cs->given - r->offset), k);
+        if (cs->given < (long long)cs->bom_len) {
+            k = k < cs->bom_len - (size_t)cs->given ? k : cs->bom_len - (size_t)cs->given;
+            memcpy(buf + given, cs->bom + cs->given, k);
+        } else {
+            memcpy(buf + given, r->buf + (cs->given - r->offset), k);
+        }
         cs->given += (long long)k;
         given += k;
     }

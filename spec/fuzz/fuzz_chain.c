@@ -19,6 +19,8 @@
 #include "stage.h"
 #include "utf8.h"
 
+#include <lauxlib.h>
+
 #define OUT_MAX (1 << 20)
 
 static const char DELIMITERS[] = ",;\t|";
@@ -188,17 +190,93 @@ static void recoder_alone(const uint8_t *data, size_t size)
     free(whole.data);
 }
 
-enum { RECODE, UTF8, SHA256, COUNTER, KINDS };
+enum { RECODE, UTF8, SHA256, COUNTER, CHECK, KINDS };
+
+/* The check's reference, with every column text: the reader (UTF-8 on)
+ * reads every record, and each that is not blank (where the header has more
+ * than one field) has the header's width. 0, or -1; *columns: the header's. */
+static int check_reference(const char *in, size_t n, char delimiter, size_t *columns)
+{
+    struct reader r;
+    int rc;
+    FILE *f = fmemopen(n ? (void *)in : "", n ? n : 1, "rb");
+    if (!f)
+        abort();
+    if (!n)
+        fgetc(f);
+    *columns = 0;
+    if ((rc = reader_open(&r, reader_file_source, f, delimiter, 1, READER_RECORD_LIMIT)) == 0
+        && (rc = reader_next(&r)) > 0) {
+        *columns = r.nfields;
+        while ((rc = reader_next(&r)) > 0)
+            if (!(r.blank && *columns > 1) && r.nfields != *columns) {
+                rc = -1;
+                break;
+            }
+    }
+    reader_free(&r);
+    fclose(f);
+    return rc < 0 ? -1 : 0;
+}
+
+/* (chain, columns, delimiter) -> stage_add_check's result, with a plan of
+ * that many text columns; under lua_pcall, as a plan that does not fit the
+ * header raises. */
+static int add_check(lua_State *L)
+{
+    struct chain *c = lua_touserdata(L, 1);
+    lua_Integer i, columns = lua_tointeger(L, 2);
+    lua_createtable(L, 0, 8);
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, "delimiter");
+    lua_createtable(L, (int)columns, 0);
+    for (i = 1; i <= columns; i++) {
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "text");
+        lua_setfield(L, -2, "type");
+        lua_rawseti(L, -2, i);
+    }
+    lua_setfield(L, -2, "columns");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "currencies");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "traffic_sources");
+    lua_newtable(L);
+    lua_setfield(L, -2, "problems");
+    lua_pushinteger(L, stage_add_check(L, c, lua_gettop(L)));
+    return 1;
+}
+
+static int added_check(struct chain *c, size_t columns, char delimiter)
+{
+    static lua_State *L;
+    int rc;
+    if (!L && !(L = luaL_newstate()))
+        abort();
+    lua_settop(L, 0);
+    lua_pushcfunction(L, add_check);
+    lua_pushlightuserdata(L, c);
+    lua_pushinteger(L, (lua_Integer)columns);
+    lua_pushlstring(L, &delimiter, 1);
+    if (lua_pcall(L, 3, 1, 0) != 0)
+        return stage_fail(c->end, "validation_failed", "%s", lua_tostring(L, -1));
+    rc = (int)lua_tointeger(L, -1);
+    lua_settop(L, 0);
+    return rc;
+}
 
 /* The bytes in[0, n) through one stage's reference into out (OUT_MAX bytes):
  * its length, or -1 where the stage fails. */
-static long reference(int kind, const struct recode *params, const char *in, size_t n, char *out, char *hex)
+static long reference(int kind, const struct recode *params, const char *in, size_t n, char *out, char *hex,
+                      size_t *columns)
 {
     struct recode rc;
     struct out o;
     struct digest d;
     FILE *f;
     if (kind == UTF8 && utf8_text_prefix((const unsigned char *)in, n) != n)
+        return -1;
+    if (kind == CHECK && check_reference(in, n, params->out_delimiter, columns) < 0)
         return -1;
     if (kind == SHA256) {
         if (digest_init(&d) != 0)
@@ -248,8 +326,9 @@ static long read_chain(struct chain *c, size_t piece, char *out)
     }
 }
 
-/* data[0..1]: delimiters, data[2]: cp1251, data[3]: the stages (2 bits
- * each, after a count), the rest the input. */
+/* data[0..1]: delimiters (the recoder's, and out, the check's too),
+ * data[2]: cp1251, data[3]: how many stages, data[4..6]: which, the rest
+ * the input. */
 static void chain_of_stages(const uint8_t *data, size_t size)
 {
     struct recode params;
@@ -257,7 +336,8 @@ static void chain_of_stages(const uint8_t *data, size_t size)
     char *expected = malloc(OUT_MAX), *scratch = malloc(OUT_MAX), *got = malloc(OUT_MAX);
     char hex[3][DIGEST_HEX], want_hex[3][DIGEST_HEX];
     int kind, nkinds = 1 + data[3] % 3, i, failed, built;
-    long n = (long)(size - 4), k = 0;
+    long n = (long)(size - 7), k = 0;
+    size_t columns = 0;
     long long count[3] = { 0 }, want_count[3] = { 0 };
     memset(&params, 0, sizeof params);
     params.in_delimiter = DELIMITERS[data[0] % 4];
@@ -265,28 +345,30 @@ static void chain_of_stages(const uint8_t *data, size_t size)
     params.cp1251 = data[2] & 1;
     params.out.limit = 2 * READER_RECORD_LIMIT + 16;
     memset(&c, 0, sizeof c);
-    memcpy(expected, data + 4, (size_t)n);
-    built = chain_add(&c, stage_string((const char *)data + 4, (size_t)n)) == 0;
+    memcpy(expected, data + 7, (size_t)n);
+    built = chain_add(&c, stage_string((const char *)data + 7, (size_t)n)) == 0;
     c.size = n;
     for (i = 0; i < nkinds; i++) {
-        kind = (data[3] >> (2 + 2 * i)) % KINDS;
+        kind = data[4 + i] % KINDS;
         strcpy(hex[i], "");
         strcpy(want_hex[i], "");
         want_count[i] = kind == COUNTER ? n : 0;
         if (n >= 0) {
-            n = reference(kind, &params, expected, (size_t)n, scratch, want_hex[i]);
+            n = reference(kind, &params, expected, (size_t)n, scratch, want_hex[i], &columns);
             if (n >= 0)
                 memcpy(expected, scratch, (size_t)n);
         }
         if (built && kind == RECODE)
             built = stage_add_recode(&c, params.cp1251, params.in_delimiter, params.out_delimiter, -1) == 0;
+        else if (built && kind == CHECK)
+            built = added_check(&c, columns, params.out_delimiter) == 0;
         else if (built)
             built = (kind == UTF8 ? stage_add_utf8(&c) : kind == SHA256 ? stage_add_sha256(&c, hex[i])
                                                                          : stage_add_counter(&c, &count[i])) == 0;
     }
     failed = n < 0;
     if (!built && !failed)
-        abort(); /* only a recoder that fails refuses to be built */
+        abort(); /* only a stage whose reference fails refuses to be built */
     if (built) {
         if (chain_rewind(&c) != 0)
             abort();
@@ -311,7 +393,7 @@ static void chain_of_stages(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 4 || size - 4 > OUT_MAX / 16)
+    if (size < 7 || size - 7 > OUT_MAX / 16)
         return 0;
     recoder_alone(data, size);
     chain_of_stages(data, size);
