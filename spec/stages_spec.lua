@@ -71,6 +71,13 @@ describe("an upload body's stages", function()
     assert.are.equal((HEADER .. ROW:rep(1000)):gsub(";", ","), sandbox.requests()[1].file.content)
   end)
 
+  it("send a byte order mark as it is, before the header the check reads", function()
+    local data = "\xEF\xBB\xBF" .. HEADER:gsub(";", ","):gsub("\n", "") -- the header's end is the file's
+    core.request(m.conn, EP.upload_offline_conversions, { counter = 1, data = data,
+      stages = { { "check", plan = plan() } } })
+    assert.are.equal(data, sandbox.requests()[1].file.content)
+  end)
+
   it("are named: another name is a programmer's error", function()
     assert.has_error(function()
       core.request(m.conn, EP.upload_offline_conversions, { counter = 1, data = HEADER, stages = { { "gzip" } } })
