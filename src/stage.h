@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 
 #include "compat.h"
-#include "reader.h"
 
 /* Why a chain stopped. code is NULL while it did not: "file_changed" (the
  * file moved under the upload), "validation_failed" (a record failed its
@@ -57,13 +56,13 @@ int stage_fail(struct stage *s, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* The default finish and rewind of a stage that keeps no state of its own: its upstream's. */
+/* The finish of a stage that checks nothing at the end: its upstream's. */
 int stage_finish_up(struct stage *s);
 /* Reads s as a reader_source (ctx: the stage), for a stage that parses its input. */
 long stage_reader_source(void *ctx, unsigned char *buf, size_t n, char *message, size_t size);
 
-/* Attaches s (NULL: out of memory) at the end of the chain, a source
- * first: 0, or -1 with the failure set (and s freed). */
+/* Attaches s at the end of the chain, a source first: 0, or -1 with the
+ * failure set when s is NULL (out of memory). */
 int chain_add(struct chain *c, struct stage *s);
 long chain_read(struct chain *c, char *buf, size_t n);
 int chain_rewind(struct chain *c);
