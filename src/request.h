@@ -54,7 +54,7 @@ struct request {
     int source_ref;         /* registry reference to args.source or args.file while the request holds it */
     struct file *parked;    /* args.source, parked: opened for this attempt only */
     struct chain chain;     /* the multipart body: its source and stages (see stage.h) */
-    long long handed;       /* bytes of the chain handed to libcurl since the start */
+    long long handed;       /* bytes handed to libcurl since the chain's start, by its counter (progress) */
     int progress;           /* stack index of args.progress, or 0 */
     int failed;             /* stack index of a callback's error, or 0 */
     int interrupted;        /* a signal stopped the transfer */

@@ -95,8 +95,10 @@ static long check_into(struct check_stage *cs, char *buf, size_t n)
     size_t unread = r->end - r->start, total, passed;
     long long lines;
     long got;
-    memcpy(buf, r->buf + r->start, unread);
-    memcpy(buf + unread, cs->left, cs->left_len);
+    if (unread)
+        memcpy(buf, r->buf + r->start, unread);
+    if (cs->left_len)
+        memcpy(buf + unread, cs->left, cs->left_len);
     total = unread + cs->left_len;
     cs->left_len = 0;
     if ((got = cs->s.up->ops->read(cs->s.up, buf + total, n - total)) < 0)
