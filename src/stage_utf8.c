@@ -20,6 +20,24 @@ static long bad_byte(struct utf8_stage *u, size_t at)
                       u->pos + (long long)at + 1);
 }
 
+/* The held bytes, the start of a character cut, read on to its end and
+ * checked whole (at: their place past pos). 0, or -1. */
+static int complete_held(struct utf8_stage *u, size_t at)
+{
+    struct stage *up = u->s.up;
+    long got;
+    while (u->len < sizeof u->held) {
+        if ((got = up->ops->read(up, (char *)u->held + u->len, sizeof u->held - u->len)) < 0)
+            return -1;
+        if (got == 0)
+            break;
+        u->len += (size_t)got;
+    }
+    if ((u->checked = utf8_text_prefix(u->held, u->len)) == 0)
+        return (int)bad_byte(u, at);
+    return 0;
+}
+
 static long utf8_read(struct stage *s, char *buf, size_t n)
 {
     struct utf8_stage *u = (struct utf8_stage *)s;
@@ -37,16 +55,9 @@ static long utf8_read(struct stage *s, char *buf, size_t n)
             u->pos += (long long)k;
             return (long)k;
         }
-        if (u->len > 0) { /* the start of a character cut: read on to its end */
-            while (u->len < sizeof u->held) {
-                if ((got = s->up->ops->read(s->up, (char *)u->held + u->len, sizeof u->held - u->len)) < 0)
-                    return -1;
-                if (got == 0)
-                    break;
-                u->len += (size_t)got;
-            }
-            if ((u->checked = utf8_text_prefix(u->held, u->len)) == 0)
-                return bad_byte(u, 0);
+        if (u->len > 0) { /* held after a character that passed */
+            if (complete_held(u, 0) < 0)
+                return -1;
             continue;
         }
         if ((got = s->up->ops->read(s->up, buf, n)) <= 0)
@@ -58,8 +69,11 @@ static long utf8_read(struct stage *s, char *buf, size_t n)
         }
         if ((size_t)got - valid >= sizeof u->held)
             return bad_byte(u, valid);
-        u->len = (size_t)got - valid; /* held, and checked with what follows */
+        /* a character cut by the end of buf: checked whole before any of buf goes on */
+        u->len = (size_t)got - valid;
         memcpy(u->held, buf + valid, u->len);
+        if (complete_held(u, valid) < 0)
+            return -1;
         if (valid > 0) {
             u->pos += (long long)valid;
             return (long)valid;
