@@ -91,12 +91,19 @@ static int open_input(struct recode *rc)
     reader_source source = reader_file_source;
     void *ctx;
     close_input(rc);
-    if (fseeko(rc->f, 0, SEEK_SET) != 0) {
+    if (rc->up) {
+        if (rc->up->ops->rewind(rc->up) != 0) {
+            rc->r.error.code = rc->up->failure->code;
+            snprintf(rc->r.error.message, sizeof rc->r.error.message, "%.159s", rc->up->failure->message);
+            return -1;
+        }
+        source = stage_reader_source;
+    } else if (fseeko(rc->f, 0, SEEK_SET) != 0) {
         rc->r.error.code = "file_unreadable";
         csvup_strerror(errno, rc->r.error.message, sizeof rc->r.error.message);
         return -1;
     }
-    ctx = rc->f;
+    ctx = rc->up ? (void *)rc->up : (void *)rc->f;
     if (rc->cp1251) {
         rc->decoder.read = source;
         rc->decoder.ctx = ctx;
@@ -443,11 +450,11 @@ static int recoder_read(lua_State *L)
     return 1;
 }
 
-static char delimiter_of(lua_State *L, const char *name, const char *fallback)
+char recode_delimiter(lua_State *L, int idx, const char *name, const char *fallback)
 {
     size_t len;
     const char *d;
-    lua_getfield(L, 2, name);
+    lua_getfield(L, idx, name);
     d = luaL_optlstring(L, -1, fallback, &len);
     lua_pop(L, 1);
     if (strcmp(d, "auto") == 0)
@@ -472,8 +479,8 @@ int recode_new(lua_State *L)
     luaL_getmetatable(L, RECODE_MT);
     lua_setmetatable(L, -2);
     rc->cp1251 = strcmp(encoding, "cp1251") == 0;
-    rc->in_delimiter = delimiter_of(L, "delimiter", ",");
-    rc->out_delimiter = delimiter_of(L, "to", ",");
+    rc->in_delimiter = recode_delimiter(L, 2, "delimiter", ",");
+    rc->out_delimiter = recode_delimiter(L, 2, "to", ",");
     luaL_argcheck(L, rc->out_delimiter != 0, 2, "to must be a delimiter, not \"auto\"");
     lua_getfield(L, 2, "size");
     rc->size = luaL_optinteger(L, -1, -1);

@@ -11,13 +11,15 @@
 #include "compat.h"
 #include "cp1251.h"
 #include "reader.h"
+#include "stage.h"
 
 struct recode {
     char *path;            /* for errors: the stream is read from its one descriptor, never reopened */
     int cp1251;            /* the file is Windows-1251 */
     char in_delimiter;     /* 0: the most frequent of , ; tab | in the header */
     char out_delimiter;
-    FILE *f;
+    FILE *f;               /* the file, for core.recoder */
+    struct stage *up;      /* or the stage before it in an upload's chain (see stage.h) */
     struct cp1251_source decoder;
     struct reader r;
     struct buffer out;     /* encoded, not yet handed out: out.data[pos, out.len) */
@@ -44,6 +46,9 @@ long long recode_measure_record(const struct reader *r, char out, int first);
  * record: the converted size, measured by the pass that checks the file. */
 long long recode_measure(const unsigned char *s, size_t n, char in, char out);
 
+/* The delimiter named by field name of the options table at idx: one byte,
+ * or 0 for "auto"; fallback when it is nil. Raises for another. */
+char recode_delimiter(lua_State *L, int idx, const char *name, const char *fallback);
 /* core.recoder(path | csvup.file, { encoding = "utf-8" | "cp1251", delimiter = "," | "auto" | ..., to = ",", size? })
  *   -> recoder | nil, err; recoder:size() -> bytes | nil, err, recoder:read(n) -> text | nil */
 int recode_new(lua_State *L);

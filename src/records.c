@@ -17,11 +17,6 @@
 #include "recode.h"
 
 #define READER_MT "csvup.csv_reader"
-/* After a read straight into libcurl's buffer that the quick pass stopped
- * early in, the reader reads this far on its own before the next such read:
- * a file of records the pass leaves to the reader is not read twice over. */
-#define PASS_INTO_RETRY (16LL * 1024 * 1024)
-
 struct records {
     struct reader r;
     FILE *f;          /* a file, or NULL for an object with a read method */
@@ -38,11 +33,6 @@ struct records {
     struct digest sha;
     struct digest_thread hasher; /* hashes into sha what the reader read while the reader checks it */
     struct cp1251_source decoder; /* with encoding = "cp1251": between the bytes and the reader */
-    struct plan *sending; /* with reader:check_as_sent(plan): the plan, its columns in C memory */
-    int failed;           /* a record failed its check as it was sent */
-    int moved;            /* records_pass_into read on past the file's position */
-    long long direct_from; /* the offset where records_pass_into tries again after the pass stopped early */
-    char failure[200];    /* what and where */
     char measure_to;      /* with measure = d: the bytes of the file recoded to delimiter d are counted */
     int measured_one;     /* a record that is not blank was counted */
     long long measured;
@@ -57,22 +47,13 @@ static void measure_record(struct records *rs)
     rs->measured_one |= !rs->r.blank;
 }
 
-/* The file for the reader, through reader_file_source: from where the
- * reader is after records_pass_into read past it, and into sha as well
- * when hashing (the file's digest comes from the pass that checks it, with
- * no second read). */
+/* The file for the reader, through reader_file_source, and into sha as
+ * well when hashing (the file's digest comes from the pass that checks it,
+ * with no second read). */
 static long file_source(void *ctx, unsigned char *buf, size_t n, char *message, size_t size)
 {
     struct records *rs = ctx;
-    long got;
-    if (rs->moved) {
-        if (fseeko(rs->f, (off_t)reader_offset(&rs->r), SEEK_SET) != 0) { /* nothing unread since the jump */
-            snprintf(message, size, "read error");
-            return -1;
-        }
-        rs->moved = 0;
-    }
-    got = reader_file_source(rs->f, buf, n, message, size);
+    long got = reader_file_source(rs->f, buf, n, message, size);
     if (got > 0 && rs->hashing)
         digest_give(&rs->hasher, buf, (size_t)got);
     return got;
@@ -168,14 +149,13 @@ static void close_file(struct records *rs)
 /* The next line: 1 for a record, BLANK for an empty line where the header
  * has more than one field (it is skipped), 0 at the end (the file closed),
  * -1 with r.error set, or OTHER_WIDTH for a record with another number of
- * fields than the header. With L NULL the source is a file, and no read
- * method can run. */
+ * fields than the header. */
 static int next_line(lua_State *L, struct records *rs)
 {
     int rc;
     if (!rs->open)
         return 0;
-    rc = L ? read_record(L, rs) : reader_next(&rs->r);
+    rc = read_record(L, rs);
     if (rc == 0)
         close_file(rs);
     if (rc > 0)
@@ -306,135 +286,14 @@ static int records_check(lua_State *L)
     return 1;
 }
 
-/* reader:check_as_sent(plan): the rest of the file is checked by the upload
- * that sends it (records_check_more), with no Lua call on the way. */
-static int records_check_as_sent(lua_State *L)
-{
-    struct records *rs = luaL_checkudata(L, 1, READER_MT);
-    struct plan p;
-    size_t size;
-    lua_settop(L, 2);
-    /* owned: opened by path, so that its offsets are the file's (records_pass_into reads by them) */
-    luaL_argcheck(L, rs->f && rs->owned && rs->open && !rs->hashing && !rs->decoder.read && !rs->sending, 1,
-                  "check_as_sent takes a UTF-8 file opened by path, read once");
-    csvup_getuservalue(L, 1);
-    plan_compile(L, 2, 3, &p);
-    if (p.ncolumns != rs->ncolumns)
-        return luaL_error(L, "csvup: the check plan and the header differ");
-    size = sizeof p + (p.ncolumns ? p.ncolumns : 1) * sizeof *p.columns;
-    if (!(rs->sending = malloc(size)))
-        return luaL_error(L, "out of memory");
-    memcpy(rs->sending, &p, sizeof p);
-    rs->sending->columns = (struct plan_column *)(rs->sending + 1);
-    memcpy(rs->sending->columns, p.columns, p.ncolumns * sizeof *p.columns);
-    rs->sending->one_of_name = ""; /* problems are only counted: no Lua value is used */
-    return 0;
-}
-
-int records_open(lua_State *L);
-
-static long long failed_at(struct records *rs, long long line, const char *why)
-{
-    rs->failed = 1;
-    snprintf(rs->failure, sizeof rs->failure, "line %lld: %s", line, why);
-    return -1;
-}
-
-struct records *records_sending(lua_State *L, int source, int plan)
-{
-    lua_pushcfunction(L, records_open);
-    lua_pushvalue(L, source);
-    lua_createtable(L, 0, 3);
-    lua_getfield(L, plan, "delimiter");
-    lua_setfield(L, -2, "delimiter");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "utf8");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "regular");
-    lua_call(L, 2, 2);
-    if (lua_isnil(L, -2))
-        return NULL;
-    lua_pop(L, 1);
-    lua_pushcfunction(L, records_check_as_sent);
-    lua_pushvalue(L, -2);
-    lua_pushvalue(L, plan);
-    lua_call(L, 2, 0);
-    return lua_touserdata(L, -1);
-}
-
-long long records_checked(const struct records *rs)
-{
-    return rs->failed ? -1 : reader_offset(&rs->r);
-}
-
-long long records_check_more(struct records *rs)
-{
-    struct reader *r = &rs->r;
-    struct plan *p = rs->sending;
-    long long total = p->total;
-    int rc;
-    if (rs->failed || !rs->open || pass_quickly(rs, p) > 0)
-        return records_checked(rs);
-    /* one record by the reader, which may read more of the file first: the
-     * bytes it lets go of were all handed out (see records.h) */
-    rc = next_line(NULL, rs);
-    if (rc == BLANK) /* one line at a time: reading on would drop lines not sent yet */
-        return reader_offset(r);
-    if (rc == -1)
-        return failed_at(rs, r->error.line, r->error.message);
-    if (rc == OTHER_WIDTH)
-        return failed_at(rs, r->record_line, "the record has another number of fields than the header");
-    if (rc > 0) {
-        plan_check_fields(NULL, p, r->fields, (lua_Integer)r->record_line);
-        if (p->total > total)
-            return failed_at(rs, r->record_line, "a value does not pass its check");
-    }
-    return reader_offset(r);
-}
-
-size_t records_pass_into(struct records *rs, unsigned char *buf, size_t want)
-{
-    struct reader *r = &rs->r;
-    long long at = reader_offset(r), lines;
-    ssize_t n;
-    size_t passed;
-    if (rs->failed || !rs->open || at < rs->direct_from)
-        return 0;
-    do
-        n = pread(fileno(rs->f), buf, want, (off_t)at);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return 0; /* the reader reads on, and reports what went wrong */
-    passed = plan_pass(rs->sending, r->delimiter, r->limit, buf, (size_t)n, &lines);
-    if (passed < (size_t)n / 2 && memchr(buf + passed, '\n', (size_t)n - passed))
-        /* it stopped at a record it leaves to the reader, not at the end of buf: the reader reads on for a while */
-        rs->direct_from = at + (long long)passed + PASS_INTO_RETRY;
-    if (passed == 0)
-        return 0;
-    reader_jump(r, passed, lines); /* the reader goes on after these bytes, from the file */
-    rs->moved = 1;
-    return passed;
-}
-
-const unsigned char *records_bytes(const struct records *rs, long long from)
-{
-    return rs->r.buf + (from - rs->r.offset);
-}
-
-void records_release(struct records *rs)
+/* Closes the file and frees what the reader holds; safe to call again. */
+static void records_release(struct records *rs)
 {
     close_file(rs);
     digest_thread_stop(&rs->hasher);
     digest_free(&rs->sha);
     rs->hashing = 0;
     reader_free(&rs->r);
-    free(rs->sending);
-    rs->sending = NULL;
-}
-
-const char *records_failure(const struct records *rs)
-{
-    return rs->failure;
 }
 
 /* reader:sha256() -> hex, size | nil, err: the digest of the whole file (with
@@ -626,7 +485,6 @@ void records_init(lua_State *L)
     static const luaL_Reg methods[] = {
         { "records", records_records },
         { "check", records_check },
-        { "check_as_sent", records_check_as_sent },
         { "sha256", records_sha256 },
         { "measured", records_measured },
         { "close", records_close },

@@ -10,11 +10,10 @@
 #include "connection.h"
 #include "error.h"
 #include "file.h"
-#include "records.h"
+#include "recode.h"
 #include "request.h"
 #include "signals.h"
 #include "slots.h"
-#include "utf8.h"
 
 #define URL_LIMIT (64u << 10)
 #define FORM_LIMIT (64u << 10) /* a URL-encoded body: a few fields, like a query */
@@ -27,7 +26,6 @@ void request_init(struct request *req, lua_State *L, struct connection *conn, co
     req->L = L;
     req->conn = conn;
     req->endpoint = *ep;
-    req->ep = &req->endpoint;
     req->args = args;
     req->url.limit = URL_LIMIT;
     req->form.limit = FORM_LIMIT;
@@ -67,11 +65,7 @@ void request_release(struct request *req)
     if (req->fd >= 0)
         close(req->fd);
     req->fd = -1;
-    if (req->checker) {
-        records_release(req->checker);
-        luaL_unref(req->L, LUA_REGISTRYINDEX, req->checker_ref);
-    }
-    req->checker = NULL;
+    chain_free(&req->chain);
     luaL_unref(req->L, LUA_REGISTRYINDEX, req->source_ref);
     req->source_ref = LUA_NOREF;
     curl_mime_free(req->mime);
@@ -264,7 +258,7 @@ static void push_names(lua_State *L, const struct endpoint *ep, int list, size_t
 static int append_params(lua_State *L, struct request *req, struct buffer *out, const char *field,
                          const char *lead, const char *what)
 {
-    const struct endpoint *ep = req->ep;
+    const struct endpoint *ep = &req->endpoint;
     int top = lua_gettop(L), values, list, first = 1;
     size_t i, n = 0;
     char num[24];
@@ -325,26 +319,6 @@ static int append_params(lua_State *L, struct request *req, struct buffer *out, 
     return 0;
 }
 
-static size_t data_read(char *buf, size_t size, size_t nitems, void *arg)
-{
-    struct request *req = arg;
-    size_t n = size * nitems, left = req->data_len - req->data_pos;
-    if (n > left)
-        n = left;
-    memcpy(buf, req->data + req->data_pos, n);
-    req->data_pos += n;
-    return n;
-}
-
-static int data_seek(void *arg, curl_off_t offset, int origin)
-{
-    struct request *req = arg;
-    if (origin != SEEK_SET || offset < 0 || (size_t)offset > req->data_len)
-        return CURL_SEEKFUNC_CANTSEEK;
-    req->data_pos = (size_t)offset;
-    return CURL_SEEKFUNC_OK;
-}
-
 static int too_large(lua_State *L, const struct endpoint *ep, const char *what, int64_t size)
 {
     char text[160];
@@ -370,7 +344,7 @@ static int close_file(struct request *req, int fd)
  * csvup.file was opened. The descriptor (>= 0), or nil, err pushed and -1. */
 static int open_file(lua_State *L, struct request *req, int idx, struct stat *st)
 {
-    const struct endpoint *ep = req->ep;
+    const struct endpoint *ep = &req->endpoint;
     struct file *of = file_test(L, idx);
     const char *path = of ? of->path : lua_tostring(L, idx);
     int fd;
@@ -394,13 +368,6 @@ static int open_file(lua_State *L, struct request *req, int idx, struct stat *st
     return fd;
 }
 
-/* Whether the open file differs from what it was when the upload began, or
- * its path names another file now. */
-static int file_moved(const struct request *req)
-{
-    return file_changed(req->fd, req->path, &req->file_st);
-}
-
 /* Whether SIGINT or SIGTERM arrived: then the transfer is marked
  * interrupted, and the callback asking stops it at once. */
 static int stopped_by_signal(struct request *req)
@@ -410,167 +377,41 @@ static int stopped_by_signal(struct request *req)
     return req->interrupted;
 }
 
-/* The next bytes of a file checked as it is sent (args.check): read
- * straight into libcurl's buffer where the quick pass passes them, else
- * from the checking reader's buffer; only bytes whose records passed, so a
- * record that fails stops the body before its end. The count, or -1 when
- * the upload must stop. */
-static ssize_t checked_read(struct request *req, char *buf, size_t want)
-{
-    size_t given = 0;
-    while (given < want) { /* from the reader's buffer, libcurl's filled whole: fewer, larger sends */
-        long long checked = records_checked(req->checker);
-        size_t n = want - given;
-        if (checked == (long long)req->file_pos) {
-            size_t passed = records_pass_into(req->checker, (unsigned char *)buf + given, n);
-            if (passed) { /* libcurl takes fewer bytes than it asked for */
-                req->file_pos += (off_t)passed;
-                given += passed;
-                break;
-            }
-            checked = records_check_more(req->checker);
-        }
-        if (checked < 0) {
-            req->check_failed = 1;
-            return -1;
-        }
-        if (checked <= (long long)req->file_pos) {
-            req->file_changed = 1; /* it ended before the size measured */
-            return -1;
-        }
-        if ((long long)n > checked - (long long)req->file_pos)
-            n = (size_t)(checked - (long long)req->file_pos);
-        memcpy(buf + given, records_bytes(req->checker, (long long)req->file_pos), n);
-        req->file_pos += (off_t)n;
-        given += n;
-    }
-    return (ssize_t)given;
-}
-
-/* With args.utf8: whether the n bytes just read at file_pos are UTF-8 (if
- * not, utf8_bad is the file offset of the first that is not, or read_errno
- * tells why the read ahead failed). A character cut by the end of buf is read
- * on to its end and checked whole; the next call skips the rest of it. */
-static int utf8_passes(struct request *req, const unsigned char *buf, size_t n)
-{
-    const size_t skip = req->utf8_skip < n ? req->utf8_skip : n;
-    size_t valid, cut, whole;
-    unsigned char seq[4];
-    ssize_t more;
-    req->utf8_skip -= skip;
-    valid = skip + utf8_text_prefix(buf + skip, n - skip);
-    if (valid == n)
-        return 1;
-    req->utf8_bad = req->file_pos + (off_t)valid;
-    if ((cut = n - valid) >= sizeof seq)
-        return 0;
-    memcpy(seq, buf + valid, cut);
-    do
-        more = pread(req->fd, seq + cut, sizeof seq - cut, req->file_pos + (off_t)n);
-    while (more < 0 && errno == EINTR);
-    if (more < 0) {
-        req->read_errno = errno;
-        return 0;
-    }
-    if ((whole = utf8_sequence(seq, cut + (size_t)more)) <= cut)
-        return 0;
-    req->utf8_skip = whole - cut;
-    return 1;
-}
-
-/* The file's bytes for libcurl, from the descriptor opened once. A file that
- * ends early, grows or is rewritten stops the upload: what was sent would not
- * be the file that was checked. */
-static size_t file_read(char *buf, size_t size, size_t nitems, void *arg)
-{
-    struct request *req = arg;
-    size_t want = size * nitems;
-    ssize_t n;
-    if (stopped_by_signal(req))
-        return CURL_READFUNC_ABORT;
-    if ((off_t)want > req->file_size - req->file_pos)
-        want = (size_t)(req->file_size - req->file_pos);
-    if (want == 0) {
-        req->file_changed = file_moved(req);
-        return req->file_changed ? CURL_READFUNC_ABORT : 0;
-    }
-    if (req->checker) {
-        if ((n = checked_read(req, buf, want)) < 0)
-            return CURL_READFUNC_ABORT;
-    } else {
-        do
-            n = pread(req->fd, buf, want, req->file_pos);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            req->read_errno = errno;
-            return CURL_READFUNC_ABORT;
-        }
-        if (n == 0) {
-            req->file_changed = 1; /* shorter than measured */
-            return CURL_READFUNC_ABORT;
-        }
-        if (req->utf8_check && !utf8_passes(req, (const unsigned char *)buf, (size_t)n)) {
-            if (file_moved(req)) /* cut inside a character as it is sent, say: not the file's UTF-8 */
-                req->file_changed = 1;
-            else if (!req->read_errno)
-                req->utf8_failed = 1;
-            return CURL_READFUNC_ABORT;
-        }
-        req->file_pos += n;
-    }
-    if (req->file_pos == req->file_size && file_moved(req)) {
-        req->file_changed = 1; /* the last bytes are never sent: the body stays incomplete */
-        return CURL_READFUNC_ABORT;
-    }
-    return (size_t)n;
-}
-
-static int file_seek(void *arg, curl_off_t offset, int origin)
-{
-    struct request *req = arg;
-    if (origin != SEEK_SET || offset < 0 || offset > (curl_off_t)req->file_size
-        || (req->checker && offset != (curl_off_t)req->file_pos) /* a checking reader reads on only */
-        || (req->utf8_check && offset != 0 && offset != (curl_off_t)req->file_pos)) /* UTF-8: again from the start */
-        return CURL_SEEKFUNC_CANTSEEK;
-    if (offset != (curl_off_t)req->file_pos)
-        req->utf8_skip = 0;
-    req->file_pos = (off_t)offset;
-    return CURL_SEEKFUNC_OK;
-}
-
-/* The file through its recoder (args.recode): what it gives must come to the
- * size measured before, or the file changed while it was sent. */
-static size_t recode_part_read(char *buf, size_t size, size_t nitems, void *arg)
+/* The body for libcurl, from the end of the chain: as many bytes as the
+ * chain said it has, the last ones only once the chain's end checks passed
+ * (the file is as it was opened), so a body that fails stays incomplete. */
+static size_t body_read(char *buf, size_t size, size_t nitems, void *arg)
 {
     struct request *req = arg;
     size_t want = size * nitems;
     long n;
     if (stopped_by_signal(req))
         return CURL_READFUNC_ABORT;
-    if ((long long)want > req->recode_size - req->recode->produced)
-        want = (size_t)(req->recode_size - req->recode->produced);
-    if (want == 0) {
-        req->file_changed = file_moved(req);
-        return req->file_changed ? CURL_READFUNC_ABORT : 0;
-    }
-    n = recode_read(req->recode, buf, want);
-    if (n <= 0) {
-        req->file_changed = 1; /* shorter than measured, or no longer readable as it was */
+    if ((long long)want > req->chain.size - req->handed)
+        want = (size_t)(req->chain.size - req->handed);
+    if (want == 0)
+        return chain_finish(&req->chain) < 0 ? CURL_READFUNC_ABORT : 0;
+    if ((n = chain_read(&req->chain, buf, want)) < 0)
+        return CURL_READFUNC_ABORT;
+    if (n == 0) {
+        stage_fail(req->chain.end, "file_changed", "it ended before the size measured");
         return CURL_READFUNC_ABORT;
     }
-    if (req->recode->produced == req->recode_size && file_moved(req)) {
-        req->file_changed = 1; /* the last bytes are never sent: the body stays incomplete */
-        return CURL_READFUNC_ABORT;
-    }
+    if (req->handed == req->chain.size && chain_finish(&req->chain) < 0)
+        return CURL_READFUNC_ABORT; /* the last bytes are never sent: the body stays incomplete */
     return (size_t)n;
 }
 
-static int recode_part_seek(void *arg, curl_off_t offset, int origin)
+/* libcurl sends the body again from its start (a rewind of the chain), or
+ * asks for where it is. */
+static int body_seek(void *arg, curl_off_t offset, int origin)
 {
     struct request *req = arg;
-    if (origin != SEEK_SET || offset != 0)
+    if (origin != SEEK_SET || (offset != 0 && offset != (curl_off_t)req->handed))
         return CURL_SEEKFUNC_CANTSEEK;
-    return recode_rewind(req->recode) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
+    if (offset == (curl_off_t)req->handed)
+        return CURL_SEEKFUNC_OK;
+    return chain_rewind(&req->chain) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
 }
 
 /* How long an upload of size bytes may take unless upload_timeout says
@@ -630,38 +471,105 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
     return 0;
 }
 
-/* args.check, a plan (see csvup.validate) with its delimiter: the reader
- * that checks the file's records as they are sent, on this attempt's
- * descriptor, held by the request until request_release closes it. 0, or
- * nil, err pushed and 2. */
-static int open_checker(lua_State *L, struct request *req)
+/* args.stages, the stages after the source, in order, each a table named
+ * by its first field (what csvup.client describes a body with):
+ *   { "recode", encoding = "utf-8" | "cp1251", delimiter = "," | ";" | ... | "auto", to = ",", size? }
+ *     the CSV converted as it is sent; size: its bytes, measured by the check before
+ *   { "check", plan = <a plan of csvup.validate, with its delimiter> }  every record checked as it is sent
+ *   { "utf8" }  the bytes checked as UTF-8 as they are sent
+ * 0, or -1 with the chain's failure set. */
+static int add_stages(lua_State *L, struct request *req)
 {
-    struct records *rs;
-    lua_getfield(L, req->args, "check");
+    struct chain *c = &req->chain;
+    size_t i, n;
+    int stages, rc = 0;
+    lua_getfield(L, req->args, "stages");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return 0;
     }
-    luaL_argcheck(L, lua_istable(L, -1), 2, "args.check must be a plan");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, req->source_ref);
-    if (!(rs = records_sending(L, lua_gettop(L), lua_gettop(L) - 1)))
-        return 2;
-    req->checker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    req->checker = rs; /* set once the reference is taken: release drops both */
-    lua_pop(L, 2);
+    luaL_argcheck(L, lua_istable(L, -1), 2, "args.stages must be an array of stages");
+    stages = lua_gettop(L);
+    n = lua_rawlen(L, stages);
+    for (i = 1; i <= n && rc == 0; i++) {
+        const char *kind;
+        lua_rawgeti(L, stages, (int)i);
+        luaL_argcheck(L, lua_istable(L, -1), 2, "args.stages: a stage is a table");
+        lua_rawgeti(L, -1, 1);
+        kind = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        if (kind && strcmp(kind, "recode") == 0) {
+            const char *encoding;
+            char in = recode_delimiter(L, -1, "delimiter", ","), out = recode_delimiter(L, -1, "to", ",");
+            lua_getfield(L, -1, "encoding");
+            encoding = luaL_optstring(L, -1, "utf-8");
+            luaL_argcheck(L, (!strcmp(encoding, "utf-8") || !strcmp(encoding, "cp1251")) && out, 2,
+                          "args.stages: recode takes encoding \"utf-8\" or \"cp1251\", and a delimiter to");
+            lua_getfield(L, -2, "size");
+            rc = stage_add_recode(c, strcmp(encoding, "cp1251") == 0, in, out, (long long)luaL_optinteger(L, -1, -1));
+            lua_pop(L, 2);
+        } else if (kind && strcmp(kind, "check") == 0) {
+            lua_getfield(L, -1, "plan");
+            luaL_argcheck(L, lua_istable(L, -1), 2, "args.stages: check takes a plan");
+            rc = stage_add_check(L, c, lua_gettop(L));
+            lua_pop(L, 1);
+        } else if (kind && strcmp(kind, "utf8") == 0) {
+            rc = stage_add_utf8(c);
+        } else {
+            luaL_error(L, "args.stages: no stage %s", kind ? kind : "(unnamed)");
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+/* The body's chain: its source at idx, args.data (is_data: read from the
+ * Lua string in place, args holds it), else args.source (a csvup.file) or
+ * args.file (a path), streamed from the descriptor opened here; then
+ * args.stages, then the counter that progress reads. what names it in
+ * errors. 0, or nil, err pushed and 2. */
+static int build_chain(lua_State *L, struct request *req, const struct endpoint *ep, int idx, int is_data,
+                       const char *what)
+{
+    struct chain *c = &req->chain;
+    struct stat st;
+    long long source_size;
+    if (is_data) {
+        size_t len;
+        const char *data = lua_tolstring(L, idx, &len);
+        if (chain_add(c, stage_string(data, len)) < 0)
+            return luaL_error(L, "out of memory");
+        c->size = (long long)len;
+    } else {
+        if ((req->fd = open_file(L, req, idx, &st)) < 0)
+            return 2;
+        lua_pushvalue(L, idx); /* held while the request is: a callback may drop args.source */
+        req->source_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        req->path = file_test(L, idx) ? file_path(file_test(L, idx)) : what;
+        /* a file that says it is empty may not be (/proc): read to its end, as every check of it is */
+        c->size = st.st_size ? (long long)st.st_size : file_measure(req->fd);
+        if (c->size < 0)
+            return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: reading the file failed", what);
+        if (chain_add(c, stage_fd(req->fd, c->size, req->path, &st)) < 0)
+            return luaL_error(L, "out of memory");
+    }
+    source_size = c->size;
+    if (add_stages(L, req) < 0 || stage_add_counter(c, &req->handed) < 0)
+        return csvup_fail(L, KIND_INPUT, c->failure.code, "%s: %s", what, c->failure.message);
+    if (ep->max_file_size && c->size > ep->max_file_size)
+        return too_large(L, ep, c->size != source_size ? "the converted file" : what, (int64_t)c->size);
     return 0;
 }
 
-/* The CSV goes in the part "file": args.source (a csvup.file) or args.file
- * (a path) is streamed from the descriptor opened here, args.data is read from the Lua string in place (it stays on
- * the stack). The upload's timeout follows from the body's size. */
+/* The CSV goes in the part "file", from the end of the body's chain
+ * (build_chain). The upload's timeout follows from the body's size. */
 static int build_multipart(lua_State *L, struct request *req, const struct connection *conn,
                            const struct endpoint *ep)
 {
     const char *file, *filename;
     curl_mimepart *part;
-    struct stat st;
-    int rc;
+    int rc, data;
     lua_getfield(L, req->args, "source"); /* the file as opened once (csvup.file), else args.file */
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -670,12 +578,12 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
     lua_getfield(L, req->args, "data");
     lua_getfield(L, req->args, "filename");
     file = file_test(L, -3) ? file_test(L, -3)->path : lua_tostring(L, -3);
-    req->data = lua_tolstring(L, -2, &req->data_len);
+    data = !lua_isnil(L, -2);
     if (!lua_isnil(L, -3) && lua_type(L, -3) != LUA_TSTRING && !file_test(L, -3))
         return luaL_error(L, "%s: args.file must be a path or a csvup.file", ep->name);
-    if (!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TSTRING)
+    if (data && lua_type(L, -2) != LUA_TSTRING)
         return luaL_error(L, "%s: args.data must be a string", ep->name);
-    if (!file == !req->data)
+    if (!file == !data)
         return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: give exactly one of file (a path) or data (CSV text)", ep->name);
     if (lua_isnil(L, -1)) {
         const char *slash = file ? strrchr(file, '/') : NULL;
@@ -683,47 +591,16 @@ static int build_multipart(lua_State *L, struct request *req, const struct conne
     } else if (!(filename = one_line(L, -1))) {
         return csvup_fail(L, KIND_INPUT, "invalid_argument", "%s: filename must be one line of text", ep->name);
     }
-    if (file) {
-        if ((req->fd = open_file(L, req, -3, &st)) < 0)
-            return 2;
-        lua_pushvalue(L, -3); /* held while the request is: a callback may drop args.source */
-        req->source_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        req->path = file_test(L, -3) ? file_path(file_test(L, -3)) : file;
-        req->file_st = st;
-        /* a file that says it is empty may not be (/proc): read to its end, as every check of it is */
-        req->file_size = st.st_size ? st.st_size : (off_t)file_measure(req->fd);
-        if (req->file_size < 0)
-            return csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: reading the file failed", file);
-        if ((rc = open_checker(L, req)))
-            return rc;
-        lua_getfield(L, req->args, "utf8");
-        req->utf8_check = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        lua_getfield(L, req->args, "recode"); /* anchored by args while the transfer runs */
-        if (!lua_isnil(L, -1)) {
-            req->recode = recode_check(L, -1);
-            if ((req->recode_size = recode_total(req->recode)) < 0)
-                return csvup_fail(L, KIND_INPUT, req->recode->r.error.code ? req->recode->r.error.code
-                                  : "file_unreadable", "%s: line %d: %s", file, (int)req->recode->r.error.line,
-                                  req->recode->r.error.message);
-            if (ep->max_file_size && req->recode_size > ep->max_file_size)
-                return too_large(L, ep, "the converted file", (int64_t)req->recode_size);
-        }
-        lua_pop(L, 1);
-    } else if (ep->max_file_size && (int64_t)req->data_len > ep->max_file_size) {
-        return too_large(L, ep, "data", (int64_t)req->data_len);
-    }
-    req->timeout_ms = upload_ceiling_ms(conn, file ? (curl_off_t)req->file_size : (curl_off_t)req->data_len);
+    if ((rc = build_chain(L, req, ep, data ? lua_gettop(L) - 1 : lua_gettop(L) - 2, data, file ? file : "data")))
+        return rc;
+    req->timeout_ms = upload_ceiling_ms(conn, (curl_off_t)req->chain.size);
 
     if (!(req->mime = curl_mime_init(conn->easy)))
         return luaL_error(L, "out of memory");
     if ((rc = add_fields(L, req, ep)))
         return rc;
     if (!(part = curl_mime_addpart(req->mime)) || curl_mime_name(part, "file") != CURLE_OK
-        || (req->recode ? curl_mime_data_cb(part, (curl_off_t)req->recode_size, recode_part_read, recode_part_seek,
-                                            NULL, req)
-            : file ? curl_mime_data_cb(part, (curl_off_t)req->file_size, file_read, file_seek, NULL, req)
-                   : curl_mime_data_cb(part, (curl_off_t)req->data_len, data_read, data_seek, NULL, req)) != CURLE_OK
+        || curl_mime_data_cb(part, (curl_off_t)req->chain.size, body_read, body_seek, NULL, req) != CURLE_OK
         || curl_mime_filename(part, filename) != CURLE_OK || curl_mime_type(part, "text/csv") != CURLE_OK)
         return luaL_error(L, "out of memory");
     curl_easy_setopt(conn->easy, CURLOPT_MIMEPOST, req->mime);
@@ -772,15 +649,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
  * body with its part headers. */
 static void count_body(const struct request *req, curl_off_t *now, curl_off_t *total)
 {
-    if (req->recode) {
-        *now = (curl_off_t)req->recode->produced;
-        *total = (curl_off_t)req->recode_size;
-    } else if (req->fd >= 0) {
-        *now = (curl_off_t)req->file_pos;
-        *total = (curl_off_t)req->file_size;
-    } else if (req->data) {
-        *now = (curl_off_t)req->data_pos;
-        *total = (curl_off_t)req->data_len;
+    if (req->chain.end) {
+        *now = (curl_off_t)req->handed;
+        *total = (curl_off_t)req->chain.size;
     }
 }
 
@@ -870,7 +741,7 @@ static void add_sent(lua_State *L, const struct request *req)
 int request_prepare(lua_State *L, struct request *req)
 {
     struct connection *conn = req->conn;
-    const struct endpoint *ep = req->ep;
+    const struct endpoint *ep = &req->endpoint;
     CURL *e = conn->easy;
     int rc = 0;
     req->attached = 1;
@@ -958,11 +829,11 @@ int request_take_slot(lua_State *L, struct request *req)
         return fail_interrupted(L, 0);
     if (req->slot == SLOTS_BUSY) {
         snprintf(text, sizeof text, "%s: all %d parallel-request slots of this token stayed taken for %ld ms "
-                 "(by other csvup processes of this user)", req->ep->name, conn->parallel, req->timeout_ms);
+                 "(by other csvup processes of this user)", req->endpoint.name, conn->parallel, req->timeout_ms);
         return fail_unsent(L, KIND_NETWORK, "slot_timeout", text);
     }
     if (req->slot < 0) {
-        snprintf(text, sizeof text, "%s: a lock file in %s cannot be opened: %s", req->ep->name, conn->slots_dir,
+        snprintf(text, sizeof text, "%s: a lock file in %s cannot be opened: %s", req->endpoint.name, conn->slots_dir,
                  csvup_strerror(errno, why, sizeof why));
         return fail_unsent(L, KIND_INTERNAL, "slots_unavailable", text);
     }
@@ -976,12 +847,10 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
 {
     long status = 0;
     int n = 2;
-    char why[128];
+    const char *failed = req->chain.failure.code;
     curl_easy_getinfo(req->conn->easy, CURLINFO_RESPONSE_CODE, &status);
-    if ((req->check_failed || req->utf8_failed) && file_moved(req)) { /* cut mid-record by a change, say */
-        req->check_failed = req->utf8_failed = 0;
-        req->file_changed = 1;
-    }
+    if (failed && strcmp(failed, "validation_failed") == 0 && chain_source_changed(&req->chain))
+        failed = "file_changed"; /* cut mid-record by a change, say: not the file that was checked */
     if (req->interrupted) {
         fail_interrupted(L, 1);
     } else if (req->failed) {
@@ -989,22 +858,16 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
         csvup_push_error(L, KIND_INTERNAL, "callback_error", describe(L, req->failed));
         lua_pushvalue(L, req->failed);
         lua_setfield(L, -2, "cause");
-    } else if (req->check_failed) {
-        csvup_fail(L, KIND_INPUT, "validation_failed", "%s: %s; the upload was stopped before its end, so the "
-                   "service got no complete request", req->ep->name, records_failure(req->checker));
-    } else if (req->utf8_failed) {
-        char at[32];
-        snprintf(at, sizeof at, "%lld", (long long)req->utf8_bad + 1);
-        csvup_fail(L, KIND_INPUT, "validation_failed", "%s: byte %s of the file is not valid UTF-8; the upload was "
-                   "stopped before its end, so the service got no complete request", req->ep->name, at);
-    } else if (req->file_changed) {
-        csvup_fail(L, KIND_INPUT, "file_changed",
-                   "%s: the file changed while it was uploaded (%d bytes at the start); the upload was stopped "
+    } else if (failed && strcmp(failed, "validation_failed") == 0) {
+        csvup_fail(L, KIND_INPUT, failed, "%s: %s; the upload was stopped before its end, so the service got no "
+                   "complete request", req->endpoint.name, req->chain.failure.message);
+    } else if (failed && strcmp(failed, "file_changed") == 0) {
+        csvup_fail(L, KIND_INPUT, failed, "%s: the file changed while it was uploaded; the upload was stopped "
                    "before its end, so the service refuses what it got. Upload it again once it is complete",
-                   req->ep->name, (int)req->file_size);
-    } else if (req->read_errno) {
-        csvup_fail(L, KIND_INPUT, "file_unreadable", "%s: reading the file failed: %s", req->ep->name,
-                   csvup_strerror(req->read_errno, why, sizeof why));
+                   req->endpoint.name);
+    } else if (failed) {
+        csvup_fail(L, KIND_INPUT, failed, "%s: reading the file failed: %s", req->endpoint.name,
+                   req->chain.failure.message);
     } else if (req->too_large) {
         csvup_fail(L, KIND_API, "response_too_large", "the answer is larger than %d MB", RESPONSE_LIMIT >> 20);
     } else if (rc != CURLE_OK) {
@@ -1084,7 +947,7 @@ int request_check_file(lua_State *L)
     int fd;
     endpoint_read(L, 1, NULL, &ep);
     luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING || file_test(L, 2), 2, "a path or a csvup.file");
-    req.ep = &ep;
+    req.endpoint = ep;
     req.parked = NULL;
     if ((fd = open_file(L, &req, 2, &st)) < 0)
         return 2;

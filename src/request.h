@@ -17,7 +17,7 @@
 #include "compat.h"
 #include "connection.h"
 #include "file.h"
-#include "recode.h"
+#include "stage.h"
 
 enum body_kind {
     BODY_NONE,      /* no request body */
@@ -42,7 +42,6 @@ struct request {
     lua_State *L;
     struct connection *conn;
     struct endpoint endpoint;
-    const struct endpoint *ep; /* &endpoint */
     int args;               /* stack index of the arguments */
     int attached;           /* the handle holds options pointing into this request */
     CURLM *multi;           /* the multi handle running the transfer, or NULL */
@@ -50,25 +49,12 @@ struct request {
     struct curl_slist *headers;
     struct buffer url, body, form;
     long timeout_ms;        /* of the transfer, decided by request_prepare */
-    const char *data;       /* args.data, anchored by the caller */
-    size_t data_len, data_pos;
-    int fd;                 /* args.file, opened once, or -1 */
+    int fd;                 /* args.source or args.file, opened once, or -1 */
     const char *path;       /* its path, held by source_ref */
     int source_ref;         /* registry reference to args.source or args.file while the request holds it */
     struct file *parked;    /* args.source, parked: opened for this attempt only */
-    off_t file_size, file_pos; /* the bytes sent, read to its end where it said 0 */
-    struct stat file_st;    /* as it was opened: any other at the end of an attempt is file_changed */
-    struct recode *recode;  /* args.recode: the file converted while it is sent, or NULL */
-    long long recode_size;  /* the bytes it gives */
-    struct records *checker; /* args.check (a plan): the reader that checks the file as it is sent, or NULL */
-    int checker_ref;        /* its registry reference while the request holds it */
-    int check_failed;       /* a record failed that check: the rest was never sent */
-    int utf8_check;         /* args.utf8: the file is checked for UTF-8 as it is sent */
-    size_t utf8_skip;       /* bytes ahead that end a character checked whole: see utf8_passes */
-    int utf8_failed;        /* a byte was no UTF-8 (at file offset utf8_bad): the rest was never sent */
-    off_t utf8_bad;
-    int file_changed;       /* the file's size or time moved during the upload */
-    int read_errno;         /* reading the file failed */
+    struct chain chain;     /* the multipart body: its source and stages (see stage.h) */
+    long long handed;       /* bytes handed to libcurl since the chain's start, by its counter (progress) */
     int progress;           /* stack index of args.progress, or 0 */
     int failed;             /* stack index of a callback's error, or 0 */
     int interrupted;        /* a signal stopped the transfer */

@@ -599,7 +599,7 @@ local function body_preview(call, opts)
     end)
   elseif not args.file then
     return nil
-  elseif not args.recode then
+  elseif not (args.stages and args.stages[1][1] == "recode") then
     local f, err = io.open(args.file, "rb")
     if not f then
       return nil, errors.new("input", "file_unreadable", err)

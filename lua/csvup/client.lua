@@ -158,10 +158,14 @@ end
 -- upload read that descriptor, and an attempt that finds the file changed
 -- since (another size or time, or the path naming another file) sends nothing
 -- or stops before the end of its body (file_changed). A UTF-8 file in the
--- service's delimiter and with no digest wanted is checked by the read that
--- sends it: every record by the plan (args.check) or, under "header" or with
--- no schema, its UTF-8 (args.utf8); anything else is checked (and hashed)
--- before it is sent, and then sent with no second check.
+-- service's delimiter and with no digest wanted is checked as it is sent:
+-- every record by the plan or, under "header" or with no schema, its UTF-8;
+-- anything else is checked (and hashed) before it is sent, and then sent
+-- with no second check, converted where it is not in the service's form.
+-- The body C sends is the source (args.source, a csvup.file, or args.data)
+-- through args.stages, in order, each { name, options } (see request.c's
+-- add_stages): { "recode", encoding =, delimiter =, to =, size = },
+-- { "check", plan = }, { "utf8" }.
 -- upload: { endpoint, schema?, delimiter?, merge_field?, digest? (a table for
 -- the file's sha256 and size, when the check reads it), warnings? (a list the
 -- check's warnings are appended to) }.
@@ -200,9 +204,9 @@ function client.body(args, opts, upload)
       end
       if plan and level == "full" then
         plan.delimiter = ctx.delimiter
-        args.check = plan
+        args.stages = { { "check", plan = plan } }
       else
-        args.utf8 = true
+        args.stages = { { "utf8" } }
       end
       function args.recheck()
         if not upload.schema then
@@ -223,9 +227,8 @@ function client.body(args, opts, upload)
     end
     if ok and not plain then
       -- sent as the service documents it: UTF-8, in its delimiter; converted while it is sent
-      args.recode, err = core.recoder(file, { encoding = ctx.encoding, delimiter = ctx.delimiter,
-        to = upload.delimiter or ",", size = ctx.measured })
-      ok = args.recode ~= nil
+      args.stages = { { "recode", encoding = ctx.encoding, delimiter = ctx.delimiter, to = upload.delimiter or ",",
+        size = ctx.measured } }
     end
     if not ok then
       if file then

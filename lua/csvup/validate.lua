@@ -281,7 +281,7 @@ end
 
 -- validate.plan(schema_name, path, { delimiter?, merge_field?, source?, warnings? }) -> plan | nil, err:
 -- the header checked now, and the plan of its values, for an upload that
--- checks the rest of the file in C as it sends it (args.check) and stops
+-- checks the rest of the file in C as it sends it (its "check" stage) and stops
 -- before the end of its body at the first record that fails. validate.file
 -- then tells every problem. source: the file as opened (a csvup.file), read
 -- instead of path.
