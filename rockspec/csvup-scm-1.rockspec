@@ -61,6 +61,7 @@ build = {
         "src/stage_recode.c",
         "src/stage_source.c",
         "src/stage_tee.c",
+        "src/stage_journal.c",
         "src/stage_utf8.c",
         "src/utf8.c",
       },

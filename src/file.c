@@ -235,6 +235,14 @@ static int file_finish(lua_State *L)
     return 2;
 }
 
+/* file:size() -> the bytes the file had when it was opened (0 for one that
+ * says so and may have more: /proc) */
+static int file_size(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)file_check(L)->st.st_size);
+    return 1;
+}
+
 static int file_close(lua_State *L)
 {
     struct file *f = luaL_checkudata(L, 1, FILE_MT);
@@ -254,6 +262,7 @@ void file_init(lua_State *L)
         { "park", file_park },
         { "write", file_write },
         { "finish", file_finish },
+        { "size", file_size },
         { "close", file_close },
         { NULL, NULL }
     };

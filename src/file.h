@@ -46,7 +46,8 @@ long long file_measure(int fd);
 const char *file_path(const struct file *f);
 /* core.open_file(path) -> file | nil, err; file:close() (or the collector)
  * closes it; file:park() closes its descriptor until an upload opens it again
- * (a batch plans many uploads but runs a few at a time). */
+ * (a batch plans many uploads but runs a few at a time); file:size() is its
+ * size at the open. */
 int file_new(lua_State *L);
 /* core.temp_file() -> file | nil, err: an unlinked file in $TMPDIR (O_TMPFILE
  * where the file system has it), file:write(s) -> true | nil, err, then

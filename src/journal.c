@@ -38,7 +38,8 @@ static const char SCHEMA[] =
     " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
     " base_url TEXT NOT NULL DEFAULT '', account TEXT NOT NULL DEFAULT '',"
     " sending INTEGER NOT NULL DEFAULT 0," /* sending: 1 while its process sends it */
-    " steps TEXT);"; /* steps: JSON, what a multi-step upload's next step needs */
+    " steps TEXT," /* steps: JSON, what a multi-step upload's next step needs */
+    " marker TEXT);"; /* the marker its uploading carries, where it was chosen before the hash was known */
 
 /* A journal written before the key held base_url, account and sending.
  * Where its entries went is not recorded: they are taken as sent to the
@@ -54,6 +55,7 @@ static const char MIGRATE[] =
     "ALTER TABLE uploads ADD COLUMN sending INTEGER NOT NULL DEFAULT 0;"
     "DROP INDEX IF EXISTS uploads_live;";
 static const char MIGRATE_STEPS[] = "ALTER TABLE uploads ADD COLUMN steps TEXT";
+static const char MIGRATE_MARKER[] = "ALTER TABLE uploads ADD COLUMN marker TEXT";
 static const char MIGRATE_BASE_URL[] = "UPDATE uploads SET base_url = ?2 WHERE base_url = '' AND service = ?1";
 
 static const char INDEX[] =
@@ -64,23 +66,23 @@ static const char INDEX[] =
 /* What an entry shows; a counter and an account are '' in the key when there is none. */
 #define COLUMNS "id, service, base_url, nullif(account, '') AS account," \
                 " nullif(counter, '') AS counter, endpoint, query, hash, file, size, state," \
-                " uploading, uploading_id, status, error, pid, created, updated, steps"
+                " uploading, uploading_id, status, error, pid, created, updated, steps, marker"
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_FIND, S_INSERT, S_REPLACE, S_TAKE, S_FINISH, S_FAIL, S_RELEASE, S_GET, S_LIST,
-    STATEMENTS
+    S_HOLDS, S_MARKED, STATEMENTS
 };
 
 static const char *const SQL[STATEMENTS] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_FIND] = "SELECT id, state, pid, host, pid_start, sending FROM uploads WHERE service = ?1 AND base_url = ?2"
+    [S_FIND] = "SELECT id, state, pid, host, pid_start, sending, marker FROM uploads WHERE service = ?1 AND base_url = ?2"
                " AND account = ?3 AND counter = ?4 AND endpoint = ?5 AND query = ?6 AND hash = ?7"
                " AND state IN ('started', 'finished')",
     [S_INSERT] = "INSERT INTO uploads (service, base_url, account, counter, endpoint, query, hash, file, size, state,"
-                 " pid, host, pid_start, created, updated, sending)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'started', ?10, ?11, ?12, ?13, ?13, 1)",
+                 " pid, host, pid_start, created, updated, sending, marker)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'started', ?10, ?11, ?12, ?13, ?13, 1, ?14)",
     [S_REPLACE] = "UPDATE uploads SET state = 'replaced', updated = ?2 WHERE id = ?1",
     [S_TAKE] = "UPDATE uploads SET pid = ?2, host = ?3, pid_start = ?4, updated = ?5, sending = 1 WHERE id = ?1",
     [S_FINISH] = "UPDATE uploads SET state = CASE state WHEN 'started' THEN 'finished' ELSE state END,"
@@ -91,6 +93,11 @@ static const char *const SQL[STATEMENTS] = {
     [S_RELEASE] = "UPDATE uploads SET sending = 0 WHERE id = ?1",
     [S_GET] = "SELECT " COLUMNS " FROM uploads WHERE id = ?1",
     [S_LIST] = "SELECT " COLUMNS " FROM uploads ORDER BY id DESC LIMIT ?1",
+    /* a live entry of the key whose file had this size, or an unknown one */
+    [S_HOLDS] = "SELECT 1 FROM uploads WHERE service = ?1 AND base_url = ?2 AND account = ?3 AND counter = ?4"
+                " AND endpoint = ?5 AND query = ?6 AND (size = ?7 OR size IS NULL)"
+                " AND state IN ('started', 'finished') LIMIT 1",
+    [S_MARKED] = "SELECT " COLUMNS " FROM uploads WHERE marker = ?1 ORDER BY id DESC LIMIT 1",
 };
 
 struct journal {
@@ -339,29 +346,122 @@ static int begin_readonly(lua_State *L, struct journal *j, const char *const *te
     return 1;
 }
 
-/* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force? }
+/* What begin decided for a key. */
+struct decision {
+    const char *outcome; /* "new", "finished", "started" or "running" */
+    sqlite3_int64 id;
+    int this_process;
+    const char *failed;  /* what SQLite failed to do, or NULL */
+};
+
+/* Finds the live entry of the key (text[0..6]) and decides, in one
+ * transaction: a new entry started by this process, the one found taken over
+ * when its sender is gone, or that one as it is. An entry found under
+ * marker, when one is given, is this process's own (an earlier attempt of
+ * the same send): "new". 0, or -1 with d->failed set and nothing changed. */
+static int decide(struct journal *j, const char *const *text, const int *len, int64_t size, int force,
+                  const char *marker, struct decision *d)
+{
+    struct owner self;
+    sqlite3_stmt *find = j->stmt[S_FIND], *insert = j->stmt[S_INSERT];
+    sqlite3_int64 now = (sqlite3_int64)time(NULL);
+    int i, rc;
+    d->outcome = "new";
+    d->id = 0;
+    d->this_process = 0;
+    d->failed = NULL;
+    owner_self(&self);
+    if (!sqlite3_get_autocommit(j->db)) /* left open by an error thrown while pushing an entry */
+        run(j->stmt[S_ROLLBACK]);
+    if (run(j->stmt[S_BEGIN]) != SQLITE_OK) {
+        d->failed = "begin";
+        return -1;
+    }
+    for (i = 0; i < 7; i++)
+        bind_text(find, i + 1, text[i], len[i]);
+    if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
+        const char *mark = (const char *)sqlite3_column_text(find, 6);
+        d->id = sqlite3_column_int64(find, 0);
+        if (force || (marker && mark && strcmp(mark, marker) == 0))
+            d->outcome = "new";
+        else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
+            d->outcome = "finished";
+        else if (!sqlite3_column_int(find, 5)) /* released: its outcome unknown, no process sends it */
+            d->outcome = "started";
+        else if (owner_is_self(find, &self)) { /* waiting for this process would never end */
+            d->outcome = "running";
+            d->this_process = 1;
+        } else
+            d->outcome = owner_alive(find, &self) ? "running" : "started";
+        if (!force && strcmp(d->outcome, "new") == 0) /* this send's own: nothing to record again */
+            force = -1;
+    }
+    sqlite3_reset(find);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        d->failed = "find";
+    else if (d->id && force > 0) {
+        sqlite3_bind_int64(j->stmt[S_REPLACE], 1, d->id);
+        sqlite3_bind_int64(j->stmt[S_REPLACE], 2, now);
+        if (run(j->stmt[S_REPLACE]) != SQLITE_OK)
+            d->failed = "replace";
+        d->id = 0;
+    }
+    if (d->failed) {
+    } else if (strcmp(d->outcome, "started") == 0) {
+        sqlite3_stmt *take = j->stmt[S_TAKE];
+        sqlite3_bind_int64(take, 1, d->id);
+        sqlite3_bind_int64(take, 2, self.pid);
+        sqlite3_bind_text(take, 3, self.host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(take, 4, self.start);
+        sqlite3_bind_int64(take, 5, now);
+        if (run(take) != SQLITE_OK)
+            d->failed = "take over";
+    } else if (!d->id) {
+        for (i = 0; i < 8; i++)
+            bind_text(insert, i + 1, text[i], len[i]);
+        if (size >= 0)
+            sqlite3_bind_int64(insert, 9, (sqlite3_int64)size);
+        else
+            sqlite3_bind_null(insert, 9);
+        sqlite3_bind_int64(insert, 10, self.pid);
+        sqlite3_bind_text(insert, 11, self.host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(insert, 12, self.start);
+        sqlite3_bind_int64(insert, 13, now);
+        bind_text(insert, 14, marker, -1);
+        if (run(insert) != SQLITE_OK)
+            d->failed = "insert";
+        d->id = sqlite3_last_insert_rowid(j->db);
+    }
+    if (!d->failed && run(j->stmt[S_COMMIT]) != SQLITE_OK)
+        d->failed = "commit";
+    if (d->failed && !sqlite3_get_autocommit(j->db))
+        run(j->stmt[S_ROLLBACK]);
+    return d->failed ? -1 : 0;
+}
+
+/* The key's text fields of the table at t, in the order of S_FIND and S_INSERT. */
+static const char *const KEY[8] = { "service", "base_url", "account", "counter", "endpoint", "query", "hash", "file" };
+
+/* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force?, marker? }
  * -> entry | nil, err
  * entry.state: "new" (recorded as started: send it), "finished" (sent before: entry.uploading),
  * "started" (its sender died, or released it with its outcome unknown: now
  * the caller's, look for it before sending) or "running" (a live process,
- * entry.pid, is sending it: do not send; entry.this_process when it is this one). */
+ * entry.pid, is sending it: do not send; entry.this_process when it is this one).
+ * marker: the one the upload carries, recorded with a new entry. */
 static int journal_begin(lua_State *L)
 {
-    static const char *const key[] = { "service", "base_url", "account", "counter", "endpoint", "query", "hash",
-                                       "file" };
     static const int required[] = { 1, 1, 0, 0, 1, 0, 1, 0 };
     struct journal *j = journal_check(L);
-    const char *text[8];
-    int len[8], i, rc, force, this_process = 0;
+    const char *text[8], *marker;
+    int len[8], i, force, marker_len;
     int64_t size = -1;
-    struct owner self;
-    sqlite3_stmt *find = j->stmt[S_FIND], *insert = j->stmt[S_INSERT];
-    sqlite3_int64 id = 0, now = (sqlite3_int64)time(NULL);
-    const char *outcome = "new";
+    struct decision d;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     for (i = 0; i < 8; i++)
-        text[i] = text_arg(L, 2, key[i], required[i], &len[i]);
+        text[i] = text_arg(L, 2, KEY[i], required[i], &len[i]);
+    marker = text_arg(L, 2, "marker", 0, &marker_len);
     luaL_argcheck(L, len[1] > 0, 2, "base_url must name where the upload goes");
     lua_getfield(L, 2, "size");
     luaL_argcheck(L, lua_isnil(L, -1) || csvup_tointeger(L, -1, &size), 2, "size must be an integer");
@@ -375,71 +475,91 @@ static int journal_begin(lua_State *L)
     start_call(j);
     if (j->readonly)
         return begin_readonly(L, j, text, len, force);
-    owner_self(&self);
-
-    if (!sqlite3_get_autocommit(j->db)) /* left open by an error thrown while pushing an entry */
-        run(j->stmt[S_ROLLBACK]);
-    if (run(j->stmt[S_BEGIN]) != SQLITE_OK)
-        return sqlite_fail(L, j, "begin");
-    for (i = 0; i < 7; i++)
-        bind_text(find, i + 1, text[i], len[i]);
-    if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
-        id = sqlite3_column_int64(find, 0);
-        if (force)
-            outcome = "new";
-        else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
-            outcome = "finished";
-        else if (!sqlite3_column_int(find, 5)) /* released: its outcome unknown, no process sends it */
-            outcome = "started";
-        else if (owner_is_self(find, &self)) { /* waiting for this process would never end */
-            outcome = "running";
-            this_process = 1;
-        } else
-            outcome = owner_alive(find, &self) ? "running" : "started";
-    }
-    sqlite3_reset(find);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sqlite_fail(L, j, "find");
-
-    if (id && force) {
-        sqlite3_bind_int64(j->stmt[S_REPLACE], 1, id);
-        sqlite3_bind_int64(j->stmt[S_REPLACE], 2, now);
-        if (run(j->stmt[S_REPLACE]) != SQLITE_OK)
-            return sqlite_fail(L, j, "replace");
-        id = 0;
-    }
-    if (strcmp(outcome, "started") == 0) {
-        sqlite3_stmt *take = j->stmt[S_TAKE];
-        sqlite3_bind_int64(take, 1, id);
-        sqlite3_bind_int64(take, 2, self.pid);
-        sqlite3_bind_text(take, 3, self.host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(take, 4, self.start);
-        sqlite3_bind_int64(take, 5, now);
-        if (run(take) != SQLITE_OK)
-            return sqlite_fail(L, j, "take over");
-    } else if (!id) {
-        for (i = 0; i < 8; i++)
-            bind_text(insert, i + 1, text[i], len[i]);
-        if (size >= 0)
-            sqlite3_bind_int64(insert, 9, (sqlite3_int64)size);
-        else
-            sqlite3_bind_null(insert, 9);
-        sqlite3_bind_int64(insert, 10, self.pid);
-        sqlite3_bind_text(insert, 11, self.host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(insert, 12, self.start);
-        sqlite3_bind_int64(insert, 13, now);
-        if (run(insert) != SQLITE_OK)
-            return sqlite_fail(L, j, "insert");
-        id = sqlite3_last_insert_rowid(j->db);
-    }
-    if (push_entry(L, j, id, outcome) != SQLITE_OK)
+    if (decide(j, text, len, size, force, marker, &d) != 0)
+        return sqlite_fail(L, j, d.failed);
+    if (push_entry(L, j, d.id, d.outcome) != SQLITE_OK)
         return sqlite_fail(L, j, "read");
-    if (run(j->stmt[S_COMMIT]) != SQLITE_OK)
-        return sqlite_fail(L, j, "commit");
-    if (this_process) {
+    if (d.this_process) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "this_process");
     }
+    return 1;
+}
+
+const char *journal_gate(struct journal *j, const char *const *text, const int *len, long long size,
+                         const char *marker, char *message, size_t message_size)
+{
+    struct decision d;
+    if (!j->db || j->readonly) {
+        snprintf(message, message_size, "the journal is %s", j->db ? "read-only" : "closed");
+        return NULL;
+    }
+    start_call(j);
+    if (decide(j, text, len, (int64_t)size, 0, marker, &d) != 0) {
+        snprintf(message, message_size, "journal %s: %s: %s", j->path, d.failed, sqlite3_errmsg(j->db));
+        return NULL;
+    }
+    return d.outcome;
+}
+
+struct journal *journal_test(lua_State *L, int idx)
+{
+    return luaL_testudata(L, idx, JOURNAL_MT);
+}
+
+/* j:holds{ service, base_url, account?, counter?, endpoint, query?, size } -> bool | nil, err:
+ * whether a live entry of the key is of a file of that size (or of an
+ * unknown one), so that its hash must be known before anything is sent. A
+ * journal that can only be read holds everything: nothing is sent unrecorded. */
+static int journal_holds(lua_State *L)
+{
+    struct journal *j = journal_check(L);
+    sqlite3_stmt *holds = j->stmt[S_HOLDS];
+    const char *text[6];
+    int len[6], i, rc;
+    int64_t size = -1;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    for (i = 0; i < 6; i++)
+        if (!(text[i] = text_arg(L, 2, KEY[i], 0, &len[i])))
+            text[i] = "";
+    lua_getfield(L, 2, "size");
+    luaL_argcheck(L, csvup_tointeger(L, -1, &size), 2, "size must be an integer");
+    if (!j->db)
+        return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
+    if (j->readonly) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    start_call(j);
+    for (i = 0; i < 6; i++)
+        bind_text(holds, i + 1, text[i], len[i]);
+    sqlite3_bind_int64(holds, 7, (sqlite3_int64)size);
+    rc = sqlite3_step(holds);
+    sqlite3_reset(holds);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sqlite_fail(L, j, "find");
+    lua_pushboolean(L, rc == SQLITE_ROW);
+    return 1;
+}
+
+/* j:marked(marker) -> entry | nil (none) | nil, err: the newest entry recorded under the marker. */
+static int journal_marked(lua_State *L)
+{
+    struct journal *j = journal_check(L);
+    sqlite3_stmt *marked = j->stmt[S_MARKED];
+    const char *marker = luaL_checkstring(L, 2);
+    int rc;
+    if (!j->db)
+        return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
+    start_call(j);
+    sqlite3_bind_text(marked, 1, marker, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(marked)) == SQLITE_ROW)
+        push_row(L, marked);
+    else
+        lua_pushnil(L);
+    sqlite3_reset(marked);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sqlite_fail(L, j, "read");
     return 1;
 }
 
@@ -611,6 +731,8 @@ static int create(sqlite3 *db)
                         || (rc = migrate_base_urls(db)) != SQLITE_OK))
         || (rc = column_missing(db, "steps", &missing)) != SQLITE_OK
         || (missing && (rc = sqlite3_exec(db, MIGRATE_STEPS, NULL, NULL, NULL)) != SQLITE_OK)
+        || (rc = column_missing(db, "marker", &missing)) != SQLITE_OK
+        || (missing && (rc = sqlite3_exec(db, MIGRATE_MARKER, NULL, NULL, NULL)) != SQLITE_OK)
         || (rc = sqlite3_exec(db, INDEX, NULL, NULL, NULL)) != SQLITE_OK)
         return rc;
     return sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -833,6 +955,8 @@ void journal_init(lua_State *L)
         { "fail", journal_fail_entry },
         { "release", journal_release },
         { "list", journal_list },
+        { "holds", journal_holds },
+        { "marked", journal_marked },
         { "close", journal_close },
         { NULL, NULL }
     };

@@ -11,4 +11,16 @@ int journal_open(lua_State *L);
 int journal_check_file(lua_State *L);
 void journal_init(lua_State *L);
 
+struct journal;
+/* The csvup.journal at idx, or NULL when it is something else. */
+struct journal *journal_test(lua_State *L, int idx);
+/* What j:begin decides for the key text[0..7] (service, base_url, account,
+ * counter, endpoint, query, hash, file; len: their lengths) of size bytes,
+ * for an upload that carries marker: "new" when it is recorded as started
+ * by this process (or was, under the same marker), else "finished",
+ * "started" or "running" (what the journal holds answers for it: do not send
+ * it now); NULL with message written when the journal could not tell. */
+const char *journal_gate(struct journal *j, const char *const *text, const int *len, long long size,
+                         const char *marker, char *message, size_t message_size);
+
 #endif

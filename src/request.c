@@ -477,6 +477,7 @@ static int add_fields(lua_State *L, struct request *req, const struct endpoint *
  *     the CSV converted as it is sent; size: its bytes, measured by the check before
  *   { "check", plan = <a plan of csvup.validate, with its delimiter> }  every record checked as it is sent
  *   { "utf8" }  the bytes checked as UTF-8 as they are sent
+ *   { "journal", journal =, key =, marker = }  hashed as they are sent, recorded in the journal at the end
  * 0, or -1 with the chain's failure set. */
 static int add_stages(lua_State *L, struct request *req)
 {
@@ -515,6 +516,8 @@ static int add_stages(lua_State *L, struct request *req)
             lua_pop(L, 1);
         } else if (kind && strcmp(kind, "utf8") == 0) {
             rc = stage_add_utf8(c);
+        } else if (kind && strcmp(kind, "journal") == 0) {
+            rc = stage_add_journal(L, c, lua_gettop(L));
         } else {
             luaL_error(L, "args.stages: no stage %s", kind ? kind : "(unnamed)");
         }
@@ -861,6 +864,9 @@ int request_finish(lua_State *L, struct request *req, CURLcode rc)
     } else if (failed && strcmp(failed, "validation_failed") == 0) {
         csvup_fail(L, KIND_INPUT, failed, "%s: %s; the upload was stopped before its end, so the service got no "
                    "complete request", req->endpoint.name, req->chain.failure.message);
+    } else if (failed && strncmp(failed, "journal_", 8) == 0) { /* the gate's: see stage_journal.c */
+        csvup_fail(L, KIND_INTERNAL, failed, "%s: %s; the upload was stopped before its end, so the service got "
+                   "no complete request", req->endpoint.name, req->chain.failure.message);
     } else if (failed && strcmp(failed, "file_changed") == 0) {
         csvup_fail(L, KIND_INPUT, failed, "%s: the file changed while it was uploaded; the upload was stopped "
                    "before its end, so the service refuses what it got. Upload it again once it is complete",

@@ -2,7 +2,7 @@
  * string) and stages after it, each reading from the one before. libcurl
  * pulls from the end of the chain (see request.c):
  *
- *   source -> [recode] -> [check | utf8] -> [sha256] -> counter -> libcurl
+ *   source -> [recode] -> [check | utf8] -> [sha256 | journal] -> counter -> libcurl
  *
  * A stage fills the buffer it is given as far as it can (never a record at
  * a time: libcurl sends what it gets), and stops the body with a failure the
@@ -94,5 +94,12 @@ int stage_add_utf8(struct chain *c);
 int stage_add_sha256(struct chain *c, char *hex);
 /* The bytes as they are, counted since the start (*count: for progress). */
 int stage_add_counter(struct chain *c, long long *count);
+/* The journal's gate (the stage table at idx: { "journal", journal =
+ * csvup.journal, key = { service, base_url, account?, counter?, endpoint,
+ * query?, file? }, marker }): the bytes as they are, hashed in a thread; at
+ * the end, before the last bytes go out, the upload is recorded as started
+ * under its hash and marker, or the body stops there ("journal_holds") when
+ * the journal holds it already, or "journal_failed". */
+int stage_add_journal(lua_State *L, struct chain *c, int idx);
 
 #endif

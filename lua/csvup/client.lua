@@ -158,16 +158,18 @@ end
 -- upload read that descriptor, and an attempt that finds the file changed
 -- since (another size or time, or the path naming another file) sends nothing
 -- or stops before the end of its body (file_changed). A UTF-8 file in the
--- service's delimiter and with no digest wanted is checked as it is sent:
+-- service's delimiter is checked as it is sent (hashed too where the digest
+-- wanted is the journal's gate's, digest.gate: see once.before):
 -- every record by the plan or, under "header" or with no schema, its UTF-8;
 -- anything else is checked (and hashed) before it is sent, and then sent
 -- with no second check, converted where it is not in the service's form.
 -- The body C sends is the source (args.source, a csvup.file, or args.data)
 -- through args.stages, in order, each { name, options } (see request.c's
 -- add_stages): { "recode", encoding =, delimiter =, to =, size = },
--- { "check", plan = }, { "utf8" }.
+-- { "check", plan = }, { "utf8" }, { "journal", journal =, key =, marker = }.
 -- upload: { endpoint, schema?, delimiter?, merge_field?, digest? (a table for
--- the file's sha256 and size, when the check reads it), warnings? (a list the
+-- the file's sha256 and size, when the check reads it; { gate = true } when
+-- the journal's gate may hash it as it is sent), warnings? (a list the
 -- check's warnings are appended to) }.
 function client.body(args, opts, upload)
   local level = VALIDATE_LEVELS[opts.validate == nil and true or opts.validate]
@@ -195,9 +197,10 @@ function client.body(args, opts, upload)
       ok, err = client.input_form(ctx, opts, upload)
     end
     local plain = ok and ctx.encoding == "utf-8" and ctx.delimiter == (upload.delimiter or ",")
-    if ok and level and plain and not ctx.digest then
+    if ok and level and plain and (not ctx.digest or ctx.digest.gate) then
       -- sent as it is, in one pass over the file: the header now, the rest by the read that sends it
       local plan
+      ctx.digest = nil
       if upload.schema then
         plan, err = validate.plan(upload.schema, opts.file, ctx)
         ok = plan ~= nil
@@ -555,7 +558,7 @@ local function planner(service, m)
       keys[k] = true
     end
   end
-  return function(self, a, b)
+  return function(self, a, b, single)
     local id, opts = nil, a
     if m.id or m.shape == "read" then
       id, opts = a, b
@@ -595,7 +598,8 @@ local function planner(service, m)
       local kind = registry.kind[m.kind]
       call.args.progress = opts.progress
       -- the file's SHA-256 for the journal, from the pass that checks it
-      call.digest = self.journal and opts.journal ~= false and {} or nil
+      -- (or, for a single call, by the journal's gate as it is sent)
+      call.digest = self.journal and opts.journal ~= false and { gate = single } or nil
       call.warnings = {}
       call.args, err = client.body(call.args, opts, { endpoint = call.endpoint, delimiter = call.delimiter,
         schema = registry.schema(kind, values), merge_field = values.merge_field, digest = call.digest,
@@ -637,7 +641,7 @@ function client.install(Client, service)
       local plan = planner(service, m)
       Client.plans[m.name] = plan
       Client[m.name] = function(self, a, b)
-        local call, err = plan(self, a, b)
+        local call, err = plan(self, a, b, true)
         if not call then
           return nil, err
         elseif m.shape == "upload" then

@@ -21,8 +21,8 @@ local journal = require "csvup.journal"
 local options = require "csvup.options"
 local registry = require "csvup.registry"
 
-local format, type, tostring, ipairs, min, floor, tonumber, setmetatable, select =
-  string.format, type, tostring, ipairs, math.min, math.floor, tonumber, setmetatable, select
+local format, type, tostring, ipairs, min, floor, tonumber, setmetatable, select, remove =
+  string.format, type, tostring, ipairs, math.min, math.floor, tonumber, setmetatable, select, table.remove
 
 local once = {}
 
@@ -38,6 +38,11 @@ local CLOCK_SKEW = 600
 -- "csvup" and ten hex digits: only Latin letters and digits, which any comment may hold.
 local function marker_of(seed)
   return "csvup" .. core.sha256(seed):sub(1, 10)
+end
+
+-- A marker of its own for an upload no journal entry names.
+local function fresh_marker()
+  return marker_of(format("%s %s %s", core.now(), math.random(), tostring({})))
 end
 
 -- The method's option named name.
@@ -240,6 +245,60 @@ local function begin(self, j, call, force)
   end
 end
 
+-- The journal key of a call its gate can record as it is sent (see
+-- stage_journal.c: hashed in a thread as the body goes out, recorded before
+-- its last bytes, stopped there when the journal holds it): a single call's
+-- file no pass hashed, of a size no live entry of the key has, so that the
+-- journal holds it only if a process records it meanwhile. nil for any
+-- other, which is hashed before anything is sent; nil, err when the journal
+-- cannot tell.
+local function gate_key(self, j, call, kind, force)
+  local args = call.args
+  if force or not kind.mark or not (call.digest and call.digest.gate) or call.digest.sha256 or not args.source
+    or args.source:size() == 0 then
+    return nil
+  end
+  local key = journal.key(self.service, args.counter, call.endpoint, args.query or args.fields,
+    self.conn:base_url(), self.account)
+  key.size = args.source:size()
+  local holds, err = j:holds(key)
+  if holds ~= false then
+    return nil, err
+  end
+  key.file = args.file
+  return key
+end
+
+-- Sends the call through the journal's gate: its marker chosen now, and
+-- recorded with the entry the gate makes.
+local function through_gate(call, kind, m, ticket, key)
+  local args = call.args
+  ticket.marker = fresh_marker()
+  ticket.unmarked = { comment = args.query and args.query.comment, filename = args.filename }
+  local ok, err = mark(call, kind, ticket.marker, m)
+  if not ok then
+    return nil, err
+  end
+  ticket.gate = { "journal", journal = ticket.journal, key = key, marker = ticket.marker }
+  args.stages = args.stages or {}
+  args.stages[#args.stages + 1] = ticket.gate
+  return ticket
+end
+
+-- The call as it was before through_gate.
+local function ungate(call, ticket)
+  local args, stages = call.args, call.args.stages
+  for i = #stages, 1, -1 do
+    if stages[i] == ticket.gate then
+      remove(stages, i)
+    end
+  end
+  if args.query then
+    args.query.comment = ticket.unmarked.comment
+  end
+  args.filename = ticket.unmarked.filename
+end
+
 -- once.before(self, call, m, opts) -> ticket | nil, err, before an upload
 -- is sent: the journal consulted (and the upload recorded), the marker put
 -- in. ticket.result is set when the upload was found instead of to be sent.
@@ -249,6 +308,13 @@ function once.before(self, call, m, opts)
   local ticket = { kind = kind, name = m.name, journal = j, since = os.time() }
   local entry, err
   if j then
+    local key
+    key, err = gate_key(self, j, call, kind, opts.force)
+    if key then
+      return through_gate(call, kind, m, ticket, key)
+    elseif err then
+      return nil, err
+    end
     entry, err = begin(self, j, call, opts.force)
     if not entry then
       return nil, err
@@ -274,8 +340,8 @@ function once.before(self, call, m, opts)
     end
     ticket.entry, ticket.since = entry, entry.created
   end
-  ticket.marker = kind.mark and marker_of(entry and (entry.hash .. " " .. entry.id .. " " .. entry.created)
-    or format("%s %s %s", core.now(), math.random(), tostring({})))
+  ticket.marker = kind.mark and (entry and (entry.marker
+    or marker_of(entry.hash .. " " .. entry.id .. " " .. entry.created)) or fresh_marker())
   if ticket.marker then
     local ok
     ok, err = mark(call, kind, ticket.marker, m)
@@ -356,9 +422,23 @@ function once.send(self, call, m, opts)
     end
     return ticket.result, nil, "journal"
   end
-  local answer
+  local answer, lost
   answer, err = self:call(call.endpoint, call.args)
-  return once.after(self, call, ticket, answer, err)
+  if ticket.gate then
+    ungate(call, ticket)
+    if not answer and err.code == "journal_holds" then -- the journal holds it: hashed first, as any other
+      call.digest.gate = nil
+      return once.send(self, call, m, opts)
+    end
+    ticket.entry, lost = ticket.journal:marked(ticket.marker) -- none when the body never reached the gate
+    ticket.since = ticket.entry and ticket.entry.created or ticket.since
+  end
+  local result, note, unrecorded
+  result, err, note, unrecorded = once.after(self, call, ticket, answer, err)
+  if result and not note and lost then -- recorded as started, its end not: a rerun looks it up by its marker
+    return result, nil, "unrecorded", lost
+  end
+  return result, err, note, unrecorded
 end
 
 -- once.steps(self, uploading) -> what the journal keeps for the uploading's

@@ -1,0 +1,102 @@
+-- The journal's gate: a file no live entry could hold is hashed as it is
+-- sent and recorded in the journal before its last bytes go out; a body the
+-- journal came to hold meanwhile stops there, and is answered from it.
+local core = require "csvup.core"
+local csvup = require "csvup"
+local support = require "support.sandbox"
+local files = require "support.files"
+
+local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
+
+-- A child process that uploads file with the journal at journal_path, as
+-- another cron job would.
+local CHILD = [[
+local csvup = require "csvup"
+local m = assert(csvup.metrika.new { token = arg[1], counter = 1, base_url = arg[2], journal = arg[3] })
+assert(m:upload_offline_conversions { file = arg[4], comment = "crm" })
+m:close()
+]]
+
+-- Rows enough that libcurl asks for the body in several reads.
+local function big_file(path)
+  local rows = { "ClientId,Target,DateTime" }
+  for i = 1, 40000 do
+    rows[#rows + 1] = ("%d,GOAL%d,%d"):format(133591247640966458 + i, i % 5, 1481718166 + i)
+  end
+  return files.write(path, table.concat(rows, "\n") .. "\n")
+end
+
+describe("the journal's gate", function()
+  local sandbox = support.sandbox {}
+  local dir, m
+
+  setup(sandbox.start)
+  teardown(sandbox.stop)
+
+  before_each(function()
+    sandbox.reset()
+    dir = files.tmpdir()
+    m = assert(csvup.metrika.new { token = support.TOKEN, counter = 1, base_url = sandbox.url,
+      journal = dir .. "/journal.sqlite3", resolve_timeout = 1 })
+  end)
+
+  after_each(function()
+    m:close()
+    files.remove(dir)
+  end)
+
+  it("records a new file under the hash of the bytes sent and the marker its uploading carries", function()
+    local u = assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "crm" })
+    assert.are.equal(1, sandbox.posts())
+    local entry = assert(m.journal:list())[1]
+    assert.are.same({ "finished", core.sha256(files.read(CONVERSIONS)), #files.read(CONVERSIONS) },
+      { entry.state, entry.hash, entry.size })
+    assert.are.equal("crm " .. entry.marker, u.comment)
+    local again, err, note = m:upload_offline_conversions { file = CONVERSIONS, comment = "crm" }
+    assert.is_nil(err)
+    assert.are.same({ u.id, "journal" }, { again.id, note }) -- a rerun: answered from the journal
+    assert.are.equal(1, sandbox.posts())
+  end)
+
+  it("hashes a file of a size the journal holds before sending it: a copy of a sent one is not sent", function()
+    assert(m:upload_offline_conversions { file = CONVERSIONS, comment = "crm" })
+    local copy = files.write(dir .. "/copy.csv", files.read(CONVERSIONS))
+    local u, err, note = m:upload_offline_conversions { file = copy, comment = "crm" }
+    assert.is_nil(err)
+    assert.are.same({ "journal", 1 }, { note, sandbox.posts() })
+    assert.are.equal(1, #assert(m.journal:list()))
+    assert.is_not_nil(u.id)
+  end)
+
+  it("stops a body another process recorded meanwhile before its end, and answers from the journal", function()
+    local mine, theirs = big_file(dir .. "/mine.csv"), dir .. "/theirs.csv"
+    files.write(theirs, files.read(mine))
+    files.write(dir .. "/child.lua", CHILD)
+    local child = ("%s %s/child.lua %s %s %s %s"):format(support.LUA, dir, support.TOKEN, sandbox.url,
+      dir .. "/journal.sqlite3", theirs)
+    local ran
+    local u, err, note = m:upload_offline_conversions { file = mine, comment = "crm", progress = function()
+      if not ran then -- the other job sends the same rows while this body is on its way
+        ran = os.execute(child)
+      end
+    end }
+    assert.is_true(ran)
+    assert.is_nil(err)
+    assert.are.equal("journal", note)
+    assert.are.equal(1, sandbox.posts()) -- the other job's: this body never ended
+    local entries = assert(m.journal:list())
+    assert.are.same({ 1, "finished", theirs, u.id }, { #entries, entries[1].state, entries[1].file,
+      tonumber(entries[1].uploading_id) })
+  end)
+
+  it("records nothing for a body that stops at a bad record, and a rerun of the fixed file sends it", function()
+    local path = files.write(dir .. "/bad.csv", files.read(CONVERSIONS) .. "\nnot-an-id,GOAL1,1481718166,1.00,RUB\n")
+    local u, err = m:upload_offline_conversions { file = path, comment = "crm" }
+    assert.is_nil(u)
+    assert.are.equal("validation_failed", err.code)
+    assert.are.same({}, assert(m.journal:list()))
+    files.write(path, files.read(CONVERSIONS))
+    assert(m:upload_offline_conversions { file = path, comment = "crm" })
+    assert.are.equal(1, sandbox.posts())
+  end)
+end)

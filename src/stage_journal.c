@@ -1,0 +1,145 @@
+/* The journal's gate: the body hashed (SHA-256, in a thread of its own) as
+ * it passes, and at its end, before its last bytes go out, the upload
+ * recorded in the journal under that hash, or stopped there when the journal
+ * already holds it (sent before, or being sent). A body stopped before its
+ * end is never a complete request, so the service keeps nothing of it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "digest.h"
+#include "journal.h"
+#include "stage.h"
+
+struct journal_stage {
+    struct stage s;
+    struct journal *j;     /* anchored by args.stages while the request runs */
+    char *key[8];          /* service, base_url, account, counter, endpoint, query, hash, file */
+    int len[8];
+    char *marker;
+    char hash[DIGEST_HEX];
+    struct digest d;
+    struct digest_thread t;
+    int recorded;          /* the journal records this upload: an attempt again sends it whole */
+};
+
+static void restart_hash(struct journal_stage *g)
+{
+    digest_thread_stop(&g->t);
+    digest_free(&g->d);
+    if (!g->recorded && digest_init(&g->d) == 0)
+        digest_thread_start(&g->t, &g->d);
+}
+
+static long gate_read(struct stage *s, char *buf, size_t n)
+{
+    struct journal_stage *g = (struct journal_stage *)s;
+    long got = s->up->ops->read(s->up, buf, n);
+    if (got > 0 && !g->recorded)
+        digest_give(&g->t, buf, (size_t)got);
+    return got;
+}
+
+static int gate_rewind(struct stage *s)
+{
+    restart_hash((struct journal_stage *)s);
+    return s->up->ops->rewind(s->up);
+}
+
+static int gate_finish(struct stage *s)
+{
+    struct journal_stage *g = (struct journal_stage *)s;
+    char message[200];
+    const char *outcome;
+    long long size;
+    if (stage_finish_up(s) < 0)
+        return -1;
+    if (g->recorded)
+        return 0;
+    if (!g->d.ctx)
+        return stage_fail(s, "file_unreadable", "out of memory");
+    digest_thread_stop(&g->t);
+    size = g->d.length;
+    digest_final(&g->d, g->hash);
+    g->key[6] = g->hash;
+    g->len[6] = DIGEST_HEX - 1;
+    outcome = journal_gate(g->j, (const char *const *)g->key, g->len, size, g->marker, message, sizeof message);
+    if (!outcome)
+        return stage_fail(s, "journal_failed", "%s", message);
+    if (strcmp(outcome, "new") != 0)
+        return stage_fail(s, "journal_holds", "the journal holds this upload (%s)", outcome);
+    g->recorded = 1;
+    return 0;
+}
+
+static void gate_free(struct stage *s)
+{
+    struct journal_stage *g = (struct journal_stage *)s;
+    int i;
+    digest_thread_stop(&g->t);
+    digest_free(&g->d);
+    for (i = 0; i < 8; i++)
+        if (i != 6)
+            free(g->key[i]);
+    free(g->marker);
+    free(g);
+}
+
+static const struct stage_ops GATE_OPS = { gate_read, gate_rewind, gate_finish, gate_free };
+
+static char *copy(const char *s, size_t len)
+{
+    char *c = malloc(len + 1);
+    if (c) {
+        memcpy(c, s, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
+int stage_add_journal(lua_State *L, struct chain *c, int idx)
+{
+    static const char *const names[8] = { "service", "base_url", "account", "counter", "endpoint", "query", NULL,
+                                          "file" };
+    struct journal_stage *g;
+    const char *text[8] = { NULL };
+    size_t len[8] = { 0 }, marker_len;
+    const char *marker;
+    int i, key, ok;
+    lua_getfield(L, idx, "journal");
+    luaL_argcheck(L, journal_test(L, -1) != NULL, 2, "args.stages: journal takes a csvup.journal");
+    lua_getfield(L, idx, "marker");
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "args.stages: journal takes the upload's marker");
+    marker = lua_tolstring(L, -1, &marker_len);
+    lua_getfield(L, idx, "key");
+    luaL_argcheck(L, lua_istable(L, -1), 2, "args.stages: journal takes the upload's key");
+    key = lua_gettop(L);
+    for (i = 0; i < 8; i++) { /* left on the stack while they are copied */
+        if (!names[i])
+            continue;
+        lua_getfield(L, key, names[i]);
+        if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+            text[i] = lua_tolstring(L, -1, &len[i]);
+        else
+            luaL_argcheck(L, lua_isnil(L, -1) && i != 0 && i != 1 && i != 4, 2,
+                          "args.stages: the journal key's service, base_url and endpoint are text");
+    }
+    if (!(g = calloc(1, sizeof *g)))
+        return chain_add(c, NULL);
+    g->s.ops = &GATE_OPS;
+    g->j = journal_test(L, key - 2);
+    ok = (g->marker = copy(marker, marker_len)) != NULL;
+    for (i = 0; i < 8 && ok; i++) {
+        if (!names[i] || (i == 7 && !text[i])) /* the hash comes at the end; no file name is NULL */
+            continue;
+        ok = (g->key[i] = copy(text[i] ? text[i] : "", len[i])) != NULL;
+        g->len[i] = (int)len[i];
+    }
+    lua_settop(L, key - 3);
+    if (ok && digest_init(&g->d) == 0) {
+        digest_thread_start(&g->t, &g->d);
+    } else {
+        gate_free(&g->s);
+        g = NULL;
+    }
+    return chain_add(c, g ? &g->s : NULL);
+}
