@@ -382,7 +382,9 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
     if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
         const char *mark = (const char *)sqlite3_column_text(find, 6);
         d->id = sqlite3_column_int64(find, 0);
-        if (force || (marker && mark && strcmp(mark, marker) == 0))
+        if (force)
+            d->outcome = "new";
+        else if (marker && mark && strcmp(mark, marker) == 0) /* this send's own: nothing to record again */
             d->outcome = "new";
         else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
             d->outcome = "finished";
@@ -393,13 +395,11 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
             d->this_process = 1;
         } else
             d->outcome = owner_alive(find, &self) ? "running" : "started";
-        if (!force && strcmp(d->outcome, "new") == 0) /* this send's own: nothing to record again */
-            force = -1;
     }
     sqlite3_reset(find);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         d->failed = "find";
-    else if (d->id && force > 0) {
+    else if (d->id && force) {
         sqlite3_bind_int64(j->stmt[S_REPLACE], 1, d->id);
         sqlite3_bind_int64(j->stmt[S_REPLACE], 2, now);
         if (run(j->stmt[S_REPLACE]) != SQLITE_OK)
@@ -407,6 +407,7 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
         d->id = 0;
     }
     if (d->failed) {
+        /* nothing more: rolled back below */
     } else if (strcmp(d->outcome, "started") == 0) {
         sqlite3_stmt *take = j->stmt[S_TAKE];
         sqlite3_bind_int64(take, 1, d->id);

@@ -214,6 +214,15 @@ local function still_unknown(err, name, marker, found, cause)
     cause = err.cause or err.code, status = err.status, sent = err.sent, attempts = err.attempts })
 end
 
+-- The journal's key of the call, the hash and size aside.
+local function key_of(self, call)
+  local args = call.args
+  local key = journal.key(self.service, args.counter, call.endpoint, args.query or args.fields,
+    self.conn:base_url(), self.account)
+  key.file = args.file
+  return key
+end
+
 -- The journal's entry for the call: "new" (send it), "started" (its process
 -- died: look it up first) or "finished"; waits while another live process
 -- sends it, and fails at once when this one does.
@@ -222,9 +231,8 @@ local function begin(self, j, call, force)
   if not hash then
     return nil, size
   end
-  local key = journal.key(self.service, call.args.counter, call.endpoint, call.args.query or call.args.fields,
-    self.conn:base_url(), self.account)
-  key.hash, key.size, key.file, key.force = hash, size, call.args.file, force
+  local key = key_of(self, call)
+  key.hash, key.size, key.force = hash, size, force
   local deadline = core.now() + RUNNING_SECONDS
   while true do
     local entry, err = j:begin(key)
@@ -258,14 +266,12 @@ local function gate_key(self, j, call, kind, force)
     or args.source:size() == 0 then
     return nil
   end
-  local key = journal.key(self.service, args.counter, call.endpoint, args.query or args.fields,
-    self.conn:base_url(), self.account)
+  local key = key_of(self, call)
   key.size = args.source:size()
   local holds, err = j:holds(key)
   if holds ~= false then
     return nil, err
   end
-  key.file = args.file
   return key
 end
 

@@ -3,7 +3,8 @@
 -- memory-backed files (lua-nginx-module), /discard is `return 200`, which
 -- drops the body as it comes. Each upload is a child process timed by
 -- /usr/bin/time: wall time and user+sys. Measured: the command line's
--- default upload (journal on: one pass checks and hashes, then the send),
+-- default upload (journal on: every row checked and the bytes hashed as they
+-- are sent, the upload recorded before its last bytes: the journal's gate),
 -- the library's default upload (every row checked as it is sent), a plain
 -- one (validate = false), a Windows-1251 ";" export (one pass checks it and
 -- measures its converted size, then it is converted as it is sent);
@@ -112,7 +113,7 @@ local function sink_rows(rows, sink_name, url, big, converted)
   local curl = ("curl -sS -o /dev/null -F file=@%s %s/management/v1/counter/1/offline_conversions/upload"):format(big, url)
   local names = {
     "curl -F",
-    "csvup command line, default (journal on: checked and hashed, then sent)",
+    "csvup command line, default (journal on: checked and hashed as it is sent)",
     "csvup library, default (every row checked as it is sent)",
     "csvup library, validate = false",
     "csvup library, Windows-1251 \";\" file converted as it is sent",
