@@ -356,11 +356,13 @@ struct decision {
 
 /* Finds the live entry of the key (text[0..6]) and decides, in one
  * transaction: a new entry started by this process, the one found taken over
- * when its sender is gone, or that one as it is. An entry found under
- * marker, when one is given, is this process's own (an earlier attempt of
- * the same send): "new". 0, or -1 with d->failed set and nothing changed. */
+ * when its sender is gone (only where take is set: the gate, which does not
+ * send what it finds, leaves it to the look-up that follows), or that one as
+ * it is. An entry found under marker, when one is given, is this process's
+ * own (an earlier attempt of the same send): "new". 0, or -1 with d->failed
+ * set and nothing changed. */
 static int decide(struct journal *j, const char *const *text, const int *len, int64_t size, int force,
-                  const char *marker, struct decision *d)
+                  const char *marker, int take, struct decision *d)
 {
     struct owner self;
     sqlite3_stmt *find = j->stmt[S_FIND], *insert = j->stmt[S_INSERT];
@@ -409,14 +411,16 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
     if (d->failed) {
         /* nothing more: rolled back below */
     } else if (strcmp(d->outcome, "started") == 0) {
-        sqlite3_stmt *take = j->stmt[S_TAKE];
-        sqlite3_bind_int64(take, 1, d->id);
-        sqlite3_bind_int64(take, 2, self.pid);
-        sqlite3_bind_text(take, 3, self.host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(take, 4, self.start);
-        sqlite3_bind_int64(take, 5, now);
-        if (run(take) != SQLITE_OK)
-            d->failed = "take over";
+        if (take) {
+            sqlite3_stmt *take_over = j->stmt[S_TAKE];
+            sqlite3_bind_int64(take_over, 1, d->id);
+            sqlite3_bind_int64(take_over, 2, self.pid);
+            sqlite3_bind_text(take_over, 3, self.host, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(take_over, 4, self.start);
+            sqlite3_bind_int64(take_over, 5, now);
+            if (run(take_over) != SQLITE_OK)
+                d->failed = "take over";
+        }
     } else if (!d->id) {
         for (i = 0; i < 8; i++)
             bind_text(insert, i + 1, text[i], len[i]);
@@ -476,7 +480,7 @@ static int journal_begin(lua_State *L)
     start_call(j);
     if (j->readonly)
         return begin_readonly(L, j, text, len, force);
-    if (decide(j, text, len, size, force, marker, &d) != 0)
+    if (decide(j, text, len, size, force, marker, 1, &d) != 0)
         return sqlite_fail(L, j, d.failed);
     if (push_entry(L, j, d.id, d.outcome) != SQLITE_OK)
         return sqlite_fail(L, j, "read");
@@ -496,7 +500,7 @@ const char *journal_gate(struct journal *j, const char *const *text, const int *
         return NULL;
     }
     start_call(j);
-    if (decide(j, text, len, (int64_t)size, 0, marker, &d) != 0) {
+    if (decide(j, text, len, (int64_t)size, 0, marker, 0, &d) != 0) {
         snprintf(message, message_size, "journal %s: %s: %s", j->path, d.failed, sqlite3_errmsg(j->db));
         return NULL;
     }
