@@ -708,6 +708,30 @@ static int column_missing(sqlite3 *db, const char *name, int *missing)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* A read-only journal written before the steps and marker columns, which it
+ * cannot be given: a temporary view of the same name (temporary names come
+ * first) shows them as NULL, and refuses writes, which a read-only journal
+ * never makes, so that the statements prepare as on a current journal. */
+static int shadow_missing_columns(sqlite3 *db)
+{
+    static const char *const added[] = { "steps", "marker" };
+    char sql[400] = "CREATE TEMP VIEW uploads AS SELECT *";
+    int rc = SQLITE_OK, missing, any = 0;
+    size_t i;
+    for (i = 0; i < sizeof added / sizeof *added && rc == SQLITE_OK; i++) {
+        if ((rc = column_missing(db, added[i], &missing)) == SQLITE_OK && missing) {
+            any = 1;
+            snprintf(sql + strlen(sql), sizeof sql - strlen(sql), ", NULL AS %s", added[i]);
+        }
+    }
+    if (rc != SQLITE_OK || !any)
+        return rc;
+    snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " FROM main.uploads;"
+             "CREATE TEMP TRIGGER uploads_insert INSTEAD OF INSERT ON uploads BEGIN SELECT RAISE(ABORT, 'read-only'); END;"
+             "CREATE TEMP TRIGGER uploads_update INSTEAD OF UPDATE ON uploads BEGIN SELECT RAISE(ABORT, 'read-only'); END;");
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 /* An older journal's entries, taken as sent to each service's own address (see MIGRATE). */
 static int migrate_base_urls(sqlite3 *db)
 {
@@ -901,6 +925,13 @@ int journal_open(lua_State *L)
         return 2;
     }
     if (rc != SQLITE_OK) {
+        lua_pushfstring(L, "journal %s", path);
+        db_error(L, j->db, rc, KIND_INPUT, "journal_unusable");
+        sqlite3_close_v2(j->db);
+        j->db = NULL;
+        return 2;
+    }
+    if (j->readonly && (rc = shadow_missing_columns(j->db)) != SQLITE_OK) {
         lua_pushfstring(L, "journal %s", path);
         db_error(L, j->db, rc, KIND_INPUT, "journal_unusable");
         sqlite3_close_v2(j->db);
