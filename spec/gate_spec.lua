@@ -133,6 +133,19 @@ describe("the journal's gate", function()
     assert.are.same({ u.id, "journal", 1 }, { again.id, note, sandbox.posts() })
   end)
 
+  it("stops a body whose journal another process keeps locked at its end: journal_busy, nothing recorded", function()
+    local path, ran = big_file(dir .. "/big.csv"), false
+    local u, err = m:upload_offline_conversions { file = path, comment = "crm", progress = function()
+      if not ran then -- locked past the 10 s a journal is waited for
+        ran = os.execute(("(printf 'BEGIN IMMEDIATE;\\n.shell sleep 11\\nCOMMIT;\\n' | sqlite3 %s/journal.sqlite3 "
+          .. ">/dev/null 2>&1 &); sleep 0.5"):format(dir))
+      end
+    end }
+    assert.is_nil(u)
+    assert.are.same({ "journal_busy", false }, { err.code, err.request_sent })
+    assert.are.equal(0, sandbox.posts())
+  end)
+
   it("records nothing for a body that stops at a bad record, and a rerun of the fixed file sends it", function()
     local path = files.write(dir .. "/bad.csv", files.read(CONVERSIONS) .. "\nnot-an-id,GOAL1,1481718166,1.00,RUB\n")
     local u, err = m:upload_offline_conversions { file = path, comment = "crm" }

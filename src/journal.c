@@ -386,7 +386,7 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
         d->id = sqlite3_column_int64(find, 0);
         if (force)
             d->outcome = "new";
-        else if (marker && mark && strcmp(mark, marker) == 0) /* this send's own: nothing to record again */
+        else if (marker && mark && strcmp(mark, marker) == 0 && owner_is_self(find, &self)) /* this send's own */
             d->outcome = "new";
         else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
             d->outcome = "finished";
@@ -492,16 +492,22 @@ static int journal_begin(lua_State *L)
 }
 
 const char *journal_gate(struct journal *j, const char *const *text, const int *len, long long size,
-                         const char *marker, char *message, size_t message_size)
+                         const char *marker, const char **code, char *message, size_t message_size)
 {
     struct decision d;
+    int rc;
+    *code = "journal_failed";
     if (!j->db || j->readonly) {
         snprintf(message, message_size, "the journal is %s", j->db ? "read-only" : "closed");
         return NULL;
     }
     start_call(j);
     if (decide(j, text, len, (int64_t)size, 0, marker, 0, &d) != 0) {
-        snprintf(message, message_size, "journal %s: %s: %s", j->path, d.failed, sqlite3_errmsg(j->db));
+        rc = sqlite3_errcode(j->db);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) /* as db_error says it */
+            *code = "journal_busy";
+        snprintf(message, message_size, "journal %s: %s: %s%s", j->path, d.failed, sqlite3_errmsg(j->db),
+                 strcmp(*code, "journal_busy") == 0 ? " (another process kept it locked for the 10 s waited)" : "");
         return NULL;
     }
     return d.outcome;
