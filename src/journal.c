@@ -504,10 +504,13 @@ const char *journal_gate(struct journal *j, const char *const *text, const int *
     start_call(j);
     if (decide(j, text, len, (int64_t)size, 0, marker, 0, &d) != 0) {
         rc = sqlite3_errcode(j->db);
-        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) /* as db_error says it */
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) { /* as db_error says it */
             *code = "journal_busy";
-        snprintf(message, message_size, "journal %s: %s: %s%s", j->path, d.failed, sqlite3_errmsg(j->db),
-                 strcmp(*code, "journal_busy") == 0 ? " (another process kept it locked for the 10 s waited)" : "");
+            snprintf(message, message_size, "journal %s: %s: another process kept it locked for %d s (%s)", j->path,
+                     d.failed, BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(j->db));
+        } else {
+            snprintf(message, message_size, "journal %s: %s: %s", j->path, d.failed, sqlite3_errmsg(j->db));
+        }
         return NULL;
     }
     return d.outcome;
