@@ -17,6 +17,16 @@ assert(m:upload_offline_conversions { file = arg[4], comment = "crm" })
 m:close()
 ]]
 
+-- The same, with resolve_timeout 1 and no assert: a job whose outcome stays unknown, as it exits.
+local UNKNOWN_CHILD = [[
+local csvup = require "csvup"
+local m = assert(csvup.metrika.new { token = arg[1], counter = 1, base_url = arg[2], journal = arg[3],
+  resolve_timeout = 1 })
+local _, err = m:upload_offline_conversions { file = arg[4], comment = "crm" }
+m:close()
+os.exit(err and err.code == "outcome_unknown")
+]]
+
 -- Rows enough that libcurl asks for the body in several reads.
 local function big_file(path)
   local rows = { "ClientId,Target,DateTime" }
@@ -87,6 +97,53 @@ describe("the journal's gate", function()
     local entries = assert(m.journal:list())
     assert.are.same({ 1, "finished", theirs, u.id }, { #entries, entries[1].state, entries[1].file,
       tonumber(entries[1].uploading_id) })
+  end)
+
+  it("stops a body whose upload another job left unknown meanwhile, and looks it up by that job's marker", function()
+    local mine, theirs = big_file(dir .. "/mine.csv"), dir .. "/theirs.csv"
+    files.write(theirs, files.read(mine))
+    files.write(dir .. "/child.lua", UNKNOWN_CHILD)
+    local child = ("%s %s/child.lua %s %s %s %s"):format(support.LUA, dir, support.TOKEN, sandbox.url,
+      dir .. "/journal.sqlite3", theirs)
+    local ran
+    local u, err, note = m:upload_offline_conversions { file = mine, comment = "crm", progress = function()
+      if not ran then -- the other job's answer is lost and the list fails it: it exits, its entry released
+        sandbox.fault { fault = "lost_answer", path = "offline_conversions/upload" }
+        sandbox.fault { fault = "html_500", count = 100, path = "uploadings" }
+        ran = os.execute(child)
+        sandbox.fault { clear = true }
+      end
+    end }
+    assert.is_true(ran)
+    assert.is_nil(err)
+    assert.are.equal("journal", note) -- found in the list by the other job's marker, not sent again
+    assert.are.equal(1, sandbox.posts())
+    local entries = assert(m.journal:list())
+    assert.are.same({ 1, "finished", u.id }, { #entries, entries[1].state, tonumber(entries[1].uploading_id) })
+  end)
+
+  it("hashes a file converted as it is sent before sending it: a rerun sends nothing", function()
+    local path = files.write(dir .. "/semicolons.csv", (files.read(CONVERSIONS):gsub(",", ";")))
+    local args = { file = path, comment = "crm", delimiter = ";", validate = false }
+    local u = assert(m:upload_offline_conversions(args))
+    local entry = assert(m.journal:list())[1]
+    assert.are.equal(core.sha256(files.read(path)), entry.hash) -- the file's bytes, as every rerun hashes them
+    local again, err, note = m:upload_offline_conversions(args)
+    assert.is_nil(err)
+    assert.are.same({ u.id, "journal", 1 }, { again.id, note, sandbox.posts() })
+  end)
+
+  it("stops a body whose journal another process keeps locked at its end: journal_busy, nothing recorded", function()
+    local path, ran = big_file(dir .. "/big.csv"), false
+    local u, err = m:upload_offline_conversions { file = path, comment = "crm", progress = function()
+      if not ran then -- locked past the 10 s a journal is waited for
+        ran = os.execute(("(printf 'BEGIN IMMEDIATE;\\n.shell sleep 11\\nCOMMIT;\\n' | sqlite3 %s/journal.sqlite3 "
+          .. ">/dev/null 2>&1 &); sleep 0.5"):format(dir))
+      end
+    end }
+    assert.is_nil(u)
+    assert.are.same({ "journal_busy", false }, { err.code, err.request_sent })
+    assert.are.equal(0, sandbox.posts())
   end)
 
   it("records nothing for a body that stops at a bad record, and a rerun of the fixed file sends it", function()

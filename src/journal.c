@@ -356,11 +356,13 @@ struct decision {
 
 /* Finds the live entry of the key (text[0..6]) and decides, in one
  * transaction: a new entry started by this process, the one found taken over
- * when its sender is gone, or that one as it is. An entry found under
- * marker, when one is given, is this process's own (an earlier attempt of
- * the same send): "new". 0, or -1 with d->failed set and nothing changed. */
+ * when its sender is gone (only where take is set: the gate, which does not
+ * send what it finds, leaves it to the look-up that follows), or that one as
+ * it is. An entry found under marker, when one is given, is this process's
+ * own (an earlier attempt of the same send): "new". 0, or -1 with d->failed
+ * set and nothing changed. */
 static int decide(struct journal *j, const char *const *text, const int *len, int64_t size, int force,
-                  const char *marker, struct decision *d)
+                  const char *marker, int take, struct decision *d)
 {
     struct owner self;
     sqlite3_stmt *find = j->stmt[S_FIND], *insert = j->stmt[S_INSERT];
@@ -384,7 +386,7 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
         d->id = sqlite3_column_int64(find, 0);
         if (force)
             d->outcome = "new";
-        else if (marker && mark && strcmp(mark, marker) == 0) /* this send's own: nothing to record again */
+        else if (marker && mark && strcmp(mark, marker) == 0 && owner_is_self(find, &self)) /* this send's own */
             d->outcome = "new";
         else if (strcmp((const char *)sqlite3_column_text(find, 1), "finished") == 0)
             d->outcome = "finished";
@@ -409,14 +411,16 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
     if (d->failed) {
         /* nothing more: rolled back below */
     } else if (strcmp(d->outcome, "started") == 0) {
-        sqlite3_stmt *take = j->stmt[S_TAKE];
-        sqlite3_bind_int64(take, 1, d->id);
-        sqlite3_bind_int64(take, 2, self.pid);
-        sqlite3_bind_text(take, 3, self.host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(take, 4, self.start);
-        sqlite3_bind_int64(take, 5, now);
-        if (run(take) != SQLITE_OK)
-            d->failed = "take over";
+        if (take) {
+            sqlite3_stmt *take_over = j->stmt[S_TAKE];
+            sqlite3_bind_int64(take_over, 1, d->id);
+            sqlite3_bind_int64(take_over, 2, self.pid);
+            sqlite3_bind_text(take_over, 3, self.host, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(take_over, 4, self.start);
+            sqlite3_bind_int64(take_over, 5, now);
+            if (run(take_over) != SQLITE_OK)
+                d->failed = "take over";
+        }
     } else if (!d->id) {
         for (i = 0; i < 8; i++)
             bind_text(insert, i + 1, text[i], len[i]);
@@ -476,7 +480,7 @@ static int journal_begin(lua_State *L)
     start_call(j);
     if (j->readonly)
         return begin_readonly(L, j, text, len, force);
-    if (decide(j, text, len, size, force, marker, &d) != 0)
+    if (decide(j, text, len, size, force, marker, 1, &d) != 0)
         return sqlite_fail(L, j, d.failed);
     if (push_entry(L, j, d.id, d.outcome) != SQLITE_OK)
         return sqlite_fail(L, j, "read");
@@ -488,16 +492,25 @@ static int journal_begin(lua_State *L)
 }
 
 const char *journal_gate(struct journal *j, const char *const *text, const int *len, long long size,
-                         const char *marker, char *message, size_t message_size)
+                         const char *marker, const char **code, char *message, size_t message_size)
 {
     struct decision d;
+    int rc;
+    *code = "journal_failed";
     if (!j->db || j->readonly) {
         snprintf(message, message_size, "the journal is %s", j->db ? "read-only" : "closed");
         return NULL;
     }
     start_call(j);
-    if (decide(j, text, len, (int64_t)size, 0, marker, &d) != 0) {
-        snprintf(message, message_size, "journal %s: %s: %s", j->path, d.failed, sqlite3_errmsg(j->db));
+    if (decide(j, text, len, (int64_t)size, 0, marker, 0, &d) != 0) {
+        rc = sqlite3_errcode(j->db);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) { /* as db_error says it */
+            *code = "journal_busy";
+            snprintf(message, message_size, "journal %s: %s: another process kept it locked for %d s (%s)", j->path,
+                     d.failed, BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(j->db));
+        } else {
+            snprintf(message, message_size, "journal %s: %s: %s", j->path, d.failed, sqlite3_errmsg(j->db));
+        }
         return NULL;
     }
     return d.outcome;
@@ -704,6 +717,30 @@ static int column_missing(sqlite3 *db, const char *name, int *missing)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* A read-only journal written before the steps and marker columns, which it
+ * cannot be given: a temporary view of the same name (temporary names come
+ * first) shows them as NULL, and refuses writes, which a read-only journal
+ * never makes, so that the statements prepare as on a current journal. */
+static int shadow_missing_columns(sqlite3 *db)
+{
+    static const char *const added[] = { "steps", "marker" };
+    char sql[400] = "CREATE TEMP VIEW uploads AS SELECT *";
+    int rc = SQLITE_OK, missing, any = 0;
+    size_t i;
+    for (i = 0; i < sizeof added / sizeof *added && rc == SQLITE_OK; i++) {
+        if ((rc = column_missing(db, added[i], &missing)) == SQLITE_OK && missing) {
+            any = 1;
+            snprintf(sql + strlen(sql), sizeof sql - strlen(sql), ", NULL AS %s", added[i]);
+        }
+    }
+    if (rc != SQLITE_OK || !any)
+        return rc;
+    snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " FROM main.uploads;"
+             "CREATE TEMP TRIGGER uploads_insert INSTEAD OF INSERT ON uploads BEGIN SELECT RAISE(ABORT, 'read-only'); END;"
+             "CREATE TEMP TRIGGER uploads_update INSTEAD OF UPDATE ON uploads BEGIN SELECT RAISE(ABORT, 'read-only'); END;");
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 /* An older journal's entries, taken as sent to each service's own address (see MIGRATE). */
 static int migrate_base_urls(sqlite3 *db)
 {
@@ -897,6 +934,13 @@ int journal_open(lua_State *L)
         return 2;
     }
     if (rc != SQLITE_OK) {
+        lua_pushfstring(L, "journal %s", path);
+        db_error(L, j->db, rc, KIND_INPUT, "journal_unusable");
+        sqlite3_close_v2(j->db);
+        j->db = NULL;
+        return 2;
+    }
+    if (j->readonly && (rc = shadow_missing_columns(j->db)) != SQLITE_OK) {
         lua_pushfstring(L, "journal %s", path);
         db_error(L, j->db, rc, KIND_INPUT, "journal_unusable");
         sqlite3_close_v2(j->db);

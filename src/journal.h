@@ -18,9 +18,11 @@ struct journal *journal_test(lua_State *L, int idx);
  * counter, endpoint, query, hash, file; len: their lengths) of size bytes,
  * for an upload that carries marker: "new" when it is recorded as started
  * by this process (or was, under the same marker), else "finished",
- * "started" or "running" (what the journal holds answers for it: do not send
- * it now); NULL with message written when the journal could not tell. */
+ * "started" (left as it is: the hash-first path takes it over and looks it
+ * up) or "running" (what the journal holds answers for it: do not send it
+ * now); NULL with *code (journal_busy, journal_failed) and message written
+ * when the journal could not tell. */
 const char *journal_gate(struct journal *j, const char *const *text, const int *len, long long size,
-                         const char *marker, char *message, size_t message_size);
+                         const char *marker, const char **code, char *message, size_t message_size);
 
 #endif

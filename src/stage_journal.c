@@ -34,7 +34,7 @@ static long gate_read(struct stage *s, char *buf, size_t n)
 {
     struct journal_stage *g = (struct journal_stage *)s;
     long got = s->up->ops->read(s->up, buf, n);
-    if (got > 0 && !g->recorded)
+    if (got > 0 && !g->recorded && g->d.ctx) /* no ctx: a rewind found no memory, and finish says so */
         digest_give(&g->t, buf, (size_t)got);
     return got;
 }
@@ -49,7 +49,7 @@ static int gate_finish(struct stage *s)
 {
     struct journal_stage *g = (struct journal_stage *)s;
     char message[200];
-    const char *outcome;
+    const char *outcome, *code;
     long long size;
     if (stage_finish_up(s) < 0)
         return -1;
@@ -62,9 +62,10 @@ static int gate_finish(struct stage *s)
     digest_final(&g->d, g->hash);
     g->key[6] = g->hash;
     g->len[6] = DIGEST_HEX - 1;
-    outcome = journal_gate(g->j, (const char *const *)g->key, g->len, size, g->marker, message, sizeof message);
+    outcome = journal_gate(g->j, (const char *const *)g->key, g->len, size, g->marker, &code, message,
+                           sizeof message);
     if (!outcome)
-        return stage_fail(s, "journal_failed", "%s", message);
+        return stage_fail(s, code, "%s", message);
     if (strcmp(outcome, "new") != 0)
         return stage_fail(s, "journal_holds", "the journal holds this upload (%s)", outcome);
     g->recorded = 1;
