@@ -78,19 +78,32 @@ describe("the journal's gate", function()
     assert.is_not_nil(u.id)
   end)
 
-  it("stops a body another process recorded meanwhile before its end, and answers from the journal", function()
+  -- Uploads a file big enough to be sent in several reads; once its body is
+  -- on its way, a child process (child_source) uploads the same rows from
+  -- another file, run by around(run_child). The upload's results, and the
+  -- other file's path.
+  local function race(child_source, around)
     local mine, theirs = big_file(dir .. "/mine.csv"), dir .. "/theirs.csv"
     files.write(theirs, files.read(mine))
-    files.write(dir .. "/child.lua", CHILD)
+    files.write(dir .. "/child.lua", child_source)
     local child = ("%s %s/child.lua %s %s %s %s"):format(support.LUA, dir, support.TOKEN, sandbox.url,
       dir .. "/journal.sqlite3", theirs)
     local ran
     local u, err, note = m:upload_offline_conversions { file = mine, comment = "crm", progress = function()
-      if not ran then -- the other job sends the same rows while this body is on its way
-        ran = os.execute(child)
+      if ran == nil then
+        ran = around(function()
+          return os.execute(child)
+        end)
       end
     end }
     assert.is_true(ran)
+    return u, err, note, theirs
+  end
+
+  it("stops a body another process recorded meanwhile before its end, and answers from the journal", function()
+    local u, err, note, theirs = race(CHILD, function(run)
+      return run()
+    end)
     assert.is_nil(err)
     assert.are.equal("journal", note)
     assert.are.equal(1, sandbox.posts()) -- the other job's: this body never ended
@@ -100,21 +113,14 @@ describe("the journal's gate", function()
   end)
 
   it("stops a body whose upload another job left unknown meanwhile, and looks it up by that job's marker", function()
-    local mine, theirs = big_file(dir .. "/mine.csv"), dir .. "/theirs.csv"
-    files.write(theirs, files.read(mine))
-    files.write(dir .. "/child.lua", UNKNOWN_CHILD)
-    local child = ("%s %s/child.lua %s %s %s %s"):format(support.LUA, dir, support.TOKEN, sandbox.url,
-      dir .. "/journal.sqlite3", theirs)
-    local ran
-    local u, err, note = m:upload_offline_conversions { file = mine, comment = "crm", progress = function()
-      if not ran then -- the other job's answer is lost and the list fails it: it exits, its entry released
-        sandbox.fault { fault = "lost_answer", path = "offline_conversions/upload" }
-        sandbox.fault { fault = "html_500", count = 100, path = "uploadings" }
-        ran = os.execute(child)
-        sandbox.fault { clear = true }
-      end
-    end }
-    assert.is_true(ran)
+    local u, err, note = race(UNKNOWN_CHILD, function(run)
+      -- the other job's answer is lost and the list fails it: it exits, its entry released
+      sandbox.fault { fault = "lost_answer", path = "offline_conversions/upload" }
+      sandbox.fault { fault = "html_500", count = 100, path = "uploadings" }
+      local ran = run()
+      sandbox.fault { clear = true }
+      return ran
+    end)
     assert.is_nil(err)
     assert.are.equal("journal", note) -- found in the list by the other job's marker, not sent again
     assert.are.equal(1, sandbox.posts())
