@@ -197,10 +197,12 @@ function client.body(args, opts, upload)
       ok, err = client.input_form(ctx, opts, upload)
     end
     local plain = ok and ctx.encoding == "utf-8" and ctx.delimiter == (upload.delimiter or ",")
+    if ctx.digest and not plain then -- converted as it is sent: hashed as it is, never by the journal's gate
+      ctx.digest.gate = nil
+    end
     if ok and level and plain and (not ctx.digest or ctx.digest.gate) then
       -- sent as it is, in one pass over the file: the header now, the rest by the read that sends it
       local plan
-      ctx.digest = nil
       if upload.schema then
         plan, err = validate.plan(upload.schema, opts.file, ctx)
         ok = plan ~= nil

@@ -253,18 +253,6 @@ local function begin(self, j, call, force)
   end
 end
 
--- Whether a stage of the body changes its bytes (a file converted as it is
--- sent): the gate would hash the converted bytes, where the hash-first path
--- (hash_of) and every rerun hash the file as it is.
-local function converted(args)
-  for _, stage in ipairs(args.stages or {}) do
-    if stage[1] == "recode" then
-      return true
-    end
-  end
-  return false
-end
-
 -- The journal key of a call its gate can record as it is sent (see
 -- stage_journal.c: hashed in a thread as the body goes out, recorded before
 -- its last bytes, stopped there when the journal holds it): a single call's
@@ -275,7 +263,7 @@ end
 local function gate_key(self, j, call, kind, force)
   local args = call.args
   if force or not kind.mark or not (call.digest and call.digest.gate) or call.digest.sha256 or not args.source
-    or args.source:size() == 0 or converted(args) then
+    or args.source:size() == 0 then
     return nil
   end
   local key = key_of(self, call)

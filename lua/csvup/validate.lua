@@ -211,11 +211,12 @@ function validate.batches(name, columns, ctx)
 end
 
 -- The reader of a file past its header, the plan of its values and the
--- header's problems | nil, err. warnings: the list the header's warnings go to, or nil.
-local function open_file(name, path, opts, warnings)
+-- header's problems | nil, err. warnings: the list the header's warnings go to, or nil;
+-- hash: whether the reader hashes what it reads (opts.digest wants it).
+local function open_file(name, path, opts, warnings, hash)
   local spec = lookup(name)
   local reader, header = core.csv_reader(opts.source or path, { delimiter = opts.delimiter, utf8 = true, regular = true,
-    sha256 = opts.digest ~= nil, encoding = opts.encoding, measure = opts.measure })
+    sha256 = hash, encoding = opts.encoding, measure = opts.measure })
   if not reader then
     return nil, with_encoding_hint(header)
   end
@@ -247,7 +248,7 @@ function validate.file(name, path, opts)
   elseif level ~= "full" and level ~= "header" then
     error('csvup.validate: level must be "full", "header" or false', 2)
   end
-  local reader, plan, found = open_file(name, path, opts, opts.warnings)
+  local reader, plan, found = open_file(name, path, opts, opts.warnings, opts.digest ~= nil)
   if not reader then
     return nil, plan
   end
@@ -286,7 +287,7 @@ end
 -- then tells every problem. source: the file as opened (a csvup.file), read
 -- instead of path.
 function validate.plan(name, path, opts)
-  local reader, plan, found = open_file(name, path, opts, opts.warnings)
+  local reader, plan, found = open_file(name, path, opts, opts.warnings, false)
   if not reader then
     return nil, plan
   end
