@@ -2,7 +2,7 @@
  * string) and stages after it, each reading from the one before. libcurl
  * pulls from the end of the chain (see request.c):
  *
- *   source -> [recode] -> [check | utf8] -> [sha256 | journal] -> counter -> libcurl
+ *   source -> [recode] -> [check | utf8] -> [sha256 [-> journal]] -> counter -> libcurl
  *
  * A stage fills the buffer it is given as far as it can (never a record at
  * a time: libcurl sends what it gets), and stops the body with a failure the
@@ -90,8 +90,10 @@ int stage_add_recode(struct chain *c, int cp1251, char in, char out, long long s
 int stage_add_check(lua_State *L, struct chain *c, int idx);
 /* The bytes checked as UTF-8 without NUL, a character cut by a buffer checked whole. */
 int stage_add_utf8(struct chain *c);
-/* The bytes as they are, hashed (SHA-256) into hex once the end was read through. */
-int stage_add_sha256(struct chain *c, char *hex);
+/* The bytes as they are, hashed (SHA-256, in a thread of its own) into hex,
+ * and their count into *size (unless NULL), at the body's end: its finish,
+ * or its end read through. */
+int stage_add_sha256(struct chain *c, char *hex, long long *size);
 /* The bytes as they are, counted since the start (*count: for progress). */
 int stage_add_counter(struct chain *c, long long *count);
 /* The journal's gate (the stage table at idx: { "journal", journal =

@@ -1,8 +1,8 @@
-/* The journal's gate: the body hashed (SHA-256, in a thread of its own) as
- * it passes, and at its end, before its last bytes go out, the upload
- * recorded in the journal under that hash, or stopped there when the journal
- * already holds it (sent before, or being sent). A body stopped before its
- * end is never a complete request, so the service keeps nothing of it. */
+/* The journal's gate: after the SHA-256 tee (stage_tee.c), at the body's
+ * end, before its last bytes go out, the upload recorded in the journal under
+ * the tee's hash, or stopped there when the journal already holds it (sent
+ * before, or being sent). A body stopped before its end is never a complete
+ * request, so the service keeps nothing of it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,32 +16,18 @@ struct journal_stage {
     char *key[8];          /* service, base_url, account, counter, endpoint, query, hash, file */
     int len[8];
     char *marker;
-    char hash[DIGEST_HEX];
-    struct digest d;
-    struct digest_thread t;
+    char hash[DIGEST_HEX]; /* the tee's, at the end */
+    long long size;        /* the bytes it hashed */
     int recorded;          /* the journal records this upload: an attempt again sends it whole */
 };
 
-static void restart_hash(struct journal_stage *g)
-{
-    digest_thread_stop(&g->t);
-    digest_free(&g->d);
-    if (!g->recorded && digest_init(&g->d) == 0)
-        digest_thread_start(&g->t, &g->d);
-}
-
 static long gate_read(struct stage *s, char *buf, size_t n)
 {
-    struct journal_stage *g = (struct journal_stage *)s;
-    long got = s->up->ops->read(s->up, buf, n);
-    if (got > 0 && !g->recorded && g->d.ctx) /* no ctx: a rewind found no memory, and finish says so */
-        digest_give(&g->t, buf, (size_t)got);
-    return got;
+    return s->up->ops->read(s->up, buf, n);
 }
 
 static int gate_rewind(struct stage *s)
 {
-    restart_hash((struct journal_stage *)s);
     return s->up->ops->rewind(s->up);
 }
 
@@ -50,19 +36,13 @@ static int gate_finish(struct stage *s)
     struct journal_stage *g = (struct journal_stage *)s;
     char message[200];
     const char *outcome, *code;
-    long long size;
-    if (stage_finish_up(s) < 0)
+    if (stage_finish_up(s) < 0) /* the tee's hash complete */
         return -1;
     if (g->recorded)
         return 0;
-    if (!g->d.ctx)
-        return stage_fail(s, "file_unreadable", "out of memory");
-    digest_thread_stop(&g->t);
-    size = g->d.length;
-    digest_final(&g->d, g->hash);
     g->key[6] = g->hash;
     g->len[6] = DIGEST_HEX - 1;
-    outcome = journal_gate(g->j, (const char *const *)g->key, g->len, size, g->marker, &code, message,
+    outcome = journal_gate(g->j, (const char *const *)g->key, g->len, g->size, g->marker, &code, message,
                            sizeof message);
     if (!outcome)
         return stage_fail(s, code, "%s", message);
@@ -76,8 +56,6 @@ static void gate_free(struct stage *s)
 {
     struct journal_stage *g = (struct journal_stage *)s;
     int i;
-    digest_thread_stop(&g->t);
-    digest_free(&g->d);
     for (i = 0; i < 8; i++)
         if (i != 6)
             free(g->key[i]);
@@ -136,11 +114,9 @@ int stage_add_journal(lua_State *L, struct chain *c, int idx)
         g->len[i] = (int)len[i];
     }
     lua_settop(L, key - 3);
-    if (ok && digest_init(&g->d) == 0) {
-        digest_thread_start(&g->t, &g->d);
-    } else {
+    if (!ok || stage_add_sha256(c, g->hash, &g->size) < 0) {
         gate_free(&g->s);
-        g = NULL;
+        return chain_add(c, NULL);
     }
-    return chain_add(c, g ? &g->s : NULL);
+    return chain_add(c, &g->s);
 }

@@ -363,7 +363,7 @@ static void chain_of_stages(const uint8_t *data, size_t size)
         else if (built && kind == CHECK)
             built = added_check(&c, columns, params.out_delimiter) == 0;
         else if (built)
-            built = (kind == UTF8 ? stage_add_utf8(&c) : kind == SHA256 ? stage_add_sha256(&c, hex[i])
+            built = (kind == UTF8 ? stage_add_utf8(&c) : kind == SHA256 ? stage_add_sha256(&c, hex[i], NULL)
                                                                          : stage_add_counter(&c, &count[i])) == 0;
     }
     failed = n < 0;
