@@ -189,6 +189,26 @@ describe("an unknown outcome", function()
     end)
   end)
 
+  describe("and a progress callback that fails once the body went out", function()
+    it("reports the callback's error, and the rerun finds the upload instead of sending it again", function()
+      sandbox.fault { fault = "slow", delay = 1, path = "/expense/upload" }
+      local m = metrika {}
+      local _, err = m:upload_expenses { file = EXPENSES, progress = function(sent, total)
+        if sent == total then
+          error("the progress bar broke")
+        end
+      end }
+      assert.are.same({ "internal", "callback_error", true }, { err.kind, err.code, err.request_sent })
+      assert.matches("the progress bar broke", tostring(err))
+      local result = assert(m:upload_expenses { file = EXPENSES })
+      m:close()
+      assert.are.equal(1, received("POST", "/expense/upload"))
+      local entries = json.decode((run("journal --json --journal " .. state .. "/journal.sqlite3")))
+      assert.are.equal("finished", entries[1].state)
+      assert.is_number(result.id)
+    end)
+  end)
+
   describe("and a journal that cannot record it", function()
     it("is reported with its own exit status, and the rerun finds the upload", function()
       local path = state .. "/csvup/journal.sqlite3"

@@ -187,10 +187,12 @@ local function record(self, j, entry, result)
   return not ok and err or nil
 end
 
--- Whether err says the upload surely was not kept: nothing went out whole,
--- this side stopped it, or the service refused it in its own error shape
--- with a 4xx (or in its answer). A 5xx, an answer in another shape (a
--- gateway's HTML page), a reset or a timeout leave it unknown.
+-- Whether err says the upload surely was not kept: nothing went out whole
+-- (this side stopped it before its end), or the service refused it in its
+-- own error shape with a 4xx (or in its answer). A 5xx, an answer in another
+-- shape (a gateway's HTML page), a reset, a timeout, or this side stopping
+-- once the body went out whole (a signal, a callback's error, an answer too
+-- large) leave it unknown.
 local function refused(err)
   if err.request_sent == false then
     return true
@@ -199,7 +201,7 @@ local function refused(err)
   elseif err.kind == "api" and err.status then
     return err.status < 500 and not err.code:find("^http_%d+$")
   end
-  return true
+  return not err.request_sent
 end
 
 -- The error of an upload whose outcome stays unknown after its lookup
@@ -390,7 +392,10 @@ function once.after(self, call, ticket, answer, err)
     result, err = call.finish(answer)
   end
   local entry, j = ticket.entry, ticket.journal
-  if not result and not refused(err) and err.code ~= "interrupted" and ticket.marker then
+  -- stopped by this side (a signal, a callback's error): that error is the
+  -- answer, and a rerun looks for the upload before sending it
+  if not result and not refused(err) and err.code ~= "interrupted" and err.code ~= "callback_error"
+    and ticket.marker then
     local found, u = once.lookup(self, ticket.kind, ticket.marker, ticket.since)
     if found == "found" then
       result, err = u, nil

@@ -6,10 +6,12 @@
 -- default upload (journal on: every row checked and the bytes hashed as they
 -- are sent, the upload recorded before its last bytes: the journal's gate),
 -- the library's default upload (every row checked as it is sent), a plain
--- one (validate = false), a Windows-1251 ";" export (one pass checks it and
--- measures its converted size, then it is converted as it is sent);
--- then peak RSS, and rows a second from an iterator. BENCH_MB sets the
--- file's size (1024).
+-- one (validate = false), a Windows-1251 ";" export by the library and by
+-- the command line, each compared with the same upload of the plain file
+-- (one pass checks it and measures its converted size, then it is converted
+-- as it is sent); on the first sink, the default upload's parts alone (a
+-- read, SHA-256, the check); then peak RSS, and rows a second from an
+-- iterator. BENCH_MB sets the file's size (1024).
 local common = require "bench.common"
 local files = require "support.files"
 local nginx = require "support.nginx"
@@ -76,10 +78,12 @@ local function library(url, path, validate, encoding, delimiter)
     delimiter or "nil")))
 end
 
--- The command line's default upload, with a journal of its own each time (else it is sent once).
-local function command_line(url, path)
+-- The command line's default upload (extra: more options), with a journal
+-- of its own each time (else it is sent once).
+local function command_line(url, path, extra)
   return ("d=$(mktemp -d); XDG_STATE_HOME=$d CSVUP_METRIKA_TOKEN=t %s lua/bin/csvup metrika "
-    .. "upload-offline-conversions --base-url %s --counter 1 %s; s=$?; rm -rf $d; exit $s"):format(common.LUA, url, path)
+    .. "upload-offline-conversions --base-url %s --counter 1 %s%s; s=$?; rm -rf $d; exit $s")
+    :format(common.LUA, url, extra and extra .. " " or "", path)
 end
 
 -- { median, min, max } of wall seconds and of user+sys seconds of each command, taking turns round by round.
@@ -109,25 +113,55 @@ local function measure(commands)
   return walls, cpus
 end
 
-local function sink_rows(rows, sink_name, url, big, converted)
-  local curl = ("curl -sS -o /dev/null -F file=@%s %s/management/v1/counter/1/offline_conversions/upload"):format(big, url)
-  local names = {
-    "curl -F",
-    "csvup command line, default (journal on: checked and hashed as it is sent)",
-    "csvup library, default (every row checked as it is sent)",
-    "csvup library, validate = false",
-    "csvup library, Windows-1251 \";\" file converted as it is sent",
+-- The uploads to one sink, each compared with curl's or with the plain
+-- upload of the same kind (vs); with parts, also the parts of the command
+-- line's default upload, each alone, and their sum: what it cannot go below.
+local function sink_rows(rows, sink_name, url, big, converted, parts)
+  local semicolon = [[--encoding cp1251 --delimiter ';']]
+  local cases = {
+    { "curl -F", ("curl -sS -o /dev/null -F file=@%s %s/management/v1/counter/1/offline_conversions/upload")
+      :format(big, url) },
+    { "csvup command line, default (journal on: checked and hashed as it is sent)", command_line(url, big), vs = 1,
+      goal = "goal ≤ 1.5× wall, ≤ 2× cpu" },
+    { "csvup library, default (every row checked as it is sent)", library(url, big, '"full"'), vs = 1,
+      goal = "goal ≤ 1.25× cpu, aim 1.0×" },
+    { "csvup library, validate = false", library(url, big, "false"), vs = 1 },
+    { "csvup library, Windows-1251 \";\" file converted as it is sent (every row checked)",
+      library(url, converted, '"full"', '"cp1251"', '";"'), vs = 3, goal = "goal ≤ 2× the plain upload" },
+    { "csvup command line, default, Windows-1251 \";\" file", command_line(url, converted, semicolon), vs = 2,
+      goal = "goal ≤ 2× the plain upload" },
   }
-  local goals = { "", "goal ≤ 1.5× wall, ≤ 2× cpu", "goal ≤ 1.25× cpu, aim 1.0×", "", "goal ≤ 2× the plain upload" }
-  local walls, cpus = measure {
-    curl, command_line(url, big), library(url, big, '"full"'), library(url, big, "false"),
-    library(url, converted, '"full"', '"cp1251"', '";"'),
-  }
-  for i, name in ipairs(names) do
-    local vs = i == 5 and 4 or 1
-    rows[#rows + 1] = { ("upload %d MB to %s: %s"):format(MB, sink_name, name), walls[i],
+  if parts then
+    for _, part in ipairs {
+      { "part alone: reading the file (cat)", ("cat %s >/dev/null"):format(big) },
+      { "part alone: SHA-256 of the file (libcrypto) and its reading",
+        ("%s -e 'require(\"csvup.core\").sha256_file(%q)'"):format(common.LUA, big) },
+      { "part alone: every row checked (csvup validate) and its reading",
+        ("%s lua/bin/csvup validate offline-conversions %s"):format(common.LUA, big) },
+    } do
+      cases[#cases + 1] = part
+    end
+  end
+  local commands = {}
+  for i, case in ipairs(cases) do
+    commands[i] = case[2]
+  end
+  local walls, cpus = measure(commands)
+  for i, case in ipairs(cases) do
+    local vs = case.vs or 1
+    local name = case.vs and ("upload %d MB to %s: %s"):format(MB, sink_name, case[1])
+      or i == 1 and ("upload %d MB to %s: curl -F"):format(MB, sink_name) or ("%d MB, %s"):format(MB, case[1])
+    rows[#rows + 1] = { name, walls[i],
       ("%.0f MB/s; user+sys %.2f s; %.2f× %s wall, %.2f× cpu %s"):format(MB / walls[i][1], cpus[i][1],
-        walls[i][1] / walls[vs][1], vs == 1 and "curl" or "plain", cpus[i][1] / cpus[vs][1], goals[i]) }
+        walls[i][1] / walls[vs][1], vs == 1 and "curl" or "plain", cpus[i][1] / cpus[vs][1], case.goal or "") }
+  end
+  if parts then
+    -- one reading, a hash, a check and a plain send: the default upload's work, with no overlap counted twice
+    local read, n = cpus[7][1], #cases
+    local floor = (cpus[n - 1][1] - read) + (cpus[n][1] - read) + cpus[4][1]
+    rows[#rows + 1] = { "the command line's default upload can use no less processor time than its parts", nil,
+      ("SHA-256 %.2f s + check %.2f s + the plain upload %.2f s = %.2f s user+sys: %.2f× curl's"):format(
+        cpus[n - 1][1] - read, cpus[n][1] - read, cpus[4][1], floor, floor / cpus[1][1]) }
   end
 end
 
@@ -140,7 +174,7 @@ return function()
   local rows = {}
   local sink = openresty.start("http://127.0.0.1:1", "t")
   local discard = start_discard()
-  sink_rows(rows, "nginx return 200", discard.url, big, converted)
+  sink_rows(rows, "nginx return 200", discard.url, big, converted, true)
   sink_rows(rows, "nginx reading the body (/sink)", sink.url .. "/sink", big, converted)
   local function peak(path, validate)
     return tonumber(common.run(library(discard.url, path, validate))) / 1024
