@@ -1,5 +1,6 @@
 -- TLS is verified by default; plain http only to this machine unless asked for.
 local csvup = require "csvup"
+local cli = require "support.cli"
 local files = require "support.files"
 local support = require "support.sandbox"
 local tls = require "support.tls"
@@ -41,6 +42,22 @@ describe("TLS", function()
     assert(m:upload_offline_conversions { file = "spec/fixtures/offline_conversions.csv" })
     assert.are.equal(1, #sandbox.requests())
     m:close()
+  end)
+
+  it("lets the command line trust the certificate given with --ca-file, and refuses it without", function()
+    local state = files.tmpdir()
+    local front = { url = proxy.url, tmp = state }
+    local args = "metrika upload-offline-conversions --counter 1 --no-journal spec/fixtures/offline_conversions.csv"
+    local _, err, code = cli.run(front, state, args)
+    assert.are.equal(4, code) -- network
+    assert.matches("PEER_FAILED_VERIFICATION", err)
+    assert.are.same({}, sandbox.requests())
+    local out
+    out, err, code = cli.run(front, state, args .. " --ca-file " .. proxy.ca_file)
+    files.remove(state)
+    assert.are.equal(0, code, err)
+    assert.matches("uploading %d+", out)
+    assert.are.equal(1, #sandbox.requests())
   end)
 
   it("ends at once an upload answered before its body was read, where HTTP/2 would spin", function()

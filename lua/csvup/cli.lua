@@ -117,6 +117,8 @@ local function add_connection_options(command, service)
     registry.services[service].token_env))
   command:option("--base-url", "the API's address, e.g. a sandbox's http://127.0.0.1:8080; default: $" .. ENV_BASE_URL
     .. ", else the service's own")
+  command:option("--ca-file", "verify the service's certificate with the CA certificates in this PEM file instead "
+    .. "of the system's (a company proxy's, a sandbox behind TLS)")
   command:flag("--allow-http", "allow plain http to a host other than this machine (the token travels unencrypted)")
   command:option("--retries", "attempts after the first for what surely was not processed; default: 3")
     :convert(integer)
@@ -787,7 +789,7 @@ local function run_service(service, args, command)
   local base_url, events = args.base_url or os.getenv(ENV_BASE_URL), {}
   local client, err = csvup[service].new { token = secret, base_url = base_url ~= "" and base_url or nil,
     counter = args.counter, ulogin = args.ulogin, app = args.app, retries = args.retries,
-    allow_http = args.allow_http or nil, verbose = args.verbose or nil, on_event = on_event(events),
+    ca_file = args.ca_file, allow_http = args.allow_http or nil, verbose = args.verbose or nil, on_event = on_event(events),
     resolve_timeout = args.resolve_timeout,
     journal = args.file and not args.no_journal and not args.dry_run and (args.journal or true) or nil }
   if not client then

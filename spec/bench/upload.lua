@@ -1,21 +1,23 @@
 -- Upload throughput, processor time and memory, side by side with `curl -F`
--- in one run, on two local nginx sinks: /sink reads the whole body into
--- memory-backed files (lua-nginx-module), /discard is `return 200`, which
--- drops the body as it comes. Each upload is a child process timed by
--- /usr/bin/time: wall time and user+sys. Measured: the command line's
--- default upload (journal on: every row checked and the bytes hashed as they
--- are sent, the upload recorded before its last bytes: the journal's gate),
--- the library's default upload (every row checked as it is sent), a plain
--- one (validate = false), a Windows-1251 ";" export by the library and by
--- the command line, each compared with the same upload of the plain file
--- (one pass checks it and measures its converted size, then it is converted
--- as it is sent); on the first sink, the default upload's parts alone (a
--- read, SHA-256, the check); then peak RSS, and rows a second from an
--- iterator. BENCH_MB sets the file's size (1024).
+-- in one run, on three local nginx sinks: `return 200`, which drops the body
+-- as it comes; /sink, which reads the whole body into memory-backed files
+-- (lua-nginx-module); and `return 200` over HTTPS. Each upload is a child
+-- process timed by /usr/bin/time: wall time and user+sys. Measured: the
+-- command line's default upload (journal on: every row checked and the bytes
+-- hashed as they are sent, the upload recorded before its last bytes: the
+-- journal's gate), the library's default upload (every row checked as it is
+-- sent), a plain one (validate = false); on the first two sinks a
+-- Windows-1251 ";" export by the library and by the command line, each
+-- compared with the same upload of the plain file (one pass checks it and
+-- measures its converted size, then it is converted as it is sent); on the
+-- first, the default upload's parts alone (a read, SHA-256, the check); then
+-- peak RSS, and rows a second from an iterator. BENCH_MB sets the file's
+-- size (1024).
 local common = require "bench.common"
 local files = require "support.files"
 local nginx = require "support.nginx"
 local openresty = require "support.openresty"
+local tls = require "support.tls"
 
 local MB = tonumber(os.getenv("BENCH_MB")) or 1024
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS")) or 5
@@ -43,7 +45,7 @@ http {
 ]]
 
 local UPLOAD = [[
-  local m = require("csvup").metrika.new { token = "t", counter = 1, base_url = %q }
+  local m = require("csvup").metrika.new { token = "t", counter = 1, base_url = %q, ca_file = %s }
   assert(m:upload_offline_conversions { file = %q, validate = %s, encoding = %s, delimiter = %s })
   print(io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)"))]]
 
@@ -83,17 +85,19 @@ local function quoted(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
-local function library(url, path, validate, encoding, delimiter)
-  return ("%s -e %s"):format(common.LUA, quoted(UPLOAD:format(url, path, validate, encoding or "nil",
-    delimiter or "nil")))
+-- A sink: { url, pid? (its process), ca_file? (HTTPS) }.
+local function library(sink, path, validate, encoding, delimiter)
+  return ("%s -e %s"):format(common.LUA, quoted(UPLOAD:format(sink.url, sink.ca_file and ("%q"):format(sink.ca_file) or "nil", path, validate,
+    encoding or "nil", delimiter or "nil")))
 end
 
 -- The command line's default upload (extra: more options), with a journal
 -- of its own each time (else it is sent once).
-local function command_line(url, path, extra)
+local function command_line(sink, path, extra)
   return ("d=$(mktemp -d); XDG_STATE_HOME=$d CSVUP_METRIKA_TOKEN=t %s lua/bin/csvup metrika "
-    .. "upload-offline-conversions --base-url %s --counter 1 %s%s; s=$?; rm -rf $d; exit $s")
-    :format(common.LUA, url, extra and extra .. " " or "", path)
+    .. "upload-offline-conversions --base-url %s --counter 1 %s%s%s; s=$?; rm -rf $d; exit $s")
+    :format(common.LUA, sink.url, sink.ca_file and "--ca-file " .. sink.ca_file .. " " or "",
+      extra and extra .. " " or "", path)
 end
 
 -- { median, min, max } of wall seconds and of user+sys seconds of each
@@ -130,23 +134,25 @@ end
 -- The uploads to one sink, each compared with curl's or with the plain
 -- upload of the same kind (vs), with the sink's own processor time when its
 -- process is known (2 cores are shared by the upload's threads and nginx);
--- with parts, also the parts of the command line's default upload alone.
+-- with converted (a path), also that file's; with parts, also the parts of
+-- the command line's default upload alone.
 local function sink_rows(rows, sink_name, sink, big, converted, parts)
-  local url = sink.url
   local semicolon = [[--encoding cp1251 --delimiter ';']]
   local cases = {
-    { "curl -F", ("curl -sS -o /dev/null -F file=@%s %s/management/v1/counter/1/offline_conversions/upload")
-      :format(big, url) },
-    { "csvup command line, default (journal on: checked and hashed as it is sent)", command_line(url, big), vs = 1,
+    { "curl -F", ("curl -sS -o /dev/null %s-F file=@%s %s/management/v1/counter/1/offline_conversions/upload")
+      :format(sink.ca_file and "--cacert " .. sink.ca_file .. " " or "", big, sink.url) },
+    { "csvup command line, default (journal on: checked and hashed as it is sent)", command_line(sink, big), vs = 1,
       goal = "goal ≤ 1.5× wall, ≤ 2× cpu" },
-    { "csvup library, default (every row checked as it is sent)", library(url, big, '"full"'), vs = 1,
+    { "csvup library, default (every row checked as it is sent)", library(sink, big, '"full"'), vs = 1,
       goal = "goal ≤ 1.25× cpu, aim 1.0×" },
-    { "csvup library, validate = false", library(url, big, "false"), vs = 1 },
-    { "csvup library, Windows-1251 \";\" file converted as it is sent (every row checked)",
-      library(url, converted, '"full"', '"cp1251"', '";"'), vs = 3, goal = "goal ≤ 2× the plain upload" },
-    { "csvup command line, default, Windows-1251 \";\" file", command_line(url, converted, semicolon), vs = 2,
-      goal = "goal ≤ 2× the plain upload" },
+    { "csvup library, validate = false", library(sink, big, "false"), vs = 1 },
   }
+  if converted then
+    cases[5] = { "csvup library, Windows-1251 \";\" file converted as it is sent (every row checked)",
+      library(sink, converted, '"full"', '"cp1251"', '";"'), vs = 3, goal = "goal ≤ 2× the plain upload" }
+    cases[6] = { "csvup command line, default, Windows-1251 \";\" file", command_line(sink, converted, semicolon),
+      vs = 2, goal = "goal ≤ 2× the plain upload" }
+  end
   if parts then
     for _, part in ipairs {
       { "part alone: reading the file (cat)", ("cat %s >/dev/null"):format(big), part = true },
@@ -183,10 +189,14 @@ return function()
   local rows = {}
   local sink = openresty.start("http://127.0.0.1:1", "t")
   local discard = start_discard()
+  local https = tls.start(nil, { answer = [[default_type application/json;
+    return 200 '{"uploading":{"id":1,"status":"UPLOADED"}}';]] })
   sink_rows(rows, "nginx return 200", discard, big, converted, true)
   sink_rows(rows, "nginx reading the body (/sink)", { url = sink.url .. "/sink" }, big, converted)
+  sink_rows(rows, "nginx return 200 over HTTPS", https, big)
+  https.stop()
   local function peak(path, validate)
-    return tonumber(common.run(library(discard.url, path, validate))) / 1024
+    return tonumber(common.run(library(discard, path, validate))) / 1024
   end
   rows[#rows + 1] = { "peak RSS uploading 100 MB / 1 GB", nil, ("%.1f MB / %.1f MB (goal < 16 MB at 1 GB, within 2 MB)")
     :format(peak(common.conversions_file(100), "false"), peak(common.conversions_file(1024), "false")) }

@@ -31,7 +31,7 @@ http {
 }
 ]]
 
--- tls.start(upstream_url, { http2 = true, answer = "nginx directives" }?) -> { url, ca_file, stop() }:
+-- tls.start(upstream_url, { http2 = true, answer = "nginx directives" }?) -> { url, ca_file, pid, stop() }:
 -- requests go to the upstream, or get the answer (`return 200 "..."`, say) without it.
 function tls.start(upstream, opts)
   local dir = files.tmpdir()
@@ -44,6 +44,7 @@ function tls.start(upstream, opts)
   return {
     url = "https://127.0.0.1:" .. port,
     ca_file = dir .. "/cert.pem",
+    pid = io.open(dir .. "/nginx.pid"):read("l"),
     stop = function()
       stop()
       files.remove(dir)
