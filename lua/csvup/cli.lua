@@ -788,8 +788,8 @@ local function run_service(service, args, command)
   end
   local base_url, events = args.base_url or os.getenv(ENV_BASE_URL), {}
   local client, err = csvup[service].new { token = secret, base_url = base_url ~= "" and base_url or nil,
-    counter = args.counter, ulogin = args.ulogin, app = args.app, retries = args.retries,
-    ca_file = args.ca_file, allow_http = args.allow_http or nil, verbose = args.verbose or nil, on_event = on_event(events),
+    counter = args.counter, ulogin = args.ulogin, app = args.app, retries = args.retries, ca_file = args.ca_file,
+    allow_http = args.allow_http or nil, verbose = args.verbose or nil, on_event = on_event(events),
     resolve_timeout = args.resolve_timeout,
     journal = args.file and not args.no_journal and not args.dry_run and (args.journal or true) or nil }
   if not client then

@@ -87,8 +87,9 @@ end
 
 -- A sink: { url, pid? (its process), ca_file? (HTTPS) }.
 local function library(sink, path, validate, encoding, delimiter)
-  return ("%s -e %s"):format(common.LUA, quoted(UPLOAD:format(sink.url, sink.ca_file and ("%q"):format(sink.ca_file) or "nil", path, validate,
-    encoding or "nil", delimiter or "nil")))
+  local ca_file = sink.ca_file and ("%q"):format(sink.ca_file) or "nil"
+  return ("%s -e %s"):format(common.LUA, quoted(UPLOAD:format(sink.url, ca_file, path, validate, encoding or "nil",
+    delimiter or "nil")))
 end
 
 -- The command line's default upload (extra: more options), with a journal
