@@ -50,18 +50,18 @@ function batch.batch(jobs, opts)
   local results, pools, order = {}, {}, {}
   for i, job in ipairs(jobs) do
     local call, err = job.client.plans[job.method](job.client, job.args)
-    local m, ticket = registry.method[job.method], nil
+    local m, booking = registry.method[job.method], nil
     if call and call.args.source then -- checked (and hashed): opened again when its upload starts
       call.args.source:park()
     end
     if call and m.shape == "upload" then -- its journal entry and marker, as a single call has
-      ticket, err = once.before(job.client, call, m, job.args)
-      call = ticket and call
+      booking, err = once.before(job.client, call, m, job.args)
+      call = booking and call
     end
     if not call then
       results[i] = { nil, err }
-    elseif ticket and ticket.result then
-      results[i] = { ticket.result }
+    elseif booking and booking.result then
+      results[i] = { booking.result }
     else
       local key = job.client -- jobs of one client share its pool of connections
       if not pools[key] then
@@ -70,7 +70,7 @@ function batch.batch(jobs, opts)
       end
       local pool = pools[key]
       pool.entries[#pool.entries + 1] = { endpoint = registry.endpoint[call.endpoint], args = call.args }
-      pool.jobs[#pool.jobs + 1] = { index = i, call = call, job = job, ticket = ticket }
+      pool.jobs[#pool.jobs + 1] = { index = i, call = call, job = job, booking = booking }
     end
   end
   local done, count, stopped = 0, #jobs, nil
@@ -123,8 +123,8 @@ function batch.batch(jobs, opts)
       if call.args.source then
         call.args.source:close()
       end
-      if entry.ticket then
-        results[entry.index] = { once.after(c, call, entry.ticket, answer, failure) }
+      if entry.booking then
+        results[entry.index] = { once.after(c, call, entry.booking, answer, failure) }
       elseif answer then
         results[entry.index] = { call.finish(answer) }
       else

@@ -279,47 +279,47 @@ end
 
 -- Sends the call through the journal's gate: its marker chosen now, and
 -- recorded with the entry the gate makes.
-local function through_gate(call, kind, m, ticket, key)
+local function through_gate(call, kind, m, booking, key)
   local args = call.args
-  ticket.marker = fresh_marker()
-  ticket.unmarked = { comment = args.query and args.query.comment, filename = args.filename }
-  local ok, err = mark(call, kind, ticket.marker, m)
+  booking.marker = fresh_marker()
+  booking.unmarked = { comment = args.query and args.query.comment, filename = args.filename }
+  local ok, err = mark(call, kind, booking.marker, m)
   if not ok then
     return nil, err
   end
-  ticket.gate = { "journal", journal = ticket.journal, key = key, marker = ticket.marker }
+  booking.gate = { "journal", journal = booking.journal, key = key, marker = booking.marker }
   args.stages = args.stages or {}
-  args.stages[#args.stages + 1] = ticket.gate
-  return ticket
+  args.stages[#args.stages + 1] = booking.gate
+  return booking
 end
 
 -- The call as it was before through_gate.
-local function ungate(call, ticket)
+local function ungate(call, booking)
   local args, stages = call.args, call.args.stages
   for i = #stages, 1, -1 do
-    if stages[i] == ticket.gate then
+    if stages[i] == booking.gate then
       remove(stages, i)
     end
   end
   if args.query then
-    args.query.comment = ticket.unmarked.comment
+    args.query.comment = booking.unmarked.comment
   end
-  args.filename = ticket.unmarked.filename
+  args.filename = booking.unmarked.filename
 end
 
--- once.before(self, call, m, opts) -> ticket | nil, err, before an upload
+-- once.before(self, call, m, opts) -> booking | nil, err, before an upload
 -- is sent: the journal consulted (and the upload recorded), the marker put
--- in. ticket.result is set when the upload was found instead of to be sent.
+-- in. booking.result is set when the upload was found instead of to be sent.
 function once.before(self, call, m, opts)
   local kind = registry.kind[m.kind]
   local j = opts.journal ~= false and self.journal or nil
-  local ticket = { kind = kind, name = m.name, journal = j, since = os.time() }
+  local booking = { kind = kind, name = m.name, journal = j, since = os.time() }
   local entry, err
   if j then
     local key
     key, err = gate_key(self, j, call, kind, opts.force)
     if key then
-      return through_gate(call, kind, m, ticket, key)
+      return through_gate(call, kind, m, booking, key)
     elseif err then
       return nil, err
     end
@@ -343,16 +343,16 @@ function once.before(self, call, m, opts)
         self.content_id_types[tostring(earlier.id)] = steps.content_id_type
       end
       entries(self)[earlier] = { journal = j, id = entry.id, steps = steps }
-      ticket.result = earlier
-      return ticket
+      booking.result = earlier
+      return booking
     end
-    ticket.entry, ticket.since = entry, entry.created
+    booking.entry, booking.since = entry, entry.created
   end
-  ticket.marker = kind.mark and (entry and (entry.marker
+  booking.marker = kind.mark and (entry and (entry.marker
     or marker_of(entry.hash .. " " .. entry.id .. " " .. entry.created)) or fresh_marker())
-  if ticket.marker then
+  if booking.marker then
     local ok
-    ok, err = mark(call, kind, ticket.marker, m)
+    ok, err = mark(call, kind, booking.marker, m)
     if not ok then
       if entry then
         j:fail(entry.id, err.code)
@@ -361,48 +361,48 @@ function once.before(self, call, m, opts)
     end
   end
   if entry and entry.state == "started" then
-    if not ticket.marker then
+    if not booking.marker then
       j:release(entry.id)
       return errors.fail("network", "outcome_unknown", format("%s: an earlier run started this upload and did not "
         .. "finish, and the service lists no uploadings to look in: check it by hand, then send again with force",
         m.name))
     end
-    local found, u = once.lookup(self, kind, ticket.marker, ticket.since)
+    local found, u = once.lookup(self, kind, booking.marker, booking.since)
     if found == "found" then
-      ticket.result, ticket.unrecorded = u, record(self, j, entry, u)
+      booking.result, booking.unrecorded = u, record(self, j, entry, u)
     elseif found == "unknown" then
       j:release(entry.id)
       if u.code == "interrupted" then
         return nil, u
       end
       return nil, still_unknown({ message = "an earlier run sent it and did not learn the answer" }, m.name,
-        ticket.marker, found, u)
+        booking.marker, found, u)
     end -- not listed past the lag allowance: it is sent now
   end
-  return ticket
+  return booking
 end
 
--- once.after(self, call, ticket, answer, err) -> result | nil, err: the
+-- once.after(self, call, booking, answer, err) -> result | nil, err: the
 -- upload's answer, or, when its outcome is unknown, the upload looked for
 -- by the marker; the journal told how it ended. A result the journal could
 -- not record comes with the note "unrecorded" and the journal's error.
-function once.after(self, call, ticket, answer, err)
+function once.after(self, call, booking, answer, err)
   local result, unrecorded
   if answer then
     result, err = call.finish(answer)
   end
-  local entry, j = ticket.entry, ticket.journal
+  local entry, j = booking.entry, booking.journal
   -- stopped by this side (a signal, a callback's error): that error is the
   -- answer, and a rerun looks for the upload before sending it
   if not result and not refused(err) and err.code ~= "interrupted" and err.code ~= "callback_error"
-    and ticket.marker then
-    local found, u = once.lookup(self, ticket.kind, ticket.marker, ticket.since)
+    and booking.marker then
+    local found, u = once.lookup(self, booking.kind, booking.marker, booking.since)
     if found == "found" then
       result, err = u, nil
     elseif u and u.code == "interrupted" then -- stopped while looking: sent whole, the outcome unknown
-      err, u.request_sent, u.signal, u.marker = u, true, nil, ticket.marker
+      err, u.request_sent, u.signal, u.marker = u, true, nil, booking.marker
     else
-      err = still_unknown(err, ticket.name, ticket.marker, found, u)
+      err = still_unknown(err, booking.name, booking.marker, found, u)
     end
   end
   if entry then
@@ -424,28 +424,28 @@ end
 -- when the result was found instead of sent, "unrecorded" (and the
 -- journal's error) when the journal could not record it.
 function once.send(self, call, m, opts)
-  local ticket, err = once.before(self, call, m, opts)
-  if not ticket then
+  local booking, err = once.before(self, call, m, opts)
+  if not booking then
     return nil, err
-  elseif ticket.result then
-    if ticket.unrecorded then
-      return ticket.result, nil, "unrecorded", ticket.unrecorded
+  elseif booking.result then
+    if booking.unrecorded then
+      return booking.result, nil, "unrecorded", booking.unrecorded
     end
-    return ticket.result, nil, "journal"
+    return booking.result, nil, "journal"
   end
   local answer, lost
   answer, err = self:call(call.endpoint, call.args)
-  if ticket.gate then
-    ungate(call, ticket)
+  if booking.gate then
+    ungate(call, booking)
     if not answer and err.code == "journal_holds" then -- the journal holds it: hashed first, as any other
       call.digest.gate = nil
       return once.send(self, call, m, opts)
     end
-    ticket.entry, lost = ticket.journal:marked(ticket.marker) -- none when the body never reached the gate
-    ticket.since = ticket.entry and ticket.entry.created or ticket.since
+    booking.entry, lost = booking.journal:marked(booking.marker) -- none when the body never reached the gate
+    booking.since = booking.entry and booking.entry.created or booking.since
   end
   local result, note, unrecorded
-  result, err, note, unrecorded = once.after(self, call, ticket, answer, err)
+  result, err, note, unrecorded = once.after(self, call, booking, answer, err)
   if result and not note and lost then -- recorded as started, its end not: a rerun looks it up by its marker
     return result, nil, "unrecorded", lost
   end

@@ -64,8 +64,8 @@ local ITERATE = [[
 
 local function start_discard()
   local dir, port = files.tmpdir(), nginx.free_port()
-  local stop = nginx.start(dir, port, (DISCARD:gsub("{(%w+)}", { dir = dir, port = tostring(port) })))
-  return { url = "http://127.0.0.1:" .. port, pid = io.open(dir .. "/nginx.pid"):read("l"), stop = function()
+  local stop, pid = nginx.start(dir, port, (DISCARD:gsub("{(%w+)}", { dir = dir, port = tostring(port) })))
+  return { url = "http://127.0.0.1:" .. port, pid = pid, stop = function()
     stop()
     files.remove(dir)
   end }

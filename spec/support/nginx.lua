@@ -26,7 +26,7 @@ function nginx.wait(port)
 end
 
 -- Runs a shell command that execs nginx and waits until port answers;
--- returns the function that stops it.
+-- returns the function that stops it, and the process id nginx runs as.
 function nginx.run(command, port)
   local pipe = assert(io.popen("echo $$; " .. command))
   local pid = pipe:read("l")
@@ -34,11 +34,12 @@ function nginx.run(command, port)
   return function()
     os.execute("kill " .. pid)
     pipe:close()
-  end
+  end, pid
 end
 
 -- Starts nginx with config (whose paths are under dir) and waits until port
--- answers; returns the function that stops it.
+-- answers; returns the function that stops it, and its process id (one
+-- process, with master_process off).
 function nginx.start(dir, port, config)
   files.write(dir .. "/nginx.conf", config)
   return nginx.run(("exec nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(dir, dir, dir), port)

@@ -38,13 +38,13 @@ function tls.start(upstream, opts)
   assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 "
     .. "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"):format(dir, dir)))
   local port = nginx.free_port()
-  local stop = nginx.start(dir, port, CONFIG:format(dir, dir, dir, dir, dir, dir, dir, port,
+  local stop, pid = nginx.start(dir, port, CONFIG:format(dir, dir, dir, dir, dir, dir, dir, port,
     opts and opts.http2 and " http2" or "", dir, dir,
     opts and opts.answer or ("proxy_pass %s; proxy_http_version 1.1; proxy_request_buffering off;"):format(upstream)))
   return {
     url = "https://127.0.0.1:" .. port,
     ca_file = dir .. "/cert.pem",
-    pid = io.open(dir .. "/nginx.pid"):read("l"),
+    pid = pid,
     stop = function()
       stop()
       files.remove(dir)
