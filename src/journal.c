@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -160,17 +161,26 @@ static int busy_wait(void *arg, int count)
     return 1;
 }
 
+/* SQLite's error rc while doing `where`, as a message and its code:
+ * journal_busy when another process kept the lock past the deadline, else code. */
+static const char *db_failure(sqlite3 *db, int rc, const char *where, const char *code, char *message, size_t size)
+{
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        snprintf(message, size, "%s: another process kept it locked for %d s (%s)", where, BUSY_TIMEOUT_MS / 1000,
+                 sqlite3_errmsg(db));
+        return "journal_busy";
+    }
+    snprintf(message, size, "%s: %s", where, sqlite3_errmsg(db));
+    return code;
+}
+
 /* nil, err for SQLite's error rc in `where`, the string on top of the stack
- * (it is removed): journal_busy when another process kept the lock past the
- * deadline, else `code` of `kind`. */
+ * (it is removed): db_failure's, of `kind` unless the journal was busy. */
 static int db_error(lua_State *L, sqlite3 *db, int rc, enum error_kind kind, const char *code)
 {
-    const char *where = lua_tostring(L, -1);
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        journal_error(L, KIND_INTERNAL, "journal_busy", "%s: another process kept it locked for %d s (%s)", where,
-                     BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(db));
-    else
-        journal_error(L, kind, code, "%s: %s", where, sqlite3_errmsg(db));
+    char message[PATH_MAX + 512];
+    const char *failed = db_failure(db, rc, lua_tostring(L, -1), code, message, sizeof message);
+    journal_error(L, failed == code ? kind : KIND_INTERNAL, failed, "%s", message);
     lua_remove(L, -3);
     return 2;
 }
@@ -263,7 +273,7 @@ static int owner_alive(sqlite3_stmt *find, const struct owner *self)
 
 /* A text field of an argument table, left on the stack so that it lives on
  * while SQLite reads it; NULL when absent and optional. Numbers count as text. */
-static const char *text_arg(lua_State *L, int t, const char *name, int required, int *len)
+const char *journal_text_arg(lua_State *L, int t, const char *name, int required, int *len)
 {
     size_t n;
     const char *s;
@@ -444,8 +454,8 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
     return d->failed ? -1 : 0;
 }
 
-/* The key's text fields of the table at t, in the order of S_FIND and S_INSERT. */
-static const char *const KEY[8] = { "service", "base_url", "account", "counter", "endpoint", "query", "hash", "file" };
+const char *const JOURNAL_KEY[8] = { "service", "base_url", "account", "counter", "endpoint", "query", "hash",
+                                     "file" };
 
 /* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force?, marker? }
  * -> entry | nil, err
@@ -465,8 +475,8 @@ static int journal_begin(lua_State *L)
 
     luaL_checktype(L, 2, LUA_TTABLE);
     for (i = 0; i < 8; i++)
-        text[i] = text_arg(L, 2, KEY[i], required[i], &len[i]);
-    marker = text_arg(L, 2, "marker", 0, &marker_len);
+        text[i] = journal_text_arg(L, 2, JOURNAL_KEY[i], required[i], &len[i]);
+    marker = journal_text_arg(L, 2, "marker", 0, &marker_len);
     luaL_argcheck(L, len[1] > 0, 2, "base_url must name where the upload goes");
     lua_getfield(L, 2, "size");
     luaL_argcheck(L, lua_isnil(L, -1) || csvup_tointeger(L, -1, &size), 2, "size must be an integer");
@@ -495,7 +505,7 @@ const char *journal_gate(struct journal *j, const char *const *text, const int *
                          const char *marker, const char **code, char *message, size_t message_size)
 {
     struct decision d;
-    int rc;
+    char where[PATH_MAX + 64];
     *code = "journal_failed";
     if (!j->db || j->readonly) {
         snprintf(message, message_size, "the journal is %s", j->db ? "read-only" : "closed");
@@ -503,14 +513,8 @@ const char *journal_gate(struct journal *j, const char *const *text, const int *
     }
     start_call(j);
     if (decide(j, text, len, (int64_t)size, 0, marker, 0, &d) != 0) {
-        rc = sqlite3_errcode(j->db);
-        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) { /* as db_error says it */
-            *code = "journal_busy";
-            snprintf(message, message_size, "journal %s: %s: another process kept it locked for %d s (%s)", j->path,
-                     d.failed, BUSY_TIMEOUT_MS / 1000, sqlite3_errmsg(j->db));
-        } else {
-            snprintf(message, message_size, "journal %s: %s: %s", j->path, d.failed, sqlite3_errmsg(j->db));
-        }
+        snprintf(where, sizeof where, "journal %s: %s", j->path, d.failed);
+        *code = db_failure(j->db, sqlite3_errcode(j->db), where, *code, message, message_size);
         return NULL;
     }
     return d.outcome;
@@ -534,7 +538,7 @@ static int journal_holds(lua_State *L)
     int64_t size = -1;
     luaL_checktype(L, 2, LUA_TTABLE);
     for (i = 0; i < 6; i++)
-        if (!(text[i] = text_arg(L, 2, KEY[i], 0, &len[i])))
+        if (!(text[i] = journal_text_arg(L, 2, JOURNAL_KEY[i], 0, &len[i])))
             text[i] = "";
     lua_getfield(L, 2, "size");
     luaL_argcheck(L, csvup_tointeger(L, -1, &size), 2, "size must be an integer");
@@ -596,7 +600,7 @@ static int journal_finish(lua_State *L)
     int len[4], i;
     luaL_checktype(L, 3, LUA_TTABLE);
     for (i = 0; i < 4; i++)
-        text[i] = text_arg(L, 3, key[i], 0, &len[i]);
+        text[i] = journal_text_arg(L, 3, key[i], 0, &len[i]);
     if (!j->db)
         return journal_error(L, KIND_INTERNAL, "closed", "the journal is closed");
     start_call(j);

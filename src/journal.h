@@ -12,6 +12,13 @@ int journal_check_file(lua_State *L);
 void journal_init(lua_State *L);
 
 struct journal;
+/* The key's text fields, in the order of the statements that find and record an entry. */
+extern const char *const JOURNAL_KEY[8];
+#define JOURNAL_KEY_HASH 6
+/* The text (a string or a number) of field name of the table at t, left on
+ * the stack, and its length; NULL when it is nil and not required. Raises
+ * when it is anything else. */
+const char *journal_text_arg(lua_State *L, int t, const char *name, int required, int *len);
 /* The csvup.journal at idx, or NULL when it is something else. */
 struct journal *journal_test(lua_State *L, int idx);
 /* What j:begin decides for the key text[0..7] (service, base_url, account,

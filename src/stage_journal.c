@@ -40,8 +40,8 @@ static int gate_finish(struct stage *s)
         return -1;
     if (g->recorded)
         return 0;
-    g->key[6] = g->hash;
-    g->len[6] = DIGEST_HEX - 1;
+    g->key[JOURNAL_KEY_HASH] = g->hash;
+    g->len[JOURNAL_KEY_HASH] = DIGEST_HEX - 1;
     outcome = journal_gate(g->j, (const char *const *)g->key, g->len, g->size, g->marker, &code, message,
                            sizeof message);
     if (!outcome)
@@ -57,7 +57,7 @@ static void gate_free(struct stage *s)
     struct journal_stage *g = (struct journal_stage *)s;
     int i;
     for (i = 0; i < 8; i++)
-        if (i != 6)
+        if (i != JOURNAL_KEY_HASH)
             free(g->key[i]);
     free(g->marker);
     free(g);
@@ -77,11 +77,11 @@ static char *copy(const char *s, size_t len)
 
 int stage_add_journal(lua_State *L, struct chain *c, int idx)
 {
-    static const char *const names[8] = { "service", "base_url", "account", "counter", "endpoint", "query", NULL,
-                                          "file" };
+    static const int required[8] = { 1, 1, 0, 0, 1, 0, 0, 0 };
     struct journal_stage *g;
     const char *text[8] = { NULL };
-    size_t len[8] = { 0 }, marker_len;
+    int len[8] = { 0 };
+    size_t marker_len;
     const char *marker;
     int i, key, ok;
     lua_getfield(L, idx, "journal");
@@ -92,26 +92,19 @@ int stage_add_journal(lua_State *L, struct chain *c, int idx)
     lua_getfield(L, idx, "key");
     luaL_argcheck(L, lua_istable(L, -1), 2, "args.stages: journal takes the upload's key");
     key = lua_gettop(L);
-    for (i = 0; i < 8; i++) { /* left on the stack while they are copied */
-        if (!names[i])
-            continue;
-        lua_getfield(L, key, names[i]);
-        if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
-            text[i] = lua_tolstring(L, -1, &len[i]);
-        else
-            luaL_argcheck(L, lua_isnil(L, -1) && i != 0 && i != 1 && i != 4, 2,
-                          "args.stages: the journal key's service, base_url and endpoint are text");
-    }
+    for (i = 0; i < 8; i++) /* left on the stack while they are copied; the hash comes at the end */
+        if (i != JOURNAL_KEY_HASH)
+            text[i] = journal_text_arg(L, key, JOURNAL_KEY[i], required[i], &len[i]);
     if (!(g = calloc(1, sizeof *g)))
         return chain_add(c, NULL);
     g->s.ops = &GATE_OPS;
     g->j = journal_test(L, key - 2);
     ok = (g->marker = copy(marker, marker_len)) != NULL;
     for (i = 0; i < 8 && ok; i++) {
-        if (!names[i] || (i == 7 && !text[i])) /* the hash comes at the end; no file name is NULL */
+        if (i == JOURNAL_KEY_HASH || (i == 7 && !text[i])) /* no file name is NULL */
             continue;
-        ok = (g->key[i] = copy(text[i] ? text[i] : "", len[i])) != NULL;
-        g->len[i] = (int)len[i];
+        ok = (g->key[i] = copy(text[i] ? text[i] : "", (size_t)len[i])) != NULL;
+        g->len[i] = len[i];
     }
     lua_settop(L, key - 3);
     if (!ok || stage_add_sha256(c, g->hash, &g->size) < 0) {
