@@ -35,6 +35,11 @@ local PAGE, PAGES_MAX = 10000, 20
 -- more than this before the upload started is older than it.
 local CLOCK_SKEW = 600
 
+-- What this side stops an upload with (a signal, a callback's error): once
+-- the body went out whole, that error is the answer, and a rerun looks for
+-- the upload before sending it.
+local STOPPED_HERE = { interrupted = true, callback_error = true }
+
 -- "csvup" and ten hex digits: only Latin letters and digits, which any comment may hold.
 local function marker_of(seed)
   return "csvup" .. core.sha256(seed):sub(1, 10)
@@ -263,13 +268,13 @@ end
 -- nil for any other, which is hashed before anything is sent; nil, err when
 -- the journal cannot tell.
 local function gate_key(self, j, call, kind, force)
-  local args = call.args
-  if force or not kind.mark or not (call.digest and call.digest.gate) or call.digest.sha256 or not args.source
-    or args.source:size() == 0 then
+  local source = call.args.source
+  local size = source and source:size() or 0
+  if force or not kind.mark or not (call.digest and call.digest.gate) or call.digest.sha256 or size == 0 then
     return nil
   end
   local key = key_of(self, call)
-  key.size = args.source:size()
+  key.size = size
   local holds, err = j:holds(key)
   if holds ~= false then
     return nil, err
@@ -392,10 +397,7 @@ function once.after(self, call, booking, answer, err)
     result, err = call.finish(answer)
   end
   local entry, j = booking.entry, booking.journal
-  -- stopped by this side (a signal, a callback's error): that error is the
-  -- answer, and a rerun looks for the upload before sending it
-  if not result and not refused(err) and err.code ~= "interrupted" and err.code ~= "callback_error"
-    and booking.marker then
+  if not result and not refused(err) and not STOPPED_HERE[err.code] and booking.marker then
     local found, u = once.lookup(self, booking.kind, booking.marker, booking.since)
     if found == "found" then
       result, err = u, nil
