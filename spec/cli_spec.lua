@@ -367,12 +367,16 @@ describe("csvup command, from cron and on a terminal", function()
     local server = assert(socket.bind("127.0.0.1", 0))
     local _, port = server:getsockname()
     local url = "http://127.0.0.1:" .. port
+    local go = dir .. "/go" -- made once part of the body has arrived
+    server:settimeout(30)
     local function interrupted(shell)
+      os.remove(go)
       local pipe = io.popen(shell)
       local client = assert(server:accept())
       client:settimeout(20)
       local got, problem = client:receive(200000) -- then it reads no more: the body stalls part way
       assert(got, tostring(problem) .. ": " .. tostring(files.read(dir .. "/err")))
+      files.write(go, "")
       return pipe, client
     end
     -- without a terminal
@@ -392,8 +396,8 @@ describe("csvup command, from cron and on a terminal", function()
     assert.is_true(tonumber(sent) > 0 and tonumber(sent) < tonumber(total))
     -- on a terminal: the bar part way, then the same words
     pipe, client = interrupted("script -qec " .. quote(command_line("metrika upload-offline-conversions --counter 1 "
-      .. "--no-journal " .. support.big_csv(), url) .. " & pid=$!; sleep 3; kill -INT $pid; wait $pid; echo status $?")
-      .. " /dev/null")
+      .. "--no-journal " .. support.big_csv(), url) .. " & pid=$!; timeout 30 sh -c 'until [ -e " .. go
+      .. " ]; do sleep 0.05; done'; kill -INT $pid; wait $pid; echo status $?") .. " /dev/null")
     local shown = pipe:read("a")
     pipe:close()
     client:close()

@@ -5,6 +5,7 @@ local core = require "csvup.core"
 local csvup = require "csvup"
 local support = require "support.sandbox"
 local files = require "support.files"
+local journal_lock = require "support.journal_lock"
 
 local CONVERSIONS = "spec/fixtures/offline_conversions.csv"
 
@@ -140,13 +141,11 @@ describe("the journal's gate", function()
   end)
 
   it("stops a body whose journal another process keeps locked at its end: journal_busy, nothing recorded", function()
-    local path, ran = big_file(dir .. "/big.csv"), false
+    local path, release = big_file(dir .. "/big.csv"), nil
     local u, err = m:upload_offline_conversions { file = path, comment = "crm", progress = function()
-      if not ran then -- locked past the 10 s a journal is waited for
-        ran = os.execute(("(printf 'BEGIN IMMEDIATE;\\n.shell sleep 11\\nCOMMIT;\\n' | sqlite3 %s/journal.sqlite3 "
-          .. ">/dev/null 2>&1 &); sleep 0.5"):format(dir))
-      end
+      release = release or journal_lock.hold(dir .. "/journal.sqlite3", "BEGIN IMMEDIATE;") -- past the 10 s waited
     end }
+    release()
     assert.is_nil(u)
     assert.are.same({ "journal_busy", false }, { err.code, err.request_sent })
     assert.are.equal(0, sandbox.posts())

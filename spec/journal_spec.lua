@@ -1,6 +1,7 @@
 -- The upload journal on a real SQLite file, shared by real processes.
 local core = require "csvup.core"
 local files = require "support.files"
+local journal_lock = require "support.journal_lock"
 local journal = require "csvup.journal"
 local support = require "support.sandbox"
 
@@ -200,29 +201,15 @@ INSERT INTO uploads (service, counter, endpoint, query, hash, state, uploading_i
   end)
 
   it("gives journal_busy, without waiting for as long as another process holds the lock", function()
-    local path, held = dir .. "/state/csvup/journal.sqlite3", dir .. "/held"
-    local holder = io.popen(("timeout 60 sqlite3 %s > %s"):format(path, held), "w")
-    holder:write("BEGIN EXCLUSIVE;\nUPDATE uploads SET updated = updated;\n.print locked\n")
-    holder:flush()
-    local deadline = core.now() + 10
-    local function locked()
-      local f = io.open(held)
-      local text = f and f:read("a") or ""
-      if f then
-        f:close()
-      end
-      return text:find("locked")
-    end
-    while not locked() and core.now() < deadline do
-      core.sleep(0.02)
-    end
+    local path = dir .. "/state/csvup/journal.sqlite3"
+    local release = journal_lock.hold(path, "BEGIN EXCLUSIVE;\nUPDATE uploads SET updated = updated;")
     local started = core.now()
     local none, err = journal.open(path)
     local open_took = core.now() - started
     started = core.now()
     local entry, begin_err = j:begin(upload())
     local begin_took = core.now() - started
-    holder:close()
+    release()
     assert.is_nil(none)
     assert.are.same({ "journal_busy", "internal" }, { err.code, err.kind })
     assert.is_true(open_took < 30)

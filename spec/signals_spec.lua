@@ -4,7 +4,7 @@ local support = require "support.sandbox"
 local files = require "support.files"
 
 describe("a signal to the csvup command", function()
-  local sandbox = support.sandbox()
+  local sandbox = support.sandbox { ["process-delay"] = 1000 } -- an uploading stays UPLOADED until the signal
 
   setup(sandbox.start)
   teardown(sandbox.stop)

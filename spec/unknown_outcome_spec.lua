@@ -6,6 +6,7 @@ local csvup = require "csvup"
 local json = require "csvup.json"
 local support = require "support.sandbox"
 local files = require "support.files"
+local journal_lock = require "support.journal_lock"
 local cli = require "support.cli"
 
 local OK, NETWORK, UNRECORDED = 0, 4, 7
@@ -221,12 +222,11 @@ describe("an unknown outcome", function()
         end
         os.execute("sleep 0.05")
       end
-      -- another process holds the journal past the answer and the 10 s a write waits
-      local holder = io.popen("(printf 'BEGIN IMMEDIATE;\\n.shell sleep 13\\nCOMMIT;\\n' | sqlite3 " .. path .. ") 2>&1")
+      -- another process holds the journal from before the answer until the 10 s a write waits are over
+      local release = journal_lock.hold(path, "BEGIN IMMEDIATE;")
       local text = pipe:read("a")
       local _, _, code = pipe:close()
-      holder:read("a")
-      holder:close()
+      release()
       assert.are.equal(UNRECORDED, code)
       assert.matches("uploading %d+ of " .. EXPENSES .. " could not be recorded in the journal", text)
       assert.matches(path, text, 1, true)
