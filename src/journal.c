@@ -456,6 +456,7 @@ static int decide(struct journal *j, const char *const *text, const int *len, in
 
 const char *const JOURNAL_KEY[8] = { "service", "base_url", "account", "counter", "endpoint", "query", "hash",
                                      "file" };
+const int JOURNAL_KEY_REQUIRED[8] = { 1, 1, 0, 0, 1, 0, 1, 0 };
 
 /* j:begin{ service, base_url, account?, counter?, endpoint, query?, hash, file?, size?, force?, marker? }
  * -> entry | nil, err
@@ -466,7 +467,6 @@ const char *const JOURNAL_KEY[8] = { "service", "base_url", "account", "counter"
  * marker: the one the upload carries, recorded with a new entry. */
 static int journal_begin(lua_State *L)
 {
-    static const int required[] = { 1, 1, 0, 0, 1, 0, 1, 0 };
     struct journal *j = journal_check(L);
     const char *text[8], *marker;
     int len[8], i, force, marker_len;
@@ -475,7 +475,7 @@ static int journal_begin(lua_State *L)
 
     luaL_checktype(L, 2, LUA_TTABLE);
     for (i = 0; i < 8; i++)
-        text[i] = journal_text_arg(L, 2, JOURNAL_KEY[i], required[i], &len[i]);
+        text[i] = journal_text_arg(L, 2, JOURNAL_KEY[i], JOURNAL_KEY_REQUIRED[i], &len[i]);
     marker = journal_text_arg(L, 2, "marker", 0, &marker_len);
     luaL_argcheck(L, len[1] > 0, 2, "base_url must name where the upload goes");
     lua_getfield(L, 2, "size");

@@ -14,7 +14,10 @@ void journal_init(lua_State *L);
 struct journal;
 /* The key's text fields, in the order of the statements that find and record an entry. */
 extern const char *const JOURNAL_KEY[8];
+/* Whether each of them must be there (service, base_url, endpoint, hash). */
+extern const int JOURNAL_KEY_REQUIRED[8];
 #define JOURNAL_KEY_HASH 6
+#define JOURNAL_KEY_FILE 7
 /* The text (a string or a number) of field name of the table at t, left on
  * the stack, and its length; NULL when it is nil and not required. Raises
  * when it is anything else. */

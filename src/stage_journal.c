@@ -77,7 +77,6 @@ static char *copy(const char *s, size_t len)
 
 int stage_add_journal(lua_State *L, struct chain *c, int idx)
 {
-    static const int required[8] = { 1, 1, 0, 0, 1, 0, 0, 0 };
     struct journal_stage *g;
     const char *text[8] = { NULL };
     int len[8] = { 0 };
@@ -94,14 +93,14 @@ int stage_add_journal(lua_State *L, struct chain *c, int idx)
     key = lua_gettop(L);
     for (i = 0; i < 8; i++) /* left on the stack while they are copied; the hash comes at the end */
         if (i != JOURNAL_KEY_HASH)
-            text[i] = journal_text_arg(L, key, JOURNAL_KEY[i], required[i], &len[i]);
+            text[i] = journal_text_arg(L, key, JOURNAL_KEY[i], JOURNAL_KEY_REQUIRED[i], &len[i]);
     if (!(g = calloc(1, sizeof *g)))
         return chain_add(c, NULL);
     g->s.ops = &GATE_OPS;
     g->j = journal_test(L, key - 2);
     ok = (g->marker = copy(marker, marker_len)) != NULL;
     for (i = 0; i < 8 && ok; i++) {
-        if (i == JOURNAL_KEY_HASH || (i == 7 && !text[i])) /* no file name is NULL */
+        if (i == JOURNAL_KEY_HASH || (i == JOURNAL_KEY_FILE && !text[i])) /* no file name is NULL */
             continue;
         ok = (g->key[i] = copy(text[i] ? text[i] : "", (size_t)len[i])) != NULL;
         g->len[i] = len[i];

@@ -13,10 +13,10 @@ function journal_lock.hold(path, sql)
   holder:write(sql, "\n.print locked\n")
   holder:flush()
   local deadline = socket.gettime() + 10
-  while not files.read(said):find("locked", 1, true) and socket.gettime() < deadline do
+  while not files.peek(said):find("locked", 1, true) do
+    assert(socket.gettime() < deadline, "sqlite3 did not take the lock: " .. files.peek(said))
     socket.sleep(0.02)
   end
-  assert(files.read(said):find("locked", 1, true), "sqlite3 did not take the lock: " .. files.read(said))
   return function()
     holder:close()
     os.remove(said)
